@@ -1,0 +1,16 @@
+# The two set-up commands in the README. Each installs what it needs into .venv first.
+.PHONY: dev test install lint
+
+install:
+	./scripts/bootstrap
+
+# Install, start the embedded services and the Dagster UI; the sample clip is processed by the sensor.
+dev: install
+	.venv/bin/reelgraph dev
+
+# Install and run the whole test suite (what CI runs).
+test: install
+	.venv/bin/python -m pytest -q -ra $(PYTEST_ARGS)
+
+lint: install
+	.venv/bin/ruff check .

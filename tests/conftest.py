@@ -1,0 +1,152 @@
+"""Shared fixtures: a real embedded PostgreSQL, moto's real S3 HTTP server, the sample clips."""
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One state folder per test session, set before any project module reads the environment, so a
+# test run never touches a developer's .reelgraph folder or another run's server.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="reelgraph-test-"))
+_SESSION_HOME.chmod(0o755)  # the embedded server runs as an unprivileged user when tests run as root
+os.environ["REELGRAPH_HOME"] = str(_SESSION_HOME)
+os.environ.pop("REELGRAPH_DATABASE_URL", None)
+os.environ.pop("REELGRAPH_S3_BUCKET", None)
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def state_home():
+    from video_analysis.home import StateHome
+
+    home = StateHome(_SESSION_HOME).ensure()
+    yield home
+    from video_analysis.postgres import EmbeddedPostgres
+
+    EmbeddedPostgres(home.pgdata).stop()
+    shutil.rmtree(home.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(state_home):
+    """The embedded PostgreSQL + pgvector server, migrated."""
+    from video_analysis import db
+
+    dsn = db.resolve_dsn(None, state_home.pgdata)
+    db.prepare(dsn)
+    return dsn
+
+
+@pytest.fixture
+def db(pg_dsn):
+    """An autocommit connection to an emptied database."""
+    from video_analysis.db import connect
+
+    conn = connect(pg_dsn, autocommit=True)
+    conn.execute("TRUNCATE videos CASCADE")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def inbox(tmp_path, monkeypatch, state_home):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    monkeypatch.setenv("REELGRAPH_INBOX", str(folder))
+    monkeypatch.setenv("REELGRAPH_SETTLE_SECONDS", "0")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's threaded server: a real S3 HTTP endpoint on 127.0.0.1 (no patched clients)."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, monkeypatch, state_home):
+    """A fresh bucket, configured for the project through the environment, as a user would."""
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "REELGRAPH_S3_ENDPOINT_URL": moto_endpoint,
+        "REELGRAPH_SETTLE_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"raw-videos-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("REELGRAPH_S3_BUCKET", bucket)
+    return client, bucket
+
+
+@pytest.fixture(scope="session")
+def sample_videos() -> Path:
+    configured = os.environ.get("REELGRAPH_SAMPLE_VIDEOS")
+    folder = Path(configured) if configured else REPO.parent / "shared" / "data" / "videos"
+    if not (folder / "one-by-one-person-detection.mp4").exists():
+        pytest.skip(f"sample clips not found in {folder} (set REELGRAPH_SAMPLE_VIDEOS)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def person_clip(sample_videos) -> Path:
+    return sample_videos / "one-by-one-person-detection.mp4"
+
+
+@pytest.fixture(scope="session")
+def bottle_clip(sample_videos) -> Path:
+    return sample_videos / "bottle-detection.mp4"
+
+
+@pytest.fixture
+def bad_files(tmp_path, person_clip) -> dict[str, tuple[Path, str]]:
+    """Unusable inputs, each with a fragment of the error a user should see."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    data = person_clip.read_bytes()
+    files = {
+        "empty.mp4": (b"", "empty"),
+        "truncated.mp4": (data[: len(data) // 3], "truncated or corrupt"),
+        "notes.mp4": (b"meeting notes, not footage\n" * 20, "not a video file: its content is text"),
+        "image.mp4": (b"\x89PNG\r\n\x1a\n" + bytes(200), "not a video file: its content is a PNG image"),
+        "garbage.mp4": (data[:12] + os.urandom(4096), "truncated or corrupt"),
+    }
+    result = {}
+    for name, (content, message) in files.items():
+        path = folder / name
+        path.write_bytes(content)
+        result[name] = (path, message)
+    return result
+
+
+@pytest.fixture
+def dagster_instance(tmp_path):
+    """A persistent (SQLite) Dagster instance in its own folder; reopen it to simulate a restart."""
+    from dagster import instance_for_test
+
+    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield instance

@@ -1,0 +1,127 @@
+"""The ``videos`` catalogue: one row per object version, mapping partition keys back to objects.
+
+Every write here is a single statement or runs inside the caller's transaction, so a failure
+never leaves a video half-described.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+from video_analysis.keys import facts_from_key
+from video_analysis.object_store import ObjectInfo
+from video_analysis.probe import VideoProbe
+
+
+class UnknownVideoError(LookupError):
+    """No video is registered under that partition key."""
+
+
+def register(conn: psycopg.Connection, obj: ObjectInfo) -> bool:
+    """Record an object version; returns False when it was already registered (no duplicate row)."""
+    facts = facts_from_key(obj.key)
+    cursor = conn.execute(
+        """INSERT INTO videos (partition_key, source, bucket, object_key, version, etag, size_bytes,
+                               last_modified, camera, recorded_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (partition_key) DO NOTHING""",
+        (obj.partition_key, obj.source, obj.bucket, obj.key, obj.version, obj.etag, obj.size,
+         obj.last_modified, facts.camera, facts.recorded_at),
+    )
+    return cursor.rowcount == 1
+
+
+def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
+    row = conn.execute(
+        """SELECT object_key, version, size_bytes, last_modified, source, bucket, etag
+           FROM videos WHERE partition_key = %s""",
+        (partition_key,),
+    ).fetchone()
+    if row is None:
+        raise UnknownVideoError(f"no video is registered for partition {partition_key!r}")
+    key, version, size, modified, source, bucket, etag = row
+    return ObjectInfo(key=key, version=version, size=size, last_modified=modified, source=source,
+                      bucket=bucket, etag=etag)
+
+
+def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) -> None:
+    conn.execute(
+        """UPDATE videos SET status = 'ready', error = NULL, attempts = attempts + 1, probed_at = now(),
+                  sha256 = %s, container = %s, codec = %s, fps = %s, width = %s, height = %s,
+                  frame_count = %s, header_frame_count = %s, duration_s = %s, thumbnail_jpeg = %s
+           WHERE partition_key = %s""",
+        (probe.sha256, probe.container, probe.codec, probe.fps, probe.width, probe.height,
+         probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg, partition_key),
+    )
+
+
+def mark_failed(conn: psycopg.Connection, partition_key: str, error: str) -> None:
+    """Record why a video is unusable and clear anything an earlier probe stored."""
+    conn.execute(
+        """UPDATE videos SET status = 'failed', error = %s, attempts = attempts + 1, probed_at = now(),
+                  sha256 = NULL, container = NULL, codec = NULL, fps = NULL, width = NULL, height = NULL,
+                  frame_count = NULL, header_frame_count = NULL, duration_s = NULL, thumbnail_jpeg = NULL
+           WHERE partition_key = %s""",
+        (error, partition_key),
+    )
+
+
+def record_stage(
+    conn: psycopg.Connection,
+    partition_key: str,
+    stage: str,
+    status: str,
+    *,
+    row_count: int | None = None,
+    model_version: str | None = None,
+    error: str | None = None,
+    run_id: str | None = None,
+) -> None:
+    conn.execute(
+        """INSERT INTO stage_runs (partition_key, stage, status, row_count, model_version, error, run_id)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (partition_key, stage) DO UPDATE SET
+               status = EXCLUDED.status, row_count = EXCLUDED.row_count,
+               model_version = EXCLUDED.model_version, error = EXCLUDED.error,
+               run_id = EXCLUDED.run_id, updated_at = now()""",
+        (partition_key, stage, status, row_count, model_version, error, run_id),
+    )
+
+
+@dataclass(frozen=True)
+class VideoStatus:
+    partition_key: str
+    object_key: str
+    source: str
+    camera: str | None
+    recorded_at: datetime | None
+    status: str
+    error: str | None
+    frame_count: int | None
+    duration_s: float | None
+    stages: dict[str, dict]
+
+
+def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus]:
+    """One entry per video, newest first, with each stage's state (like the old VideoAnalysis table)."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        videos = cursor.execute(
+            """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
+                      frame_count, duration_s
+               FROM videos ORDER BY registered_at DESC, partition_key LIMIT %s""",
+            (limit,),
+        ).fetchall()
+        stage_rows = cursor.execute(
+            "SELECT partition_key, stage, status, row_count, error FROM stage_runs WHERE partition_key = ANY(%s)",
+            ([v["partition_key"] for v in videos],),
+        ).fetchall()
+    stages: dict[str, dict[str, dict]] = {}
+    for row in stage_rows:
+        stages.setdefault(row["partition_key"], {})[row["stage"]] = {
+            "status": row["status"], "rows": row["row_count"], "error": row["error"],
+        }
+    return [VideoStatus(**video, stages=stages.get(video["partition_key"], {})) for video in videos]

@@ -1,0 +1,52 @@
+"""Connections to reelgraph's PostgreSQL: the embedded server by default, any server by URL."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from video_analysis.postgres import EmbeddedPostgres
+from video_analysis.schema import migrate
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+
+
+def resolve_dsn(url: str | None, pgdata: Path) -> str:
+    """The configured URL, or the embedded server's (started on demand)."""
+    if url:
+        # SQLAlchemy-style URLs (postgresql+psycopg2://) are accepted for convenience.
+        return url.replace("postgresql+psycopg2://", "postgresql://").replace("postgresql+psycopg://", "postgresql://")
+    return EmbeddedPostgres(pgdata).start()
+
+
+def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
+    conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        pass  # extension not created yet: the first migration creates it
+    return conn
+
+
+@contextmanager
+def session(dsn: str):
+    """A connection whose work commits on success and rolls back entirely on any error."""
+    conn = connect(dsn)
+    try:
+        with conn.transaction():
+            yield conn
+    finally:
+        conn.close()
+
+
+def prepare(dsn: str) -> list[int]:
+    """Apply pending migrations; safe to call from every process at start-up."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        return migrate(conn)

@@ -1,0 +1,57 @@
+"""The one state folder that holds everything reelgraph keeps locally.
+
+Embedded database, inbox, download cache and the local Dagster instance all live under it, so
+two checkouts (or two test runs) never share state: point ``REELGRAPH_HOME`` somewhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "REELGRAPH_HOME"
+
+
+def _default_home() -> Path:
+    # In a source checkout keep state beside the code (one state per checkout);
+    # an installed package falls back to the user's data folder.
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / ".reelgraph"
+    return Path.home() / ".local" / "share" / "reelgraph"
+
+
+@dataclass(frozen=True)
+class StateHome:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> StateHome:
+        configured = os.environ.get(HOME_ENV)
+        return cls(Path(configured).expanduser().resolve() if configured else _default_home())
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "thumbnails"
+
+    def ensure(self) -> StateHome:
+        for folder in (self.root, self.inbox, self.cache, self.dagster_home, self.thumbnails):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

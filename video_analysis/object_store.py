@@ -1,0 +1,244 @@
+"""Where raw footage lives: a local inbox folder by default, any S3-compatible bucket when configured.
+
+Both stores list in key order with a ``start_after`` position, so a caller can page through a
+bucket of any size a bounded slice at a time, and both fetch one object version into a local
+file by streaming (an S3 object is downloaded once into the cache, never the whole bucket).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from video_analysis.keys import normalize_version, partition_key_for
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+class ObjectStoreError(RuntimeError):
+    """The store could not list or fetch an object."""
+
+
+class ObjectChangedError(ObjectStoreError):
+    """The object was replaced or removed after it was listed: this version no longer exists."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One version of one stored object, as listed."""
+
+    key: str
+    version: str
+    size: int
+    last_modified: datetime
+    source: str  # "local" or "s3"
+    bucket: str | None = None
+    etag: str | None = None  # the store's full ETag (S3), used to pin downloads to this version
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key_for(self.key, self.version)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.source == "s3" else self.key
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    objects: list[ObjectInfo]
+    # Key to continue after on the next call; None once the listing reached the end.
+    next_start_after: str | None
+
+
+class ObjectStore(Protocol):
+    source: str
+
+    def list_page(self, start_after: str | None, limit: int) -> ListingPage: ...
+
+    def fetch(self, obj: ObjectInfo) -> Path: ...
+
+    def put(self, local_path: Path, key: str) -> ObjectInfo: ...
+
+    def head(self, key: str) -> ObjectInfo: ...
+
+    def describe(self) -> str: ...
+
+
+def local_version(size: int, mtime_ns: int) -> str:
+    """Cheap version token for a local file; the content hash is taken later, when probing."""
+    return hashlib.sha1(f"{size}:{mtime_ns}".encode()).hexdigest()[:12]
+
+
+class LocalFolderStore:
+    """A folder on disk treated as a bucket: keys are POSIX paths relative to the folder."""
+
+    source = "local"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def _info(self, path: Path) -> ObjectInfo:
+        stat = path.stat()
+        return ObjectInfo(
+            key=path.relative_to(self.root).as_posix(),
+            version=local_version(stat.st_size, stat.st_mtime_ns),
+            size=stat.st_size,
+            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+            source=self.source,
+        )
+
+    def _walk(self) -> Iterator[Path]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith("."):  # hidden files are partial uploads / editor temp files
+                    yield Path(dirpath) / name
+
+    def list_page(self, start_after: str | None, limit: int) -> ListingPage:
+        if not self.root.exists():
+            return ListingPage([], None)
+        keys = sorted(p.relative_to(self.root).as_posix() for p in self._walk())
+        if start_after is not None:
+            keys = [k for k in keys if k > start_after]
+        page, more = keys[:limit], len(keys) > limit
+        objects = []
+        for key in page:
+            try:
+                objects.append(self._info(self.root / key))
+            except FileNotFoundError:
+                continue  # removed between walk and stat
+        return ListingPage(objects, page[-1] if more and page else None)
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self.root / key
+        if not path.is_file():
+            raise ObjectChangedError(f"{key!r} is not in {self.describe()}")
+        return self._info(path)
+
+    def fetch(self, obj: ObjectInfo) -> Path:
+        current = self.head(obj.key)
+        if current.version != obj.version:
+            raise ObjectChangedError(
+                f"{obj.key!r} changed since it was listed (version {obj.version} is now {current.version})"
+            )
+        return self.root / obj.key
+
+    def put(self, local_path: Path, key: str) -> ObjectInfo:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy under a hidden name then rename, so a listing never sees a half-written file.
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False) as tmp:
+            with open(local_path, "rb") as src:
+                shutil.copyfileobj(src, tmp, CHUNK_BYTES)
+        os.replace(tmp.name, target)
+        return self._info(target)
+
+
+class S3Store:
+    """An S3 bucket (or MinIO/LocalStack/moto through ``endpoint_url``) under an optional prefix."""
+
+    source = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        cache_dir: Path,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        client=None,
+    ):
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.lstrip("/")
+        self.cache_dir = Path(cache_dir)
+        self.client = client or boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region_name)
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _info(self, key: str, etag: str, size: int, last_modified: datetime) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            version=normalize_version(etag),
+            size=size,
+            last_modified=last_modified,
+            source=self.source,
+            bucket=self.bucket,
+            etag=etag,
+        )
+
+    def list_page(self, start_after: str | None, limit: int) -> ListingPage:
+        objects: list[ObjectInfo] = []
+        position = start_after
+        truncated = True
+        while truncated and len(objects) < limit:
+            kwargs = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": min(1000, limit - len(objects))}
+            if position:
+                kwargs["StartAfter"] = position
+            try:
+                response = self.client.list_objects_v2(**kwargs)
+            except Exception as exc:  # botocore raises many types; all mean "cannot list"
+                raise ObjectStoreError(f"cannot list {self.describe()}: {exc}") from exc
+            for item in response.get("Contents", []):
+                if item["Key"].endswith("/"):
+                    continue  # folder placeholders
+                objects.append(self._info(item["Key"], item["ETag"], item["Size"], item["LastModified"]))
+                position = item["Key"]
+            truncated = response.get("IsTruncated", False)
+        return ListingPage(objects, position if truncated else None)
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise ObjectChangedError(f"{key!r} is not in {self.describe()}: {exc}") from exc
+        return self._info(key, response["ETag"], response["ContentLength"], response["LastModified"])
+
+    def fetch(self, obj: ObjectInfo) -> Path:
+        """Stream one object version into the cache (once); later calls reuse the cached file."""
+        from botocore.exceptions import ClientError
+
+        target = self.cache_dir / "s3" / self.bucket / partition_key_for(obj.key, obj.version)
+        if target.exists() and target.stat().st_size == obj.size:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # IfMatch pins the version we listed: a re-upload in between fails instead of mixing versions.
+            pinned = {"IfMatch": obj.etag} if obj.etag else {}
+            response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"PreconditionFailed", "NoSuchKey", "404", "412"}:
+                raise ObjectChangedError(f"{obj.uri} changed or was removed since it was listed") from exc
+            raise ObjectStoreError(f"cannot fetch {obj.uri}: {exc}") from exc
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as tmp:
+            try:
+                for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
+                    tmp.write(chunk)
+            except Exception:
+                os.unlink(tmp.name)
+                raise
+        os.replace(tmp.name, target)
+        log.info("fetched %s (%d bytes) into %s", obj.uri, obj.size, target)
+        return target
+
+    def put(self, local_path: Path, key: str) -> ObjectInfo:
+        self.client.upload_file(str(local_path), self.bucket, key)
+        return self.head(key)

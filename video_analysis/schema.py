@@ -1,0 +1,104 @@
+"""The one module that owns reelgraph's database schema.
+
+Migrations are numbered and append-only; ``migrate`` applies the missing ones in order, each in its
+own transaction under an advisory lock, so any number of processes may call it at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK = 0x5EE1_6A9F  # advisory-lock id shared by every reelgraph process
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "videos and per-stage state",
+        """
+        CREATE EXTENSION IF NOT EXISTS vector;
+
+        CREATE TABLE videos (
+            partition_key      text PRIMARY KEY,
+            source             text NOT NULL CHECK (source IN ('local', 's3')),
+            bucket             text,
+            object_key         text NOT NULL,
+            version            text NOT NULL,
+            etag               text,
+            size_bytes         bigint NOT NULL,
+            last_modified      timestamptz NOT NULL,
+            camera             text,
+            recorded_at        timestamptz,
+            status             text NOT NULL DEFAULT 'registered'
+                               CHECK (status IN ('registered', 'ready', 'failed')),
+            error              text,
+            attempts           integer NOT NULL DEFAULT 0,
+            sha256             text,
+            container          text,
+            codec              text,
+            fps                double precision,
+            width              integer,
+            height             integer,
+            frame_count        integer,
+            header_frame_count integer,
+            duration_s         double precision,
+            thumbnail_jpeg     bytea,
+            registered_at      timestamptz NOT NULL DEFAULT now(),
+            probed_at          timestamptz,
+            UNIQUE (source, bucket, object_key, version)
+        );
+        CREATE INDEX videos_camera_time ON videos (camera, recorded_at);
+        CREATE INDEX videos_status ON videos (status);
+        CREATE INDEX videos_sha256 ON videos (sha256);
+
+        -- One row per (video, stage): what `reelgraph status` shows and what failure alerts read.
+        CREATE TABLE stage_runs (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            stage          text NOT NULL,
+            status         text NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            row_count      integer,
+            model_version  text,
+            error          text,
+            run_id         text,
+            updated_at     timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (partition_key, stage)
+        );
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: psycopg.Connection) -> int:
+    exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Bring the schema to LATEST_VERSION; returns the versions applied now (empty when up to date)."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   description text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, description, sql in MIGRATIONS:
+            if version in done:
+                continue
+            log.info("applying schema migration %d: %s", version, description)
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)", (version, description)
+            )
+            applied.append(version)
+    return applied

@@ -1,0 +1,36 @@
+"""All configuration comes from the environment, read in one place (no hard-coded bucket or DSN)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from video_analysis.home import StateHome
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: StateHome = field(default_factory=StateHome.from_env)
+    # PostgreSQL URL; unset means "start the embedded server under the state folder".
+    database_url: str | None = field(default_factory=lambda: _env("REELGRAPH_DATABASE_URL"))
+    # S3 bucket of raw footage; unset means the local inbox folder.
+    s3_bucket: str | None = field(default_factory=lambda: _env("REELGRAPH_S3_BUCKET"))
+    s3_prefix: str = field(default_factory=lambda: _env("REELGRAPH_S3_PREFIX", "") or "")
+    s3_endpoint_url: str | None = field(
+        default_factory=lambda: _env("REELGRAPH_S3_ENDPOINT_URL", _env("AWS_ENDPOINT_URL"))
+    )
+    aws_region: str | None = field(default_factory=lambda: _env("AWS_REGION", _env("AWS_DEFAULT_REGION")))
+    inbox: str | None = field(default_factory=lambda: _env("REELGRAPH_INBOX"))
+    # Upload sensor: objects modified more recently than this are still being written.
+    settle_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_SETTLE_SECONDS", "5")))
+    # Upload sensor: at most this many objects are listed per tick (the rest on later ticks).
+    objects_per_tick: int = field(default_factory=lambda: int(_env("REELGRAPH_OBJECTS_PER_TICK", "5000")))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls()
