@@ -33,13 +33,13 @@ def raw_video(
         message = f"{obj.uri}: {exc}"
         with database.session() as conn:
             catalog.mark_failed(conn, partition_key, str(exc))
-            catalog.record_stage(conn, partition_key, STAGE, "failed", error=message, run_id=context.run_id)
+            catalog.record_stage(conn, partition_key, STAGE, "failed", error=message, run_id=context.run.run_id)
         # Bad input will not get better on retry: fail once, clearly, and keep the reason in `videos`.
         raise Failure(description=message, allow_retries=False) from exc
 
     with database.session() as conn:
         catalog.save_probe(conn, partition_key, probe)
-        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=context.run_id)
+        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=context.run.run_id)
 
     context.log.info("%s: %d frames at %.2f fps, %dx%d", obj.uri, probe.frame_count, probe.fps,
                      probe.width, probe.height)

@@ -12,7 +12,6 @@ log = logging.getLogger("reelgraph")
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SAMPLE_CLIP = "one-by-one-person-detection.mp4"
-FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 
 
 def sample_videos_dir() -> Path | None:
@@ -121,6 +120,7 @@ def cmd_process(args) -> int:
     from orchestration.definitions import build_resources
     from orchestration.instance import ensure_local_instance
     from orchestration.partitions import VIDEOS_PARTITIONS_NAME
+    from orchestration.results import failure_reasons
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis import catalog
     from video_analysis.settings import Settings
@@ -149,9 +149,7 @@ def cmd_process(args) -> int:
             print(f"ok   {name} -> {obj.partition_key}")
         else:
             failures += 1
-            reasons = [e.event_specific_data.error.message.strip().removeprefix(FAILURE_PREFIX)
-                       for e in result.all_events
-                       if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+            reasons = failure_reasons(result)
             print(f"FAIL {name} -> {obj.partition_key}: {' | '.join(reasons) or 'run failed'}")
     return 1 if failures else 0
 

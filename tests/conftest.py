@@ -20,6 +20,7 @@ os.environ.pop("REELGRAPH_DATABASE_URL", None)
 os.environ.pop("REELGRAPH_S3_BUCKET", None)
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+(_SESSION_HOME / "dagster").mkdir()
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 
 
@@ -148,5 +149,7 @@ def dagster_instance(tmp_path):
     """A persistent (SQLite) Dagster instance in its own folder; reopen it to simulate a restart."""
     from dagster import instance_for_test
 
-    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+    folder = tmp_path / "dagster"
+    folder.mkdir()
+    with instance_for_test(temp_dir=str(folder)) as instance:
         yield instance

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from dagster import DagsterInstance
+
+from orchestration.definitions import defs
+from orchestration.partitions import VIDEOS_PARTITIONS_NAME
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_definitions_expose_the_graph_sensor_and_job():
+    assert defs.get_assets_def("raw_video").partitions_def.name == VIDEOS_PARTITIONS_NAME
+    assert defs.resolve_sensor_def("video_upload_sensor").default_status.value == "RUNNING"
+    assert defs.resolve_job_def("process_video") is not None
+
+
+def test_workspace_validates_with_the_dagster_cli():
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "passed validation" in result.stderr + result.stdout
+
+
+def test_postgres_instance_config_loads_and_stores_partitions(pg_dsn, tmp_path, monkeypatch):
+    with psycopg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dagster_storage_test")
+        conn.execute("CREATE DATABASE dagster_storage_test")
+    url = pg_dsn.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/dagster_storage_test"
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", url)
+    (tmp_path / "dagster.yaml").write_text((REPO / "deploy/postgres/dagster.yaml").read_text())
+
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        instance.add_dynamic_partitions(VIDEOS_PARTITIONS_NAME, ["clip.mp4@abc"])
+        assert instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME) == ["clip.mp4@abc"]
+    finally:
+        instance.dispose()

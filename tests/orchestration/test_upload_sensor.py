@@ -1,0 +1,114 @@
+import os
+import time
+from collections import Counter
+
+import pytest
+
+from tests.orchestration.sensor_ticks import SensorHarness
+from video_analysis.keys import partition_key_for
+
+
+@pytest.fixture
+def sensor(dagster_instance, db):
+    return SensorHarness(dagster_instance)
+
+
+def _age(path, seconds=60):
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_a_dropped_clip_becomes_one_partition_and_one_run(sensor, inbox, person_clip, db):
+    (inbox / "lobby").mkdir()
+    clip = inbox / "lobby" / "one-by-one-person-detection.mp4"
+    clip.write_bytes(person_clip.read_bytes())
+    requested = sensor.tick()
+    assert len(requested) == 1 and requested[0].startswith("lobby/one-by-one-person-detection.mp4@")
+    assert sensor.partitions == requested
+    row = db.execute("SELECT object_key, source, status FROM videos").fetchall()
+    assert row == [("lobby/one-by-one-person-detection.mp4", "local", "registered")]
+    assert sensor.tick() == []  # nothing new on the next tick
+
+
+def test_restarts_and_cursor_resets_never_request_a_version_twice(sensor, inbox):
+    for i in range(6):
+        (inbox / f"clip{i}.mp4").write_bytes(b"footage %d" % i)
+    sensor.tick_until_quiet()
+    sensor.restart()
+    sensor.tick_until_quiet()
+    sensor.reset_cursor()
+    sensor.tick_until_quiet()
+    sensor.restart()
+    sensor.reset_cursor()
+    sensor.tick_until_quiet()
+    assert len(sensor.run_keys) == 6
+    assert Counter(sensor.run_keys).most_common(1)[0][1] == 1
+
+
+def test_a_file_still_being_written_waits_for_a_later_tick(sensor, inbox, monkeypatch):
+    monkeypatch.setenv("REELGRAPH_SETTLE_SECONDS", "30")
+    done, growing = inbox / "a_done.mp4", inbox / "b_growing.mp4"
+    done.write_bytes(b"finished upload")
+    _age(done)
+    growing.write_bytes(b"half of an upl")
+    assert [k.split("@")[0] for k in sensor.tick()] == ["a_done.mp4"]
+    assert sensor.cursor_position() == "a_done.mp4"  # resumes right before the unsettled file
+    growing.write_bytes(b"half of an upload, now complete")
+    assert sensor.tick() == []
+    _age(growing)
+    assert [k.split("@")[0] for k in sensor.tick()] == ["b_growing.mp4"]
+
+
+def test_listing_is_bounded_per_tick(sensor, inbox, monkeypatch):
+    monkeypatch.setenv("REELGRAPH_OBJECTS_PER_TICK", "5")
+    for i in range(12):
+        (inbox / f"seg{i:02d}.mp4").write_bytes(b"x%d" % i)
+    sizes = [len(sensor.tick()) for _ in range(3)]
+    assert sizes == [5, 5, 2]
+    assert sensor.cursor_position() is None  # the pass wrapped around
+    assert sensor.tick() == []
+
+
+def test_non_video_names_and_hidden_partial_uploads_are_ignored(sensor, inbox, db):
+    (inbox / "README.txt").write_text("camera notes")
+    (inbox / ".upload-3f2a.mp4").write_bytes(b"partial")
+    assert sensor.tick() == []
+    assert db.execute("SELECT count(*) FROM videos").fetchone()[0] == 0
+
+
+def test_odd_names_are_registered_under_safe_keys(sensor, inbox, db):
+    names = ["front door.mp4", "entrée été.mp4", "a,b|c.mp4", "로비 카메라.mp4"]
+    for name in names:
+        (inbox / name).write_bytes(name.encode())
+    requested = sensor.tick()
+    assert len(requested) == 4
+    assert not any(c in k for k in requested for c in ", |")
+    stored = {row[0] for row in db.execute("SELECT object_key FROM videos")}
+    assert stored == set(names)
+
+
+def test_twenty_s3_uploads_give_one_partition_per_object_version(sensor, s3_bucket, db):
+    client, bucket = s3_bucket
+
+    def upload(key, body):
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    keys = [f"cameras/cam{i % 3}/2026-01-0{1 + i % 3}T10-{i:02d}-00.mp4" for i in range(12)]
+    for key in keys:
+        upload(key, f"original {key}".encode())
+    sensor.tick_until_quiet()
+    for key in keys[:4]:
+        upload(key, f"original {key}".encode())  # duplicate: the same bytes again, the same version
+    for key in keys[4:8]:
+        upload(key, f"re-encoded {key}".encode())  # re-upload: new bytes, a new version
+    sensor.tick_until_quiet()
+    sensor.restart()
+    sensor.reset_cursor()
+    sensor.tick_until_quiet()
+
+    expected = {partition_key_for(k, client.head_object(Bucket=bucket, Key=k)["ETag"]) for k in keys}
+    assert len(sensor.partitions) == 16 == len(set(sensor.partitions))
+    assert expected <= set(sensor.partitions)
+    assert sorted(sensor.run_keys) == sorted(sensor.partitions)
+    rows = db.execute("SELECT count(*), count(DISTINCT partition_key), count(camera) FROM videos").fetchone()
+    assert rows == (16, 16, 16)

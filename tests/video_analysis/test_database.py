@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+from video_analysis import db, schema
+from video_analysis.postgres import EmbeddedPostgres
+
+
+def test_embedded_server_serves_pgvector_on_loopback(pg_dsn):
+    assert "@127.0.0.1:" in pg_dsn
+    with db.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        distance = conn.execute("SELECT '[1,0]'::vector <=> '[0,1]'::vector").fetchone()[0]
+        assert distance == 1.0
+
+
+def test_migrations_are_versioned_and_idempotent(pg_dsn):
+    assert db.prepare(pg_dsn) == []
+    with db.connect(pg_dsn) as conn:
+        assert schema.current_version(conn) == schema.LATEST_VERSION
+
+
+def test_every_process_finds_the_same_server(pg_dsn, state_home):
+    # A second process (webserver, daemon, run worker) resolves the same DSN instead of a new server.
+    code = "from video_analysis import db; from pathlib import Path; import sys; print(db.resolve_dsn(None, Path(sys.argv[1])))"
+    out = subprocess.run([sys.executable, "-c", code, str(state_home.pgdata)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == pg_dsn
+
+
+def test_server_restarts_with_its_data(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o755)
+    tmp_path.chmod(0o755)
+    server = EmbeddedPostgres(folder / "postgres")
+    try:
+        dsn = server.start()
+        db.prepare(dsn)
+        with db.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (x int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+        server.stop()
+        assert server.running_port() is None
+        dsn = server.start()
+        with db.connect(dsn) as conn:
+            assert conn.execute("SELECT x FROM kept").fetchone()[0] == 42
+    finally:
+        server.stop()
