@@ -10,6 +10,7 @@ dev: install
 
 # Install and run the whole test suite (what CI runs).
 test: install
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: install

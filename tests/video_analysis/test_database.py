@@ -21,7 +21,8 @@ def test_migrations_are_versioned_and_idempotent(pg_dsn):
 
 def test_every_process_finds_the_same_server(pg_dsn, state_home):
     # A second process (webserver, daemon, run worker) resolves the same DSN instead of a new server.
-    code = "from video_analysis import db; from pathlib import Path; import sys; print(db.resolve_dsn(None, Path(sys.argv[1])))"
+    code = "import sys; from pathlib import Path; from video_analysis import db; " \
+           "print(db.resolve_dsn(None, Path(sys.argv[1])))"
     out = subprocess.run([sys.executable, "-c", code, str(state_home.pgdata)], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == pg_dsn

@@ -26,7 +26,7 @@ def test_container_comes_from_content_not_extension(tmp_path, bottle_clip):
 
 
 def test_every_bad_input_gets_a_clear_error(bad_files):
-    for name, (path, message) in bad_files.items():
+    for path, message in bad_files.values():
         with pytest.raises(VideoProbeError, match=message):
             probe_video(path)
 
