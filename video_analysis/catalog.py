@@ -11,6 +11,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from video_analysis.keys import facts_from_key
 from video_analysis.object_store import ObjectInfo
@@ -80,16 +81,47 @@ def record_stage(
     model_version: str | None = None,
     error: str | None = None,
     run_id: str | None = None,
+    details: dict | None = None,
 ) -> None:
     conn.execute(
-        """INSERT INTO stage_runs (partition_key, stage, status, row_count, model_version, error, run_id)
-           VALUES (%s, %s, %s, %s, %s, %s, %s)
+        """INSERT INTO stage_runs (partition_key, stage, status, row_count, model_version, error, run_id, details)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (partition_key, stage) DO UPDATE SET
                status = EXCLUDED.status, row_count = EXCLUDED.row_count,
                model_version = EXCLUDED.model_version, error = EXCLUDED.error,
-               run_id = EXCLUDED.run_id, updated_at = now()""",
-        (partition_key, stage, status, row_count, model_version, error, run_id),
+               run_id = EXCLUDED.run_id, details = EXCLUDED.details, updated_at = now()""",
+        (partition_key, stage, status, row_count, model_version, error, run_id, Jsonb(details) if details else None),
     )
+
+
+def stage_details(conn: psycopg.Connection, partition_key: str, stage: str) -> dict | None:
+    row = conn.execute(
+        "SELECT details FROM stage_runs WHERE partition_key = %s AND stage = %s AND status = 'done'",
+        (partition_key, stage),
+    ).fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class ReadyVideo:
+    obj: ObjectInfo
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+
+
+def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
+    """A video whose raw_video stage succeeded; anything else is a clear error for downstream stages."""
+    obj = object_for(conn, partition_key)
+    status, error, fps, width, height, frames = conn.execute(
+        "SELECT status, error, fps, width, height, frame_count FROM videos WHERE partition_key = %s",
+        (partition_key,),
+    ).fetchone()
+    if status != "ready":
+        reason = f": {error}" if error else ""
+        raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {status}{reason})")
+    return ReadyVideo(obj=obj, fps=fps, width=width, height=height, frame_count=frames)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,46 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "detections and tracks",
+        """
+        ALTER TABLE stage_runs ADD COLUMN details jsonb;
+
+        -- Every sampled-frame detection; replaced per partition in one transaction.
+        CREATE TABLE detections (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            frame_index    integer NOT NULL,
+            t              double precision NOT NULL,
+            class_name     text NOT NULL,
+            confidence     real NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+            x1 real NOT NULL, y1 real NOT NULL, x2 real NOT NULL, y2 real NOT NULL,
+            model_name     text NOT NULL,
+            model_version  text NOT NULL
+        );
+        CREATE INDEX detections_video_frame ON detections (partition_key, frame_index);
+        CREATE INDEX detections_class ON detections (class_name);
+
+        CREATE TABLE tracks (
+            partition_key    text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            track_id         integer NOT NULL,
+            class_name       text NOT NULL,
+            first_t          double precision NOT NULL,
+            last_t           double precision NOT NULL,
+            frames_seen      integer NOT NULL,
+            mean_confidence  real NOT NULL,
+            max_step_px      real NOT NULL,
+            path             jsonb NOT NULL,
+            best_frame       integer NOT NULL,
+            best_x1 real NOT NULL, best_y1 real NOT NULL, best_x2 real NOT NULL, best_y2 real NOT NULL,
+            thumbnail_jpeg   bytea,
+            model_name       text NOT NULL,
+            model_version    text NOT NULL,
+            PRIMARY KEY (partition_key, track_id)
+        );
+        CREATE INDEX tracks_class_time ON tracks (class_name, first_t);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

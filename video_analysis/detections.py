@@ -1,0 +1,60 @@
+"""One columnar detections type that every detector backend produces and the tracker consumes.
+
+Numpy arrays of equal length, boolean-mask indexable (supervision-style). It also exposes the
+``conf``/``cls``/``xywh`` views that Ultralytics' trackers read, so it feeds BYTETracker directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    xyxy: np.ndarray  # (N, 4) float32 pixel corners
+    confidence: np.ndarray  # (N,) float32 in [0, 1]
+    class_id: np.ndarray  # (N,) int32, index into the detector's class names
+    frame_index: np.ndarray  # (N,) int32, frame number in the source video
+    timestamp: np.ndarray  # (N,) float64 seconds from the start
+    tracker_id: np.ndarray = field(default=None)  # (N,) int64, -1 where untracked
+
+    def __post_init__(self):
+        if self.tracker_id is None:
+            object.__setattr__(self, "tracker_id", np.full(len(self.confidence), -1, dtype=np.int64))
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                   np.zeros(0, np.int32), np.zeros(0, np.float64))
+
+    @classmethod
+    def concat(cls, parts: list[Detections]) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    def __getitem__(self, index) -> Detections:
+        return Detections(*(getattr(self, name)[index] for name in _FIELDS))
+
+    # Views read by ultralytics.trackers.BYTETracker.
+    @property
+    def conf(self) -> np.ndarray:
+        return self.confidence
+
+    @property
+    def cls(self) -> np.ndarray:
+        return self.class_id
+
+    @property
+    def xywh(self) -> np.ndarray:
+        wh = self.xyxy[:, 2:4] - self.xyxy[:, 0:2]
+        return np.concatenate([self.xyxy[:, 0:2] + wh / 2, wh], axis=1)
+
+
+_FIELDS = ("xyxy", "confidence", "class_id", "frame_index", "timestamp", "tracker_id")

@@ -1,0 +1,104 @@
+"""Multi-object tracking with Ultralytics' ByteTrack over sampled frames, and per-track summaries.
+
+The tracker is created per video (IDs restart at 1) and is stepped once per *sampled* frame,
+including frames with no detections, so lost tracks age correctly. Its buffer is expressed in
+seconds and converted to sampled frames, so tracking behaves the same at any sampling rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from video_analysis.detections import Detections
+
+MAX_PATH_POINTS = 64
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    high_threshold: float = 0.5
+    low_threshold: float = 0.1
+    new_track_threshold: float = 0.5
+    match_threshold: float = 0.8
+    lost_seconds: float = 3.0
+    min_frames: int = 2  # tracks seen in fewer sampled frames are dropped as flicker
+
+
+def _bytetrack(settings: TrackerSettings, sample_fps: float):
+    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.utils import IterableSimpleNamespace
+
+    args = IterableSimpleNamespace(
+        tracker_type="bytetrack",
+        track_high_thresh=settings.high_threshold,
+        track_low_thresh=settings.low_threshold,
+        new_track_thresh=settings.new_track_threshold,
+        track_buffer=max(1, round(settings.lost_seconds * sample_fps)),
+        match_thresh=settings.match_threshold,
+        fuse_score=True,
+    )
+    return BYTETracker(args)
+
+
+def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps: float,
+                  settings: TrackerSettings = TrackerSettings()) -> Detections:
+    """Detections with ``tracker_id`` filled (-1 for detections not in a confirmed track)."""
+    tracker = _bytetrack(settings, sample_fps)
+    order = np.argsort(detections.frame_index, kind="stable")
+    detections = detections[order]
+    tracker_ids = np.full(len(detections), -1, dtype=np.int64)
+    starts = np.searchsorted(detections.frame_index, sampled_frames, side="left")
+    ends = np.searchsorted(detections.frame_index, sampled_frames, side="right")
+    for start, end in zip(starts, ends, strict=True):
+        frame = detections[start:end]
+        output = tracker.update(frame)
+        if len(output):
+            # rows: x1, y1, x2, y2, track_id, score, cls, idx (idx: position within this frame's detections)
+            tracker_ids[start + output[:, 7].astype(int)] = output[:, 4].astype(np.int64)
+    if settings.min_frames > 1:
+        ids, counts = np.unique(tracker_ids[tracker_ids >= 0], return_counts=True)
+        tracker_ids[np.isin(tracker_ids, ids[counts < settings.min_frames])] = -1
+    return Detections(detections.xyxy, detections.confidence, detections.class_id, detections.frame_index,
+                      detections.timestamp, tracker_ids)
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    track_id: int
+    class_id: int
+    first_t: float
+    last_t: float
+    frames_seen: int
+    mean_confidence: float
+    path: list[list[float]]  # [t, cx, cy] points, at most MAX_PATH_POINTS, in pixels
+    best_frame: int
+    best_box: tuple[float, float, float, float]
+    max_step_px: float  # largest centre jump between consecutive sightings
+
+
+def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
+    summaries = []
+    for track_id in np.unique(tracked.tracker_id[tracked.tracker_id >= 0]):
+        part = tracked[tracked.tracker_id == track_id]
+        classes, counts = np.unique(part.class_id, return_counts=True)
+        centres = (part.xyxy[:, 0:2] + part.xyxy[:, 2:4]) / 2
+        areas = np.prod(part.xyxy[:, 2:4] - part.xyxy[:, 0:2], axis=1)
+        best = int(np.argmax(part.confidence * np.sqrt(np.maximum(areas, 1.0))))
+        keep = np.unique(np.linspace(0, len(part) - 1, min(len(part), MAX_PATH_POINTS)).astype(int))
+        steps = np.linalg.norm(np.diff(centres, axis=0), axis=1) if len(part) > 1 else np.zeros(1)
+        summaries.append(TrackSummary(
+            track_id=int(track_id),
+            class_id=int(classes[np.argmax(counts)]),
+            first_t=float(part.timestamp.min()),
+            last_t=float(part.timestamp.max()),
+            frames_seen=len(part),
+            mean_confidence=float(part.confidence.mean()),
+            path=[[round(float(part.timestamp[i]), 3), round(float(centres[i, 0]), 1), round(float(centres[i, 1]), 1)]
+                  for i in keep],
+            best_frame=int(part.frame_index[best]),
+            best_box=tuple(float(v) for v in part.xyxy[best]),
+            max_step_px=float(steps.max()),
+        ))
+    return summaries

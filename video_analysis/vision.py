@@ -1,0 +1,92 @@
+"""The detections and tracks stages as plain functions: a video path and a model in, results out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from video_analysis.detections import Detections
+from video_analysis.detectors import Detector
+from video_analysis.frames import batched, iter_frames, read_frames, sample_step
+from video_analysis.probe import make_thumbnail
+from video_analysis.tracking import TrackerSettings, TrackSummary, assign_tracks, summarize_tracks
+
+log = logging.getLogger(__name__)
+
+TRACK_THUMBNAIL_PX = 128
+
+
+@dataclass(frozen=True)
+class DetectionPass:
+    detections: Detections
+    step: int
+    frames_processed: int
+    seconds: float
+    preview_jpeg: bytes | None  # the busiest sampled frame with its boxes drawn
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.seconds / max(1, self.frames_processed)
+
+
+def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: float | None,
+                 batch_size: int = 8) -> DetectionPass:
+    """Run the detector on sampled frames; decoding runs on its own thread while the model works."""
+    started = time.perf_counter()
+    parts: list[Detections] = []
+    frames = 0
+    busiest: tuple[int, np.ndarray | None, Detections | None] = (-1, None, None)
+    for batch in batched(iter_frames(path, sample_fps), batch_size):
+        found = detector.detect(batch)
+        parts.append(found)
+        frames += len(batch)
+        for frame in batch:
+            mine = found[found.frame_index == frame.index]
+            if len(mine) > busiest[0]:
+                busiest = (len(mine), frame.image, mine)
+    preview = None
+    if busiest[1] is not None:
+        preview = make_thumbnail(draw_boxes(busiest[1], busiest[2], detector.class_names), width=320)
+    return DetectionPass(Detections.concat(parts), sample_step(fps, sample_fps), frames,
+                         time.perf_counter() - started, preview)
+
+
+def draw_boxes(image: np.ndarray, detections: Detections, class_names: dict[int, str]) -> np.ndarray:
+    canvas = image.copy()
+    for (x1, y1, x2, y2), cls, conf in zip(detections.xyxy.astype(int), detections.class_id,
+                                            detections.confidence, strict=True):
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 200, 255), 2)
+        cv2.putText(canvas, f"{class_names.get(int(cls), cls)} {conf:.2f}", (x1, max(12, y1 - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 200, 255), 1)
+    return canvas
+
+
+def sampled_frames(frame_count: int, step: int) -> list[int]:
+    return list(range(0, frame_count, step))
+
+
+def track_video(detections: Detections, frames: list[int], effective_fps: float,
+                settings: TrackerSettings = TrackerSettings()) -> list[TrackSummary]:
+    return summarize_tracks(assign_tracks(detections, frames, effective_fps, settings))
+
+
+def track_thumbnails(path: Path, tracks: list[TrackSummary], size: int = TRACK_THUMBNAIL_PX) -> dict[int, bytes]:
+    """A small JPEG crop of each track at its best sighting (one sequential pass over the video)."""
+    images = read_frames(path, {t.best_frame for t in tracks})
+    crops = {}
+    for track in tracks:
+        image = images.get(track.best_frame)
+        if image is None:
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in track.best_box)
+        crop = image[max(0, y1):max(y1 + 1, y2), max(0, x1):max(x1 + 1, x2)]
+        if crop.size == 0:
+            continue
+        scale = size / max(crop.shape[:2])
+        crops[track.track_id] = make_thumbnail(crop, width=max(1, round(crop.shape[1] * scale)))
+    return crops
