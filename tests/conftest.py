@@ -153,3 +153,41 @@ def dagster_instance(tmp_path):
     folder.mkdir()
     with instance_for_test(temp_dir=str(folder)) as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def tiny_yolo(tmp_path_factory) -> Path:
+    """A yolo11n built from its config (random weights) and saved as a checkpoint: no download."""
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("yolo") / "yolo11n-tiny.pt"
+    YOLO("yolo11n.yaml").save(str(path))
+    return path
+
+
+def write_manifest(folder: Path, checkpoints: dict, profiles: dict) -> Path:
+    import yaml
+
+    path = folder / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"profiles": profiles, "checkpoints": checkpoints}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory, bottle_clip) -> Path:
+    """The first 48 frames of the bottle clip, re-encoded as MPEG-4 part 2 (OpenCV writes mp4v here)."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clips") / "short.mp4"
+    source = cv2.VideoCapture(str(bottle_clip))
+    fps = source.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(48):
+        ok, frame = source.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
+        writer.write(frame)
+    writer.release()
+    source.release()
+    return path

@@ -37,7 +37,9 @@ def replace_detections(conn: psycopg.Connection, partition_key: str, detections:
     return len(detections)
 
 
-def load_detections(conn: psycopg.Connection, partition_key: str) -> tuple[Detections, dict[int, str], ModelStamp | None]:
+def load_detections(
+    conn: psycopg.Connection, partition_key: str
+) -> tuple[Detections, dict[int, str], ModelStamp | None]:
     """Detections of one video with class names mapped to dense ids (the tracker only needs ids)."""
     rows = conn.execute(
         """SELECT frame_index, t, class_name, confidence, x1, y1, x2, y2, model_name, model_version

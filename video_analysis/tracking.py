@@ -26,6 +26,9 @@ class TrackerSettings:
     min_frames: int = 2  # tracks seen in fewer sampled frames are dropped as flicker
 
 
+DEFAULT_TRACKER = TrackerSettings()
+
+
 def _bytetrack(settings: TrackerSettings, sample_fps: float):
     from ultralytics.trackers.byte_tracker import BYTETracker
     from ultralytics.utils import IterableSimpleNamespace
@@ -43,7 +46,7 @@ def _bytetrack(settings: TrackerSettings, sample_fps: float):
 
 
 def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps: float,
-                  settings: TrackerSettings = TrackerSettings()) -> Detections:
+                  settings: TrackerSettings = DEFAULT_TRACKER) -> Detections:
     """Detections with ``tracker_id`` filled (-1 for detections not in a confirmed track)."""
     tracker = _bytetrack(settings, sample_fps)
     order = np.argsort(detections.frame_index, kind="stable")

@@ -14,7 +14,7 @@ from video_analysis.detections import Detections
 from video_analysis.detectors import Detector
 from video_analysis.frames import batched, iter_frames, read_frames, sample_step
 from video_analysis.probe import make_thumbnail
-from video_analysis.tracking import TrackerSettings, TrackSummary, assign_tracks, summarize_tracks
+from video_analysis.tracking import DEFAULT_TRACKER, TrackerSettings, TrackSummary, assign_tracks, summarize_tracks
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def sampled_frames(frame_count: int, step: int) -> list[int]:
 
 
 def track_video(detections: Detections, frames: list[int], effective_fps: float,
-                settings: TrackerSettings = TrackerSettings()) -> list[TrackSummary]:
+                settings: TrackerSettings = DEFAULT_TRACKER) -> list[TrackSummary]:
     return summarize_tracks(assign_tracks(detections, frames, effective_fps, settings))
 
 

@@ -1,0 +1,77 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from models import ModelRegistry, ModelUnavailableError
+from models.registry import MANIFEST
+from tests.conftest import write_manifest
+from video_analysis.detectors import UltralyticsDetector, load_detector
+from video_analysis.frames import Frame
+
+
+def test_offline_profile_resolves_the_packaged_ssd_and_verifies_it(tmp_path):
+    model = ModelRegistry(tmp_path, profile="offline").resolve("detector")
+    assert (model.name, model.backend, model.profile) == ("ssd-mobilenet-v2-coco", "opencv-tf", "offline")
+    assert model.path.name == "frozen_inference_graph.pb" and model.config_path.suffix == ".pbtxt"
+    assert list((tmp_path / "verified").iterdir())  # checksum verified once, then remembered
+
+
+def test_auto_falls_back_to_offline_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    model = ModelRegistry(tmp_path, profile="auto").resolve("detector")
+    assert model.profile == "offline"
+    assert "full-profile weights unreachable" in model.note and "yolo11n.pt" in model.note
+
+
+def test_full_profile_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match="yolo11n.pt is not cached"):
+        ModelRegistry(tmp_path, profile="full").resolve("detector")
+
+
+def test_a_corrupted_checkpoint_fails_its_checksum(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not the weights")
+    manifest = write_manifest(tmp_path, {"d": {"task": "detector", "backend": "ultralytics", "source": str(weights),
+                                               "version": "1", "sha256": "0" * 64}}, {"offline": {"detector": "d"}})
+    with pytest.raises(ModelUnavailableError, match="fails its checksum"):
+        ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
+
+
+def test_unknown_profile_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="full, offline or auto"):
+        ModelRegistry(tmp_path, profile="fast")
+
+
+def test_s3_mirror_is_downloaded_once_then_served_from_the_cache(tmp_path, s3_bucket, tiny_yolo):
+    client, bucket = s3_bucket
+    client.upload_file(str(tiny_yolo), bucket, "models/yolo11n-tiny.pt")
+    digest = hashlib.sha256(tiny_yolo.read_bytes()).hexdigest()
+    manifest = write_manifest(tmp_path, {"tiny": {"task": "detector", "backend": "ultralytics", "version": "tiny-1",
+                                                  "source": f"s3://{bucket}/models/yolo11n-tiny.pt",
+                                                  "sha256": digest}}, {"full": {"detector": "tiny"}})
+    registry = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="full")
+    first = registry.resolve("detector")
+    client.delete_object(Bucket=bucket, Key="models/yolo11n-tiny.pt")
+    assert registry.resolve("detector").path == first.path  # no second download
+
+
+def test_yolo_built_from_config_runs_through_the_registry_loader(tmp_path, tiny_yolo):
+    manifest = write_manifest(tmp_path, {"tiny": {"task": "detector", "backend": "ultralytics", "version": "tiny-1",
+                                                  "source": str(tiny_yolo)}}, {"full": {"detector": "tiny"}})
+    model = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="full").resolve("detector")
+    detector = load_detector(model.backend, model.path)
+    assert isinstance(detector, UltralyticsDetector) and len(detector.class_names) == 80
+    frames = [Frame(i, i / 10, np.full((360, 640, 3), 90 + i, np.uint8)) for i in range(3)]
+    found = detector.detect(frames)
+    assert found.xyxy.shape[1] == 4 and set(found.frame_index) <= {0, 1, 2}
+
+
+def test_shipped_manifest_names_a_detector_for_both_profiles():
+    import yaml
+
+    spec = yaml.safe_load(MANIFEST.read_text())
+    for profile in ("full", "offline"):
+        name = spec["profiles"][profile]["detector"]
+        assert spec["checkpoints"][name]["version"]

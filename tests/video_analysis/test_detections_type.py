@@ -1,0 +1,45 @@
+import numpy as np
+
+from video_analysis.detections import Detections
+from video_analysis.frames import iter_frames, sample_step
+from video_analysis.tracking import TrackerSettings, assign_tracks, summarize_tracks
+
+
+def _walker(frames: int, start_x: float, step: float, cls: int = 0) -> Detections:
+    xs = start_x + step * np.arange(frames)
+    xyxy = np.stack([xs, np.full(frames, 100.0), xs + 50, np.full(frames, 250.0)], axis=1).astype(np.float32)
+    return Detections(xyxy, np.full(frames, 0.9, np.float32), np.full(frames, cls, np.int32),
+                      np.arange(frames, dtype=np.int32), np.arange(frames) / 2.0)
+
+
+def test_masks_concat_and_tracker_views():
+    a, b = _walker(3, 0, 10), _walker(2, 300, 10, cls=1)
+    both = Detections.concat([a, b, Detections.empty()])
+    assert len(both) == 5 and len(both[both.class_id == 1]) == 2
+    assert np.allclose(both.xywh[0], [25, 175, 50, 150])
+
+
+def test_two_walkers_become_two_tracks_with_sensible_summaries():
+    detections = Detections.concat([_walker(20, 0, 8), _walker(20, 500, -8)])
+    tracked = assign_tracks(detections, list(range(20)), 2.0, TrackerSettings())
+    tracks = summarize_tracks(tracked)
+    assert len(tracks) == 2
+    assert all(t.frames_seen == 20 and t.max_step_px < 20 for t in tracks)
+    assert {round(t.path[0][1]) for t in tracks} == {25, 525}
+
+
+def test_a_short_gap_keeps_the_track_a_long_absence_starts_a_new_one():
+    walker = _walker(30, 0, 5)
+    seen = np.isin(walker.frame_index, [*range(0, 10), *range(12, 30)])
+    tracks = summarize_tracks(assign_tracks(walker[seen], list(range(30)), 2.0))
+    assert len(tracks) == 1
+    far_apart = np.isin(walker.frame_index, [*range(0, 5), *range(25, 30)])
+    assert len(summarize_tracks(assign_tracks(walker[far_apart], list(range(30)), 2.0))) == 2
+
+
+def test_sampling_keeps_the_requested_rate_and_streams(person_clip):
+    assert sample_step(10.0, 2.0) == 5 and sample_step(10.0, 0) == 1 and sample_step(10.0, 50) == 1
+    frames = list(iter_frames(person_clip, sample_fps=1.0))
+    assert len(frames) == 140 and frames[1].index == 10 and frames[1].timestamp == 1.0
+    first = next(iter_frames(person_clip))  # abandoning the iterator early stops the decoder cleanly
+    assert first.index == 0
