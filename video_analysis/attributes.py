@@ -1,0 +1,150 @@
+"""Per-track attributes that need no extra model: clothing colours, size, motion, dwell and zones.
+
+Colours come from the track's best-frame crop. Only the central part of each body region is used
+(torso for "upper", legs for "lower", the middle 60% of the width), which keeps floor and walls out;
+the dominant colour is the largest k-means cluster in Lab space, named from a fixed palette.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from video_analysis.tracking import TrackSummary
+
+# Named colours in RGB; a pixel cluster takes the name of the nearest one in Lab space.
+PALETTE = {
+    "black": (20, 20, 20), "white": (240, 240, 240), "gray": (128, 128, 128), "red": (200, 30, 30),
+    "orange": (240, 130, 30), "yellow": (235, 220, 50), "green": (40, 150, 60), "blue": (40, 70, 200),
+    "navy": (25, 30, 90), "purple": (120, 50, 150), "pink": (235, 130, 180), "brown": (110, 70, 40),
+    "beige": (215, 195, 160),
+}
+_PALETTE_LAB = cv2.cvtColor(np.array([list(PALETTE.values())], np.uint8), cv2.COLOR_RGB2LAB)[0].astype(np.float32)
+_PALETTE_NAMES = list(PALETTE)
+
+# Speed in body heights per second: people walk at roughly 0.5-1.2, run at 1.8 and above.
+RUNNING_HEIGHTS_PER_S = 1.8
+STATIONARY_HEIGHTS_PER_S = 0.15
+HEADINGS = ["east", "south-east", "south", "south-west", "west", "north-west", "north", "north-east"]
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    polygon: list[tuple[float, float]]  # normalised [0, 1] image coordinates
+    restricted: bool = False
+
+
+@dataclass(frozen=True)
+class TrackAttributes:
+    track_id: int
+    class_name: str
+    upper_color: str | None
+    lower_color: str | None
+    color: str | None  # whole-object colour for non-person tracks
+    apparent_height: float  # best box height as a fraction of the frame height
+    speed_px_s: float
+    speed_heights_s: float
+    motion: str  # stationary | walking | running | moving
+    heading: str | None
+    displacement_px: float
+    dwell_s: float
+    zones: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+def dominant_color(pixels_bgr: np.ndarray, clusters: int = 3) -> str | None:
+    """Name of the largest colour cluster among the given pixels (None when too few)."""
+    pixels = pixels_bgr.reshape(-1, 3)
+    if len(pixels) < 12:
+        return None
+    lab = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
+    k = min(clusters, len(lab))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    _, labels, centres = cv2.kmeans(lab, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    largest = centres[np.bincount(labels.ravel(), minlength=k).argmax()]
+    return _PALETTE_NAMES[int(np.linalg.norm(_PALETTE_LAB - largest, axis=1).argmin())]
+
+
+def clothing_colors(crop_bgr: np.ndarray) -> tuple[str | None, str | None]:
+    h, w = crop_bgr.shape[:2]
+    x0, x1 = int(w * 0.2), max(int(w * 0.8), int(w * 0.2) + 1)
+    upper = crop_bgr[int(h * 0.18):int(h * 0.5), x0:x1]
+    lower = crop_bgr[int(h * 0.58):int(h * 0.9), x0:x1]
+    return dominant_color(upper), dominant_color(lower)
+
+
+def _heading(dx: float, dy: float) -> str:
+    angle = math.degrees(math.atan2(dy, dx)) % 360  # image y grows downwards: 90 degrees is "south"
+    return HEADINGS[int((angle + 22.5) // 45) % 8]
+
+
+def _zones_visited(path: list[list[float]], zones: list[Zone], width: int, height: int) -> list[str]:
+    names = []
+    for zone in zones:
+        polygon = np.array([[x * width, y * height] for x, y in zone.polygon], np.float32)
+        if any(cv2.pointPolygonTest(polygon, (float(px), float(py)), False) >= 0 for _, px, py in path):
+            names.append(zone.name)
+    return names
+
+
+def motion_of(track: TrackSummary, is_person: bool) -> tuple[float, float, float, str, str | None]:
+    """(speed px/s, speed body-heights/s, displacement px, motion class, heading) from the path."""
+    path = np.array(track.path, np.float64)
+    box_height = max(1.0, track.best_box[3] - track.best_box[1])
+    if len(path) < 2 or path[-1, 0] <= path[0, 0]:
+        return 0.0, 0.0, 0.0, "stationary", None
+    steps = np.diff(path, axis=0)
+    dt = np.maximum(steps[:, 0], 1e-6)
+    step_speeds = np.linalg.norm(steps[:, 1:3], axis=1) / dt
+    speed = float(np.median(step_speeds))  # median: robust to a single jittery box
+    relative = speed / box_height
+    displacement = float(np.linalg.norm(path[-1, 1:3] - path[0, 1:3]))
+    if relative < STATIONARY_HEIGHTS_PER_S:
+        motion = "stationary"
+    elif is_person and relative >= RUNNING_HEIGHTS_PER_S:
+        motion = "running"
+    else:
+        motion = "walking" if is_person else "moving"
+    heading = _heading(*(path[-1, 1:3] - path[0, 1:3])) if displacement > box_height * 0.5 else None
+    return speed, relative, displacement, motion, heading
+
+
+def describe(attrs: TrackAttributes) -> str:
+    """One readable sentence per track: what full-text search and text embeddings see."""
+    subject = attrs.class_name
+    if attrs.class_name == "person" and (attrs.upper_color or attrs.lower_color):
+        parts = [f"a {attrs.upper_color} top" if attrs.upper_color else None,
+                 f"{attrs.lower_color} trousers" if attrs.lower_color else None]
+        subject = f"person wearing {' and '.join(p for p in parts if p)}"
+    elif attrs.color:
+        subject = f"{attrs.color} {attrs.class_name}"
+    moving = attrs.motion if attrs.heading is None else f"{attrs.motion} {attrs.heading}"
+    text = f"{subject}, {moving}, on screen for {attrs.dwell_s:.0f} seconds"
+    if attrs.zones:
+        text += f", in {', '.join(attrs.zones)}"
+    return text
+
+
+def track_attributes(track: TrackSummary, class_name: str, crop_bgr: np.ndarray | None, width: int, height: int,
+                     zones: list[Zone]) -> TrackAttributes:
+    speed, relative, displacement, motion, heading = motion_of(track, class_name == "person")
+    upper = lower = color = None
+    if crop_bgr is not None and crop_bgr.size:
+        if class_name == "person":
+            upper, lower = clothing_colors(crop_bgr)
+        else:
+            h, w = crop_bgr.shape[:2]
+            color = dominant_color(crop_bgr[int(h * 0.2):int(h * 0.8), int(w * 0.2):int(w * 0.8)])
+    attrs = TrackAttributes(
+        track_id=track.track_id, class_name=class_name, upper_color=upper, lower_color=lower, color=color,
+        apparent_height=round((track.best_box[3] - track.best_box[1]) / height, 4),
+        speed_px_s=round(speed, 2), speed_heights_s=round(relative, 3), motion=motion, heading=heading,
+        displacement_px=round(displacement, 1), dwell_s=round(track.last_t - track.first_t, 2),
+        zones=_zones_visited(track.path, zones, width, height),
+    )
+    return TrackAttributes(**{**attrs.__dict__, "description": describe(attrs)})
+

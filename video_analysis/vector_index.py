@@ -1,0 +1,39 @@
+"""HNSW indexes on the embeddings table: one partial index per embedding model.
+
+Rows of different models (and dimensions) share one table; each model gets an expression index
+``(embedding::vector(dim))`` restricted to its rows, which is how pgvector indexes mixed dimensions.
+Bulk loads (backfills) drop a model's index, load, and build it once: building afterwards is much
+faster than inserting into a live HNSW graph (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+
+def index_name(model_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", model_name.lower()).strip("_")[:40]
+    return f"embeddings_hnsw_{slug}"
+
+
+def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> None:
+    conn.execute(sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+        "WHERE model_name = {model}"
+    ).format(name=sql.Identifier(index_name(model_name)), dim=sql.Literal(int(dim)), model=sql.Literal(model_name)))
+
+
+def drop_index(conn: psycopg.Connection, model_name: str) -> None:
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(index_name(model_name))))
+
+
+@contextmanager
+def bulk_load(conn: psycopg.Connection, model_name: str, dim: int):
+    """Drop the model's index for the duration of a large load, then build it once."""
+    drop_index(conn, model_name)
+    yield
+    ensure_index(conn, model_name, dim)
