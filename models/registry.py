@@ -65,7 +65,10 @@ class ModelRegistry:
         try:
             return self._resolve_in(task, "full")
         except ModelUnavailableError as exc:
-            fallback = self._resolve_in(task, "offline")
+            try:
+                fallback = self._resolve_in(task, "offline")
+            except ModelUnavailableError as offline_exc:
+                raise ModelUnavailableError(f"full profile: {exc}; offline profile: {offline_exc}") from exc
             note = f"full-profile weights unreachable ({exc}); using the offline profile"
             log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, note)
             return ResolvedModel(**{**fallback.__dict__, "note": note})
@@ -97,7 +100,7 @@ class ModelRegistry:
             path = Path(source).expanduser()
             if not path.exists():
                 raise ModelUnavailableError(f"{source} does not exist")
-        if sha256:
+        if sha256 and path.is_file():
             self._verify(path, sha256)
         return path
 

@@ -157,6 +157,40 @@ def cmd_process(args) -> int:
     return 1 if failures else 0
 
 
+# -- search ----------------------------------------------------------------------------------------
+def _when(text: str | None):
+    from datetime import datetime, timezone
+
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def cmd_search(args) -> int:
+    from resources import ModelRegistryResource, PostgresResource
+    from video_analysis.search import SearchFilters, search
+    from video_analysis.settings import Settings
+
+    filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
+                            class_name=args.class_name, color=args.color, incident=args.incident)
+    model, embedder = ModelRegistryResource().embedder("text_embedder")
+    with PostgresResource().connect() as conn:
+        hits = search(conn, args.query, embedder, model.name, filters, limit=args.limit,
+                      thumbnails_dir=Settings.from_env().home.ensure().thumbnails)
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no matching tracks")
+        return 0
+    for h in hits:
+        when = h.starts_at.isoformat() if h.starts_at else f"{h.start_s:.1f}s"
+        print(f"{h.score:.4f}  {h.object_key}  {when}-{h.end_s:.1f}s  track {h.track_id} ({h.class_name})  "
+              f"{h.description}  {h.thumbnail or ''}")
+    return 0
+
+
 # -- dev / db --------------------------------------------------------------------------------------
 def cmd_dev(args) -> int:
     from orchestration.instance import ensure_local_instance
@@ -217,6 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument("files", nargs="+")
     process.add_argument("--prefix", default="", help="key prefix in the store, e.g. cameras/lobby/")
     process.set_defaults(func=cmd_process)
+
+    find = commands.add_parser("search", help="hybrid (vector + full-text) search over tracks")
+    find.add_argument("query")
+    find.add_argument("--video", help="partition key or part of the object key")
+    find.add_argument("--camera")
+    find.add_argument("--since", help="ISO time, e.g. 2026-01-15T08:00 (UTC unless an offset is given)")
+    find.add_argument("--until")
+    find.add_argument("--class", dest="class_name", help="object class, e.g. person")
+    find.add_argument("--color", help="clothing or object colour, e.g. red")
+    find.add_argument("--incident", help="loitering, crowding, running, zone_intrusion, unattended_object")
+    find.add_argument("--limit", type=int, default=10)
+    find.add_argument("--json", action="store_true")
+    find.set_defaults(func=cmd_search)
 
     dev = commands.add_parser("dev", help="start the embedded services and the Dagster UI")
     dev.add_argument("--host", default="127.0.0.1")

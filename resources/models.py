@@ -5,6 +5,7 @@ from pydantic import Field, PrivateAttr
 
 from models import ModelRegistry, ResolvedModel
 from video_analysis.detectors import load_detector
+from video_analysis.embeddings import load_embedder
 from video_analysis.settings import Settings
 
 
@@ -31,4 +32,12 @@ class ModelRegistryResource(ConfigurableResource):
         key = ("detector", resolved.path)
         if key not in self._loaded:
             self._loaded[key] = load_detector(resolved.backend, resolved.path, resolved.config_path)
+        return resolved, self._loaded[key]
+
+    def embedder(self, task: str):
+        """(resolved checkpoint, loaded embedder) for text_embedder or image_embedder."""
+        resolved = self.resolve(task)
+        key = (task, resolved.path)
+        if key not in self._loaded:
+            self._loaded[key] = load_embedder(resolved.backend, resolved.path)
         return resolved, self._loaded[key]

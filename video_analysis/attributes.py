@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from video_analysis.tracking import TrackSummary
 
@@ -54,6 +56,20 @@ class TrackAttributes:
     dwell_s: float
     zones: list[str] = field(default_factory=list)
     description: str = ""
+
+
+def load_zones(path: Path | None, camera: str | None) -> list[Zone]:
+    """Zones for one camera from a YAML file: ``cameras: {<camera> | "*": [{name, polygon, restricted}]}``.
+
+    Polygons are in normalised image coordinates, so one file serves cameras of any resolution.
+    """
+    if path is None or not Path(path).exists():
+        return []
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    cameras = spec.get("cameras", {})
+    entries = [*cameras.get("*", []), *(cameras.get(camera, []) if camera else [])]
+    return [Zone(name=e["name"], polygon=[tuple(p) for p in e["polygon"]], restricted=bool(e.get("restricted")))
+            for e in entries]
 
 
 def dominant_color(pixels_bgr: np.ndarray, clusters: int = 3) -> str | None:
@@ -109,7 +125,8 @@ def motion_of(track: TrackSummary, is_person: bool) -> tuple[float, float, float
         motion = "running"
     else:
         motion = "walking" if is_person else "moving"
-    heading = _heading(*(path[-1, 1:3] - path[0, 1:3])) if displacement > box_height * 0.5 else None
+    moved = motion != "stationary" and displacement > box_height * 0.5
+    heading = _heading(*(path[-1, 1:3] - path[0, 1:3])) if moved else None
     return speed, relative, displacement, motion, heading
 
 

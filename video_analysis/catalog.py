@@ -109,19 +109,24 @@ class ReadyVideo:
     width: int
     height: int
     frame_count: int
+    duration_s: float
+    camera: str | None
+    recorded_at: datetime | None
 
 
 def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
     """A video whose raw_video stage succeeded; anything else is a clear error for downstream stages."""
     obj = object_for(conn, partition_key)
-    status, error, fps, width, height, frames = conn.execute(
-        "SELECT status, error, fps, width, height, frame_count FROM videos WHERE partition_key = %s",
+    status, error, fps, width, height, frames, duration, camera, recorded_at = conn.execute(
+        """SELECT status, error, fps, width, height, frame_count, duration_s, camera, recorded_at
+           FROM videos WHERE partition_key = %s""",
         (partition_key,),
     ).fetchone()
     if status != "ready":
         reason = f": {error}" if error else ""
         raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {status}{reason})")
-    return ReadyVideo(obj=obj, fps=fps, width=width, height=height, frame_count=frames)
+    return ReadyVideo(obj=obj, fps=fps, width=width, height=height, frame_count=frames, duration_s=duration,
+                      camera=camera, recorded_at=recorded_at)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ class TextEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(path), device=device)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dimension = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:

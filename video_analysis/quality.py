@@ -47,3 +47,29 @@ def track_findings(conn: psycopg.Connection, partition_key: str, width: int, hei
         Finding("tracks_consistent_with_detections", seen <= detections,
                 f"tracks cover {seen} sightings of {detections} detections"),
     ]
+
+
+def embedding_findings(conn: psycopg.Connection, partition_key: str) -> list[Finding]:
+    wrong_dim, off_norm, total = conn.execute(
+        """SELECT count(*) FILTER (WHERE vector_dims(embedding) <> dim),
+                  count(*) FILTER (WHERE abs(vector_norm(embedding) - 1) > 1e-3),
+                  count(*)
+           FROM embeddings WHERE partition_key = %s""",
+        (partition_key,),
+    ).fetchone()
+    return [
+        Finding("embedding_dimension", wrong_dim == 0, f"{wrong_dim} of {total} vectors differ from their model's dim"),
+        Finding("embedding_unit_norm", off_norm == 0, f"{off_norm} of {total} vectors are not unit length"),
+    ]
+
+
+def summary_findings(conn: psycopg.Connection, partition_key: str) -> list[Finding]:
+    count, bad_scores = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE safety_score NOT BETWEEN 0 AND 100) FROM summaries "
+        "WHERE partition_key = %s",
+        (partition_key,),
+    ).fetchone()
+    return [
+        Finding("one_summary_per_video", count == 1, f"{count} summaries for this video"),
+        Finding("safety_score_in_range", bad_scores == 0, f"{bad_scores} scores outside 0-100"),
+    ]

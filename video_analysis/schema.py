@@ -108,6 +108,66 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX tracks_class_time ON tracks (class_name, first_t);
         """,
     ),
+    (
+        3,
+        "track attributes, embeddings, summaries",
+        """
+        -- Rows of a track go when the track goes: re-running `tracks` leaves no orphaned attributes.
+        CREATE TABLE track_attributes (
+            partition_key    text NOT NULL,
+            track_id         integer NOT NULL,
+            class_name       text NOT NULL,
+            upper_color      text,
+            lower_color      text,
+            color            text,
+            apparent_height  real NOT NULL,
+            speed_px_s       real NOT NULL,
+            speed_heights_s  real NOT NULL,
+            motion           text NOT NULL,
+            heading          text,
+            displacement_px  real NOT NULL,
+            dwell_s          real NOT NULL,
+            zones            text[] NOT NULL DEFAULT '{}',
+            extras           jsonb NOT NULL DEFAULT '{}',
+            description      text NOT NULL,
+            description_tsv  tsvector GENERATED ALWAYS AS (to_tsvector('english', description)) STORED,
+            profile          text NOT NULL,
+            PRIMARY KEY (partition_key, track_id),
+            FOREIGN KEY (partition_key, track_id) REFERENCES tracks (partition_key, track_id) ON DELETE CASCADE
+        );
+        CREATE INDEX track_attributes_tsv ON track_attributes USING gin (description_tsv);
+        CREATE INDEX track_attributes_colors ON track_attributes (upper_color, lower_color, color);
+
+        -- Vectors of any model and dimension; each model gets a partial HNSW index (video_analysis.vector_index).
+        CREATE TABLE embeddings (
+            id             bigserial PRIMARY KEY,
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            kind           text NOT NULL CHECK (kind IN ('track_text', 'track_image', 'summary_text')),
+            track_id       integer,
+            content        text,
+            model_name     text NOT NULL,
+            model_version  text NOT NULL,
+            dim            integer NOT NULL,
+            embedding      vector NOT NULL CHECK (vector_dims(embedding) = dim)
+        );
+        CREATE UNIQUE INDEX embeddings_one_per_item
+            ON embeddings (partition_key, kind, coalesce(track_id, -1), model_name);
+
+        CREATE TABLE summaries (
+            partition_key   text PRIMARY KEY REFERENCES videos (partition_key) ON DELETE CASCADE,
+            safety_score    smallint NOT NULL CHECK (safety_score BETWEEN 0 AND 100),
+            incident_count  integer NOT NULL,
+            incidents       jsonb NOT NULL,
+            summary         text NOT NULL,
+            summary_tsv     tsvector GENERATED ALWAYS AS (to_tsvector('english', summary)) STORED,
+            facts           jsonb NOT NULL,
+            generator       text NOT NULL,
+            created_at      timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX summaries_tsv ON summaries USING gin (summary_tsv);
+        CREATE INDEX summaries_incidents ON summaries USING gin (incidents jsonb_path_ops);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -20,7 +20,12 @@ def index_name(model_name: str) -> str:
     return f"embeddings_hnsw_{slug}"
 
 
+_INDEX_LOCK = 0x5EE1_1D3C
+
+
 def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> None:
+    """Create the model's HNSW index unless it exists (serialised: concurrent runs may both ask)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
     conn.execute(sql.SQL(
         "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
         "WHERE model_name = {model}"

@@ -1,0 +1,87 @@
+"""embeddings: vectors for search: each track's description (text) and, in `full`, its crop (image)."""
+
+import cv2
+from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from assets.attributes import attributes
+from assets.stage import check_results, recorded_stage
+from models import ModelUnavailableError
+from orchestration.partitions import videos_partitions
+from resources import ModelRegistryResource, PostgresResource
+from video_analysis import catalog, quality, vector_index
+from video_analysis.results import ModelStamp, load_tracks, replace_embeddings
+from video_analysis.understanding import decode_jpeg
+
+STAGE = "embeddings"
+
+
+def _code_version() -> str:
+    try:
+        text = ModelRegistryResource().resolve("text_embedder", allow_download=False).version
+    except Exception:
+        text = "unresolved"
+    return f"embed-v1:{text}"
+
+
+@asset(
+    partitions_def=videos_partitions,
+    deps=[attributes],
+    pool="gpu",
+    group_name="understanding",
+    kinds={"pytorch", "postgres"},
+    owners=["team:video-platform"],
+    code_version=_code_version(),
+    description="pgvector embeddings (table `embeddings`): each track's description through the text model "
+    "and, when an image-text model is available, each track's best crop.",
+    check_specs=[AssetCheckSpec(name, asset="embeddings") for name in ("embedding_dimension", "embedding_unit_norm")],
+)
+def embeddings(context: AssetExecutionContext, database: PostgresResource,
+               models: ModelRegistryResource) -> MaterializeResult:
+    partition_key = context.partition_key
+    with recorded_stage(context, database, STAGE):
+        with database.session() as conn:
+            catalog.ready_video(conn, partition_key)
+            described = conn.execute("SELECT track_id, description FROM track_attributes WHERE partition_key = %s "
+                                     "ORDER BY track_id", (partition_key,)).fetchall()
+            crops = {t.summary.track_id: decode_jpeg(t.thumbnail_jpeg) for t in load_tracks(conn, partition_key)}
+        text_model, text_embedder = models.embedder("text_embedder")
+        text_vectors = text_embedder.embed([d for _, d in described])
+
+        image_absent, image_model, image_items, image_vectors = None, None, [], None
+        try:
+            image_model, image_embedder = models.embedder("image_embedder")
+        except ModelUnavailableError as exc:
+            image_absent = str(exc)
+        if image_model is not None:
+            usable = [(track_id, crop) for track_id, crop in crops.items() if crop is not None]
+            image_items = [(track_id, None) for track_id, _ in usable]
+            image_vectors = image_embedder.embed_images([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for _, c in usable])
+
+        with database.session() as conn:
+            rows = replace_embeddings(conn, partition_key, "track_text", ModelStamp(text_model.name, text_model.version),
+                                      list(described), text_vectors)
+            if image_model is not None:
+                rows += replace_embeddings(conn, partition_key, "track_image",
+                                           ModelStamp(image_model.name, image_model.version), image_items, image_vectors)
+            else:
+                conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = 'track_image'", (partition_key,))
+            catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=text_model.version,
+                                 run_id=context.run.run_id)
+            findings = quality.embedding_findings(conn, partition_key)
+        with database.session() as conn:
+            vector_index.ensure_index(conn, text_model.name, text_embedder.dim)
+            if image_model is not None:
+                vector_index.ensure_index(conn, image_model.name, image_embedder.dim)
+
+    metadata = {
+        "dagster/row_count": rows,
+        "text_model": text_model.name,
+        "text_model_version": text_model.version,
+        "text_dim": text_embedder.dim,
+        "examples": MetadataValue.json([{"track": t, "text": d} for t, d in described[:3]]),
+    }
+    if image_model is not None:
+        metadata.update({"image_model": image_model.name, "image_model_version": image_model.version})
+    else:
+        metadata["image_embeddings"] = f"absent: {image_absent}"
+    return MaterializeResult(metadata=metadata, check_results=check_results("embeddings", findings))

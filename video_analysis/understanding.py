@@ -1,0 +1,34 @@
+"""Glue for the understanding stages: stored tracks -> attributes -> incident facts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import psycopg
+
+from video_analysis.attributes import TrackAttributes, Zone, track_attributes
+from video_analysis.incidents import TrackFacts
+from video_analysis.results import StoredTrack
+
+
+def decode_jpeg(data: bytes | None) -> np.ndarray | None:
+    if not data:
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def attributes_for(tracks: list[StoredTrack], width: int, height: int, zones: list[Zone]) -> list[TrackAttributes]:
+    return [track_attributes(t.summary, t.class_name, decode_jpeg(t.thumbnail_jpeg), width, height, zones)
+            for t in tracks]
+
+
+def track_facts(conn: psycopg.Connection, partition_key: str) -> list[TrackFacts]:
+    rows = conn.execute(
+        """SELECT t.track_id, t.class_name, t.first_t, t.last_t, t.path, t.best_y2 - t.best_y1,
+                  a.motion, a.speed_heights_s, a.zones
+           FROM tracks t JOIN track_attributes a USING (partition_key, track_id)
+           WHERE t.partition_key = %s ORDER BY t.first_t""",
+        (partition_key,),
+    ).fetchall()
+    return [TrackFacts(track_id=r[0], class_name=r[1], first_t=r[2], last_t=r[3], path=r[4], box_height=r[5],
+                       motion=r[6], speed_heights_s=r[7], zones=tuple(r[8])) for r in rows]
