@@ -1,6 +1,5 @@
 """embeddings: vectors for search: each track's description (text) and, in `full`, its crop (image)."""
 
-import cv2
 from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.attributes import attributes
@@ -10,7 +9,7 @@ from orchestration.partitions import videos_partitions
 from resources import ModelRegistryResource, PostgresResource
 from video_analysis import catalog, quality, vector_index
 from video_analysis.results import ModelStamp, load_tracks, replace_embeddings
-from video_analysis.understanding import decode_jpeg
+from video_analysis.understanding import embed_track_crops, load_descriptions
 
 STAGE = "embeddings"
 
@@ -41,30 +40,21 @@ def embeddings(context: AssetExecutionContext, database: PostgresResource,
     with recorded_stage(context, database, STAGE):
         with database.session() as conn:
             catalog.ready_video(conn, partition_key)
-            described = conn.execute("SELECT track_id, description FROM track_attributes WHERE partition_key = %s "
-                                     "ORDER BY track_id", (partition_key,)).fetchall()
-            crops = {t.summary.track_id: decode_jpeg(t.thumbnail_jpeg) for t in load_tracks(conn, partition_key)}
+            described = load_descriptions(conn, partition_key)
+            stored_tracks = load_tracks(conn, partition_key)
         text_model, text_embedder = models.embedder("text_embedder")
-        text_vectors = text_embedder.embed([d for _, d in described])
-
-        image_absent, image_model, image_items, image_vectors = None, None, [], None
+        text_vectors = text_embedder.embed([description for _, description in described])
         try:
             image_model, image_embedder = models.embedder("image_embedder")
+            image_items, image_vectors = embed_track_crops(stored_tracks, image_embedder)
         except ModelUnavailableError as exc:
-            image_absent = str(exc)
-        if image_model is not None:
-            usable = [(track_id, crop) for track_id, crop in crops.items() if crop is not None]
-            image_items = [(track_id, None) for track_id, _ in usable]
-            image_vectors = image_embedder.embed_images([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for _, c in usable])
+            image_model, image_absent, image_items, image_vectors = None, str(exc), [], None
 
         with database.session() as conn:
-            rows = replace_embeddings(conn, partition_key, "track_text", ModelStamp(text_model.name, text_model.version),
-                                      list(described), text_vectors)
-            if image_model is not None:
-                rows += replace_embeddings(conn, partition_key, "track_image",
-                                           ModelStamp(image_model.name, image_model.version), image_items, image_vectors)
-            else:
-                conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = 'track_image'", (partition_key,))
+            text_stamp = ModelStamp(text_model.name, text_model.version)
+            rows = replace_embeddings(conn, partition_key, "track_text", text_stamp, list(described), text_vectors)
+            image_stamp = ModelStamp(image_model.name, image_model.version) if image_model else None
+            rows += replace_embeddings(conn, partition_key, "track_image", image_stamp, image_items, image_vectors)
             catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=text_model.version,
                                  run_id=context.run.run_id)
             findings = quality.embedding_findings(conn, partition_key)

@@ -35,7 +35,8 @@ class SummaryConfig(Config):
     code_version="summary-v1",
     description="Per video (table `summaries`): rule-based incidents (loitering, crowding, running, zone "
     "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text.",
-    check_specs=[AssetCheckSpec(name, asset="summaries") for name in ("one_summary_per_video", "safety_score_in_range")],
+    check_specs=[AssetCheckSpec(name, asset="summaries")
+                 for name in ("one_summary_per_video", "safety_score_in_range")],
 )
 def summaries(context: AssetExecutionContext, config: SummaryConfig, database: PostgresResource,
               models: ModelRegistryResource) -> MaterializeResult:

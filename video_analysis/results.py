@@ -114,13 +114,16 @@ def replace_attributes(conn: psycopg.Connection, partition_key: str, attributes:
     return len(attributes)
 
 
-def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, model: ModelStamp,
-                       items: list[tuple[int | None, str | None]], vectors: np.ndarray) -> int:
-    """Replace one kind of embedding for a video; items are (track_id, content) per vector row."""
+def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, model: ModelStamp | None,
+                       items: list[tuple[int | None, str | None]], vectors: np.ndarray | None) -> int:
+    """Replace one kind of embedding for a video; items are (track_id, content) per vector row.
+
+    With no model (the profile has none for this kind) the kind's old rows are removed and none written.
+    """
     from pgvector import Vector
 
     conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = %s", (partition_key, kind))
-    if not items:
+    if model is None or not items:
         return 0
     dim = int(vectors.shape[1])
     with conn.cursor().copy(

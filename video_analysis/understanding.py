@@ -32,3 +32,16 @@ def track_facts(conn: psycopg.Connection, partition_key: str) -> list[TrackFacts
     ).fetchall()
     return [TrackFacts(track_id=r[0], class_name=r[1], first_t=r[2], last_t=r[3], path=r[4], box_height=r[5],
                        motion=r[6], speed_heights_s=r[7], zones=tuple(r[8])) for r in rows]
+
+
+def load_descriptions(conn: psycopg.Connection, partition_key: str) -> list[tuple[int, str]]:
+    return conn.execute("SELECT track_id, description FROM track_attributes WHERE partition_key = %s "
+                        "ORDER BY track_id", (partition_key,)).fetchall()
+
+
+def embed_track_crops(tracks: list[StoredTrack], embedder) -> tuple[list[tuple[int, None]], np.ndarray]:
+    """Image embeddings of each track's best crop (RGB), with the (track_id, content) items they belong to."""
+    crops = [(t.summary.track_id, decode_jpeg(t.thumbnail_jpeg)) for t in tracks]
+    usable = [(track_id, crop) for track_id, crop in crops if crop is not None]
+    vectors = embedder.embed_images([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) for _, crop in usable])
+    return [(track_id, None) for track_id, _ in usable], vectors
