@@ -174,10 +174,20 @@ def cmd_search(args) -> int:
 
     filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
                             class_name=args.class_name, color=args.color, incident=args.incident)
-    model, embedder = ModelRegistryResource().embedder("text_embedder")
+    from models import ModelUnavailableError
+
+    models = ModelRegistryResource()
+    model, embedder = models.embedder("text_embedder")
+    image_model = image_embedder = None
+    try:  # image-text search when the embeddings stage has an image model (never downloads here)
+        if models.resolve("image_embedder", allow_download=False):
+            image_model, image_embedder = models.embedder("image_embedder")
+    except ModelUnavailableError:
+        pass
     with PostgresResource().connect() as conn:
         hits = search(conn, args.query, embedder, model.name, filters, limit=args.limit,
-                      thumbnails_dir=Settings.from_env().home.ensure().thumbnails)
+                      thumbnails_dir=Settings.from_env().home.ensure().thumbnails,
+                      image_embedder=image_embedder, image_model_name=image_model.name if image_model else None)
     if args.json:
         print(json.dumps([h.as_dict() for h in hits], indent=2))
         return 0

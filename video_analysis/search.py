@@ -2,8 +2,8 @@
 
 Reciprocal rank fusion (score = sum of 1 / (k + rank) over both rankings) needs no score calibration
 between the two retrievers: a track that both find ranks first, one found by either still appears.
-Every value is a bound parameter; the only composed parts (vector dimension, model name) are literals
-from the model registry, so the partial HNSW index of that model is usable.
+Every value is a bound parameter; the only composed parts (vector dimension, model name, kind) are
+literals from the model registry, so the partial HNSW index of that model is usable.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class SearchHit:
     score: float
     vector_rank: int | None
     text_rank: int | None
+    image_rank: int | None
     description: str
     thumbnail: str | None
 
@@ -53,8 +54,8 @@ class SearchHit:
         return data
 
 
-_QUERY = """
-WITH candidates AS (
+_CANDIDATES = """
+candidates AS (
     SELECT a.partition_key, a.track_id
     FROM track_attributes a
     JOIN tracks t USING (partition_key, track_id)
@@ -71,40 +72,52 @@ WITH candidates AS (
            SELECT 1 FROM summaries s, jsonb_array_elements(s.incidents) i
            WHERE s.partition_key = a.partition_key AND i->>'type' = %(incident)s
              AND i->'track_ids' @> to_jsonb(a.track_id)))
-),
-by_vector AS (
-    SELECT e.partition_key, e.track_id,
-           row_number() OVER (ORDER BY e.embedding::vector({dim}) <=> %(vector)s::vector({dim})) AS rank
-    FROM embeddings e JOIN candidates c USING (partition_key, track_id)
-    WHERE e.kind = 'track_text' AND e.model_name = {model}
-    ORDER BY e.embedding::vector({dim}) <=> %(vector)s::vector({dim})
-    LIMIT %(pool)s
-),
-by_text AS (
-    SELECT a.partition_key, a.track_id,
-           row_number() OVER (ORDER BY ts_rank_cd(a.description_tsv, q) DESC, a.track_id) AS rank
-    FROM track_attributes a JOIN candidates c USING (partition_key, track_id),
-         websearch_to_tsquery('english', %(query)s) q
-    WHERE a.description_tsv @@ q
-    ORDER BY rank
-    LIMIT %(pool)s
-),
-fused AS (
-    SELECT coalesce(bv.partition_key, bt.partition_key) AS partition_key,
-           coalesce(bv.track_id, bt.track_id) AS track_id,
-           coalesce(1.0 / (%(k)s + bv.rank), 0) + coalesce(1.0 / (%(k)s + bt.rank), 0) AS score,
-           bv.rank AS vector_rank, bt.rank AS text_rank
-    FROM by_vector bv FULL OUTER JOIN by_text bt USING (partition_key, track_id)
-)
-SELECT f.partition_key, v.object_key, v.camera, f.track_id, t.class_name, t.first_t, t.last_t, v.recorded_at,
-       f.score, f.vector_rank, f.text_rank, a.description, t.thumbnail_jpeg
-FROM fused f
-JOIN tracks t USING (partition_key, track_id)
-JOIN track_attributes a USING (partition_key, track_id)
-JOIN videos v ON v.partition_key = f.partition_key
-ORDER BY f.score DESC, f.partition_key, t.first_t
-LIMIT %(limit)s
+)"""
+
+# Nearest embeddings of one kind and model (cosine distance; the model's partial HNSW index serves it).
+_BY_VECTOR = """
+WITH """ + _CANDIDATES + """
+SELECT e.partition_key, e.track_id
+FROM embeddings e JOIN candidates c USING (partition_key, track_id)
+WHERE e.kind = {kind} AND e.model_name = {model}
+ORDER BY e.embedding::vector({dim}) <=> %(vector)s::vector({dim})
+LIMIT %(pool)s
 """
+
+_BY_TEXT = """
+WITH """ + _CANDIDATES + """
+SELECT a.partition_key, a.track_id
+FROM track_attributes a JOIN candidates c USING (partition_key, track_id),
+     websearch_to_tsquery('english', %(query)s) q
+WHERE a.description_tsv @@ q
+ORDER BY ts_rank_cd(a.description_tsv, q) DESC, a.partition_key, a.track_id
+LIMIT %(pool)s
+"""
+
+_DETAILS = """
+SELECT t.partition_key, v.object_key, v.camera, t.track_id, t.class_name, t.first_t, t.last_t, v.recorded_at,
+       a.description, t.thumbnail_jpeg
+FROM tracks t
+JOIN track_attributes a USING (partition_key, track_id)
+JOIN videos v USING (partition_key)
+WHERE (t.partition_key, t.track_id) IN (SELECT * FROM unnest(%(keys)s::text[], %(ids)s::int[]))
+"""
+
+
+def _vector_literal(vector) -> str:
+    return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
+
+
+def _ranked(conn, statement, params) -> dict[tuple[str, int], int]:
+    return {(row[0], row[1]): rank for rank, row in enumerate(conn.execute(statement, params).fetchall(), 1)}
+
+
+def reciprocal_rank_fusion(rankings: dict[str, dict[tuple, int]], k: int = RRF_K) -> dict[tuple, float]:
+    scores: dict[tuple, float] = {}
+    for ranking in rankings.values():
+        for key, rank in ranking.items():
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+    return scores
 
 
 def _thumbnail_path(folder: Path | None, partition_key: str, track_id: int, jpeg: bytes | None) -> str | None:
@@ -119,22 +132,40 @@ def _thumbnail_path(folder: Path | None, partition_key: str, track_id: int, jpeg
 
 def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
            filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
-           thumbnails_dir: Path | None = None) -> list[SearchHit]:
-    """Tracks matching ``query`` best, by meaning (vectors) and by words (full text), within filters."""
+           thumbnails_dir: Path | None = None, image_embedder=None, image_model_name: str | None = None,
+           ) -> list[SearchHit]:
+    """Tracks matching ``query`` best, by meaning (vectors) and by words (full text), within filters.
+
+    With an image-text model (``full`` profile) the query's text embedding is also matched against the
+    tracks' image embeddings, so "red jacket" can find a crop whose description never said so.
+    """
     if not query.strip():
         raise ValueError("the search query is empty")
-    vector = embedder.embed([query])[0]
-    statement = sql.SQL(_QUERY).format(dim=sql.Literal(int(vector.shape[0])), model=sql.Literal(model_name))
-    params = {**asdict(filters), "query": query, "vector": "[" + ",".join(f"{x:.7f}" for x in vector) + "]",
-              "pool": CANDIDATES, "k": RRF_K, "limit": limit}
+    params = {**asdict(filters), "query": query, "pool": CANDIDATES}
+    retrievers = [("text_vector", "track_text", embedder, model_name)]
+    if image_embedder is not None and image_model_name:
+        retrievers.append(("image_vector", "track_image", image_embedder, image_model_name))
+    rankings: dict[str, dict[tuple[str, int], int]] = {}
     with conn.transaction():
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
-        rows = conn.execute(statement, params).fetchall()
-    return [
-        SearchHit(partition_key=r[0], object_key=r[1], camera=r[2], track_id=r[3], class_name=r[4],
-                  start_s=round(r[5], 2), end_s=round(r[6], 2),
-                  starts_at=r[7] + timedelta(seconds=r[5]) if r[7] else None, score=round(float(r[8]), 5),
-                  vector_rank=r[9], text_rank=r[10], description=r[11],
-                  thumbnail=_thumbnail_path(thumbnails_dir, r[0], r[3], r[12]))
-        for r in rows
-    ]
+        for name, kind, model, model_id in retrievers:
+            vector = model.embed([query])[0]
+            statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal(kind), model=sql.Literal(model_id),
+                                                   dim=sql.Literal(int(vector.shape[0])))
+            rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector)})
+        rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
+        scores = reciprocal_rank_fusion(rankings)
+        top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
+        details = {(r[0], r[3]): r for r in conn.execute(
+            _DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()}
+    hits = []
+    for key in top:
+        r = details[key]
+        hits.append(SearchHit(
+            partition_key=r[0], object_key=r[1], camera=r[2], track_id=r[3], class_name=r[4],
+            start_s=round(r[5], 2), end_s=round(r[6], 2),
+            starts_at=r[7] + timedelta(seconds=r[5]) if r[7] else None, score=round(scores[key], 5),
+            vector_rank=rankings["text_vector"].get(key), text_rank=rankings["full_text"].get(key),
+            image_rank=rankings.get("image_vector", {}).get(key), description=r[8],
+            thumbnail=_thumbnail_path(thumbnails_dir, r[0], r[3], r[9])))
+    return hits

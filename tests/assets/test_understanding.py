@@ -157,3 +157,35 @@ def test_search_from_the_command_line(processed):
     hits = json.loads(result.stdout)
     assert len(hits) == 3 and all(h["camera"] == "kitchen" and h["class_name"] == "bottle" for h in hits)
     assert all(h["thumbnail"].endswith(".jpg") for h in hits)
+
+
+def test_full_profile_stores_image_embeddings_that_text_queries_reach(processed, conn, tiny_clip, tmp_path):
+    import yaml
+
+    from models.registry import MANIFEST
+    from tests.conftest import write_manifest
+    from video_analysis.embeddings import load_embedder
+
+    shipped = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
+    checkpoints = {**shipped, "tiny-clip": {"task": "image_embedder", "backend": "transformers-clip",
+                                            "source": str(tiny_clip), "version": "tiny-clip-1"}}
+    manifest = write_manifest(tmp_path, checkpoints, {"full": {"detector": "ssd-mobilenet-v2-coco",
+                                                               "text_embedder": "all-minilm-l6-v2",
+                                                               "image_embedder": "tiny-clip"}})
+    models = ModelRegistryResource(profile="full", manifest=str(manifest))
+    instance, partitions, _ = processed
+    result = materialize([embeddings], partition_key=partitions["kitchen"], instance=instance,
+                         resources={**build_resources(), "models": models}, raise_on_error=False)
+    assert result.success, failure_reasons(result)
+    assert result.asset_materializations_for_node("embeddings")[0].metadata["image_model"].value == "tiny-clip"
+    tracks, images = conn.execute(
+        "SELECT (SELECT count(*) FROM tracks WHERE partition_key = %(p)s), "
+        "(SELECT count(*) FROM embeddings WHERE partition_key = %(p)s AND kind = 'track_image' AND dim = 16)",
+        {"p": partitions["kitchen"]}).fetchone()
+    assert images == tracks > 0
+    assert any("embeddings_hnsw_tiny_clip" in r[0] for r in conn.execute("SELECT indexname FROM pg_indexes"))
+
+    text_model, text_embedder = models.embedder("text_embedder")
+    hits = search(conn, "bottle", text_embedder, text_model.name, SearchFilters(camera="kitchen"),
+                  image_embedder=load_embedder("transformers-clip", tiny_clip), image_model_name="tiny-clip")
+    assert hits and all(h.image_rank is not None for h in hits)
