@@ -231,6 +231,20 @@ def cmd_dev(args) -> int:
     return 0  # not reached
 
 
+def cmd_index(args) -> int:
+    from resources import PostgresResource
+    from video_analysis import vector_index
+
+    with PostgresResource().session() as conn:
+        if args.action == "drop":
+            models = vector_index.drop_all(conn)
+        else:
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            models = vector_index.rebuild_all(conn)
+    print(f"{args.action}: HNSW indexes of {', '.join(models) or 'no models'}")
+    return 0
+
+
 def cmd_db(args) -> int:
     from video_analysis.postgres import EmbeddedPostgres
     from video_analysis.settings import Settings
@@ -280,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
     dev.set_defaults(func=cmd_dev)
+
+    index = commands.add_parser("index", help="HNSW indexes: drop before a large backfill, rebuild after it")
+    index.add_argument("action", choices=["drop", "rebuild"])
+    index.set_defaults(func=cmd_index)
 
     database = commands.add_parser("db", help="embedded database: print its URL (starting it) or stop it")
     database.add_argument("action", choices=["url", "stop"])

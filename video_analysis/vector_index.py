@@ -2,14 +2,14 @@
 
 Rows of different models (and dimensions) share one table; each model gets an expression index
 ``(embedding::vector(dim))`` restricted to its rows, which is how pgvector indexes mixed dimensions.
-Bulk loads (backfills) drop a model's index, load, and build it once: building afterwards is much
-faster than inserting into a live HNSW graph (see benchmarks/README.md).
+Bulk loads (backfills) drop the indexes, load, and build them once (``reelgraph index drop`` /
+``reelgraph index rebuild``): building afterwards is much faster than inserting into a live HNSW graph
+(see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -36,9 +36,22 @@ def drop_index(conn: psycopg.Connection, model_name: str) -> None:
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(index_name(model_name))))
 
 
-@contextmanager
-def bulk_load(conn: psycopg.Connection, model_name: str, dim: int):
-    """Drop the model's index for the duration of a large load, then build it once."""
-    drop_index(conn, model_name)
-    yield
-    ensure_index(conn, model_name, dim)
+def indexed_models(conn: psycopg.Connection) -> list[tuple[str, int]]:
+    """(model name, dimension) of every embedding model with rows."""
+    return conn.execute("SELECT model_name, min(dim) FROM embeddings GROUP BY model_name ORDER BY 1").fetchall()
+
+
+def drop_all(conn: psycopg.Connection) -> list[str]:
+    models = [model for model, _ in indexed_models(conn)]
+    for model in models:
+        drop_index(conn, model)
+    return models
+
+
+def rebuild_all(conn: psycopg.Connection) -> list[str]:
+    """Build (or rebuild) the HNSW index of every model with rows."""
+    models = indexed_models(conn)
+    for model, dim in models:
+        drop_index(conn, model)
+        ensure_index(conn, model, dim)
+    return [model for model, _ in models]

@@ -189,3 +189,17 @@ def test_full_profile_stores_image_embeddings_that_text_queries_reach(processed,
     hits = search(conn, "bottle", text_embedder, text_model.name, SearchFilters(camera="kitchen"),
                   image_embedder=load_embedder("transformers-clip", tiny_clip), image_model_name="tiny-clip")
     assert hits and all(h.image_rank is not None for h in hits)
+
+
+def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find):
+    from tests.test_cli import run
+
+    def hnsw_indexes():
+        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'")}
+
+    before = [(h.partition_key, h.track_id) for h in find("bottle")]
+    assert "drop: HNSW indexes of all-minilm-l6-v2" in run("index", "drop", check=True).stdout
+    assert hnsw_indexes() == set()
+    assert [(h.partition_key, h.track_id) for h in find("bottle")] == before  # exact scan meanwhile
+    run("index", "rebuild", check=True)
+    assert "embeddings_hnsw_all_minilm_l6_v2" in hnsw_indexes()
