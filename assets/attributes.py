@@ -8,16 +8,16 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from assets.stage import recorded_stage
 from assets.tracks import tracks
 from orchestration.partitions import videos_partitions
-from resources import ModelRegistryResource, PostgresResource
+from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis import catalog
 from video_analysis.attributes import load_zones
 from video_analysis.results import load_tracks, replace_attributes
 from video_analysis.settings import Settings
-from video_analysis.understanding import attributes_for
+from video_analysis.understanding import attributes_for, model_attributes, with_model_facts
 
 STAGE = "attributes"
-# Attributes that need checkpoints the manifest does not name yet; reported as absent, never invented.
-MODEL_ATTRIBUTES = ("age", "gender", "relative_depth")
+# Attributes that need a model; a profile without one reports them absent, never invented.
+MODEL_ATTRIBUTES = {"age": "age_classifier", "gender": "gender_classifier", "relative_depth": "depth_estimator"}
 
 
 def zones_file(settings: Settings) -> Path | None:
@@ -37,7 +37,7 @@ def zones_file(settings: Settings) -> Path | None:
     description="Per track (table `track_attributes`): dominant upper/lower clothing colours, apparent size, "
     "speed and heading, dwell time, zones visited, and a one-sentence description.",
 )
-def attributes(context: AssetExecutionContext, database: PostgresResource,
+def attributes(context: AssetExecutionContext, database: PostgresResource, object_store: ObjectStoreResource,
                models: ModelRegistryResource) -> MaterializeResult:
     partition_key = context.partition_key
     settings = Settings.from_env()
@@ -46,10 +46,16 @@ def attributes(context: AssetExecutionContext, database: PostgresResource,
             video = catalog.ready_video(conn, partition_key)
             stored = load_tracks(conn, partition_key)
         zones = load_zones(zones_file(settings), video.camera)
-        found = attributes_for(stored, video.width, video.height, zones)
+        loaded = {name: models.load_optional(task) for name, task in MODEL_ATTRIBUTES.items()}
+        absent = {name: reason for name, (_, _, reason) in loaded.items() if reason}
+        classifiers = {name: loaded[name][1] for name in ("age", "gender") if name not in absent}
+        depth = loaded["relative_depth"][1]
+        video_path = object_store.store().fetch(video.obj) if depth is not None else None
+        extras = model_attributes(stored, classifiers, depth, video_path)
+        found = with_model_facts(attributes_for(stored, video.width, video.height, zones), extras)
         profile = models.registry(allow_download=False).requested_profile
         with database.session() as conn:
-            rows = replace_attributes(conn, partition_key, found, profile=profile)
+            rows = replace_attributes(conn, partition_key, found, profile=profile, extras=extras)
             catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, run_id=context.run.run_id)
 
     colours = Counter(c for a in found for c in (a.upper_color, a.lower_color, a.color) if c)
@@ -59,5 +65,6 @@ def attributes(context: AssetExecutionContext, database: PostgresResource,
         "motion": MetadataValue.json(dict(Counter(a.motion for a in found))),
         "zones_configured": [z.name for z in zones],
         "examples": MetadataValue.json([{"track": a.track_id, "description": a.description} for a in found[:5]]),
-        "absent": MetadataValue.json({name: "no checkpoint for it in the model manifest" for name in MODEL_ATTRIBUTES}),
+        "model_attributes": sorted(set(MODEL_ATTRIBUTES) - set(absent)),
+        "absent": MetadataValue.json(absent),
     })

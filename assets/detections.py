@@ -53,7 +53,7 @@ def detections(
     with recorded_stage(context, database, STAGE):
         with database.session() as conn:
             video = catalog.ready_video(conn, partition_key)
-        model, detector = models.detector()
+        model, detector = models.load("detector")
         found = detect_video(object_store.store().fetch(video.obj), detector, fps=video.fps,
                              sample_fps=config.sample_fps, batch_size=config.batch_size)
         with database.session() as conn:

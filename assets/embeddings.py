@@ -4,7 +4,6 @@ from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, Me
 
 from assets.attributes import attributes
 from assets.stage import check_results, recorded_stage
-from models import ModelUnavailableError
 from orchestration.partitions import videos_partitions
 from resources import ModelRegistryResource, PostgresResource
 from video_analysis import catalog, quality, vector_index
@@ -42,13 +41,10 @@ def embeddings(context: AssetExecutionContext, database: PostgresResource,
             catalog.ready_video(conn, partition_key)
             described = load_descriptions(conn, partition_key)
             stored_tracks = load_tracks(conn, partition_key)
-        text_model, text_embedder = models.embedder("text_embedder")
+        text_model, text_embedder = models.load("text_embedder")
         text_vectors = text_embedder.embed([description for _, description in described])
-        try:
-            image_model, image_embedder = models.embedder("image_embedder")
-            image_items, image_vectors = embed_track_crops(stored_tracks, image_embedder)
-        except ModelUnavailableError as exc:
-            image_model, image_absent, image_items, image_vectors = None, str(exc), [], None
+        image_model, image_embedder, image_absent = models.load_optional("image_embedder")
+        image_items, image_vectors = embed_track_crops(stored_tracks, image_embedder) if image_model else ([], None)
 
         with database.session() as conn:
             text_stamp = ModelStamp(text_model.name, text_model.version)

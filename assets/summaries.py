@@ -54,7 +54,7 @@ def summaries(context: AssetExecutionContext, config: SummaryConfig, database: P
         incidents = detect_incidents(facts, restricted, rules)
         score = safety_score(incidents, rules)
         text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours)
-        text_model, text_embedder = models.embedder("text_embedder")
+        text_model, text_embedder = models.load("text_embedder")
         with database.session() as conn:
             replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                             facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__},

@@ -174,16 +174,10 @@ def cmd_search(args) -> int:
 
     filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
                             class_name=args.class_name, color=args.color, incident=args.incident)
-    from models import ModelUnavailableError
-
     models = ModelRegistryResource()
-    model, embedder = models.embedder("text_embedder")
-    image_model = image_embedder = None
-    try:  # image-text search when the embeddings stage has an image model (never downloads here)
-        if models.resolve("image_embedder", allow_download=False):
-            image_model, image_embedder = models.embedder("image_embedder")
-    except ModelUnavailableError:
-        pass
+    model, embedder = models.load("text_embedder")
+    # Image-text search when the embeddings stage has an image model (search itself never downloads).
+    image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
     with PostgresResource().connect() as conn:
         hits = search(conn, args.query, embedder, model.name, filters, limit=args.limit,
                       thumbnails_dir=Settings.from_env().home.ensure().thumbnails,

@@ -3,9 +3,8 @@
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from models import ModelRegistry, ResolvedModel
-from video_analysis.detectors import load_detector
-from video_analysis.embeddings import load_embedder
+from models import ModelRegistry, ModelUnavailableError, ResolvedModel
+from video_analysis.loaders import load_model
 from video_analysis.settings import Settings
 
 
@@ -26,18 +25,18 @@ class ModelRegistryResource(ConfigurableResource):
     def resolve(self, task: str, allow_download: bool = True) -> ResolvedModel:
         return self.registry(allow_download).resolve(task)
 
-    def detector(self):
-        """(resolved checkpoint, loaded detector); loaded once per process and reused across partitions."""
-        resolved = self.resolve("detector")
-        key = ("detector", resolved.path)
-        if key not in self._loaded:
-            self._loaded[key] = load_detector(resolved.backend, resolved.path, resolved.config_path)
-        return resolved, self._loaded[key]
-
-    def embedder(self, task: str):
-        """(resolved checkpoint, loaded embedder) for text_embedder or image_embedder."""
-        resolved = self.resolve(task)
+    def load(self, task: str, allow_download: bool = True):
+        """(resolved checkpoint, loaded model); loaded once per process and reused across partitions."""
+        resolved = self.resolve(task, allow_download)
         key = (task, resolved.path)
         if key not in self._loaded:
-            self._loaded[key] = load_embedder(resolved.backend, resolved.path)
+            self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path)
         return resolved, self._loaded[key]
+
+    def load_optional(self, task: str, allow_download: bool = True):
+        """(resolved, model, None), or (None, None, reason) when this profile has no model for the task."""
+        try:
+            resolved, model = self.load(task, allow_download)
+        except ModelUnavailableError as exc:
+            return None, None, str(exc)
+        return resolved, model, None

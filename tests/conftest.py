@@ -220,3 +220,33 @@ def tiny_clip(tmp_path_factory) -> Path:
     CLIPModel(config).save_pretrained(target)
     processor.save_pretrained(target)
     return target
+
+
+def _tiny_vit_classifier(folder: Path, labels: list[str]) -> Path:
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                       label2id={label: i for i, label in enumerate(labels)})
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_attribute_models(tmp_path_factory) -> dict[str, Path]:
+    """Random-weight age and gender classifiers and a DPT depth model, saved like hub checkpoints."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    folder = tmp_path_factory.mktemp("attribute-models")
+    depth = folder / "depth"
+    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=32,
+                       patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
+                       fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5])
+    DPTForDepthEstimation(config).save_pretrained(depth)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(depth)
+    return {
+        "age": _tiny_vit_classifier(folder / "age", ["0-19", "20-39", "40-59", "60+"]),
+        "gender": _tiny_vit_classifier(folder / "gender", ["female", "male"]),
+        "depth": depth,
+    }

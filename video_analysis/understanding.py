@@ -45,3 +45,37 @@ def embed_track_crops(tracks: list[StoredTrack], embedder) -> tuple[list[tuple[i
     usable = [(track_id, crop) for track_id, crop in crops if crop is not None]
     vectors = embedder.embed_images([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) for _, crop in usable])
     return [(track_id, None) for track_id, _ in usable], vectors
+
+
+def model_attributes(tracks: list[StoredTrack], classifiers: dict, depth=None, video_path=None) -> dict[int, dict]:
+    """Per-track extras from full-profile models: {"age": {label, score}, "gender": ..., "relative_depth": x}."""
+    from video_analysis.frames import read_frames
+
+    extras: dict[int, dict] = {t.summary.track_id: {} for t in tracks}
+    people = [t for t in tracks if t.class_name == "person" and t.thumbnail_jpeg]
+    crops = [cv2.cvtColor(decode_jpeg(t.thumbnail_jpeg), cv2.COLOR_BGR2RGB) for t in people]
+    for name, classifier in classifiers.items():
+        for track, (label, score) in zip(people, classifier.classify(crops), strict=True):
+            extras[track.summary.track_id][name] = {"label": label, "score": score}
+    if depth is not None and video_path is not None and tracks:
+        frames = read_frames(video_path, {t.summary.best_frame for t in tracks})
+        by_frame: dict[int, list[StoredTrack]] = {}
+        for track in tracks:
+            by_frame.setdefault(track.summary.best_frame, []).append(track)
+        for index, members in by_frame.items():
+            if index in frames:
+                values = depth.relative_depth(frames[index], [m.summary.best_box for m in members])
+                for member, value in zip(members, values, strict=True):
+                    extras[member.summary.track_id]["relative_depth"] = value
+    return extras
+
+
+def with_model_facts(attributes: list[TrackAttributes], extras: dict[int, dict]) -> list[TrackAttributes]:
+    """Descriptions mention apparent gender and age when a model provided them (so search can use them)."""
+    updated = []
+    for attrs in attributes:
+        facts = extras.get(attrs.track_id, {})
+        words = [facts[k]["label"] for k in ("gender", "age") if k in facts]
+        description = f"{attrs.description}, apparently {' '.join(words)}" if words else attrs.description
+        updated.append(TrackAttributes(**{**attrs.__dict__, "description": description}))
+    return updated

@@ -53,7 +53,7 @@ def conn(pg_dsn, processed):
 
 @pytest.fixture(scope="module")
 def find(conn):
-    model, embedder = ModelRegistryResource(profile="offline").embedder("text_embedder")
+    model, embedder = ModelRegistryResource(profile="offline").load("text_embedder")
 
     def run(query, **filters):
         return search(conn, query, embedder, model.name, SearchFilters(**filters), limit=10)
@@ -185,7 +185,7 @@ def test_full_profile_stores_image_embeddings_that_text_queries_reach(processed,
     assert images == tracks > 0
     assert any("embeddings_hnsw_tiny_clip" in r[0] for r in conn.execute("SELECT indexname FROM pg_indexes"))
 
-    text_model, text_embedder = models.embedder("text_embedder")
+    text_model, text_embedder = models.load("text_embedder")
     hits = search(conn, "bottle", text_embedder, text_model.name, SearchFilters(camera="kitchen"),
                   image_embedder=load_embedder("transformers-clip", tiny_clip), image_model_name="tiny-clip")
     assert hits and all(h.image_rank is not None for h in hits)
@@ -203,3 +203,48 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
     assert [(h.partition_key, h.track_id) for h in find("bottle")] == before  # exact scan meanwhile
     run("index", "rebuild", check=True)
     assert "embeddings_hnsw_all_minilm_l6_v2" in hnsw_indexes()
+
+
+def test_full_profile_adds_age_gender_and_depth(processed, conn, tiny_attribute_models, tmp_path):
+    from models.registry import MANIFEST
+    from tests.conftest import write_manifest
+
+    import yaml
+
+    shipped = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
+    tiny = {
+        "tiny-age": ("age_classifier", "transformers-image-classification", tiny_attribute_models["age"]),
+        "tiny-gender": ("gender_classifier", "transformers-image-classification", tiny_attribute_models["gender"]),
+        "tiny-depth": ("depth_estimator", "transformers-depth", tiny_attribute_models["depth"]),
+    }
+    checkpoints = {**shipped, **{name: {"task": task, "backend": backend, "source": str(path), "version": name}
+                                 for name, (task, backend, path) in tiny.items()}}
+    manifest = write_manifest(tmp_path, checkpoints, {"full": {
+        "detector": "ssd-mobilenet-v2-coco", "text_embedder": "all-minilm-l6-v2",
+        **{task: name for name, (task, _, _) in tiny.items()}}})
+    instance, partitions, _ = processed
+    result = materialize([attributes], partition_key=partitions["person"], instance=instance, raise_on_error=False,
+                         resources={**build_resources(),
+                                    "models": ModelRegistryResource(profile="full", manifest=str(manifest))})
+    assert result.success, failure_reasons(result)
+    metadata = result.asset_materializations_for_node("attributes")[0].metadata
+    assert metadata["model_attributes"].value == ["age", "gender", "relative_depth"]
+    assert metadata["absent"].value == {}
+
+    rows = conn.execute("SELECT extras, description FROM track_attributes WHERE partition_key = %s",
+                        (partitions["person"],)).fetchall()
+    assert rows
+    for extras, description in rows:
+        assert extras["gender"]["label"] in {"female", "male"} and 0 < extras["gender"]["score"] <= 1
+        assert extras["age"]["label"] in {"0-19", "20-39", "40-59", "60+"}
+        assert 0 <= extras["relative_depth"] <= 1
+        assert f"apparently {extras['gender']['label']} {extras['age']['label']}" in description
+
+
+def test_offline_profile_reports_model_attributes_absent(processed):
+    instance, partitions, _ = processed
+    result = materialize([attributes], partition_key=partitions["kitchen"], instance=instance,
+                         resources=build_resources(), raise_on_error=False)
+    absent = result.asset_materializations_for_node("attributes")[0].metadata["absent"].value
+    assert set(absent) == {"age", "gender", "relative_depth"}
+    assert all("profile 'offline' names no checkpoint" in reason for reason in absent.values())

@@ -1,0 +1,25 @@
+"""One place that turns a resolved checkpoint (backend + files) into a loaded model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_model(backend: str, path: Path, config: Path | None = None):
+    if backend in ("opencv-tf", "ultralytics"):
+        from video_analysis.detectors import load_detector
+
+        return load_detector(backend, path, config)
+    if backend in ("sentence-transformers", "transformers-clip"):
+        from video_analysis.embeddings import load_embedder
+
+        return load_embedder(backend, path)
+    if backend == "transformers-image-classification":
+        from video_analysis.appearance import ImageClassifier
+
+        return ImageClassifier(path)
+    if backend == "transformers-depth":
+        from video_analysis.appearance import DepthEstimator
+
+        return DepthEstimator(path)
+    raise ValueError(f"unknown model backend {backend!r}")
