@@ -9,13 +9,14 @@ from assets.attributes import zones_file
 from assets.embeddings import embeddings
 from assets.stage import check_results, recorded_stage
 from orchestration.partitions import videos_partitions
-from resources import ModelRegistryResource, PostgresResource
+from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis import catalog, quality
 from video_analysis.attributes import load_zones
 from video_analysis.incidents import IncidentRules, detect_incidents, incidents_json, safety_score, summary_text
-from video_analysis.results import ModelStamp, replace_embeddings, replace_summary
+from video_analysis.narration import narrate
+from video_analysis.results import ModelStamp, load_tracks, replace_embeddings, replace_summary
 from video_analysis.settings import Settings
-from video_analysis.understanding import track_facts
+from video_analysis.understanding import clothing_colours, keyframes, track_facts
 
 STAGE = "summaries"
 
@@ -34,12 +35,13 @@ class SummaryConfig(Config):
     owners=["team:video-platform"],
     code_version="summary-v1",
     description="Per video (table `summaries`): rule-based incidents (loitering, crowding, running, zone "
-    "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text.",
+    "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text "
+    "(templated, or written by a vision-language model in `full` when its JSON output validates).",
     check_specs=[AssetCheckSpec(name, asset="summaries")
                  for name in ("one_summary_per_video", "safety_score_in_range")],
 )
 def summaries(context: AssetExecutionContext, config: SummaryConfig, database: PostgresResource,
-              models: ModelRegistryResource) -> MaterializeResult:
+              object_store: ObjectStoreResource, models: ModelRegistryResource) -> MaterializeResult:
     partition_key = context.partition_key
     rules = IncidentRules(loiter_seconds=config.loiter_seconds, crowd_size=config.crowd_size,
                           unattended_seconds=config.unattended_seconds)
@@ -47,18 +49,26 @@ def summaries(context: AssetExecutionContext, config: SummaryConfig, database: P
         with database.session() as conn:
             video = catalog.ready_video(conn, partition_key)
             facts = track_facts(conn, partition_key)
-            colours = Counter(c for (c,) in conn.execute(
-                "SELECT unnest(ARRAY[upper_color, lower_color]) FROM track_attributes "
-                "WHERE partition_key = %s AND class_name = 'person'", (partition_key,)) if c)
+            colours = clothing_colours(conn, partition_key)
         restricted = {z.name for z in load_zones(zones_file(Settings.from_env()), video.camera) if z.restricted}
         incidents = detect_incidents(facts, restricted, rules)
         score = safety_score(incidents, rules)
         text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours)
+        generator = "template"
+        vlm_model, vlm, vlm_note = models.load_optional("summarizer")
+        if vlm is not None:
+            with database.session() as conn:
+                stored = load_tracks(conn, partition_key)
+            frames = keyframes(object_store.store().fetch(video.obj), stored)
+            narrated, vlm_note = narrate(vlm, frames, {"incidents": incidents_json(incidents), "safety_score": score},
+                                         text)
+            if narrated:
+                text, generator = narrated, vlm_model.name
         text_model, text_embedder = models.load("text_embedder")
         with database.session() as conn:
             replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                             facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__},
-                            generator="template")
+                            generator=generator)
             replace_embeddings(conn, partition_key, "summary_text", ModelStamp(text_model.name, text_model.version),
                                [(None, text)], text_embedder.embed([text]))
             catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=context.run.run_id,
@@ -72,8 +82,8 @@ def summaries(context: AssetExecutionContext, config: SummaryConfig, database: P
             "incident_count": len(incidents),
             "incidents": MetadataValue.json(incidents_json(incidents)),
             "summary": MetadataValue.md(text),
-            "generator": "template",
-            "vlm": "absent: no VLM checkpoint in the model manifest; the templated summary stands",
+            "generator": generator,
+            "vlm": vlm_note if vlm is not None else f"absent ({vlm_note}); the templated summary stands",
         },
         check_results=check_results("summaries", findings),
     )

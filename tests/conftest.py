@@ -250,3 +250,41 @@ def tiny_attribute_models(tmp_path_factory) -> dict[str, Path]:
         "gender": _tiny_vit_classifier(folder / "gender", ["female", "male"]),
         "depth": depth,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    """A 2-layer LLaVA (CLIP vision + Llama text) with a character-level vocabulary and a chat template."""
+    import string
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    target = tmp_path_factory.mktemp("vlm") / "tiny-vlm"
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<pad>", "<s>", "</s>", "<unk>", "<image>",
+                                                       *string.printable[:95]]))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>",
+                                        extra_special_tokens={"image_token": "<image>"})
+    template = ("{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+                "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}")
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(**layers, image_size=32, patch_size=8),
+        text_config=LlamaConfig(**layers, vocab_size=len(vocab), num_key_value_heads=2, max_position_embeddings=4096),
+        image_token_index=vocab["<image>"], vision_feature_layer=-1)
+    LlavaForConditionalGeneration(config).save_pretrained(target)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+                   chat_template=template, num_additional_image_tokens=1).save_pretrained(target)
+    return target

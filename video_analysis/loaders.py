@@ -22,4 +22,8 @@ def load_model(backend: str, path: Path, config: Path | None = None):
         from video_analysis.appearance import DepthEstimator
 
         return DepthEstimator(path)
+    if backend == "transformers-image-text-to-text":
+        from video_analysis.narration import VisionLanguageSummarizer
+
+        return VisionLanguageSummarizer(path)
     raise ValueError(f"unknown model backend {backend!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import cv2
 import numpy as np
 import psycopg
@@ -20,6 +22,12 @@ def decode_jpeg(data: bytes | None) -> np.ndarray | None:
 def attributes_for(tracks: list[StoredTrack], width: int, height: int, zones: list[Zone]) -> list[TrackAttributes]:
     return [track_attributes(t.summary, t.class_name, decode_jpeg(t.thumbnail_jpeg), width, height, zones)
             for t in tracks]
+
+
+def clothing_colours(conn: psycopg.Connection, partition_key: str) -> Counter:
+    return Counter(colour for (colour,) in conn.execute(
+        "SELECT unnest(ARRAY[upper_color, lower_color]) FROM track_attributes "
+        "WHERE partition_key = %s AND class_name = 'person'", (partition_key,)) if colour)
 
 
 def track_facts(conn: psycopg.Connection, partition_key: str) -> list[TrackFacts]:
@@ -79,3 +87,12 @@ def with_model_facts(attributes: list[TrackAttributes], extras: dict[int, dict])
         description = f"{attrs.description}, apparently {' '.join(words)}" if words else attrs.description
         updated.append(TrackAttributes(**{**attrs.__dict__, "description": description}))
     return updated
+
+
+def keyframes(video_path, tracks: list[StoredTrack], count: int = 4) -> list[np.ndarray]:
+    """Best frames of the longest tracks: what a vision-language model looks at."""
+    from video_analysis.frames import read_frames
+
+    longest = sorted(tracks, key=lambda t: t.summary.last_t - t.summary.first_t, reverse=True)[:count]
+    frames = read_frames(video_path, {t.summary.best_frame for t in longest})
+    return [frames[i] for i in sorted(frames)]

@@ -206,10 +206,10 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
 
 
 def test_full_profile_adds_age_gender_and_depth(processed, conn, tiny_attribute_models, tmp_path):
+    import yaml
+
     from models.registry import MANIFEST
     from tests.conftest import write_manifest
-
-    import yaml
 
     shipped = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
     tiny = {
@@ -248,3 +248,30 @@ def test_offline_profile_reports_model_attributes_absent(processed):
     absent = result.asset_materializations_for_node("attributes")[0].metadata["absent"].value
     assert set(absent) == {"age", "gender", "relative_depth"}
     assert all("profile 'offline' names no checkpoint" in reason for reason in absent.values())
+
+
+def test_full_profile_vlm_output_is_validated_and_the_template_stands_when_invalid(processed, conn, tiny_vlm,
+                                                                                    tmp_path):
+    import yaml
+
+    from models.registry import MANIFEST
+    from tests.conftest import write_manifest
+
+    shipped = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
+    checkpoints = {**shipped, "tiny-vlm": {"task": "summarizer", "backend": "transformers-image-text-to-text",
+                                          "source": str(tiny_vlm), "version": "tiny-vlm-1"}}
+    manifest = write_manifest(tmp_path, checkpoints, {"full": {"text_embedder": "all-minilm-l6-v2",
+                                                               "summarizer": "tiny-vlm"}})
+    instance, partitions, _ = processed
+    before = conn.execute("SELECT summary FROM summaries WHERE partition_key = %s", (partitions["kitchen"],)).fetchone()
+    result = materialize([summaries], partition_key=partitions["kitchen"], instance=instance, raise_on_error=False,
+                         resources={**build_resources(),
+                                    "models": ModelRegistryResource(profile="full", manifest=str(manifest))})
+    assert result.success, failure_reasons(result)
+    metadata = result.asset_materializations_for_node("summaries")[0].metadata
+    # A random-weight model writes no valid JSON: the templated summary stands and the metadata says why.
+    assert metadata["generator"].value == "template"
+    assert metadata["vlm"].value.startswith("invalid output (")
+    after = conn.execute("SELECT summary, generator FROM summaries WHERE partition_key = %s",
+                         (partitions["kitchen"],)).fetchone()
+    assert after == (before[0], "template")
