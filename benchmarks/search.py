@@ -72,7 +72,7 @@ def bench_size(conn, n: int, queries: int, centres: np.ndarray) -> dict:
     exact = [set(knn(conn, q)) for q in probes]
     conn.execute("RESET enable_indexscan")
     rows = {}
-    for ef in (40, 100):
+    for ef in (40, 100, 200):
         conn.execute(f"SET hnsw.ef_search = {ef}")
         latencies, recalls = [], []
         for probe, truth in zip(probes, exact, strict=True):

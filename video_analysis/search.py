@@ -17,7 +17,8 @@ import psycopg
 from psycopg import sql
 
 RRF_K = 60
-CANDIDATES = 100
+CANDIDATES = 100  # per retriever, before fusion
+EF_SEARCH = 2 * CANDIDATES
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     with conn.transaction():
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
+        conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
         for name, kind, model, model_id in retrievers:
             vector = model.embed([query])[0]
             statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal(kind), model=sql.Literal(model_id),
