@@ -7,7 +7,7 @@ from pydantic import Field
 
 from assets.metadata import jpeg_markdown
 from assets.raw_video import raw_video
-from assets.stage import check_results, recorded_stage
+from assets.stage import check_results, model_code_version, recorded_stage
 from orchestration.partitions import videos_partitions
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis import catalog, quality
@@ -22,15 +22,6 @@ class DetectionConfig(Config):
     batch_size: int = Field(default=8, description="Frames per model call.")
 
 
-def _code_version() -> str:
-    # The model version is part of the code version: a model upgrade shows every partition as stale.
-    # Resolved from what is already on disk: loading the code location never downloads weights.
-    try:
-        return f"detect-v1:{ModelRegistryResource().resolve('detector', allow_download=False).version}"
-    except Exception:
-        return "detect-v1:unresolved"
-
-
 @asset(
     partitions_def=videos_partitions,
     deps=[raw_video],
@@ -38,7 +29,7 @@ def _code_version() -> str:
     group_name="vision",
     kinds={"pytorch", "postgres"},
     owners=["team:video-platform"],
-    code_version=_code_version(),
+    code_version=model_code_version("detect-v1", "detector"),
     description="Boxes, classes and scores on sampled frames (table `detections`), stamped with the model.",
     check_specs=[AssetCheckSpec(name, asset="detections") for name in ("boxes_inside_frame", "scores_in_unit_range")],
 )

@@ -3,7 +3,7 @@
 from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.attributes import attributes
-from assets.stage import check_results, recorded_stage
+from assets.stage import check_results, model_code_version, recorded_stage
 from orchestration.partitions import videos_partitions
 from resources import ModelRegistryResource, PostgresResource
 from video_analysis import catalog, quality, vector_index
@@ -13,14 +13,6 @@ from video_analysis.understanding import embed_track_crops, load_descriptions
 STAGE = "embeddings"
 
 
-def _code_version() -> str:
-    try:
-        text = ModelRegistryResource().resolve("text_embedder", allow_download=False).version
-    except Exception:
-        text = "unresolved"
-    return f"embed-v1:{text}"
-
-
 @asset(
     partitions_def=videos_partitions,
     deps=[attributes],
@@ -28,7 +20,7 @@ def _code_version() -> str:
     group_name="understanding",
     kinds={"pytorch", "postgres"},
     owners=["team:video-platform"],
-    code_version=_code_version(),
+    code_version=model_code_version("embed-v1", "text_embedder"),
     description="pgvector embeddings (table `embeddings`): each track's description through the text model "
     "and, when an image-text model is available, each track's best crop.",
     check_specs=[AssetCheckSpec(name, asset="embeddings") for name in ("embedding_dimension", "embedding_unit_norm")],

@@ -34,3 +34,16 @@ def _record_failure(context, database, stage, message):
 def check_results(asset_key: str, findings: list[Finding]) -> list[AssetCheckResult]:
     return [AssetCheckResult(asset_key=asset_key, check_name=f.name, passed=f.passed,
                              metadata={"detail": f.detail}) for f in findings]
+
+
+def model_code_version(stage_version: str, task: str) -> str:
+    """The stage's code version including its model's version: a model upgrade marks partitions stale.
+
+    Resolved from what is already on disk: loading the code location never downloads weights.
+    """
+    from resources import ModelRegistryResource
+
+    try:
+        return f"{stage_version}:{ModelRegistryResource().resolve(task, allow_download=False).version}"
+    except Exception:  # no model for this task yet: the stage reports it when it runs
+        return f"{stage_version}:unresolved"

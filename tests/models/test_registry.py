@@ -75,3 +75,18 @@ def test_shipped_manifest_names_a_detector_for_both_profiles():
     for profile in ("full", "offline"):
         name = spec["profiles"][profile]["detector"]
         assert spec["checkpoints"][name]["version"]
+
+
+def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, tiny_yolo):
+    from assets.stage import model_code_version
+
+    versions = []
+    for version in ("yolo-v1", "yolo-v2"):
+        (tmp_path / version).mkdir()
+        manifest = write_manifest(tmp_path / version,
+                                  {"d": {"task": "detector", "backend": "ultralytics", "source": str(tiny_yolo),
+                                         "version": version}}, {"full": {"detector": "d"}})
+        monkeypatch.setenv("REELGRAPH_MODELS_MANIFEST", str(manifest))
+        monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "full")
+        versions.append(model_code_version("detect-v1", "detector"))
+    assert versions == ["detect-v1:yolo-v1", "detect-v1:yolo-v2"]
