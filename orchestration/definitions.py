@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from assets import ALL_ASSETS
+from orchestration.alerts import failure_alert_sensor
 from orchestration.jobs import process_video_job
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
@@ -20,6 +21,6 @@ def build_resources() -> dict:
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[process_video_job],
-    sensors=[video_upload_sensor],
+    sensors=[video_upload_sensor, failure_alert_sensor],
     resources=build_resources(),
 )

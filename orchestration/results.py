@@ -3,7 +3,7 @@
 _WRAPPER_PREFIXES = ("dagster._core.definitions.events.Failure: ",)
 
 
-def _root_message(error) -> str:
+def root_message(error) -> str:
     # Dagster wraps user exceptions in DagsterExecutionStepExecutionError; the cause says what happened.
     while getattr(error, "cause", None) is not None:
         error = error.cause
@@ -16,7 +16,7 @@ def _root_message(error) -> str:
 def failure_reasons(result) -> list[str]:
     """Reasons of every failed step in an in-process execution result."""
     return [
-        f"{event.step_key}: {_root_message(event.event_specific_data.error)}"
+        f"{event.step_key}: {root_message(event.event_specific_data.error)}"
         for event in result.all_events
         if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
     ]

@@ -1,0 +1,27 @@
+"""Run-failure alerting: every failed run reports its video, stages and errors."""
+
+import os
+
+from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+
+from orchestration.results import root_message
+from video_analysis.alerts import FailureAlert, send
+
+WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
+                    description="Logs every failed run and posts it to $REELGRAPH_ALERT_WEBHOOK when set.")
+def failure_alert_sensor(context: RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    failures = context.get_step_failure_events()
+    alert = FailureAlert(
+        run_id=run.run_id,
+        job=run.job_name,
+        partition=run.tags.get("dagster/partition"),
+        video=run.tags.get("reelgraph/object"),
+        stages=[event.step_key for event in failures],
+        errors=[root_message(event.event_specific_data.error) for event in failures
+                if event.event_specific_data and event.event_specific_data.error],
+    )
+    send(alert, os.environ.get(WEBHOOK_ENV))

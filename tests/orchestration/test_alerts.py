@@ -1,0 +1,62 @@
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from dagster import DagsterEventType, build_run_status_sensor_context, materialize
+
+from assets import raw_video
+from orchestration.alerts import failure_alert_sensor
+from orchestration.definitions import build_resources
+from tests.orchestration.sensor_ticks import SensorHarness
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A real HTTP endpoint that records what it receives."""
+    received = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hooks/reelgraph")
+    yield received
+    server.shutdown()
+
+
+def test_a_failed_run_reaches_the_alert_sink_with_video_stage_and_error(dagster_instance, inbox, bad_files, db,
+                                                                        webhook, caplog):
+    path, _ = bad_files["notes.mp4"]
+    shutil.copyfile(path, inbox / "notes.mp4")
+    [partition] = SensorHarness(dagster_instance).tick()
+    result = materialize([raw_video], partition_key=partition, instance=dagster_instance, raise_on_error=False,
+                         resources=build_resources(), tags={"reelgraph/object": "notes.mp4"})
+    assert not result.success
+    run = dagster_instance.get_run_by_id(result.run_id)
+    failure = next(e for e in dagster_instance.all_logs(run.run_id) if e.dagster_event
+                   and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE).dagster_event
+
+    context = build_run_status_sensor_context(sensor_name="failure_alert_sensor", dagster_instance=dagster_instance,
+                                              dagster_run=run, dagster_event=failure).for_run_failure()
+    failure_alert_sensor(context)
+
+    [alert] = webhook
+    assert (alert["partition"], alert["video"], alert["stages"]) == (partition, "notes.mp4", ["raw_video"])
+    assert "not a video file" in alert["errors"][0] and "not a video file" in alert["text"]
+    assert "not a video file" in caplog.text
+
+
+def test_an_unreachable_sink_does_not_raise(monkeypatch):
+    from video_analysis.alerts import FailureAlert, send
+
+    alert = FailureAlert("0123456789", "process_video", "a.mp4@x", "a.mp4", ["detections"], ["boom"])
+    assert send(alert, "http://127.0.0.1:9/unreachable", timeout_s=2) is False
