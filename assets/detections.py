@@ -9,6 +9,7 @@ from assets.metadata import jpeg_markdown
 from assets.raw_video import raw_video
 from assets.stage import check_results, model_code_version, recorded_stage
 from orchestration.partitions import videos_partitions
+from orchestration.placement import GPU_POOL, gpu_op_tags
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis import catalog, quality
 from video_analysis.results import ModelStamp, replace_detections
@@ -25,7 +26,8 @@ class DetectionConfig(Config):
 @asset(
     partitions_def=videos_partitions,
     deps=[raw_video],
-    pool="gpu",
+    pool=GPU_POOL,
+    op_tags=gpu_op_tags(),
     group_name="vision",
     kinds={"pytorch", "postgres"},
     owners=["team:video-platform"],

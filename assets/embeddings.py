@@ -5,6 +5,7 @@ from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, Me
 from assets.attributes import attributes
 from assets.stage import check_results, model_code_version, recorded_stage
 from orchestration.partitions import videos_partitions
+from orchestration.placement import GPU_POOL, gpu_op_tags
 from resources import ModelRegistryResource, PostgresResource
 from video_analysis import catalog, quality, vector_index
 from video_analysis.results import ModelStamp, load_tracks, replace_embeddings
@@ -16,7 +17,8 @@ STAGE = "embeddings"
 @asset(
     partitions_def=videos_partitions,
     deps=[attributes],
-    pool="gpu",
+    pool=GPU_POOL,
+    op_tags=gpu_op_tags(),
     group_name="understanding",
     kinds={"pytorch", "postgres"},
     owners=["team:video-platform"],

@@ -5,6 +5,7 @@ from dagster import Definitions
 from assets import ALL_ASSETS
 from orchestration.alerts import failure_alert_sensor
 from orchestration.jobs import process_video_job
+from orchestration.placement import build_executor
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 
@@ -23,4 +24,5 @@ defs = Definitions(
     jobs=[process_video_job],
     sensors=[video_upload_sensor, failure_alert_sensor],
     resources=build_resources(),
+    executor=build_executor(),
 )

@@ -1,0 +1,48 @@
+"""Where each stage runs: GPU stages carry the tags that put their step on a GPU, per executor.
+
+- ECS (``ecs_executor``): the step's container asks for a GPU through ``resourceRequirements`` and the task
+  runs on an EC2 capacity provider with GPU instances (Fargate has no GPUs); CPU steps keep the
+  launcher's defaults (Fargate).
+- Kubernetes (``k8s_job_executor``): the step's pod asks for ``nvidia.com/gpu`` and tolerates GPU nodes.
+
+Both sets of tags are always present; each executor reads only its own. Values come from the
+environment so one image serves every cluster.
+"""
+
+import json
+import os
+
+GPU_POOL = "gpu"
+
+
+def gpu_op_tags() -> dict:
+    gpus = os.environ.get("REELGRAPH_GPUS_PER_STEP", "1")
+    provider = os.environ.get("REELGRAPH_ECS_GPU_CAPACITY_PROVIDER", "reelgraph-gpu")
+    return {
+        "ecs/container_overrides": json.dumps({"resourceRequirements": [{"type": "GPU", "value": gpus}]}),
+        "ecs/run_task_kwargs": json.dumps({"capacityProviderStrategy": [{"capacityProvider": provider, "weight": 1}]}),
+        "ecs/memory": os.environ.get("REELGRAPH_ECS_GPU_MEMORY_MIB", "15360"),
+        "ecs/cpu": os.environ.get("REELGRAPH_ECS_GPU_CPU_UNITS", "4096"),
+        "dagster-k8s/config": {
+            "container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus},
+                                               "requests": {"nvidia.com/gpu": gpus}}},
+            "pod_spec_config": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                 "effect": "NoSchedule"}]},
+        },
+    }
+
+
+def build_executor():
+    """The executor named by $REELGRAPH_EXECUTOR: multiprocess (default), ecs, or k8s."""
+    choice = os.environ.get("REELGRAPH_EXECUTOR", "multiprocess")
+    if choice == "ecs":
+        from dagster_aws.ecs import ecs_executor
+
+        return ecs_executor
+    if choice == "k8s":
+        from dagster_k8s import k8s_job_executor  # the `k8s` extra
+
+        return k8s_job_executor
+    if choice == "multiprocess":
+        return None  # Dagster's default
+    raise ValueError(f"REELGRAPH_EXECUTOR must be multiprocess, ecs or k8s, not {choice!r}")
