@@ -105,3 +105,20 @@ def test_iam_policy_grants_only_reads_of_the_raw_prefix_and_the_model_mirror():
     actions = {s["Action"] for s in policy["Statement"]}
     assert actions == {"s3:ListBucket", "s3:GetObject"}
     assert all(s["Effect"] == "Allow" and "*" != s["Resource"] for s in policy["Statement"])
+
+
+def test_compose_stack_wires_database_bucket_and_code_location():
+    compose = yaml.safe_load((REPO / "deploy/docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "minio", "reelgraph", "webserver", "daemon"} <= set(services)
+    assert services["postgres"]["image"].startswith("pgvector/")
+    workspace = yaml.safe_load((REPO / "deploy/compose/workspace.yaml").read_text())
+    assert workspace["load_from"][0]["grpc_server"]["host"] == "reelgraph"
+    gpu = services["reelgraph"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    assert "postgresql+psycopg2://" in services["webserver"]["environment"]["DAGSTER_POSTGRES_URL"]
+
+
+def test_light_image_requirements_carry_no_deep_learning_stack():
+    lines = (REPO / "deploy/requirements-ingest.txt").read_text().lower()
+    assert not any(name in lines for name in ("torch", "ultralytics", "transformers"))

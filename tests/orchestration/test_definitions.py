@@ -41,3 +41,12 @@ def test_postgres_instance_config_loads_and_stores_partitions(pg_dsn, tmp_path, 
         assert instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME) == ["clip.mp4@abc"]
     finally:
         instance.dispose()
+
+
+def test_loading_the_code_location_needs_no_deep_learning_stack():
+    # The light image (webserver, daemon, sensors) has no torch: definitions must load without it.
+    code = ("import sys; import orchestration.definitions; "
+            "print(sorted(m for m in ('torch', 'ultralytics', 'transformers', 'sentence_transformers') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "[]"
