@@ -4,9 +4,15 @@ from assets.attributes import attributes
 from assets.detections import detections
 from assets.embeddings import embeddings
 from assets.raw_video import raw_video
+from assets.reports import camera_daily_report
 from assets.summaries import summaries
 from assets.tracks import tracks
 
-ALL_ASSETS = [raw_video, detections, tracks, attributes, embeddings, summaries]
+# The per-video chain, in order; `reelgraph process` and the upload job run exactly these.
+VIDEO_STAGES = [raw_video, detections, tracks, attributes, embeddings, summaries]
+ALL_ASSETS = [*VIDEO_STAGES, camera_daily_report]
 
-__all__ = ["ALL_ASSETS", "attributes", "detections", "embeddings", "raw_video", "summaries", "tracks"]
+__all__ = [
+    "ALL_ASSETS", "VIDEO_STAGES", "attributes", "camera_daily_report", "detections", "embeddings", "raw_video",
+    "summaries", "tracks",
+]

@@ -88,11 +88,11 @@ def cmd_doctor(args) -> int:
 
 # -- status ----------------------------------------------------------------------------------------
 def cmd_status(args) -> int:
-    from assets import ALL_ASSETS
+    from assets import VIDEO_STAGES
     from resources import PostgresResource
     from video_analysis import catalog
 
-    stages = [a.key.to_user_string() for a in ALL_ASSETS]
+    stages = [a.key.to_user_string() for a in VIDEO_STAGES]
     with PostgresResource().session() as conn:
         videos = catalog.list_status(conn, limit=args.limit)
     if args.json:
@@ -119,7 +119,7 @@ def cmd_status(args) -> int:
 def cmd_process(args) -> int:
     from dagster import DagsterInstance, materialize
 
-    from assets import ALL_ASSETS
+    from assets import VIDEO_STAGES
     from orchestration.definitions import build_resources
     from orchestration.instance import ensure_local_instance
     from orchestration.partitions import VIDEOS_PARTITIONS_NAME
@@ -145,7 +145,7 @@ def cmd_process(args) -> int:
         with database.session() as conn:
             catalog.register(conn, obj)
         instance.add_dynamic_partitions(VIDEOS_PARTITIONS_NAME, [obj.partition_key])
-        result = materialize(ALL_ASSETS, partition_key=obj.partition_key, instance=instance,
+        result = materialize(VIDEO_STAGES, partition_key=obj.partition_key, instance=instance,
                              resources=build_resources(), raise_on_error=False,
                              tags={"reelgraph/object": obj.uri, "reelgraph/launched_by": "cli"})
         if result.success:

@@ -4,7 +4,7 @@ from dagster import Definitions
 
 from assets import ALL_ASSETS
 from orchestration.alerts import failure_alert_sensor
-from orchestration.jobs import process_video_job
+from orchestration.jobs import daily_report_job, daily_report_schedule, process_video_job
 from orchestration.placement import build_executor
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
@@ -21,7 +21,8 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[process_video_job],
+    jobs=[process_video_job, daily_report_job],
+    schedules=[daily_report_schedule],
     sensors=[video_upload_sensor, failure_alert_sensor],
     resources=build_resources(),
     executor=build_executor(),

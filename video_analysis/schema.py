@@ -168,6 +168,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX summaries_incidents ON summaries USING gin (incidents jsonb_path_ops);
         """,
     ),
+    (
+        4,
+        "per-camera daily reports",
+        """
+        CREATE TABLE camera_daily_reports (
+            camera             text NOT NULL,
+            day                date NOT NULL,
+            videos             integer NOT NULL,
+            footage_minutes    double precision NOT NULL,
+            mean_safety_score  double precision NOT NULL,
+            min_safety_score   smallint NOT NULL,
+            incident_count     integer NOT NULL,
+            incidents_by_type  jsonb NOT NULL,
+            PRIMARY KEY (camera, day)
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

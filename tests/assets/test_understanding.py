@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from dagster import instance_for_test, materialize
 
-from assets import ALL_ASSETS, attributes, embeddings, summaries
+from assets import VIDEO_STAGES, attributes, embeddings, summaries
 from orchestration.definitions import build_resources
 from orchestration.results import failure_reasons
 from resources import ModelRegistryResource
@@ -38,7 +38,7 @@ def processed(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
         with instance_for_test(temp_dir=str(folder)) as instance:
             partitions = SensorHarness(instance).tick()
             for partition in partitions:
-                result = materialize(ALL_ASSETS, partition_key=partition, instance=instance,
+                result = materialize(VIDEO_STAGES, partition_key=partition, instance=instance,
                                      resources=build_resources(), raise_on_error=False)
                 assert result.success, failure_reasons(result)
             by_clip = {("person" if p.startswith("one-by-one") else "kitchen"): p for p in partitions}
@@ -275,3 +275,22 @@ def test_full_profile_vlm_output_is_validated_and_the_template_stands_when_inval
     after = conn.execute("SELECT summary, generator FROM summaries WHERE partition_key = %s",
                          (partitions["kitchen"],)).fetchone()
     assert after == (before[0], "template")
+
+
+def test_camera_daily_report_rolls_up_the_days_segments(processed, conn):
+    from assets import camera_daily_report
+
+    instance, partitions, _ = processed
+    summary = conn.execute("SELECT safety_score, incident_count FROM summaries WHERE partition_key = %s",
+                           (partitions["kitchen"],)).fetchone()
+    for _ in range(2):  # a re-run replaces the day's rows
+        result = materialize([camera_daily_report], partition_key="2026-01-15", instance=instance,
+                             resources=build_resources(), raise_on_error=False)
+        assert result.success, failure_reasons(result)
+    rows = conn.execute("SELECT camera, day::text, videos, footage_minutes, mean_safety_score, "
+                        "min_safety_score, incident_count FROM camera_daily_reports").fetchall()
+    # The person clip has no camera in its key; only the kitchen segment of 2026-01-15 counts.
+    assert rows == [("kitchen", "2026-01-15", 1, pytest.approx(0.66, abs=0.01), float(summary[0]), summary[0],
+                     summary[1])]
+    materialize([camera_daily_report], partition_key="2026-01-16", instance=instance, resources=build_resources())
+    assert conn.execute("SELECT count(*) FROM camera_daily_reports WHERE day = '2026-01-16'").fetchone()[0] == 0

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from dagster import materialize
 
-from assets import ALL_ASSETS, detections, tracks
+from assets import VIDEO_STAGES, detections, tracks
 from orchestration.definitions import build_resources
 from orchestration.results import failure_reasons
 from resources import ModelRegistryResource
@@ -24,7 +24,7 @@ def offline_profile(monkeypatch):
     monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
 
 
-def _run(instance, partition, selection=ALL_ASSETS, resources=None, run_config=None):
+def _run(instance, partition, selection=VIDEO_STAGES, resources=None, run_config=None):
     return materialize(selection, partition_key=partition, instance=instance, raise_on_error=False,
                        resources=resources or build_resources(), run_config=run_config)
 
@@ -86,7 +86,7 @@ def test_bottle_clip_yields_bottles_not_people(dagster_instance, inbox, bottle_c
 
 def test_every_frame_when_asked(dagster_instance, inbox, short_clip, db):
     partition = _register(dagster_instance, inbox, short_clip)
-    assert _run(dagster_instance, partition, ALL_ASSETS[:1]).success
+    assert _run(dagster_instance, partition, VIDEO_STAGES[:1]).success
     config = {"ops": {"detections": {"config": {"sample_fps": 0, "batch_size": 16}}}}
     result = _run(dagster_instance, partition, [detections], run_config=config)
     assert result.success
@@ -98,7 +98,7 @@ def test_stages_refuse_a_video_that_failed_its_probe(dagster_instance, inbox, ba
     partition = _register(dagster_instance, inbox, path)
     result = _run(dagster_instance, partition, [detections])
     assert "is not a usable video (raw_video is registered" in failure_reasons(result)[0]
-    _run(dagster_instance, partition, ALL_ASSETS[:1])
+    _run(dagster_instance, partition, VIDEO_STAGES[:1])
     result = _run(dagster_instance, partition, [detections])
     assert "raw_video is failed: not a video file" in failure_reasons(result)[0]
     status = db.execute("SELECT status, error FROM stage_runs WHERE stage = 'detections'").fetchone()
@@ -113,7 +113,7 @@ def test_yolo_backend_runs_the_chain_through_the_registry(dagster_instance, inbo
     resources = {**build_resources(), "models": ModelRegistryResource(profile="full", manifest=str(manifest))}
     partition = _register(dagster_instance, inbox, bottle_clip)
     config = {"ops": {"detections": {"config": {"sample_fps": 1}}}}
-    result = _run(dagster_instance, partition, ALL_ASSETS[:3], resources=resources, run_config=config)
+    result = _run(dagster_instance, partition, VIDEO_STAGES[:3], resources=resources, run_config=config)
     assert result.success, failure_reasons(result)
     metadata = result.asset_materializations_for_node("detections")[0].metadata
     assert (metadata["model"].value, metadata["model_version"].value, metadata["frames_processed"].value) == (
