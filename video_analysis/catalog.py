@@ -144,7 +144,7 @@ class VideoStatus:
 
 
 def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus]:
-    """One entry per video, newest first, with each stage's state (like the old VideoAnalysis table)."""
+    """One entry per video, newest first, with each stage's state and error."""
     with conn.cursor(row_factory=dict_row) as cursor:
         videos = cursor.execute(
             """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
