@@ -1,11 +1,12 @@
 """attributes: what each track looks like and how it moves: colours, size, speed, heading, dwell, zones."""
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.stage import recorded_stage
+from assets.stage import VideoOutcome, batch_setup, materialize_videos, video_backfill_policy
 from assets.tracks import tracks
 from orchestration.partitions import videos_partitions
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
@@ -29,6 +30,7 @@ def zones_file(settings: Settings) -> Path | None:
 
 @asset(
     partitions_def=videos_partitions,
+    backfill_policy=video_backfill_policy(),
     deps=[tracks],
     group_name="understanding",
     kinds={"python", "postgres"},
@@ -38,33 +40,39 @@ def zones_file(settings: Settings) -> Path | None:
     "speed and heading, dwell time, zones visited, and a one-sentence description.",
 )
 def attributes(context: AssetExecutionContext, database: PostgresResource, object_store: ObjectStoreResource,
-               models: ModelRegistryResource) -> MaterializeResult:
-    partition_key = context.partition_key
+               models: ModelRegistryResource) -> Iterator[MaterializeResult]:
     settings = Settings.from_env()
-    with recorded_stage(context, database, STAGE):
+    with batch_setup(context, database, STAGE):
+        store = object_store.store()
+        loaded = {name: models.load_optional(task) for name, task in MODEL_ATTRIBUTES.items()}
+        profile = models.registry(allow_download=False).requested_profile
+    absent = {name: reason for name, (_, _, reason) in loaded.items() if reason}
+    classifiers = {name: loaded[name][1] for name in ("age", "gender") if name not in absent}
+    depth = loaded["relative_depth"][1]
+
+    def describe_one(partition_key: str) -> VideoOutcome:
         with database.session() as conn:
             video = catalog.ready_video(conn, partition_key)
             stored = load_tracks(conn, partition_key)
         zones = load_zones(zones_file(settings), video.camera)
-        loaded = {name: models.load_optional(task) for name, task in MODEL_ATTRIBUTES.items()}
-        absent = {name: reason for name, (_, _, reason) in loaded.items() if reason}
-        classifiers = {name: loaded[name][1] for name in ("age", "gender") if name not in absent}
-        depth = loaded["relative_depth"][1]
-        video_path = object_store.store().fetch(video.obj) if depth is not None else None
+        video_path = store.fetch(video.obj) if depth is not None else None
         extras = model_attributes(stored, classifiers, depth, video_path)
         found = with_model_facts(attributes_for(stored, video.width, video.height, zones), extras)
-        profile = models.registry(allow_download=False).requested_profile
         with database.session() as conn:
             rows = replace_attributes(conn, partition_key, found, profile=profile, extras=extras)
             catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, run_id=context.run.run_id)
 
-    colours = Counter(c for a in found for c in (a.upper_color, a.lower_color, a.color) if c)
-    return MaterializeResult(metadata={
-        "dagster/row_count": rows,
-        "colours": MetadataValue.json(dict(colours.most_common())),
-        "motion": MetadataValue.json(dict(Counter(a.motion for a in found))),
-        "zones_configured": [z.name for z in zones],
-        "examples": MetadataValue.json([{"track": a.track_id, "description": a.description} for a in found[:5]]),
+        colours = Counter(c for a in found for c in (a.upper_color, a.lower_color, a.color) if c)
+        return VideoOutcome({
+            "dagster/row_count": rows,
+            "colours": MetadataValue.json(dict(colours.most_common())),
+            "motion": MetadataValue.json(dict(Counter(a.motion for a in found))),
+            "zones_configured": [z.name for z in zones],
+            "examples": MetadataValue.json([{"track": a.track_id, "description": a.description}
+                                            for a in found[:5]]),
+        })
+
+    yield from materialize_videos(context, database, STAGE, describe_one, {
         "model_attributes": sorted(set(MODEL_ATTRIBUTES) - set(absent)),
         "absent": MetadataValue.json(absent),
     })

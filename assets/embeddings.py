@@ -1,9 +1,11 @@
 """embeddings: vectors for search: each track's description (text) and, in `full`, its crop (image)."""
 
+from collections.abc import Iterator
+
 from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.attributes import attributes
-from assets.stage import check_results, model_code_version, recorded_stage
+from assets.stage import VideoOutcome, batch_setup, materialize_videos, model_code_version, video_backfill_policy
 from orchestration.partitions import videos_partitions
 from orchestration.placement import GPU_POOL, gpu_op_tags
 from resources import ModelRegistryResource, PostgresResource
@@ -16,6 +18,7 @@ STAGE = "embeddings"
 
 @asset(
     partitions_def=videos_partitions,
+    backfill_policy=video_backfill_policy(),
     deps=[attributes],
     pool=GPU_POOL,
     op_tags=gpu_op_tags(),
@@ -28,22 +31,22 @@ STAGE = "embeddings"
     check_specs=[AssetCheckSpec(name, asset="embeddings") for name in ("embedding_dimension", "embedding_unit_norm")],
 )
 def embeddings(context: AssetExecutionContext, database: PostgresResource,
-               models: ModelRegistryResource) -> MaterializeResult:
-    partition_key = context.partition_key
-    with recorded_stage(context, database, STAGE):
+               models: ModelRegistryResource) -> Iterator[MaterializeResult]:
+    with batch_setup(context, database, STAGE):
+        text_model, text_embedder = models.load("text_embedder")
+        image_model, image_embedder, image_absent = models.load_optional("image_embedder")
+    text_stamp = ModelStamp(text_model.name, text_model.version)
+    image_stamp = ModelStamp(image_model.name, image_model.version) if image_model else None
+
+    def embed_one(partition_key: str) -> VideoOutcome:
         with database.session() as conn:
             catalog.ready_video(conn, partition_key)
             described = load_descriptions(conn, partition_key)
             stored_tracks = load_tracks(conn, partition_key)
-        text_model, text_embedder = models.load("text_embedder")
         text_vectors = text_embedder.embed([description for _, description in described])
-        image_model, image_embedder, image_absent = models.load_optional("image_embedder")
         image_items, image_vectors = embed_track_crops(stored_tracks, image_embedder) if image_model else ([], None)
-
         with database.session() as conn:
-            text_stamp = ModelStamp(text_model.name, text_model.version)
             rows = replace_embeddings(conn, partition_key, "track_text", text_stamp, list(described), text_vectors)
-            image_stamp = ModelStamp(image_model.name, image_model.version) if image_model else None
             rows += replace_embeddings(conn, partition_key, "track_image", image_stamp, image_items, image_vectors)
             catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=text_model.version,
                                  run_id=context.run.run_id)
@@ -52,16 +55,15 @@ def embeddings(context: AssetExecutionContext, database: PostgresResource,
             vector_index.ensure_index(conn, text_model.name, text_embedder.dim)
             if image_model is not None:
                 vector_index.ensure_index(conn, image_model.name, image_embedder.dim)
+        return VideoOutcome({
+            "dagster/row_count": rows,
+            "examples": MetadataValue.json([{"track": t, "text": d} for t, d in described[:3]]),
+        }, findings)
 
-    metadata = {
-        "dagster/row_count": rows,
-        "text_model": text_model.name,
-        "text_model_version": text_model.version,
-        "text_dim": text_embedder.dim,
-        "examples": MetadataValue.json([{"track": t, "text": d} for t, d in described[:3]]),
-    }
+    models_metadata = {"text_model": text_model.name, "text_model_version": text_model.version,
+                       "text_dim": text_embedder.dim}
     if image_model is not None:
-        metadata.update({"image_model": image_model.name, "image_model_version": image_model.version})
+        models_metadata.update({"image_model": image_model.name, "image_model_version": image_model.version})
     else:
-        metadata["image_embeddings"] = f"absent: {image_absent}"
-    return MaterializeResult(metadata=metadata, check_results=check_results("embeddings", findings))
+        models_metadata["image_embeddings"] = f"absent: {image_absent}"
+    yield from materialize_videos(context, database, STAGE, embed_one, models_metadata)

@@ -1,8 +1,11 @@
 """raw_video: fetch one uploaded object version, check that it really decodes, and catalogue it."""
 
+from collections.abc import Iterator
+
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets.metadata import jpeg_markdown
+from assets.stage import VideoOutcome, materialize_videos, video_backfill_policy
 from orchestration.partitions import videos_partitions
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis import catalog
@@ -11,8 +14,10 @@ from video_analysis.probe import VideoProbeError, probe_video
 
 STAGE = "raw_video"
 
+
 @asset(
     partitions_def=videos_partitions,
+    backfill_policy=video_backfill_policy(),
     group_name="ingest",
     kinds={"video", "postgres"},
     owners=["team:video-platform"],
@@ -22,29 +27,25 @@ STAGE = "raw_video"
 )
 def raw_video(
     context: AssetExecutionContext, database: PostgresResource, object_store: ObjectStoreResource
-) -> MaterializeResult:
-    partition_key = context.partition_key
-    with database.session() as conn:
-        obj = catalog.object_for(conn, partition_key)
+) -> Iterator[MaterializeResult]:
+    store = object_store.store()
 
-    try:
-        probe = probe_video(object_store.store().fetch(obj))
-    except (VideoProbeError, ObjectStoreError) as exc:
-        message = f"{obj.uri}: {exc}"
+    def probe_one(partition_key: str) -> VideoOutcome:
         with database.session() as conn:
-            catalog.mark_failed(conn, partition_key, str(exc))
-            catalog.record_stage(conn, partition_key, STAGE, "failed", error=message, run_id=context.run.run_id)
-        # Bad input will not get better on retry: fail once, clearly, and keep the reason in `videos`.
-        raise Failure(description=message, allow_retries=False) from exc
-
-    with database.session() as conn:
-        catalog.save_probe(conn, partition_key, probe)
-        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=context.run.run_id)
-
-    context.log.info("%s: %d frames at %.2f fps, %dx%d", obj.uri, probe.frame_count, probe.fps,
-                     probe.width, probe.height)
-    return MaterializeResult(
-        metadata={
+            obj = catalog.object_for(conn, partition_key)
+        try:
+            probe = probe_video(store.fetch(obj))
+        except (VideoProbeError, ObjectStoreError) as exc:
+            # Keep the reason on the video itself: `reelgraph backfill` leaves unreadable files out.
+            with database.session() as conn:
+                catalog.mark_failed(conn, partition_key, str(exc))
+            raise Failure(description=f"{obj.uri}: {exc}", allow_retries=False) from exc
+        with database.session() as conn:
+            catalog.save_probe(conn, partition_key, probe)
+            catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=context.run.run_id)
+        context.log.info("%s: %d frames at %.2f fps, %dx%d", obj.uri, probe.frame_count, probe.fps,
+                         probe.width, probe.height)
+        return VideoOutcome(metadata={
             "object": obj.uri,
             "container": probe.container,
             "codec": probe.codec,
@@ -58,5 +59,6 @@ def raw_video(
             "sha256": probe.sha256,
             "dagster/row_count": 1,
             "thumbnail": jpeg_markdown(probe.thumbnail_jpeg),
-        }
-    )
+        })
+
+    yield from materialize_videos(context, database, STAGE, probe_one)

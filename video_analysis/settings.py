@@ -31,6 +31,9 @@ class Settings:
     # Upload sensor: at most this many objects are listed per tick (the rest on later ticks).
     objects_per_tick: int = field(default_factory=lambda: int(_env("REELGRAPH_OBJECTS_PER_TICK", "5000")))
 
+    # Backfills: videos per run of the video stages (each model loads once per run).
+    videos_per_run: int = field(default_factory=lambda: int(_env("REELGRAPH_VIDEOS_PER_RUN", "10")))
+
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
 
