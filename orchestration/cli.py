@@ -161,6 +161,59 @@ def cmd_process(args) -> int:
     return 1 if failures else 0
 
 
+# -- register / backfill ---------------------------------------------------------------------------
+def cmd_register(args) -> int:
+    from dagster import DagsterInstance
+
+    from orchestration.backfill import register_objects
+    from orchestration.instance import ensure_local_instance
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.settings import Settings
+
+    ensure_local_instance(Settings.from_env().home.ensure())
+    store = ObjectStoreResource().store()
+    added = register_objects(store, PostgresResource(), DagsterInstance.get(), prefix=args.prefix)
+    print(f"registered {len(added)} new videos under {store.describe()}{args.prefix} (no runs launched; "
+          "process them with `reelgraph backfill`)")
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    from assets import VIDEO_STAGES
+    from orchestration.backfill import DagsterWebserver, WebserverError, launch_backfill, plan_backfill
+    from resources import PostgresResource
+    from video_analysis import catalog
+    from video_analysis.settings import Settings
+
+    chain = [a.key.to_user_string() for a in VIDEO_STAGES]
+    stages = chain[chain.index(args.from_stage):] if args.from_stage else chain
+    selection = catalog.VideoSelection(camera=args.camera, since=_when(args.since), until=_when(args.until),
+                                       prefix=args.prefix, include_failed=args.include_failed)
+    with PostgresResource().session() as conn:
+        candidates = catalog.select_videos(conn, selection)
+    webserver = DagsterWebserver(args.url)
+    try:
+        plan = plan_backfill(webserver, candidates, stages, stale_only=args.stale)
+    except WebserverError as exc:
+        print(f"FAIL {exc} (is `reelgraph dev` or the webserver running? see --url)")
+        return 1
+    fresh = f"; {plan.skipped_fresh} already fresh" if args.stale else ""
+    print(f"{len(candidates)} catalogued videos match{fresh}: {plan.describe()}")
+    if not plan.partitions or args.dry_run:
+        return 0
+    title = args.title or " ".join(f"{k}={v}" for k, v in (("camera", args.camera), ("since", args.since),
+                                                            ("until", args.until), ("prefix", args.prefix)) if v)
+    try:
+        backfill_id = launch_backfill(webserver, plan, title=title or "reelgraph backfill")
+    except WebserverError as exc:
+        print(f"FAIL {exc}")
+        return 1
+    per_run = Settings.from_env().videos_per_run
+    print(f"backfill {backfill_id} launched: up to {per_run} videos per run; follow it in the UI under "
+          f"Runs > Backfills ({args.url})")
+    return 0
+
+
 # -- search ----------------------------------------------------------------------------------------
 def _when(text: str | None):
     from datetime import datetime, timezone
@@ -273,6 +326,27 @@ def main(argv: list[str] | None = None) -> int:
     process.add_argument("files", nargs="+")
     process.add_argument("--prefix", default="", help="key prefix in the store, e.g. cameras/lobby/")
     process.set_defaults(func=cmd_process)
+
+    register = commands.add_parser("register", help="catalogue stored videos as partitions without running "
+                                     "them (bulk imports, then `reelgraph backfill`)")
+    register.add_argument("--prefix", default="", help="only keys under this prefix, e.g. cameras/lobby/")
+    register.set_defaults(func=cmd_register)
+
+    backfill = commands.add_parser("backfill", help="one Dagster backfill over catalogued videos, batched per run")
+    backfill.add_argument("--camera")
+    backfill.add_argument("--since", help="recording start from this ISO time (UTC unless an offset is given)")
+    backfill.add_argument("--until", help="recording start before this ISO time")
+    backfill.add_argument("--prefix", help="object key prefix")
+    backfill.add_argument("--from-stage", choices=["raw_video", "detections", "tracks", "attributes", "embeddings",
+                                                   "summaries"], help="start the chain here (default raw_video)")
+    backfill.add_argument("--stale", action="store_true",
+                          help="only videos with a stale or missing stage, from the first such stage on")
+    backfill.add_argument("--include-failed", action="store_true", help="also videos whose probe failed")
+    backfill.add_argument("--dry-run", action="store_true", help="say what would run, launch nothing")
+    backfill.add_argument("--title")
+    backfill.add_argument("--url", default=os.environ.get("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000"),
+                          help="Dagster webserver (default $REELGRAPH_DAGSTER_URL or http://127.0.0.1:3000)")
+    backfill.set_defaults(func=cmd_backfill)
 
     find = commands.add_parser("search", help="hybrid (vector + full-text) search over tracks")
     find.add_argument("query")

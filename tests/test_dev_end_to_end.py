@@ -1,5 +1,6 @@
-"""The README's promise: with `reelgraph dev` running, a clip dropped into the inbox goes through every
-stage on its own: the sensor registers it and one run materializes the whole chain."""
+"""The README's promises, against a running `reelgraph dev` (webserver, daemon, run launcher, embedded
+PostgreSQL): an upload is processed on its own, and footage imported in bulk is processed by backfills
+that batch videos per run, including a re-run of only what a new model version made stale."""
 
 import os
 import shutil
@@ -8,14 +9,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from orchestration.backfill import DagsterWebserver, WebserverError
 from video_analysis import db
 from video_analysis.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
+
+STAGES = ["raw_video", "detections", "tracks", "attributes", "embeddings", "summaries"]
+BIN = Path(sys.executable).parent
+MANIFEST = Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
 
 
 def _free_port() -> int:
@@ -24,45 +31,166 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(tmp_path, person_clip):
-    home = tmp_path / "home"
-    home.mkdir(parents=True)
-    for folder in (tmp_path, home):
-        folder.chmod(0o755)
-    env = {**os.environ, "REELGRAPH_HOME": str(home), "REELGRAPH_SETTLE_SECONDS": "1"}
-    for name in ("DAGSTER_HOME", "REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL"):
-        env.pop(name, None)
-    log = open(tmp_path / "dev.log", "w")
-    dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "reelgraph"), "dev", "--no-sample", "--port", str(_free_port())],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    server = EmbeddedPostgres(home / "postgres")
-    try:
-        deadline = time.monotonic() + 60
-        while not (home / "inbox").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        shutil.copyfile(person_clip, home / "inbox" / ".copying")
-        os.replace(home / "inbox" / ".copying", home / "inbox" / "one-by-one-person-detection.mp4")
+class DevStack:
+    def __init__(self, folder: Path):
+        self.home = folder / "home"
+        self.home.mkdir(parents=True)
+        for path in (folder, self.home):
+            path.chmod(0o755)
+        self.manifest = folder / "manifest.yaml"
+        shutil.copyfile(MANIFEST, self.manifest)
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
+                    "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
+                    "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}
+        for name in ("REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL"):
+            self.env.pop(name, None)
+        self.log_path = folder / "dev.log"
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen([str(BIN / "reelgraph"), "dev", "--no-sample", "--port", str(port)],
+                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.server = EmbeddedPostgres(self.home / "postgres")
+        self.webserver = DagsterWebserver(self.url)
 
-        row, stages, deadline = None, {}, time.monotonic() + 420
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-4000:]
+
+    def wait_until_up(self, timeout_s=180):
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if server.running_port():
-                with db.connect(server.dsn(server.running_port())) as conn:
-                    row = conn.execute("SELECT status, frame_count, fps, width, height FROM videos").fetchone()
-                    stages = dict(conn.execute("SELECT stage, status FROM stage_runs").fetchall())
-                if row and row[0] == "failed" or "failed" in stages.values() or stages.get("summaries") == "done":
-                    break
-            time.sleep(2)
-        log_tail = (tmp_path / "dev.log").read_text()[-4000:]
-        assert row == ("ready", 1394, 10.0, 768, 432), log_tail
-        assert stages == {stage: "done" for stage in
-                          ("raw_video", "detections", "tracks", "attributes", "embeddings", "summaries")}, log_tail
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
+            try:
+                if self.webserver.query("{ version }") and (self.home / "inbox").is_dir():
+                    return
+            except WebserverError:
+                pass
+            time.sleep(1)
+        raise AssertionError("reelgraph dev did not come up\n" + self.log_tail())
+
+    def sql(self, query, params=()):
+        with db.connect(self.server.dsn(self.server.running_port())) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def cli(self, *args) -> str:
+        done = subprocess.run([str(BIN / "reelgraph"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            dev.wait(30)
+            self.process.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-        server.stop()
-        log.close()
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.server.stop()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    stack = DevStack(tmp_path_factory.mktemp("dev"))
+    try:
+        stack.wait_until_up()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(dev, person_clip):
+    shutil.copyfile(person_clip, dev.home / "inbox" / ".copying")
+    os.replace(dev.home / "inbox" / ".copying", dev.home / "inbox" / "one-by-one-person-detection.mp4")
+
+    row, stages, deadline = None, {}, time.monotonic() + 420
+    while time.monotonic() < deadline:
+        if dev.server.running_port():
+            rows = dev.sql("SELECT status, frame_count, fps, width, height FROM videos")
+            row = rows[0] if rows else None
+            stages = dict(dev.sql("SELECT stage, status FROM stage_runs"))
+            if row and row[0] == "failed" or "failed" in stages.values() or stages.get("summaries") == "done":
+                break
+        time.sleep(2)
+    assert row == ("ready", 1394, 10.0, 768, 432), dev.log_tail()
+    assert stages == {stage: "done" for stage in STAGES}, dev.log_tail()
+
+
+# -- backfills ---------------------------------------------------------------------------------------
+_SENSOR = """{ sensorOrError(sensorSelector: {repositoryLocationName: "reelgraph", repositoryName: "__repository__",
+  sensorName: "video_upload_sensor"}) { ... on Sensor { id } } }"""
+_STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
+_RELOAD = """mutation { reloadRepositoryLocation(repositoryLocationName: "reelgraph") {
+  __typename ... on WorkspaceLocationEntry { locationOrLoadError { __typename } } } }"""
+_BACKFILL = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status } } }"""
+_RUNS = """query ($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { runId status assetSelection { path } } } } }"""
+_MATERIALIZATIONS = """query ($key: AssetKeyInput!) { assetOrError(assetKey: $key) {
+  ... on Asset { assetMaterializations(limit: 1000) { partition runId } } } }"""
+
+
+def _launched_id(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("backfill ")]
+    return line.split()[1]
+
+
+def _wait_for_backfill(dev, backfill_id, timeout_s=900) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = dev.webserver.query(_BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+        if status not in ("REQUESTED", "CANCELING"):
+            break
+        time.sleep(3)
+    runs = dev.webserver.query(_RUNS, {"id": backfill_id})["runsOrError"]["results"]
+    assert status.startswith("COMPLETED") and all(r["status"] == "SUCCESS" for r in runs), (
+        status, [(r["runId"], r["status"]) for r in runs], dev.log_tail())
+    return runs
+
+
+def _runs_per_stage(runs) -> Counter:
+    return Counter(key["path"][-1] for run in runs for key in run["assetSelection"])
+
+
+def _materialized_in(dev, runs, stage) -> Counter:
+    run_ids = {run["runId"] for run in runs}
+    events = dev.webserver.query(_MATERIALIZATIONS, {"key": {"path": [stage]}})["assetOrError"]
+    return Counter(e["partition"] for e in events["assetMaterializations"] if e["runId"] in run_ids)
+
+
+def test_bulk_import_then_backfills_batch_videos_and_redo_only_stale_ones(dev, short_clip):
+    sensor_id = dev.webserver.query(_SENSOR)["sensorOrError"]["id"]
+    dev.webserver.query(_STOP_SENSOR, {"id": sensor_id})  # a bulk import: footage waits for a backfill
+    for camera in ("a", "b"):
+        folder = dev.home / "inbox" / "cameras" / camera
+        folder.mkdir(parents=True)
+        for segment in range(6):
+            shutil.copyfile(short_clip, folder / f"2026-01-15T08-{segment * 10:02d}-00.mp4")
+    assert "registered 12 new videos" in dev.cli("register", "--prefix", "cameras/")
+    assert "registered 0 new videos" in dev.cli("register", "--prefix", "cameras/")
+
+    # 12 videos, 5 per run: 3 runs, each carrying its batch through every stage, each partition once
+    backfill_id = _launched_id(dev.cli("backfill", "--prefix", "cameras/"))
+    runs = _wait_for_backfill(dev, backfill_id)
+    assert _runs_per_stage(runs) == {stage: 3 for stage in STAGES}
+    keys = {key for (key,) in dev.sql("SELECT partition_key FROM videos WHERE camera IS NOT NULL")}
+    for stage in STAGES:
+        assert _materialized_in(dev, runs, stage) == {key: 1 for key in keys}, stage
+    assert "12 catalogued videos match; 12 already fresh: nothing to backfill" in dev.cli(
+        "backfill", "--prefix", "cameras/", "--stale")
+
+    # a new detector version: every detections partition (and what follows it) is stale
+    dev.manifest.write_text(dev.manifest.read_text().replace(
+        "version: ssd-mobilenet-v2-coco-2018-03-29", "version: ssd-mobilenet-v2-coco-2018-03-29-r2"))
+    dev.webserver.query(_RELOAD)
+    camera_a = {key for (key,) in dev.sql("SELECT partition_key FROM videos WHERE camera = 'a'")}
+    output = dev.cli("backfill", "--camera", "a", "--stale")
+    assert "6 catalogued videos match; 0 already fresh: 6 videos through detections -> tracks" in output
+    runs = _wait_for_backfill(dev, _launched_id(output))
+    assert _runs_per_stage(runs) == {stage: 2 for stage in STAGES[1:]}
+    assert _materialized_in(dev, runs, "detections") == {key: 1 for key in camera_a}
+    versions = dict(dev.sql("SELECT v.camera, string_agg(DISTINCT d.model_version, ',') FROM detections d "
+                            "JOIN videos v USING (partition_key) GROUP BY v.camera"))
+    assert versions == {"a": "ssd-mobilenet-v2-coco-2018-03-29-r2", "b": "ssd-mobilenet-v2-coco-2018-03-29"}
+    # what is left stale is exactly camera b
+    assert "12 catalogued videos match; 6 already fresh: 6 videos through detections" in dev.cli(
+        "backfill", "--prefix", "cameras/", "--stale", "--dry-run")

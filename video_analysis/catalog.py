@@ -162,3 +162,30 @@ def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus
             "status": row["status"], "rows": row["row_count"], "error": row["error"],
         }
     return [VideoStatus(**video, stages=stages.get(video["partition_key"], {})) for video in videos]
+
+
+@dataclass(frozen=True)
+class VideoSelection:
+    """Which catalogued videos a backfill covers; every field narrows the selection."""
+
+    camera: str | None = None
+    since: datetime | None = None  # recording start, inclusive
+    until: datetime | None = None  # recording start, exclusive
+    prefix: str | None = None  # object key prefix
+    include_failed: bool = False  # videos whose probe failed are left out unless asked for
+
+
+def select_videos(conn: psycopg.Connection, selection: VideoSelection) -> list[str]:
+    """Partition keys of the selected videos, in object-key order (the order the sensor registers them)."""
+    rows = conn.execute(
+        """SELECT partition_key FROM videos
+           WHERE (%(camera)s::text IS NULL OR camera = %(camera)s)
+             AND (%(since)s::timestamptz IS NULL OR recorded_at >= %(since)s)
+             AND (%(until)s::timestamptz IS NULL OR recorded_at < %(until)s)
+             AND (%(prefix)s::text IS NULL OR left(object_key, length(%(prefix)s)) = %(prefix)s)
+             AND (%(include_failed)s OR status <> 'failed')
+           ORDER BY object_key, last_modified""",
+        {"camera": selection.camera, "since": selection.since, "until": selection.until,
+         "prefix": selection.prefix or None, "include_failed": selection.include_failed},
+    ).fetchall()
+    return [key for (key,) in rows]
