@@ -59,6 +59,7 @@ def db(pg_dsn):
 
     conn = connect(pg_dsn, autocommit=True)
     conn.execute("TRUNCATE videos CASCADE")
+    conn.execute("TRUNCATE vector_index_holds")
     yield conn
     conn.close()
 

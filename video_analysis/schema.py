@@ -185,6 +185,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "vector index holds (bulk loads build HNSW once, afterwards)",
+        """
+        CREATE TABLE vector_index_holds (
+            held_by  text PRIMARY KEY,
+            held_at  timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

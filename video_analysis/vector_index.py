@@ -4,7 +4,8 @@ Rows of different models (and dimensions) share one table; each model gets an ex
 ``(embedding::vector(dim))`` restricted to its rows, which is how pgvector indexes mixed dimensions.
 Bulk loads (backfills) drop the indexes, load, and build them once (``reelgraph index drop`` /
 ``reelgraph index rebuild``): building afterwards is much faster than inserting into a live HNSW graph
-(see benchmarks/README.md).
+(see benchmarks/README.md). Between the two, a row in ``vector_index_holds`` stops the embeddings stage
+from re-creating them.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ def index_name(model_name: str) -> str:
 _INDEX_LOCK = 0x5EE1_1D3C
 
 
-def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> None:
-    """Create the model's HNSW index unless it exists (serialised: concurrent runs may both ask)."""
+def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
+    """Create the model's HNSW index unless it exists or a bulk load holds index builds back.
+
+    Serialised: concurrent runs may both ask. Returns False while held.
+    """
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM vector_index_holds)").fetchone()[0]:
+        return False
     conn.execute(sql.SQL(
         "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
         "WHERE model_name = {model}"
     ).format(name=sql.Identifier(index_name(model_name)), dim=sql.Literal(int(dim)), model=sql.Literal(model_name)))
+    return True
 
 
 def drop_index(conn: psycopg.Connection, model_name: str) -> None:
@@ -41,7 +48,10 @@ def indexed_models(conn: psycopg.Connection) -> list[tuple[str, int]]:
     return conn.execute("SELECT model_name, min(dim) FROM embeddings GROUP BY model_name ORDER BY 1").fetchall()
 
 
-def drop_all(conn: psycopg.Connection) -> list[str]:
+def drop_all(conn: psycopg.Connection, held_by: str = "reelgraph index drop") -> list[str]:
+    """Drop every model's index and hold builds back until `rebuild_all`."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+    conn.execute("INSERT INTO vector_index_holds (held_by) VALUES (%s) ON CONFLICT DO NOTHING", (held_by,))
     models = [model for model, _ in indexed_models(conn)]
     for model in models:
         drop_index(conn, model)
@@ -49,7 +59,8 @@ def drop_all(conn: psycopg.Connection) -> list[str]:
 
 
 def rebuild_all(conn: psycopg.Connection) -> list[str]:
-    """Build (or rebuild) the HNSW index of every model with rows."""
+    """Release any hold, then build (or rebuild) the HNSW index of every model with rows."""
+    conn.execute("DELETE FROM vector_index_holds")
     models = indexed_models(conn)
     for model, dim in models:
         drop_index(conn, model)

@@ -201,6 +201,10 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
     assert "drop: HNSW indexes of all-minilm-l6-v2" in run("index", "drop", check=True).stdout
     assert hnsw_indexes() == set()
     assert [(h.partition_key, h.track_id) for h in find("bottle")] == before  # exact scan meanwhile
+    from video_analysis.vector_index import ensure_index
+
+    assert ensure_index(conn, "all-minilm-l6-v2", 384) is False  # the embeddings stage does not re-create it
+    assert hnsw_indexes() == set()
     run("index", "rebuild", check=True)
     assert "embeddings_hnsw_all_minilm_l6_v2" in hnsw_indexes()
 
