@@ -1,7 +1,13 @@
 """Every deployment target's configuration loads, and GPU placement reaches only the GPU stages."""
 
+import http.server
 import json
-import shutil
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,8 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 GPU_STAGES = {"detections", "embeddings"}
 
 
-def _instance_from(target: str, tmp_path: Path) -> DagsterInstance:
-    shutil.copyfile(REPO / "deploy" / target / "dagster.yaml", tmp_path / "dagster.yaml")
+def _instance_from(target: str, tmp_path: Path, edits: dict | None = None) -> DagsterInstance:
+    """The target's dagster.yaml, with the values its comments ask a user to edit filled in."""
+    text = (REPO / "deploy" / target / "dagster.yaml").read_text()
+    for placeholder, value in (edits or {}).items():
+        assert placeholder in text, placeholder
+        text = text.replace(placeholder, value)
+    (tmp_path / "dagster.yaml").write_text(text)
     return DagsterInstance.from_config(str(tmp_path))
 
 
@@ -31,26 +42,44 @@ def test_local_workstation_instance_caps_the_gpu_pool(tmp_path):
         instance.dispose()
 
 
-def test_aws_instance_launches_runs_on_ecs_with_postgres_storage_and_s3_logs(tmp_path, pg_dsn, moto_endpoint,
-                                                                             monkeypatch):
-    with psycopg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dagster_aws_test")
-        conn.execute("CREATE DATABASE dagster_aws_test")
-    url = pg_dsn.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/dagster_aws_test"
-    for name, value in {"DAGSTER_POSTGRES_URL": url, "DAGSTER_ECS_TASK_DEFINITION": "reelgraph-analysis:1",
-                        "DAGSTER_ECS_CLUSTER": "reelgraph", "DAGSTER_ECS_SUBNET": "subnet-0123",
-                        "DAGSTER_COMPUTE_LOG_BUCKET": "reelgraph-logs", "AWS_ENDPOINT_URL": moto_endpoint,
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
+@pytest.fixture
+def aws(tmp_path, pg_dsn, moto_endpoint, monkeypatch):
+    """deploy/aws/dagster.yaml against the embedded PostgreSQL and moto's ECS, EC2 and S3: a cluster, a VPC,
+    the analysis task definition, and one EC2 GPU instance registered as a container instance."""
     import boto3
 
-    ecs = boto3.client("ecs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    ecs.create_cluster(clusterName="reelgraph")
+    with psycopg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dagster_aws_test WITH (FORCE)")
+        conn.execute("CREATE DATABASE dagster_aws_test")
+    url = pg_dsn.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/dagster_aws_test"
+    client = {"endpoint_url": moto_endpoint, "region_name": "us-east-1"}
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    ec2, ecs = boto3.client("ec2", **client), boto3.client("ecs", **client)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"tasks-{vpc}", Description="tasks", VpcId=vpc)["GroupId"]
+    cluster = f"reelgraph-{vpc[-8:]}"
+    ecs.create_cluster(clusterName=cluster)
     ecs.register_task_definition(family="reelgraph-analysis", requiresCompatibilities=["FARGATE", "EC2"],
                                  networkMode="awsvpc", cpu="1024", memory="4096",
-                                 containerDefinitions=[{"name": "reelgraph", "image": "reelgraph-analysis:latest"}])
-    instance = _instance_from("aws", tmp_path)
+                                 containerDefinitions=[{"name": "reelgraph", "image": "reelgraph-analysis:latest",
+                                                        "cpu": 1024, "memory": 4096}])
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    gpu_host = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="g5.xlarge")["Instances"][0]
+    ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps({
+        "instanceId": gpu_host["InstanceId"], "region": "us-east-1", "instanceType": "g5.xlarge"}))
+    for name, value in {"DAGSTER_POSTGRES_URL": url, "DAGSTER_ECS_TASK_DEFINITION": "reelgraph-analysis:1",
+                        "DAGSTER_COMPUTE_LOG_BUCKET": "reelgraph-logs"}.items():
+        monkeypatch.setenv(name, value)
+    edits = {"cluster: reelgraph ": f"cluster: {cluster} ", "subnet-REPLACE-ME": subnet, "sg-REPLACE-ME": group}
+    return {"ecs": ecs, "cluster": cluster, "subnet": subnet, "group": group, "home": tmp_path, "edits": edits}
+
+
+def test_aws_instance_launches_runs_on_ecs_with_postgres_storage_and_s3_logs(aws):
+    instance = _instance_from("aws", aws["home"], aws["edits"])
     try:
         launcher = instance.run_launcher
         assert type(launcher).__name__ == "EcsRunLauncher"
@@ -59,6 +88,80 @@ def test_aws_instance_launches_runs_on_ecs_with_postgres_storage_and_s3_logs(tmp
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     finally:
         instance.dispose()
+
+
+class _TaskMetadata(http.server.BaseHTTPRequestHandler):
+    """ECS's task metadata endpoint, as the run's own task sees it."""
+
+    answer = b"{}"
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def _step_task(ecs, cluster, step_key, log, timeout_s=120):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+        for task in ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"] if arns else []:
+            if {"key": "dagster/step-key", "value": step_key} in task.get("tags", []):
+                return task
+        time.sleep(1)
+    raise AssertionError(f"no ECS task was launched for step {step_key}:\n{log.read_text()[-3000:]}")
+
+
+def test_ecs_executor_puts_the_gpu_stage_on_a_gpu_task_and_the_cpu_stage_on_fargate(aws, monkeypatch):
+    """The run is an ECS task (its metadata endpoint served here); the ECS executor launches each step as a
+    task of its own in moto's ECS, and what it asked for is read back with DescribeTasks."""
+    ecs, cluster = aws["ecs"], aws["cluster"]
+    network = {"awsvpcConfiguration": {"subnets": [aws["subnet"]], "securityGroups": [aws["group"]]}}
+    [run_task] = ecs.run_task(cluster=cluster, taskDefinition="reelgraph-analysis:1", networkConfiguration=network,
+                              capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])["tasks"]
+    _TaskMetadata.answer = json.dumps({"TaskARN": run_task["taskArn"], "Cluster": cluster}).encode()
+    metadata = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TaskMetadata)
+    threading.Thread(target=metadata.serve_forever, daemon=True).start()
+
+    instance = _instance_from("aws", aws["home"], aws["edits"])
+    instance.add_dynamic_partitions("videos", ["cameras/lobby/2026-01-15T08-00-00.mp4@0123456789ab"])
+    instance.dispose()
+    env = {**os.environ, "DAGSTER_HOME": str(aws["home"]),
+           "ECS_CONTAINER_METADATA_URI_V4": f"http://127.0.0.1:{metadata.server_port}"}
+    logs = {job: aws["home"] / f"{job}.log" for job in ("detections_on_ecs", "tracks_on_ecs")}
+    runs = [subprocess.Popen([sys.executable, "-c", _EXECUTE.format(job=job)], cwd=REPO, env=env,
+                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            for job, log in logs.items()]
+    try:
+        gpu_task = _step_task(ecs, cluster, "detections", logs["detections_on_ecs"])
+        cpu_task = _step_task(ecs, cluster, "tracks", logs["tracks_on_ecs"])
+    finally:
+        for run in runs:  # the step tasks never run in moto: stop waiting for them
+            os.killpg(run.pid, signal.SIGKILL)
+        metadata.shutdown()
+
+    [gpu_container] = gpu_task["overrides"]["containerOverrides"]
+    assert gpu_container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
+    assert gpu_task["capacityProviderName"] == "reelgraph-gpu"
+    assert "execute_step" in " ".join(gpu_container["command"])
+    assert (gpu_task["overrides"]["cpu"], gpu_task["overrides"]["memory"]) == ("4096", "15360")
+
+    [cpu_container] = cpu_task["overrides"]["containerOverrides"]
+    assert "resourceRequirements" not in cpu_container
+    assert cpu_task["capacityProviderName"] == "FARGATE"
+    assert "execute_step" in " ".join(cpu_container["command"])
+
+
+_EXECUTE = """
+from dagster import DagsterInstance, execute_job, reconstructable
+from tests.deploy.ecs_jobs import {job}
+execute_job(reconstructable({job}), instance=DagsterInstance.get(),
+            tags={{"dagster/partition": "cameras/lobby/2026-01-15T08-00-00.mp4@0123456789ab"}})
+"""
 
 
 def test_gpu_placement_reaches_only_the_gpu_stages():
