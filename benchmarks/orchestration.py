@@ -2,11 +2,15 @@
 
     .venv/bin/python benchmarks/orchestration.py sensor [--objects 10000,100000]
     .venv/bin/python benchmarks/orchestration.py overhead [--video PATH]
+    .venv/bin/python benchmarks/orchestration.py batches [--videos 10] [--seconds 20]
 
 `sensor` fills a local inbox with N small .mp4 objects and times real ticks (the same code the daemon
 runs): the first ticks register new versions (bounded by REELGRAPH_OBJECTS_PER_TICK), later ticks only
 list and skip what is known. `overhead` times one clip through every stage with `reelgraph process`
 (Dagster in-process, resources, metadata, checks) against the same library calls in a plain loop.
+`batches` processes N clips the way the upload sensor does (one run, so one process and one model load,
+per video) and the way a backfill does (one run for the whole batch), each run in a fresh process as the
+run launcher starts it.
 """
 
 import argparse
@@ -171,9 +175,79 @@ def plain_pipeline(video: Path) -> None:
                         generator="template")
 
 
+def cut_clip(source: Path, target: Path, seconds: float) -> None:
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(int(fps * seconds)):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
+        writer.write(frame)
+    writer.release()
+    capture.release()
+
+
+def run_range(first: str, last: str) -> None:
+    """One run over a range of partitions, in this process (what a launched run does)."""
+    from dagster import DagsterInstance, materialize
+
+    from assets import VIDEO_STAGES
+    from orchestration.definitions import build_resources
+
+    result = materialize(VIDEO_STAGES, instance=DagsterInstance.get(), resources=build_resources(),
+                         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+    assert result.success
+
+
+def bench_batches(video: Path, count: int, seconds: float) -> None:
+    home = scratch_home()
+    os.environ.update({"REELGRAPH_MODEL_PROFILE": "offline", "HF_HUB_OFFLINE": "1", "REELGRAPH_SETTLE_SECONDS": "0",
+                       "REELGRAPH_INBOX": str(home / "inbox")})
+    from dagster import DagsterInstance
+
+    from orchestration.backfill import register_objects
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis import db
+    from video_analysis.postgres import EmbeddedPostgres
+
+    db.prepare(EmbeddedPostgres(home / "postgres").start())
+    try:
+        (home / "inbox").mkdir()
+        cut_clip(video, home / "clip.mp4", seconds)
+        for i in range(count):
+            shutil.copyfile(home / "clip.mp4", home / "inbox" / f"clip-{i:03d}.mp4")
+        keys = register_objects(ObjectStoreResource().store(), PostgresResource(), DagsterInstance.get())
+
+        def launch(first, last):
+            subprocess.run([sys.executable, __file__, "run-range", first, last], check=True, capture_output=True)
+
+        started = time.perf_counter()
+        for key in keys:
+            launch(key, key)
+        one_per_run = time.perf_counter() - started
+        started = time.perf_counter()
+        launch(keys[0], keys[-1])
+        batched = time.perf_counter() - started
+    finally:
+        EmbeddedPostgres(home / "postgres").stop()
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"| videos | clip s | one run per video: total s | per video s | one run for all: total s | "
+          f"per video s | speed-up |\n|---|---|---|---|---|---|---|\n"
+          f"| {count} | {seconds:g} | {one_per_run:.1f} | {one_per_run / count:.1f} | {batched:.1f} | "
+          f"{batched / count:.1f} | {one_per_run / batched:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["sensor", "overhead", "plain"])
+    parser.add_argument("what", choices=["sensor", "overhead", "plain", "batches", "run-range"])
+    parser.add_argument("range", nargs="*", help="run-range: first and last partition key")
+    parser.add_argument("--videos", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--objects", default="10000,100000")
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     args = parser.parse_args()
@@ -182,6 +256,10 @@ def main() -> None:
         bench_sensor([int(n) for n in args.objects.split(",")])
     elif args.what == "overhead":
         bench_overhead(args.video)
+    elif args.what == "batches":
+        bench_batches(args.video, args.videos, args.seconds)
+    elif args.what == "run-range":
+        run_range(*args.range)
     else:
         plain_pipeline(args.video)
 
