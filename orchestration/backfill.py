@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance
 
@@ -137,18 +138,23 @@ def launch_backfill(webserver: DagsterWebserver, plan: BackfillPlan, title: str)
 
 
 def register_objects(store: ObjectStore, database, instance: DagsterInstance, prefix: str = "",
-                     page_size: int = 1000) -> list[str]:
+                     page_size: int = 1000, settle_seconds: float = 0.0) -> list[str]:
     """Catalogue every video object version under `prefix` and add it as a partition; launch nothing.
 
-    The upload sensor skips partitions that exist, so registered videos wait for a backfill.
+    The upload sensor skips partitions that exist, so registered videos wait for a backfill. As in the
+    sensor, objects modified within `settle_seconds` may still be being written and are left for later.
     """
     known = set(instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
+    settled_before = datetime.now(timezone.utc) - timedelta(seconds=settle_seconds)
     added: list[str] = []
+    settling = 0
     start_after = prefix[:-1] if prefix else None  # every key with the prefix sorts after this
     while True:
         page = store.list_page(start_after, page_size)
         in_prefix = [obj for obj in page.objects if obj.key.startswith(prefix)]
-        batch = [obj for obj in in_prefix if looks_like_video(obj.key) and obj.partition_key not in known]
+        new = [obj for obj in in_prefix if looks_like_video(obj.key) and obj.partition_key not in known]
+        batch = [obj for obj in new if obj.last_modified <= settled_before]
+        settling += len(new) - len(batch)
         if batch:
             with database.session() as conn:  # catalogue first: raw_video maps partition keys to objects
                 for obj in batch:
@@ -160,5 +166,8 @@ def register_objects(store: ObjectStore, database, instance: DagsterInstance, pr
         past_prefix = bool(page.objects) and page.objects[-1].key > prefix and not page.objects[-1].key.startswith(
             prefix)
         if not page.next_start_after or past_prefix:
+            if settling:
+                log.warning("%d objects were modified in the last %g s and may still be being written; "
+                            "left for a later registration", settling, settle_seconds)
             return added
         start_after = page.next_start_after

@@ -170,9 +170,11 @@ def cmd_register(args) -> int:
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.settings import Settings
 
-    ensure_local_instance(Settings.from_env().home.ensure())
+    settings = Settings.from_env()
+    ensure_local_instance(settings.home.ensure())
     store = ObjectStoreResource().store()
-    added = register_objects(store, PostgresResource(), DagsterInstance.get(), prefix=args.prefix)
+    added = register_objects(store, PostgresResource(), DagsterInstance.get(), prefix=args.prefix,
+                             settle_seconds=settings.settle_seconds)
     print(f"registered {len(added)} new videos under {store.describe()}{args.prefix} (no runs launched; "
           "process them with `reelgraph backfill`)")
     return 0

@@ -164,7 +164,9 @@ def test_bulk_import_then_backfills_batch_videos_and_redo_only_stale_ones(dev, s
         folder = dev.home / "inbox" / "cameras" / camera
         folder.mkdir(parents=True)
         for segment in range(6):
-            shutil.copyfile(short_clip, folder / f"2026-01-15T08-{segment * 10:02d}-00.mp4")
+            segment_file = folder / f"2026-01-15T08-{segment * 10:02d}-00.mp4"
+            shutil.copyfile(short_clip, segment_file)
+            os.utime(segment_file, (time.time() - 3600, time.time() - 3600))  # footage written long ago
     assert "registered 12 new videos" in dev.cli("register", "--prefix", "cameras/")
     assert "registered 0 new videos" in dev.cli("register", "--prefix", "cameras/")
 
