@@ -14,7 +14,7 @@ from dagster import (
 
 from assets.summaries import summaries
 from resources import PostgresResource
-from video_analysis.reports import replace_daily_report
+from video_analysis.store.reports import replace_daily_report
 
 daily_partitions = DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
 

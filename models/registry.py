@@ -17,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from video_analysis.store.outputs import ModelStamp
+
 log = logging.getLogger(__name__)
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
 
-# Ultralytics must never pip-install packages at run time, whatever the checkpoint asks for.
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 PROFILES = ("full", "offline")
 
 
@@ -41,6 +41,11 @@ class ResolvedModel:
     config_path: Path | None = None
     note: str = ""
 
+    @property
+    def stamp(self) -> ModelStamp:
+        """What rows produced by this checkpoint are stamped with."""
+        return ModelStamp(self.name, self.version)
+
     def describe(self) -> str:
         text = f"{self.task}: {self.name} ({self.backend}, {self.version}, profile {self.profile})"
         return f"{text}; {self.note}" if self.note else text
@@ -51,7 +56,6 @@ class ModelRegistry:
                  allow_download: bool = True):
         self.cache_dir = Path(cache_dir)
         self.allow_download = allow_download
-        os.environ.setdefault("YOLO_CONFIG_DIR", str(self.cache_dir / "ultralytics-config"))
         manifest = Path(manifest or os.environ.get("REELGRAPH_MODELS_MANIFEST") or MANIFEST)
         self.spec = yaml.safe_load(manifest.read_text())
         self.requested_profile = (profile or os.environ.get("REELGRAPH_MODEL_PROFILE") or "auto").lower()

@@ -4,8 +4,8 @@ import os
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from orchestration.results import root_message
-from video_analysis.alerts import FailureAlert, send
+from orchestration.failures import root_message
+from video_analysis.runtime.alerts import FailureAlert, send
 
 WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
 

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance
 
-from orchestration.partitions import VIDEOS_PARTITIONS_NAME
-from video_analysis import catalog
-from video_analysis.keys import looks_like_video
-from video_analysis.object_store import ObjectStore
+from assets.partitions import VIDEOS_PARTITIONS_NAME
+from video_analysis.runtime.keys import looks_like_video
+from video_analysis.runtime.object_store import ObjectStore
+from video_analysis.store import catalog
 
 log = logging.getLogger(__name__)
 

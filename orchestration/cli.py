@@ -22,7 +22,7 @@ def sample_videos_dir() -> Path | None:
 
 # -- doctor ----------------------------------------------------------------------------------------
 def _check_database(settings) -> tuple[bool, str]:
-    from video_analysis import db, schema
+    from video_analysis.store import db, schema
 
     try:
         dsn = db.resolve_dsn(settings.database_url, settings.home.pgdata)
@@ -78,7 +78,7 @@ def _check_gpu() -> tuple[bool, str]:
 
 
 def cmd_doctor(args) -> int:
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     settings.home.ensure()
@@ -94,7 +94,7 @@ def cmd_doctor(args) -> int:
 def cmd_status(args) -> int:
     from assets import VIDEO_STAGES
     from resources import PostgresResource
-    from video_analysis import catalog
+    from video_analysis.store import catalog
 
     stages = [a.key.to_user_string() for a in VIDEO_STAGES]
     with PostgresResource().session() as conn:
@@ -124,13 +124,13 @@ def cmd_process(args) -> int:
     from dagster import DagsterInstance, materialize
 
     from assets import VIDEO_STAGES
+    from assets.partitions import VIDEOS_PARTITIONS_NAME
     from orchestration.definitions import build_resources
+    from orchestration.failures import failure_reasons
     from orchestration.instance import ensure_local_instance
-    from orchestration.partitions import VIDEOS_PARTITIONS_NAME
-    from orchestration.results import failure_reasons
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis import catalog
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import catalog
 
     settings = Settings.from_env()
     ensure_local_instance(settings.home.ensure())
@@ -168,7 +168,7 @@ def cmd_register(args) -> int:
     from orchestration.backfill import register_objects
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     ensure_local_instance(settings.home.ensure())
@@ -184,8 +184,8 @@ def cmd_backfill(args) -> int:
     from assets import VIDEO_STAGES
     from orchestration.backfill import DagsterWebserver, WebserverError, launch_backfill, plan_backfill
     from resources import PostgresResource
-    from video_analysis import catalog
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import catalog
 
     chain = [a.key.to_user_string() for a in VIDEO_STAGES]
     stages = chain[chain.index(args.from_stage):] if args.from_stage else chain
@@ -228,8 +228,8 @@ def _when(text: str | None):
 
 def cmd_search(args) -> int:
     from resources import ModelRegistryResource, PostgresResource
-    from video_analysis.search import SearchFilters, search
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store.search import SearchFilters, search
 
     filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
                             class_name=args.class_name, color=args.color, incident=args.incident)
@@ -258,8 +258,8 @@ def cmd_search(args) -> int:
 def cmd_dev(args) -> int:
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.object_store import LocalFolderStore
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     home = settings.home.ensure()
@@ -286,7 +286,7 @@ def cmd_dev(args) -> int:
 
 def cmd_index(args) -> int:
     from resources import PostgresResource
-    from video_analysis import vector_index
+    from video_analysis.store import vector_index
 
     with PostgresResource().session() as conn:
         if args.action == "drop":
@@ -299,8 +299,8 @@ def cmd_index(args) -> int:
 
 
 def cmd_db(args) -> int:
-    from video_analysis.postgres import EmbeddedPostgres
-    from video_analysis.settings import Settings
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     server = EmbeddedPostgres(settings.home.ensure().pgdata)
@@ -378,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     database.set_defaults(func=cmd_db)
 
     args = parser.parse_args(argv)
+    from video_analysis.runtime.home import StateHome
+    from video_analysis.runtime.process import prepare_process
+
+    prepare_process(StateHome.from_env())
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

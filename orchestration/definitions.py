@@ -4,10 +4,14 @@ from dagster import Definitions
 
 from assets import ALL_ASSETS
 from orchestration.alerts import failure_alert_sensor
+from orchestration.executors import build_executor
 from orchestration.jobs import daily_report_job, daily_report_schedule, process_video_job
-from orchestration.placement import build_executor
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
+from video_analysis.runtime.home import StateHome
+from video_analysis.runtime.process import prepare_process
+
+prepare_process(StateHome.from_env())
 
 
 def build_resources() -> dict:

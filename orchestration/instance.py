@@ -4,7 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
-from video_analysis.home import StateHome
+from video_analysis.runtime.home import StateHome
 
 LOCAL_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
 

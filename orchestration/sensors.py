@@ -13,12 +13,12 @@ from dagster import (
     sensor,
 )
 
+from assets.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
 from orchestration.jobs import process_video_job
-from orchestration.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis import catalog
-from video_analysis.discovery import scan
-from video_analysis.settings import Settings
+from video_analysis.runtime.discovery import scan
+from video_analysis.runtime.settings import Settings
+from video_analysis.store import catalog
 
 
 def _read_cursor(raw: str | None) -> str | None:

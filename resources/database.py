@@ -8,8 +8,8 @@ import psycopg
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from video_analysis import db
-from video_analysis.settings import Settings
+from video_analysis.runtime.settings import Settings
+from video_analysis.store import db
 
 
 class PostgresResource(ConfigurableResource):
@@ -28,7 +28,7 @@ class PostgresResource(ConfigurableResource):
     def _settings(self) -> Settings:
         settings = Settings.from_env()
         if self.state_dir:
-            from video_analysis.home import StateHome
+            from video_analysis.runtime.home import StateHome
 
             settings = Settings(home=StateHome(Path(self.state_dir)))
         return settings
@@ -41,10 +41,6 @@ class PostgresResource(ConfigurableResource):
             self._dsn = dsn
         return self._dsn
 
-    @property
-    def is_embedded(self) -> bool:
-        return not (self.url or self._settings().database_url)
-
     @contextmanager
     def session(self):
         """One transaction: everything inside commits together or not at all."""
@@ -53,3 +49,7 @@ class PostgresResource(ConfigurableResource):
 
     def connect(self) -> psycopg.Connection:
         return db.connect(self.dsn())
+
+    def database(self) -> db.Database:
+        """The plain-library handle the stage functions take."""
+        return db.Database(self.dsn())

@@ -4,8 +4,8 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from models import ModelRegistry, ModelUnavailableError, ResolvedModel
-from video_analysis.loaders import load_model
-from video_analysis.settings import Settings
+from video_analysis.runtime.settings import Settings
+from video_analysis.vision.loaders import load_model
 
 
 class ModelRegistryResource(ConfigurableResource):

@@ -16,7 +16,7 @@ import yaml
 from dagster import DagsterInstance
 
 from assets import ALL_ASSETS
-from orchestration.placement import GPU_POOL
+from assets.placement import GPU_POOL
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_STAGES = {"detections", "embeddings"}
@@ -184,7 +184,7 @@ def test_gpu_placement_reaches_only_the_gpu_stages():
 
 
 def test_executor_follows_the_environment(monkeypatch):
-    from orchestration.placement import build_executor
+    from orchestration.executors import build_executor
 
     monkeypatch.setenv("REELGRAPH_EXECUTOR", "ecs")
     assert build_executor().name == "ecs"

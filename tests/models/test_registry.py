@@ -6,8 +6,8 @@ import pytest
 from models import ModelRegistry, ModelUnavailableError
 from models.registry import MANIFEST
 from tests.conftest import write_manifest
-from video_analysis.detectors import UltralyticsDetector, load_detector
-from video_analysis.frames import Frame
+from video_analysis.vision.detectors import UltralyticsDetector, load_detector
+from video_analysis.vision.frames import Frame
 
 
 def test_offline_profile_resolves_the_packaged_ssd_and_verifies_it(tmp_path):
@@ -78,7 +78,7 @@ def test_shipped_manifest_names_a_detector_for_both_profiles():
 
 
 def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, tiny_yolo):
-    from assets.stage import model_code_version
+    from assets.video_stage import model_code_version
 
     versions = []
     for version in ("yolo-v1", "yolo-v2"):

@@ -1,12 +1,53 @@
+"""Layers import one way: video_analysis (no Dagster) <- resources <- assets <- orchestration."""
+
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
-LIBRARY = Path(__file__).resolve().parents[2] / "video_analysis"
+REPO = Path(__file__).resolve().parents[2]
+
+# What each top-level package may not import (directly or in a function body).
+FORBIDDEN = {
+    "video_analysis": {"dagster", "dagster_aws", "dagster_postgres", "resources", "assets", "orchestration"},
+    "models": {"dagster", "resources", "assets", "orchestration"},
+    "resources": {"assets", "orchestration"},
+    "assets": {"orchestration"},
+}
 
 
-def test_the_library_never_imports_dagster():
-    modules = sorted(f"video_analysis.{p.stem}" for p in LIBRARY.glob("*.py") if p.stem != "__init__")
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_layers_import_one_way():
+    violations = [
+        f"{path.relative_to(REPO)} imports {sorted(imported_roots(path) & forbidden)}"
+        for package, forbidden in FORBIDDEN.items()
+        for path in sorted((REPO / package).rglob("*.py"))
+        if imported_roots(path) & forbidden
+    ]
+    assert not violations, "\n".join(violations)
+
+
+def test_the_boundary_check_sees_a_violation(tmp_path):
+    module = tmp_path / "bad.py"
+    module.write_text("def f():\n    from orchestration.definitions import defs\n")
+    assert "orchestration" in imported_roots(module)
+
+
+def test_the_whole_library_loads_without_dagster():
+    modules = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in (REPO / "video_analysis").rglob("*.py")
+    )
+    assert len(modules) > 30
     code = f"import sys; import {', '.join(modules)}; print('dagster' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "False"

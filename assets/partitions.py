@@ -1,4 +1,4 @@
-"""One dynamic partition per object version (see video_analysis.keys for the key format)."""
+"""One dynamic partition per object version (see video_analysis.runtime.keys for the key format)."""
 
 from dagster import DynamicPartitionsDefinition
 

@@ -138,7 +138,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX track_attributes_tsv ON track_attributes USING gin (description_tsv);
         CREATE INDEX track_attributes_colors ON track_attributes (upper_color, lower_color, color);
 
-        -- Vectors of any model and dimension; each model gets a partial HNSW index (video_analysis.vector_index).
+        -- Vectors of any model and dimension; each model gets a partial HNSW index (video_analysis.store.vector_index).
         CREATE TABLE embeddings (
             id             bigserial PRIMARY KEY,
             partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,

@@ -13,8 +13,8 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from video_analysis.keys import looks_like_video
-from video_analysis.object_store import ObjectInfo, ObjectStore
+from video_analysis.runtime.keys import looks_like_video
+from video_analysis.runtime.object_store import ObjectInfo, ObjectStore
 
 
 @dataclass

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from video_analysis.home import StateHome
+from video_analysis.runtime.home import StateHome
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -40,3 +41,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls()
+
+    @property
+    def zones_path(self) -> Path | None:
+        """The zones file in force: $REELGRAPH_ZONES, else <home>/zones.yaml when it exists."""
+        if self.zones_file:
+            return Path(self.zones_file)
+        default = self.home.root / "zones.yaml"
+        return default if default.exists() else None

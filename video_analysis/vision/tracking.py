@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from video_analysis.detections import Detections
+from video_analysis.vision.detections import Detections
 
 MAX_PATH_POINTS = 64
 

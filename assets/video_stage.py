@@ -1,8 +1,9 @@
-"""What every video stage shares: many videos per run, per-video failures, recorded state.
+"""What every video stage shares: its declaration, many videos per run, per-video failures, UI metadata.
 
 A run of a video stage covers one partition (the upload sensor) or a range of them (a backfill batches
-``REELGRAPH_VIDEOS_PER_RUN`` videos per run, so each model loads once per batch). The stage body handles
-one video; `materialize_videos` runs it over the run's partitions and decides what a failure means:
+``REELGRAPH_VIDEOS_PER_RUN`` videos per run, so each model loads once per batch). The stage's library
+function handles one video; `materialize_videos` runs it over the run's partitions and decides what a
+failure means:
 
 - a problem with one video (unregistered, unreadable, missing from the store, upstream stage absent) is
   recorded in `stage_runs` and the batch goes on; the videos that succeeded are reported materialized one
@@ -11,46 +12,60 @@ one video; `materialize_videos` runs it over the run's partitions and decides wh
   every remaining video the same way.
 """
 
+import base64
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetMaterialization,
     BackfillPolicy,
     BetaWarning,
     Failure,
     MaterializeResult,
+    MetadataValue,
+    asset,
 )
 
-from resources import PostgresResource
-from video_analysis import catalog
-from video_analysis.object_store import ObjectStoreError
-from video_analysis.probe import VideoProbeError
-from video_analysis.quality import Finding
-from video_analysis.settings import Settings
+from assets.partitions import videos_partitions
+from assets.placement import GPU_POOL, gpu_op_tags
+from resources import ModelRegistryResource, PostgresResource
+from video_analysis.runtime.settings import Settings
+from video_analysis.stages import VIDEO_FAULTS, StageResult
+from video_analysis.store import catalog
+from video_analysis.store.quality import Finding
 
 # Backfill policies are beta in Dagster; the warning would repeat on every code-location load.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
-# Failures that belong to one video; the rest of a batch is still worth running.
-VIDEO_FAULTS = (catalog.UnknownVideoError, ObjectStoreError, VideoProbeError, Failure)
+OWNERS = ["team:video-platform"]
 
 
-def video_backfill_policy() -> BackfillPolicy:
-    """Every video stage shares it, so a backfill run carries a batch of videos through the whole chain."""
-    return BackfillPolicy.multi_run(Settings.from_env().videos_per_run)
+def video_stage_asset(*, group: str, kinds: set[str], description: str, code_version: str, deps: Sequence = (),
+                      checks: Sequence[str] = (), gpu: bool = False):
+    """Declare a per-video stage: `videos` partitions, the batching backfill policy, owners, checks and,
+    for GPU stages, the GPU pool and placement tags."""
 
+    def declare(fn):
+        return asset(
+            name=fn.__name__,
+            partitions_def=videos_partitions,
+            backfill_policy=BackfillPolicy.multi_run(Settings.from_env().videos_per_run),
+            deps=list(deps),
+            group_name=group,
+            kinds=kinds,
+            owners=OWNERS,
+            code_version=code_version,
+            description=description,
+            check_specs=[AssetCheckSpec(name, asset=fn.__name__) for name in checks],
+            pool=GPU_POOL if gpu else None,
+            op_tags=gpu_op_tags() if gpu else None,
+        )(fn)
 
-@dataclass
-class VideoOutcome:
-    """What one video's pass through a stage produced, for the UI."""
-
-    metadata: dict
-    findings: list[Finding] = field(default_factory=list)
+    return declare
 
 
 @contextmanager
@@ -68,11 +83,12 @@ def materialize_videos(
     context: AssetExecutionContext,
     database: PostgresResource,
     stage: str,
-    process: Callable[[str], VideoOutcome],
+    process: Callable[[str], StageResult],
     batch_metadata: dict | None = None,
 ) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """Run ``process`` (the stage's library function) over the run's videos and report each to Dagster."""
     keys = list(context.partition_keys)
-    outcomes: dict[str, VideoOutcome] = {}
+    outcomes: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
     for key in keys:
         try:
@@ -85,9 +101,10 @@ def materialize_videos(
             _record_failure(context, database, stage, key, _reason(exc))
             raise
 
+    batch_metadata = ui_metadata(batch_metadata or {})
     if failures:
         for key, outcome in outcomes.items():
-            yield AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=outcome.metadata)
+            yield AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=_video_metadata(outcome))
         if len(keys) == 1:
             description = failures[keys[0]]
         else:
@@ -98,20 +115,37 @@ def materialize_videos(
 
     if len(keys) == 1:
         outcome = outcomes[keys[0]]
-        yield MaterializeResult(metadata={**(batch_metadata or {}), **outcome.metadata},
+        yield MaterializeResult(metadata={**batch_metadata, **_video_metadata(outcome)},
                                 check_results=check_results(context, outcome.findings))
         return
     for key, outcome in outcomes.items():
-        context.add_asset_metadata(outcome.metadata, partition_key=key)
-    findings = [f for outcome in outcomes.values() for f in outcome.findings]
-    yield MaterializeResult(metadata={**(batch_metadata or {}), "videos_in_run": len(keys)},
-                            check_results=check_results(context, _combine(findings, keys, outcomes)))
+        context.add_asset_metadata(_video_metadata(outcome), partition_key=key)
+    yield MaterializeResult(metadata={**batch_metadata, "videos_in_run": len(keys)},
+                            check_results=check_results(context, _combine(keys, outcomes)))
+
+
+def ui_metadata(values: dict) -> dict:
+    """Plain values as Dagster metadata: dicts and lists as JSON, floats as floats, JPEG bytes as images."""
+    converted = {}
+    for name, value in values.items():
+        if isinstance(value, bytes):
+            encoded = base64.b64encode(value).decode("ascii")
+            converted[name] = MetadataValue.md(f"![{name}](data:image/jpeg;base64,{encoded})")
+        elif isinstance(value, dict | list):
+            converted[name] = MetadataValue.json(value)
+        elif isinstance(value, float):
+            converted[name] = MetadataValue.float(value)
+        else:
+            converted[name] = value
+    return converted
+
+
+def _video_metadata(outcome: StageResult) -> dict:
+    return {"dagster/row_count": outcome.rows, **ui_metadata(outcome.metadata)}
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, Failure):
-        return exc.description or str(exc)
-    if isinstance(exc, catalog.UnknownVideoError | VideoProbeError | ObjectStoreError):
+    if isinstance(exc, VIDEO_FAULTS):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -125,10 +159,11 @@ def _record_failure(context, database, stage, partition_key, message):
         context.log.warning("could not record the failure of %s for %s in stage_runs", stage, partition_key)
 
 
-def _combine(findings: list[Finding], keys: list[str], outcomes: dict[str, VideoOutcome]) -> list[Finding]:
+def _combine(keys: list[str], outcomes: dict[str, StageResult]) -> list[Finding]:
     """One result per check over the batch: it passes when it passed for every video."""
+    names = dict.fromkeys(f.name for outcome in outcomes.values() for f in outcome.findings)
     combined = []
-    for name in dict.fromkeys(f.name for f in findings):
+    for name in names:
         failed = [f"{key}: {f.detail}" for key in keys for f in outcomes[key].findings
                   if f.name == name and not f.passed]
         detail = "; ".join(failed) if failed else f"passed for all {len(keys)} videos"
@@ -137,8 +172,7 @@ def _combine(findings: list[Finding], keys: list[str], outcomes: dict[str, Video
 
 
 def check_results(context: AssetExecutionContext, findings: list[Finding]) -> list[AssetCheckResult]:
-    asset_key = context.asset_key
-    return [AssetCheckResult(asset_key=asset_key, check_name=f.name, passed=f.passed,
+    return [AssetCheckResult(asset_key=context.asset_key, check_name=f.name, passed=f.passed,
                              metadata={"detail": f.detail}) for f in findings]
 
 
@@ -147,8 +181,6 @@ def model_code_version(stage_version: str, task: str) -> str:
 
     Resolved from what is already on disk: loading the code location never downloads weights.
     """
-    from resources import ModelRegistryResource
-
     try:
         return f"{stage_version}:{ModelRegistryResource().resolve(task, allow_download=False).version}"
     except Exception:  # no model for this task yet: the stage reports it when it runs

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
+
+from video_analysis.vision.images import make_thumbnail
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_WIDTH = 160
 # A decode may legitimately come up a frame or two short of the header; more than this is truncation.
 MISSING_FRAMES_TOLERANCE = 0.05
 
@@ -90,15 +90,6 @@ def _fourcc_name(value: float) -> str:
     text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ").lower()
     aliases = {"avc1": "h264", "h264": "h264", "x264": "h264", "hev1": "hevc", "hvc1": "hevc", "mp4v": "mpeg4"}
     return aliases.get(text, text or "unknown")
-
-
-def make_thumbnail(frame: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
-    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
-    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    if not ok:
-        raise VideoProbeError("could not encode a thumbnail")
-    return encoded.tobytes()
 
 
 def probe_video(path: Path) -> VideoProbe:

@@ -1,4 +1,4 @@
-"""The detections and tracks stages as plain functions: a video path and a model in, results out."""
+"""Passes over one video: detect on sampled frames, track the detections, crop each track's best sighting."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from video_analysis.detections import Detections
-from video_analysis.detectors import Detector
-from video_analysis.frames import batched, iter_frames, read_frames, sample_step
-from video_analysis.probe import make_thumbnail
-from video_analysis.tracking import DEFAULT_TRACKER, TrackerSettings, TrackSummary, assign_tracks, summarize_tracks
+from video_analysis.vision.detections import Detections
+from video_analysis.vision.detectors import Detector
+from video_analysis.vision.frames import batched, iter_frames, read_frames, sample_step
+from video_analysis.vision.images import draw_boxes, make_thumbnail
+from video_analysis.vision.tracking import (
+    DEFAULT_TRACKER,
+    TrackerSettings,
+    TrackSummary,
+    assign_tracks,
+    summarize_tracks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +56,12 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
                 busiest = (len(mine), frame.image, mine)
     preview = None
     if busiest[1] is not None:
-        preview = make_thumbnail(draw_boxes(busiest[1], busiest[2], detector.class_names), width=320)
+        boxes = busiest[2]
+        labels = [f"{detector.class_names.get(int(c), c)} {conf:.2f}"
+                  for c, conf in zip(boxes.class_id, boxes.confidence, strict=True)]
+        preview = make_thumbnail(draw_boxes(busiest[1], boxes.xyxy, labels), width=320)
     return DetectionPass(Detections.concat(parts), sample_step(fps, sample_fps), frames,
                          time.perf_counter() - started, preview)
-
-
-def draw_boxes(image: np.ndarray, detections: Detections, class_names: dict[int, str]) -> np.ndarray:
-    canvas = image.copy()
-    for (x1, y1, x2, y2), cls, conf in zip(detections.xyxy.astype(int), detections.class_id,
-                                            detections.confidence, strict=True):
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 200, 255), 2)
-        cv2.putText(canvas, f"{class_names.get(int(cls), cls)} {conf:.2f}", (x1, max(12, y1 - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 200, 255), 1)
-    return canvas
 
 
 def sampled_frames(frame_count: int, step: int) -> list[int]:

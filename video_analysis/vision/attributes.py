@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import yaml
 
-from video_analysis.tracking import TrackSummary
+from video_analysis.vision.tracking import TrackSummary
 
 # Named colours in RGB; a pixel cluster takes the name of the nearest one in Lab space.
 PALETTE = {

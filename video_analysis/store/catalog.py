@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from video_analysis.keys import facts_from_key
-from video_analysis.object_store import ObjectInfo
-from video_analysis.probe import VideoProbe
+from video_analysis.runtime.keys import facts_from_key
+from video_analysis.runtime.object_store import ObjectInfo
+from video_analysis.vision.probe import VideoProbe
 
 
 class UnknownVideoError(LookupError):
@@ -37,16 +37,15 @@ def register(conn: psycopg.Connection, obj: ObjectInfo) -> bool:
 
 
 def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
-    row = conn.execute(
-        """SELECT object_key, version, size_bytes, last_modified, source, bucket, etag
-           FROM videos WHERE partition_key = %s""",
-        (partition_key,),
-    ).fetchone()
-    if row is None:
+    with conn.cursor(row_factory=class_row(ObjectInfo)) as cursor:
+        obj = cursor.execute(
+            """SELECT object_key AS key, version, size_bytes AS size, last_modified, source, bucket, etag
+               FROM videos WHERE partition_key = %s""",
+            (partition_key,),
+        ).fetchone()
+    if obj is None:
         raise UnknownVideoError(f"no video is registered for partition {partition_key!r}")
-    key, version, size, modified, source, bucket, etag = row
-    return ObjectInfo(key=key, version=version, size=size, last_modified=modified, source=source,
-                      bucket=bucket, etag=etag)
+    return obj
 
 
 def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) -> None:
@@ -94,12 +93,22 @@ def record_stage(
     )
 
 
-def stage_details(conn: psycopg.Connection, partition_key: str, stage: str) -> dict | None:
-    row = conn.execute(
-        "SELECT details FROM stage_runs WHERE partition_key = %s AND stage = %s AND status = 'done'",
-        (partition_key, stage),
-    ).fetchone()
-    return row[0] if row else None
+@dataclass(frozen=True)
+class StageRecord:
+    """A stage's last successful pass over one video."""
+
+    row_count: int | None
+    model_version: str | None
+    details: dict
+
+
+def stage_record(conn: psycopg.Connection, partition_key: str, stage: str) -> StageRecord | None:
+    with conn.cursor(row_factory=class_row(StageRecord)) as cursor:
+        return cursor.execute(
+            """SELECT row_count, model_version, coalesce(details, '{}'::jsonb) AS details FROM stage_runs
+               WHERE partition_key = %s AND stage = %s AND status = 'done'""",
+            (partition_key, stage),
+        ).fetchone()
 
 
 @dataclass(frozen=True)
@@ -117,16 +126,18 @@ class ReadyVideo:
 def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
     """A video whose raw_video stage succeeded; anything else is a clear error for downstream stages."""
     obj = object_for(conn, partition_key)
-    status, error, fps, width, height, frames, duration, camera, recorded_at = conn.execute(
-        """SELECT status, error, fps, width, height, frame_count, duration_s, camera, recorded_at
-           FROM videos WHERE partition_key = %s""",
-        (partition_key,),
-    ).fetchone()
-    if status != "ready":
-        reason = f": {error}" if error else ""
-        raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {status}{reason})")
-    return ReadyVideo(obj=obj, fps=fps, width=width, height=height, frame_count=frames, duration_s=duration,
-                      camera=camera, recorded_at=recorded_at)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            """SELECT status, error, fps, width, height, frame_count, duration_s, camera, recorded_at
+               FROM videos WHERE partition_key = %s""",
+            (partition_key,),
+        ).fetchone()
+    if row["status"] != "ready":
+        reason = f": {row['error']}" if row["error"] else ""
+        raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {row['status']}{reason})")
+    return ReadyVideo(obj=obj, fps=row["fps"], width=row["width"], height=row["height"],
+                      frame_count=row["frame_count"], duration_s=row["duration_s"], camera=row["camera"],
+                      recorded_at=row["recorded_at"])
 
 
 @dataclass(frozen=True)

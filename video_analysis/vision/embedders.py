@@ -6,7 +6,6 @@ Vectors are L2-normalised float32, so cosine distance in pgvector equals 1 - dot
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,10 @@ class TextEmbedder:
     """A sentence-transformers model from a local folder (e.g. all-MiniLM-L6-v2 shipped in a package)."""
 
     def __init__(self, path: Path, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never trigger a hub lookup
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(path), device=device)
+        # A local folder must never trigger a hub lookup; said per load, never through the process environment.
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
         dimension = getattr(self.model, "get_embedding_dimension", None) or \
             self.model.get_sentence_embedding_dimension
         self.dim = int(dimension())

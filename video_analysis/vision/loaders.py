@@ -7,23 +7,23 @@ from pathlib import Path
 
 def load_model(backend: str, path: Path, config: Path | None = None):
     if backend in ("opencv-tf", "ultralytics"):
-        from video_analysis.detectors import load_detector
+        from video_analysis.vision.detectors import load_detector
 
         return load_detector(backend, path, config)
     if backend in ("sentence-transformers", "transformers-clip"):
-        from video_analysis.embeddings import load_embedder
+        from video_analysis.vision.embedders import load_embedder
 
         return load_embedder(backend, path)
     if backend == "transformers-image-classification":
-        from video_analysis.appearance import ImageClassifier
+        from video_analysis.vision.appearance import ImageClassifier
 
         return ImageClassifier(path)
     if backend == "transformers-depth":
-        from video_analysis.appearance import DepthEstimator
+        from video_analysis.vision.appearance import DepthEstimator
 
         return DepthEstimator(path)
     if backend == "transformers-image-text-to-text":
-        from video_analysis.narration import VisionLanguageSummarizer
+        from video_analysis.vision.narration import VisionLanguageSummarizer
 
         return VisionLanguageSummarizer(path)
     raise ValueError(f"unknown model backend {backend!r}")

@@ -13,8 +13,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from video_analysis.detections import Detections
-from video_analysis.frames import Frame
+from video_analysis.vision.detections import Detections
+from video_analysis.vision.frames import Frame
 
 log = logging.getLogger(__name__)
 

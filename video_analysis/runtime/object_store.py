@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from video_analysis.keys import normalize_version, partition_key_for
+from video_analysis.runtime.keys import normalize_version, partition_key_for
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from video_analysis.postgres import EmbeddedPostgres
-from video_analysis.schema import migrate
+from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+from video_analysis.store.schema import migrate
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +50,17 @@ def prepare(dsn: str) -> list[int]:
     """Apply pending migrations; safe to call from every process at start-up."""
     with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         return migrate(conn)
+
+
+class Database:
+    """One PostgreSQL database as the stages use it: short transactions opened on demand."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def session(self):
+        """One transaction: everything inside commits together or not at all."""
+        return session(self.dsn)
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        return connect(self.dsn, autocommit=autocommit)

@@ -1,0 +1,79 @@
+"""The per-stage library functions, called as a notebook or a benchmark would: no Dagster involved."""
+
+import os
+import shutil
+
+import pytest
+
+from models import ModelRegistry
+from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.stages import MissingUpstreamError, describe, detect, embed, ingest, track
+from video_analysis.store import catalog
+from video_analysis.store.db import Database
+from video_analysis.vision.detectors import OpenCVSSDDetector
+from video_analysis.vision.loaders import load_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def chain(db, pg_dsn, tmp_path, short_clip, state_home):
+    """A registered, probed short clip plus the offline detector and text model."""
+    store = LocalFolderStore(tmp_path / "inbox")
+    store.root.mkdir()
+    shutil.copy(short_clip, store.root / "short.mp4")
+    obj = store.head("short.mp4")
+    catalog.register(db, obj)
+    registry = ModelRegistry(state_home.root / "models", profile="offline")
+    detector_model = registry.resolve("detector")
+    text_model = registry.resolve("text_embedder")
+    database = Database(pg_dsn)
+    ingest.run(database, obj.partition_key, store)
+    return {
+        "db": database, "key": obj.partition_key, "store": store, "detector_model": detector_model,
+        "detector": load_model(detector_model.backend, detector_model.path, detector_model.config_path),
+        "text_model": text_model, "embedder": load_model(text_model.backend, text_model.path),
+    }
+
+
+def _counts(db, key):
+    return {table: db.execute(f"SELECT count(*) FROM {table} WHERE partition_key = %s", (key,)).fetchone()[0]
+            for table in ("detections", "tracks", "track_attributes", "embeddings")}
+
+
+def test_a_rerun_that_finds_nothing_replaces_the_tracks_and_what_describes_them(chain, db):
+    c = chain
+    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
+    track.run(c["db"], c["key"], c["store"])
+    describe.run(c["db"], c["key"], c["store"], profile="offline")
+    embed.run(c["db"], c["key"], c["embedder"], c["text_model"].stamp)
+    before = _counts(db, c["key"])
+    assert before["tracks"] > 0 and before["embeddings"] == before["tracks"]
+
+    # The same real detector, with a threshold nothing can pass: this run finds nothing.
+    blind = OpenCVSSDDetector(c["detector_model"].path, c["detector_model"].config_path, confidence=1.01)
+    assert detect.run(c["db"], c["key"], c["store"], blind, c["detector_model"].stamp, sample_fps=0).rows == 0
+    result = track.run(c["db"], c["key"], c["store"])
+
+    assert result.rows == 0
+    assert _counts(db, c["key"]) == {"detections": 0, "tracks": 0, "track_attributes": 0, "embeddings": 0}
+    record = db.execute("SELECT status, row_count FROM stage_runs WHERE partition_key = %s AND stage = 'tracks'",
+                        (c["key"],)).fetchone()
+    assert record == ("done", 0)
+
+
+def test_tracks_before_detections_is_a_clear_error(chain):
+    with pytest.raises(MissingUpstreamError, match="detections have not been materialized"):
+        track.run(chain["db"], chain["key"], chain["store"])
+
+
+def test_loading_models_leaves_the_process_environment_alone(state_home, monkeypatch, tiny_yolo):
+    # conftest sets HF_HUB_OFFLINE for the test session; a user's process has it unset.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = dict(os.environ)
+    registry = ModelRegistry(state_home.root / "models", profile="offline")
+    text_model = registry.resolve("text_embedder")
+    embedder = load_model(text_model.backend, text_model.path)
+    load_model("ultralytics", tiny_yolo)
+    assert embedder.embed(["a person in a red coat"]).shape == (1, embedder.dim)
+    assert dict(os.environ) == before

@@ -1,0 +1,1 @@
+"""Rule-based understanding of tracks: incidents, safety score, summary text."""

@@ -1,0 +1,45 @@
+"""raw_video: fetch one object version, check that it really decodes, and catalogue it."""
+
+from __future__ import annotations
+
+import logging
+
+from video_analysis.runtime.object_store import ObjectStore, ObjectStoreError
+from video_analysis.stages import StageResult
+from video_analysis.store import catalog
+from video_analysis.store.db import Database
+from video_analysis.vision.probe import VideoProbeError, probe_video
+
+log = logging.getLogger(__name__)
+
+STAGE = "raw_video"
+
+
+def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | None = None) -> StageResult:
+    """Probe the video; an unusable one is marked failed with the reason (backfills then leave it out)."""
+    with db.session() as conn:
+        obj = catalog.object_for(conn, partition_key)
+    try:
+        probe = probe_video(store.fetch(obj))
+    except (VideoProbeError, ObjectStoreError) as exc:
+        with db.session() as conn:
+            catalog.mark_failed(conn, partition_key, str(exc))
+        raise type(exc)(f"{obj.uri}: {exc}") from exc
+    with db.session() as conn:
+        catalog.save_probe(conn, partition_key, probe)
+        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=run_id)
+    log.info("%s: %d frames at %.2f fps, %dx%d", obj.uri, probe.frame_count, probe.fps, probe.width, probe.height)
+    return StageResult(rows=1, metadata={
+        "object": obj.uri,
+        "container": probe.container,
+        "codec": probe.codec,
+        "duration_s": probe.duration_s,
+        "fps": probe.fps,
+        "width": probe.width,
+        "height": probe.height,
+        "frames": probe.frame_count,
+        "header_frames": probe.header_frame_count,
+        "size_bytes": probe.size_bytes,
+        "sha256": probe.sha256,
+        "thumbnail": probe.thumbnail_jpeg,
+    })

@@ -1,0 +1,77 @@
+"""summaries: incidents, a 0-100 safety score and a readable summary per video, from tracks and attributes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from video_analysis.events.incidents import IncidentRules, detect_incidents, incidents_json, safety_score, summary_text
+from video_analysis.runtime.object_store import ObjectStore
+from video_analysis.stages import StageResult
+from video_analysis.store import catalog, quality
+from video_analysis.store.db import Database
+from video_analysis.store.outputs import (
+    ModelStamp,
+    StoredTrack,
+    load_tracks,
+    person_colour_counts,
+    replace_embeddings,
+    replace_summary,
+    track_facts,
+)
+from video_analysis.vision.attributes import load_zones
+from video_analysis.vision.frames import read_frames
+from video_analysis.vision.narration import narrate
+
+STAGE = "summaries"
+
+
+def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, text_model: ModelStamp, *,
+        rules: IncidentRules, zones_file: Path | None = None, summarizer=None, summarizer_name: str | None = None,
+        summarizer_absent: str | None = None, run_id: str | None = None) -> StageResult:
+    """Apply the incident rules, score the video and write its summary (and the summary's text vector).
+
+    With a vision-language ``summarizer``, its text replaces the template when its JSON output validates.
+    """
+    with db.session() as conn:
+        video = catalog.ready_video(conn, partition_key)
+        facts = track_facts(conn, partition_key)
+        colours = person_colour_counts(conn, partition_key)
+    restricted = {z.name for z in load_zones(zones_file, video.camera) if z.restricted}
+    incidents = detect_incidents(facts, restricted, rules)
+    score = safety_score(incidents, rules)
+    text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours)
+    generator, vlm_note = "template", f"absent ({summarizer_absent}); the templated summary stands"
+    if summarizer is not None:
+        with db.session() as conn:
+            stored = load_tracks(conn, partition_key)
+        frames = keyframes(store.fetch(video.obj), stored)
+        narrated, vlm_note = narrate(summarizer, frames, {"incidents": incidents_json(incidents),
+                                                          "safety_score": score}, text)
+        if narrated:
+            text, generator = narrated, summarizer_name or "vision-language model"
+    with db.session() as conn:
+        replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
+                        facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__},
+                        generator=generator)
+        replace_embeddings(conn, partition_key, "summary_text", text_model, [(None, text)], text_embedder.embed([text]))
+        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=run_id,
+                             details={"safety_score": score, "incident_count": len(incidents)})
+        findings = quality.summary_findings(conn, partition_key)
+    return StageResult(1, {
+        "safety_score": score,
+        "incident_count": len(incidents),
+        "incidents": incidents_json(incidents),
+        "summary": text,
+        "generator": generator,
+        "vlm": vlm_note,
+    }, findings)
+
+
+def keyframes(video_path: Path, tracks: list[StoredTrack], count: int = 4) -> list[np.ndarray]:
+    """Best frames of the longest tracks: what a vision-language model looks at."""
+    longest = sorted(tracks, key=lambda t: t.summary.last_t - t.summary.first_t, reverse=True)[:count]
+    frames = read_frames(video_path, {t.summary.best_frame for t in longest})
+    return [frames[i] for i in sorted(frames)]

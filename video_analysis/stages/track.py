@@ -1,0 +1,37 @@
+"""tracks: objects followed across sampled frames with ByteTrack, one row per track."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from video_analysis.runtime.object_store import ObjectStore
+from video_analysis.stages import MissingUpstreamError, StageResult
+from video_analysis.store import catalog, quality
+from video_analysis.store.db import Database
+from video_analysis.store.outputs import ModelStamp, load_detections, replace_tracks
+from video_analysis.vision.passes import sampled_frames, track_thumbnails, track_video
+
+STAGE = "tracks"
+
+
+def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | None = None) -> StageResult:
+    """Track the stored detections and replace the video's tracks, whatever this run finds (even none)."""
+    with db.session() as conn:
+        video = catalog.ready_video(conn, partition_key)
+        detections, class_names = load_detections(conn, partition_key)
+        detection_pass = catalog.stage_record(conn, partition_key, "detections")
+    if detection_pass is None:
+        raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
+    step = detection_pass.details["step"]
+    found = track_video(detections, sampled_frames(video.frame_count, step), video.fps / step)
+    thumbnails = track_thumbnails(store.fetch(video.obj), found) if found else {}
+    model = ModelStamp(detection_pass.details.get("model_name", "unknown"), detection_pass.model_version or "unknown")
+    with db.session() as conn:
+        rows = replace_tracks(conn, partition_key, found, class_names, thumbnails, model)
+        catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=model.version,
+                             run_id=run_id)
+        findings = quality.track_findings(conn, partition_key, video.width, video.height)
+    per_class = Counter(class_names[t.class_id] for t in found)
+    examples = [{"track": t.track_id, "class": class_names[t.class_id], "from_s": round(t.first_t, 1),
+                 "to_s": round(t.last_t, 1), "frames": t.frames_seen} for t in found[:5]]
+    return StageResult(rows, {"per_class": dict(per_class.most_common()), "examples": examples}, findings)

@@ -1,0 +1,1 @@
+"""Pure computation on pixels and numbers: decoding, probing, detectors, tracking, attributes, embedding models."""
