@@ -43,7 +43,7 @@ def bench_sensor(counts: list[int]) -> None:
 
     from orchestration.definitions import build_resources
     from orchestration.sensors import video_upload_sensor
-    from video_analysis.postgres import EmbeddedPostgres
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 
     os.environ["REELGRAPH_SETTLE_SECONDS"] = "0"
     per_tick = int(os.environ.setdefault("REELGRAPH_OBJECTS_PER_TICK", "5000"))
@@ -84,7 +84,7 @@ def bench_sensor(counts: list[int]) -> None:
             print(f"| {count:,} | {len(registering)} | {sum(registering) / len(registering):.2f} | "
                   f"{max(registering):.2f} | {sum(steady) / len(steady):.2f} |", flush=True)
             instance.wipe()
-            from video_analysis import db
+            from video_analysis.store import db
 
             with db.connect(db.resolve_dsn(None, home / "postgres"), autocommit=True) as conn:
                 conn.execute("TRUNCATE videos CASCADE")
@@ -98,8 +98,8 @@ def bench_overhead(video: Path) -> None:
     home = scratch_home()
     os.environ["REELGRAPH_MODEL_PROFILE"] = "offline"
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from video_analysis import db
-    from video_analysis.postgres import EmbeddedPostgres
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+    from video_analysis.store import db
 
     db.prepare(EmbeddedPostgres(home / "postgres").start())  # both sides find the server running
     try:
@@ -118,61 +118,36 @@ def bench_overhead(video: Path) -> None:
 
 
 def plain_pipeline(video: Path) -> None:
-    """Every stage's library calls in sequence, with the same database writes, no Dagster."""
-    from collections import Counter
-
+    """Every stage's library function in sequence (the same ones the assets call), no Dagster."""
     from models import ModelRegistry
-    from video_analysis import catalog, db
-    from video_analysis.incidents import detect_incidents, safety_score, summary_text
-    from video_analysis.loaders import load_model
-    from video_analysis.object_store import LocalFolderStore
-    from video_analysis.probe import probe_video
-    from video_analysis.results import (
-        ModelStamp,
-        load_tracks,
-        replace_attributes,
-        replace_detections,
-        replace_embeddings,
-        replace_summary,
-        replace_tracks,
-    )
-    from video_analysis.settings import Settings
-    from video_analysis.understanding import attributes_for, track_facts
-    from video_analysis.vision import detect_video, sampled_frames, track_thumbnails, track_video
+    from video_analysis.events.incidents import IncidentRules
+    from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.stages import describe, detect, embed, ingest, summarize, track
+    from video_analysis.store import catalog, db
+    from video_analysis.vision.loaders import load_model
 
     settings = Settings.from_env()
     home = settings.home.ensure()
     dsn = db.resolve_dsn(None, home.pgdata)
     db.prepare(dsn)
+    database = db.Database(dsn)
     registry = ModelRegistry(home.root / "models")
     detector_model = registry.resolve("detector")
     detector = load_model(detector_model.backend, detector_model.path, detector_model.config_path)
     text_model = registry.resolve("text_embedder")
     embedder = load_model(text_model.backend, text_model.path)
-    obj = LocalFolderStore(home.inbox).put(video, "plain-" + video.name)
+    store = LocalFolderStore(home.inbox)
+    obj = store.put(video, "plain-" + video.name)
     key = obj.partition_key
-    with db.session(dsn) as conn:
+    with database.session() as conn:
         catalog.register(conn, obj)
-        probe = probe_video(video)
-        catalog.save_probe(conn, key, probe)
-    found = detect_video(video, detector, fps=probe.fps, sample_fps=2.0)
-    stamp = ModelStamp(detector_model.name, detector_model.version)
-    with db.session(dsn) as conn:
-        replace_detections(conn, key, found.detections, detector.class_names, stamp)
-    tracks = track_video(found.detections, sampled_frames(probe.frame_count, found.step), probe.fps / found.step)
-    with db.session(dsn) as conn:
-        replace_tracks(conn, key, tracks, detector.class_names, track_thumbnails(video, tracks), stamp)
-        stored = load_tracks(conn, key)
-    attrs = attributes_for(stored, probe.width, probe.height, [])
-    with db.session(dsn) as conn:
-        replace_attributes(conn, key, attrs, profile="offline")
-        replace_embeddings(conn, key, "track_text", ModelStamp(text_model.name, text_model.version),
-                           [(a.track_id, a.description) for a in attrs], embedder.embed([a.description for a in attrs]))
-        facts = track_facts(conn, key)
-        incidents = detect_incidents(facts, set())
-        text = summary_text(probe.duration_s, None, facts, incidents, safety_score(incidents), Counter())
-        replace_summary(conn, key, safety_score=safety_score(incidents), incidents=[], summary=text, facts={},
-                        generator="template")
+    ingest.run(database, key, store)
+    detect.run(database, key, store, detector, detector_model.stamp, sample_fps=2.0)
+    track.run(database, key, store)
+    describe.run(database, key, store, profile=registry.requested_profile)
+    embed.run(database, key, embedder, text_model.stamp)
+    summarize.run(database, key, store, embedder, text_model.stamp, rules=IncidentRules())
 
 
 def cut_clip(source: Path, target: Path, seconds: float) -> None:
@@ -212,8 +187,8 @@ def bench_batches(video: Path, count: int, seconds: float) -> None:
 
     from orchestration.backfill import register_objects
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis import db
-    from video_analysis.postgres import EmbeddedPostgres
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+    from video_analysis.store import db
 
     db.prepare(EmbeddedPostgres(home / "postgres").start())
     try:

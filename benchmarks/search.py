@@ -22,8 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from video_analysis import db  # noqa: E402
-from video_analysis.postgres import EmbeddedPostgres  # noqa: E402
+from video_analysis.runtime.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from video_analysis.store import db  # noqa: E402
 
 DIM = 384
 TABLE = "bench_vectors"
@@ -97,7 +97,7 @@ def bench_size(conn, n: int, queries: int, centres: np.ndarray) -> dict:
 def embedding_throughput(count: int = 1000) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from models import ModelRegistry
-    from video_analysis.embeddings import TextEmbedder
+    from video_analysis.vision.embedders import TextEmbedder
 
     model = ModelRegistry(Path(tempfile.gettempdir()) / "reelgraph-bench-models", profile="offline").resolve(
         "text_embedder")

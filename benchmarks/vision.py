@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/vision.py [--video PATH] [--sample-fps 2] [--device cpu|cuda:0]
 
 Prints a markdown table. "plain" decodes with cv2 in the same thread and calls the same model on the
-same sampled frames in batches of the same size; "reelgraph" is video_analysis.vision.detect_video
+same sampled frames in batches of the same size; "reelgraph" is video_analysis.vision.passes.detect_video
 (threaded decode + columnar Detections). YOLO speed does not depend on trained weights, so the YOLO
 rows use yolo11n built from its config (random weights) unless --yolo-weights is given.
 """
@@ -24,9 +24,9 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from video_analysis.detectors import OpenCVSSDDetector, UltralyticsDetector  # noqa: E402
-from video_analysis.frames import Frame, sample_step  # noqa: E402
-from video_analysis.vision import detect_video  # noqa: E402
+from video_analysis.vision.detectors import OpenCVSSDDetector, UltralyticsDetector  # noqa: E402
+from video_analysis.vision.frames import Frame, sample_step  # noqa: E402
+from video_analysis.vision.passes import detect_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
 BATCH = 8

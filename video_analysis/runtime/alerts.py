@@ -22,8 +22,8 @@ class FailureAlert:
     @property
     def text(self) -> str:
         where = self.video or self.partition or "no partition"
-        return f"reelgraph run {self.run_id[:8]} failed for {where}: " + "; ".join(
-            f"{stage}: {error}" for stage, error in zip(self.stages, self.errors, strict=False)) or "no step failed"
+        steps = "; ".join(f"{stage}: {error}" for stage, error in zip(self.stages, self.errors, strict=False))
+        return f"reelgraph run {self.run_id[:8]} failed for {where}: {steps or 'no step failed'}"
 
     def payload(self) -> dict:
         return {**asdict(self), "text": self.text}

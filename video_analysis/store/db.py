@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import psycopg
 
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 from video_analysis.store.schema import migrate
-
-log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 

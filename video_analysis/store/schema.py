@@ -1,7 +1,8 @@
 """The one module that owns reelgraph's database schema.
 
-Migrations are numbered and append-only; ``migrate`` applies the missing ones in order, each in its
-own transaction under an advisory lock, so any number of processes may call it at start-up.
+Migrations are numbered and append-only; ``migrate`` applies the missing ones in order, all in one
+transaction under an advisory lock (a failed migration leaves the schema as it was), so any number of
+processes may call it at start-up.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 RRF_K = 60
 CANDIDATES = 100  # per retriever, before fusion
@@ -110,7 +111,10 @@ def _vector_literal(vector) -> str:
 
 
 def _ranked(conn, statement, params) -> dict[tuple[str, int], int]:
-    return {(row[0], row[1]): rank for rank, row in enumerate(conn.execute(statement, params).fetchall(), 1)}
+    """(partition_key, track_id) -> rank (1 = best) of a retriever's candidates, in its order."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(statement, params).fetchall()
+    return {(row["partition_key"], row["track_id"]): rank for rank, row in enumerate(rows, 1)}
 
 
 def reciprocal_rank_fusion(rankings: dict[str, dict[tuple, int]], k: int = RRF_K) -> dict[tuple, float]:
@@ -158,16 +162,18 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
         rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
-        details = {(r[0], r[3]): r for r in conn.execute(
-            _DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()}
+        with conn.cursor(row_factory=dict_row) as cursor:
+            rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
+    details = {(r["partition_key"], r["track_id"]): r for r in rows}
     hits = []
     for key in top:
         r = details[key]
         hits.append(SearchHit(
-            partition_key=r[0], object_key=r[1], camera=r[2], track_id=r[3], class_name=r[4],
-            start_s=round(r[5], 2), end_s=round(r[6], 2),
-            starts_at=r[7] + timedelta(seconds=r[5]) if r[7] else None, score=round(scores[key], 5),
-            vector_rank=rankings["text_vector"].get(key), text_rank=rankings["full_text"].get(key),
-            image_rank=rankings.get("image_vector", {}).get(key), description=r[8],
-            thumbnail=_thumbnail_path(thumbnails_dir, r[0], r[3], r[9])))
+            partition_key=r["partition_key"], object_key=r["object_key"], camera=r["camera"], track_id=r["track_id"],
+            class_name=r["class_name"], start_s=round(r["first_t"], 2), end_s=round(r["last_t"], 2),
+            starts_at=r["recorded_at"] + timedelta(seconds=r["first_t"]) if r["recorded_at"] else None,
+            score=round(scores[key], 5), vector_rank=rankings["text_vector"].get(key),
+            text_rank=rankings["full_text"].get(key), image_rank=rankings.get("image_vector", {}).get(key),
+            description=r["description"],
+            thumbnail=_thumbnail_path(thumbnails_dir, r["partition_key"], r["track_id"], r["thumbnail_jpeg"])))
     return hits

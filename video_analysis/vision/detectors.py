@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Protocol
 
@@ -15,8 +14,6 @@ import numpy as np
 
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.frames import Frame
-
-log = logging.getLogger(__name__)
 
 # TF object-detection API COCO ids (1..90, with gaps) -> names; id 0 is background.
 _TF_COCO = {

@@ -5,12 +5,9 @@ Vectors are L2-normalised float32, so cosine distance in pgvector equals 1 - dot
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

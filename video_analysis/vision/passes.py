@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,6 @@ from video_analysis.vision.tracking import (
     assign_tracks,
     summarize_tracks,
 )
-
-log = logging.getLogger(__name__)
 
 TRACK_THUMBNAIL_PX = 128
 

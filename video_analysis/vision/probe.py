@@ -8,15 +8,12 @@ message a user can act on, never half-registered.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from video_analysis.vision.images import make_thumbnail
-
-log = logging.getLogger(__name__)
 
 # A decode may legitimately come up a frame or two short of the header; more than this is truncation.
 MISSING_FRAMES_TOLERANCE = 0.05
