@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetMaterialization,
@@ -167,12 +168,14 @@ def _combine(keys: list[str], outcomes: dict[str, StageResult]) -> list[Finding]
         failed = [f"{key}: {f.detail}" for key in keys for f in outcomes[key].findings
                   if f.name == name and not f.passed]
         detail = "; ".join(failed) if failed else f"passed for all {len(keys)} videos"
-        combined.append(Finding(name, not failed, detail))
+        warn_only = all(f.warn_only for outcome in outcomes.values() for f in outcome.findings if f.name == name)
+        combined.append(Finding(name, not failed, detail, warn_only))
     return combined
 
 
 def check_results(context: AssetExecutionContext, findings: list[Finding]) -> list[AssetCheckResult]:
     return [AssetCheckResult(asset_key=context.asset_key, check_name=f.name, passed=f.passed,
+                             severity=AssetCheckSeverity.WARN if f.warn_only else AssetCheckSeverity.ERROR,
                              metadata={"detail": f.detail}) for f in findings]
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from video_analysis.vision.detectors import OpenCVSSDDetector, UltralyticsDetector  # noqa: E402
-from video_analysis.vision.frames import Frame, sample_step  # noqa: E402
+from video_analysis.vision.frames import Frame  # noqa: E402
 from video_analysis.vision.passes import detect_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
@@ -51,7 +51,8 @@ def build_detector(backend: str, device: str, yolo_weights: str | None):
 def plain_loop(video: Path, detector, sample_fps: float) -> tuple[int, float]:
     started = time.perf_counter()
     capture = cv2.VideoCapture(str(video))
-    step = sample_step(capture.get(cv2.CAP_PROP_FPS), sample_fps)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    step = max(1, round(fps / sample_fps)) if sample_fps and sample_fps < fps else 1
     index, frames, batch = 0, 0, []
     while capture.grab():
         if index % step == 0:

@@ -13,7 +13,7 @@ from video_analysis.store import catalog
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import StoredTrack, load_tracks, replace_attributes
 from video_analysis.vision.attributes import TrackAttributes, Zone, load_zones, track_attributes
-from video_analysis.vision.frames import read_frames
+from video_analysis.vision.frames import frames_at
 from video_analysis.vision.images import decode_jpeg
 
 STAGE = "attributes"
@@ -55,13 +55,14 @@ def model_attributes(tracks: list[StoredTrack], classifiers: dict, depth=None, v
         for track, (label, score) in zip(people, classifier.classify(crops), strict=True):
             extras[track.summary.track_id][name] = {"label": label, "score": score}
     if depth is not None and video_path is not None and tracks:
-        frames = read_frames(video_path, {t.summary.best_frame for t in tracks})
-        by_frame: dict[int, list[StoredTrack]] = {}
+        by_time: dict[float, list[StoredTrack]] = {}
         for track in tracks:
-            by_frame.setdefault(track.summary.best_frame, []).append(track)
-        for index, members in by_frame.items():
-            if index in frames:
-                values = depth.relative_depth(frames[index], [m.summary.best_box for m in members])
+            if track.summary.best_t is not None:
+                by_time.setdefault(track.summary.best_t, []).append(track)
+        frames = frames_at(video_path, by_time)
+        for t, members in by_time.items():
+            if t in frames:
+                values = depth.relative_depth(frames[t], [m.summary.best_box for m in members])
                 for member, value in zip(members, values, strict=True):
                     extras[member.summary.track_id]["relative_depth"] = value
     return extras

@@ -27,16 +27,32 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
                          batch_size=batch_size)
     with db.session() as conn:
         rows = replace_detections(conn, partition_key, found.detections, detector.class_names, model)
+        decode = found.decode
+        coverage = catalog.save_decode(conn, partition_key, frames=decode.frames, errors=decode.errors,
+                                       covered_s=decode.covered_s, gaps=decode.gaps,
+                                       stopped_early=decode.stopped_early)
         catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=model.version,
-                             run_id=run_id, details={"step": found.step, "frames_processed": found.frames_processed,
-                                                     "model_name": model.name})
+                             run_id=run_id, details={"sampled_frames": found.sampled_frames,
+                                                     "sample_fps": found.sample_fps, "model_name": model.name})
         findings = quality.detection_findings(conn, partition_key, video.width, video.height)
+    findings.append(quality.Finding(
+        "footage_complete", coverage.status == "ready",
+        "; ".join(coverage.notes) or f"{coverage.covered_s:.1f} s of {coverage.duration_s:.1f} s decoded",
+        warn_only=True))
+    if coverage.status == "partial":
+        log.warning("%s is partial: %s", partition_key, "; ".join(coverage.notes))
     log.info("%s: %d detections on %d frames (%.3f s/frame)", partition_key, rows, found.frames_processed,
              found.seconds_per_frame)
     per_class = Counter(detector.class_names.get(int(c), str(c)) for c in found.detections.class_id)
     metadata = {
         "per_class": dict(per_class.most_common()),
         "frames_processed": found.frames_processed,
+        "status": coverage.status,
+        "decoded_frames": coverage.decoded_frames,
+        "decode_errors": coverage.decode_errors,
+        "covered_s": coverage.covered_s,
+        "duration_s": coverage.duration_s,
+        "gaps": [list(gap) for gap in coverage.gaps],
         "seconds_per_frame": round(found.seconds_per_frame, 4),
     }
     if found.preview_jpeg:

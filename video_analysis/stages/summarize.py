@@ -22,7 +22,7 @@ from video_analysis.store.outputs import (
     track_facts,
 )
 from video_analysis.vision.attributes import load_zones
-from video_analysis.vision.frames import read_frames
+from video_analysis.vision.frames import frames_at
 from video_analysis.vision.narration import narrate
 
 STAGE = "summaries"
@@ -73,5 +73,5 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
 def keyframes(video_path: Path, tracks: list[StoredTrack], count: int = 4) -> list[np.ndarray]:
     """Best frames of the longest tracks: what a vision-language model looks at."""
     longest = sorted(tracks, key=lambda t: t.summary.last_t - t.summary.first_t, reverse=True)[:count]
-    frames = read_frames(video_path, {t.summary.best_frame for t in longest})
-    return [frames[i] for i in sorted(frames)]
+    frames = frames_at(video_path, {t.summary.best_t for t in longest if t.summary.best_t is not None})
+    return [frames[t] for t in sorted(frames)]

@@ -9,7 +9,7 @@ from video_analysis.stages import MissingUpstreamError, StageResult
 from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import ModelStamp, load_detections, replace_tracks
-from video_analysis.vision.passes import sampled_frames, track_thumbnails, track_video
+from video_analysis.vision.passes import track_thumbnails, track_video
 
 STAGE = "tracks"
 
@@ -22,8 +22,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
         detection_pass = catalog.stage_record(conn, partition_key, "detections")
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
-    step = detection_pass.details["step"]
-    found = track_video(detections, sampled_frames(video.frame_count, step), video.fps / step)
+    found = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
     thumbnails = track_thumbnails(store.fetch(video.obj), found) if found else {}
     model = ModelStamp(detection_pass.details.get("model_name", "unknown"), detection_pass.model_version or "unknown")
     with db.session() as conn:

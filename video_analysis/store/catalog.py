@@ -49,14 +49,63 @@ def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
 
 
 def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) -> None:
+    """Record what the probe found; a recording that stops early is `partial` from the start."""
     conn.execute(
-        """UPDATE videos SET status = 'ready', error = NULL, attempts = attempts + 1, probed_at = now(),
-                  sha256 = %s, container = %s, codec = %s, fps = %s, width = %s, height = %s,
-                  frame_count = %s, header_frame_count = %s, duration_s = %s, thumbnail_jpeg = %s
+        """UPDATE videos SET status = %s, error = NULL, attempts = attempts + 1, probed_at = now(),
+                  sha256 = %s, container = %s, codec = %s, fps = %s, width = %s, height = %s, rotation = %s,
+                  frame_count = %s, header_frame_count = %s, duration_s = %s, thumbnail_jpeg = %s,
+                  covered_s = %s, notes = %s, decoded_frames = NULL, decode_errors = NULL, gaps = NULL
            WHERE partition_key = %s""",
-        (probe.sha256, probe.container, probe.codec, probe.fps, probe.width, probe.height,
-         probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg, partition_key),
+        (probe.status, probe.sha256, probe.container, probe.codec, probe.fps, probe.width, probe.height,
+         probe.rotation, probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg,
+         probe.indexed_s, probe.notes, partition_key),
     )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a recording decoded, as the detection pass found it."""
+
+    status: str  # ready | partial
+    decoded_frames: int
+    decode_errors: int
+    covered_s: float
+    duration_s: float
+    gaps: list[tuple[float, float]]
+    notes: list[str]
+
+
+# Decoded frames may end this much before the container's duration and still count as complete.
+COVERAGE_TOLERANCE_S = 1.0
+
+
+def save_decode(conn: psycopg.Connection, partition_key: str, *, frames: int, errors: int, covered_s: float,
+                gaps: list[tuple[float, float]], stopped_early: str | None) -> Coverage:
+    """Record what the full decode found, and decide ready or partial by what decoded over time.
+
+    `ready` when the decoded frames cover the container's duration to within COVERAGE_TOLERANCE_S (or two
+    frame intervals), with no decode error and no gap; anything less is `partial`, with the reasons.
+    """
+    duration, fps = conn.execute("SELECT duration_s, fps FROM videos WHERE partition_key = %s",
+                                 (partition_key,)).fetchone()
+    notes = []
+    if covered_s < duration - max(COVERAGE_TOLERANCE_S, 2.0 / fps):
+        notes.append(f"{covered_s:.1f} s of {duration:.1f} s decoded")
+    if errors:
+        notes.append(f"{errors} damaged packet{'s' if errors != 1 else ''} skipped")
+    if gaps:
+        notes.append(f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''}: " +
+                     ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in gaps[:5]))
+    if stopped_early:
+        notes.append(f"unreadable past the last frame ({stopped_early})")
+    status = "partial" if notes else "ready"
+    conn.execute(
+        """UPDATE videos SET status = %s, decoded_frames = %s, decode_errors = %s, covered_s = %s, gaps = %s,
+                  notes = %s
+           WHERE partition_key = %s AND status IN ('ready', 'partial')""",
+        (status, frames, errors, round(covered_s, 3), Jsonb(gaps), notes, partition_key),
+    )
+    return Coverage(status, frames, errors, round(covered_s, 3), duration, gaps, notes)
 
 
 def mark_failed(conn: psycopg.Connection, partition_key: str, error: str) -> None:
@@ -64,7 +113,9 @@ def mark_failed(conn: psycopg.Connection, partition_key: str, error: str) -> Non
     conn.execute(
         """UPDATE videos SET status = 'failed', error = %s, attempts = attempts + 1, probed_at = now(),
                   sha256 = NULL, container = NULL, codec = NULL, fps = NULL, width = NULL, height = NULL,
-                  frame_count = NULL, header_frame_count = NULL, duration_s = NULL, thumbnail_jpeg = NULL
+                  rotation = NULL, frame_count = NULL, header_frame_count = NULL, duration_s = NULL,
+                  thumbnail_jpeg = NULL, decoded_frames = NULL, decode_errors = NULL, covered_s = NULL,
+                  gaps = NULL, notes = NULL
            WHERE partition_key = %s""",
         (error, partition_key),
     )
@@ -132,7 +183,7 @@ def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
                FROM videos WHERE partition_key = %s""",
             (partition_key,),
         ).fetchone()
-    if row["status"] != "ready":
+    if row["status"] not in ("ready", "partial"):  # partial footage is processed for what it holds
         reason = f": {row['error']}" if row["error"] else ""
         raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {row['status']}{reason})")
     return ReadyVideo(obj=obj, fps=row["fps"], width=row["width"], height=row["height"],

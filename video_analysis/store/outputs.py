@@ -75,13 +75,14 @@ def replace_tracks(conn: psycopg.Connection, partition_key: str, tracks: list[Tr
     """
     rows = (
         (t.track_id, class_names[t.class_id], t.first_t, t.last_t, t.frames_seen, t.mean_confidence, t.max_step_px,
-         json.dumps(t.path), t.best_frame, *t.best_box, thumbnails.get(t.track_id), model.name, model.version)
+         json.dumps(t.path), t.best_frame, t.best_t, *t.best_box, thumbnails.get(t.track_id), model.name,
+         model.version)
         for t in tracks
     )
     written = replace_partition_rows(conn, "tracks", partition_key, (
         "track_id", "class_name", "first_t", "last_t", "frames_seen", "mean_confidence", "max_step_px", "path",
-        "best_frame", "best_x1", "best_y1", "best_x2", "best_y2", "thumbnail_jpeg", "model_name", "model_version"),
-        rows)
+        "best_frame", "best_t", "best_x1", "best_y1", "best_x2", "best_y2", "thumbnail_jpeg", "model_name",
+        "model_version"), rows)
     conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = ANY(%s)",
                  (partition_key, list(TRACK_EMBEDDING_KINDS)))
     return written
@@ -98,7 +99,7 @@ def load_tracks(conn: psycopg.Connection, partition_key: str) -> list[StoredTrac
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             """SELECT track_id, class_name, first_t, last_t, frames_seen, mean_confidence, path, best_frame,
-                      best_x1, best_y1, best_x2, best_y2, max_step_px, thumbnail_jpeg
+                      best_t, best_x1, best_y1, best_x2, best_y2, max_step_px, thumbnail_jpeg
                FROM tracks WHERE partition_key = %s ORDER BY track_id""",
             (partition_key,),
         ).fetchall()
@@ -108,7 +109,7 @@ def load_tracks(conn: psycopg.Connection, partition_key: str) -> list[StoredTrac
                          frames_seen=r["frames_seen"], mean_confidence=r["mean_confidence"], path=r["path"],
                          best_frame=r["best_frame"],
                          best_box=(r["best_x1"], r["best_y1"], r["best_x2"], r["best_y2"]),
-                         max_step_px=r["max_step_px"]),
+                         max_step_px=r["max_step_px"], best_t=r["best_t"]),
             r["class_name"], r["thumbnail_jpeg"])
         for r in rows
     ]

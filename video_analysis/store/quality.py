@@ -16,6 +16,7 @@ class Finding:
     name: str
     passed: bool
     detail: str
+    warn_only: bool = False  # a failure is a warning (e.g. partial footage, still processed), not an error
 
 
 def detection_findings(conn: psycopg.Connection, partition_key: str, width: int, height: int) -> list[Finding]:

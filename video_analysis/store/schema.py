@@ -196,6 +196,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "footage as decoded: partial recordings, decode errors and gaps; best-sighting times of tracks",
+        """
+        ALTER TABLE videos DROP CONSTRAINT videos_status_check;
+        ALTER TABLE videos ADD CONSTRAINT videos_status_check
+            CHECK (status IN ('registered', 'ready', 'partial', 'failed'));
+        -- frame_count: frames the stream holds (its packet index); decoded_frames: what the detection pass
+        -- decoded. covered_s of duration_s decoded; the rest is in gaps (start, end seconds) or cut off.
+        ALTER TABLE videos ADD COLUMN rotation smallint,
+                           ADD COLUMN decoded_frames integer,
+                           ADD COLUMN decode_errors integer,
+                           ADD COLUMN covered_s double precision,
+                           ADD COLUMN gaps jsonb,
+                           ADD COLUMN notes text[];
+        ALTER TABLE tracks ADD COLUMN best_t double precision;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

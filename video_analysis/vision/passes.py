@@ -10,7 +10,7 @@ import numpy as np
 
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
-from video_analysis.vision.frames import batched, iter_frames, read_frames, sample_step
+from video_analysis.vision.frames import DecodeReport, batched, frames_at, iter_frames
 from video_analysis.vision.images import draw_boxes, make_thumbnail
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
@@ -26,10 +26,15 @@ TRACK_THUMBNAIL_PX = 128
 @dataclass(frozen=True)
 class DetectionPass:
     detections: Detections
-    step: int
-    frames_processed: int
+    sampled_frames: list[int]  # indexes of the frames the detector saw (the tracker steps through each)
+    sample_fps: float  # frames analysed per second of video
+    decode: DecodeReport  # what decoded: frames, errors, covered time, gaps
     seconds: float
     preview_jpeg: bytes | None  # the busiest sampled frame with its boxes drawn
+
+    @property
+    def frames_processed(self) -> int:
+        return len(self.sampled_frames)
 
     @property
     def seconds_per_frame(self) -> float:
@@ -38,15 +43,17 @@ class DetectionPass:
 
 def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: float | None,
                  batch_size: int = 8) -> DetectionPass:
-    """Run the detector on sampled frames; decoding runs on its own thread while the model works."""
+    """Run the detector on sampled frames: the one full decode of a video, on its own thread while the model
+    works. Damaged packets are skipped and counted in the pass's decode report."""
     started = time.perf_counter()
+    report = DecodeReport(fps)
     parts: list[Detections] = []
-    frames = 0
+    sampled: list[int] = []
     busiest: tuple[int, np.ndarray | None, Detections | None] = (-1, None, None)
-    for batch in batched(iter_frames(path, sample_fps), batch_size):
+    for batch in batched(iter_frames(path, sample_fps, report=report), batch_size):
         found = detector.detect(batch)
         parts.append(found)
-        frames += len(batch)
+        sampled.extend(frame.index for frame in batch)
         for frame in batch:
             mine = found[found.frame_index == frame.index]
             if len(mine) > busiest[0]:
@@ -57,12 +64,8 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         labels = [f"{detector.class_names.get(int(c), c)} {conf:.2f}"
                   for c, conf in zip(boxes.class_id, boxes.confidence, strict=True)]
         preview = make_thumbnail(draw_boxes(busiest[1], boxes.xyxy, labels), width=320)
-    return DetectionPass(Detections.concat(parts), sample_step(fps, sample_fps), frames,
-                         time.perf_counter() - started, preview)
-
-
-def sampled_frames(frame_count: int, step: int) -> list[int]:
-    return list(range(0, frame_count, step))
+    rate = sample_fps if sample_fps and 0 < sample_fps < fps else fps
+    return DetectionPass(Detections.concat(parts), sampled, rate, report, time.perf_counter() - started, preview)
 
 
 def track_video(detections: Detections, frames: list[int], effective_fps: float,
@@ -71,11 +74,11 @@ def track_video(detections: Detections, frames: list[int], effective_fps: float,
 
 
 def track_thumbnails(path: Path, tracks: list[TrackSummary], size: int = TRACK_THUMBNAIL_PX) -> dict[int, bytes]:
-    """A small JPEG crop of each track at its best sighting (one sequential pass over the video)."""
-    images = read_frames(path, {t.best_frame for t in tracks})
+    """A small JPEG crop of each track at its best sighting, by seeking to those times (no full decode)."""
+    images = frames_at(path, {t.best_t for t in tracks})
     crops = {}
     for track in tracks:
-        image = images.get(track.best_frame)
+        image = images.get(track.best_t)
         if image is None:
             continue
         x1, y1, x2, y2 = (int(round(v)) for v in track.best_box)

@@ -1,22 +1,37 @@
-"""Probe a video file: what the container claims and, more importantly, what actually decodes.
+"""Probe a video file from its stream metadata and packet index, and prove it decodes with a few frames.
 
-Headers lie (truncated uploads keep their original frame count), so the probe decodes every
-frame once and reports the decodable count; a file that does not decode is rejected with a
-message a user can act on, never half-registered.
+No full decode here (that is the detection pass's job, which counts the frames that decode): the probe
+reads what the container says, walks the packet index (count, keyframes, first and last timestamps),
+and decodes a few frames at the start, middle and end. Header frame counts are hints, never a verdict:
+an AVI whose index declares twice the frames that decode is complete when its frames cover its duration.
+
+Status:
+- ``ready``: the packets cover the container's duration (to within ``COVERAGE_TOLERANCE_S`` or two frame
+  intervals, whichever is larger);
+- ``partial``: the recording stops early (power loss, a cut-off upload); what exists is processed and the
+  missing span is reported. The detection pass may also find corrupt stretches and mark a video partial;
+- failure (`VideoProbeError`): nothing usable: not a container, no video stream ("no video stream (audio
+  only)" when there is audio), an unknown codec, no frame that decodes, no usable frame rate or timestamps,
+  or dimensions beyond ``max_pixels``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
+import av
 
+from video_analysis.vision.frames import DecodeError, _display, _seek_frame, open_video, stream_info
 from video_analysis.vision.images import make_thumbnail
 
-# A decode may legitimately come up a frame or two short of the header; more than this is truncation.
-MISSING_FRAMES_TOLERANCE = 0.05
+# How much shorter than the container's duration the frames may end and still count as complete.
+COVERAGE_TOLERANCE_S = 1.0
+# 8K UHD; larger frames are refused (REELGRAPH_MAX_VIDEO_PIXELS overrides).
+DEFAULT_MAX_PIXELS = 7680 * 4320
 
 
 class VideoProbeError(ValueError):
@@ -28,14 +43,18 @@ class VideoProbe:
     container: str
     codec: str
     fps: float
-    width: int
+    width: int  # displayed orientation
     height: int
-    frame_count: int  # frames that actually decoded
-    header_frame_count: int  # frames the container claims
-    duration_s: float
+    rotation: int
+    frame_count: int  # video packets in the index: frames the stream holds
+    header_frame_count: int  # frames the container's header claims (a hint)
+    duration_s: float  # the container's duration
+    indexed_s: float  # seconds the packets cover
     size_bytes: int
     sha256: str
     thumbnail_jpeg: bytes
+    status: str = "ready"  # ready | partial
+    notes: list[str] = field(default_factory=list)
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -82,15 +101,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fourcc_name(value: float) -> str:
-    code = int(value)
-    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ").lower()
-    aliases = {"avc1": "h264", "h264": "h264", "x264": "h264", "hev1": "hevc", "hvc1": "hevc", "mp4v": "mpeg4"}
-    return aliases.get(text, text or "unknown")
+
+def max_pixels() -> int:
+    return int(os.environ.get("REELGRAPH_MAX_VIDEO_PIXELS", DEFAULT_MAX_PIXELS))
 
 
 def probe_video(path: Path) -> VideoProbe:
-    """Decode the whole file once and describe it; raise VideoProbeError for anything unusable."""
+    """Describe the file from its metadata and packet index; raise VideoProbeError for anything unusable."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -100,51 +117,122 @@ def probe_video(path: Path) -> VideoProbe:
         raise VideoProbeError(f"cannot read the file: {exc.strerror or exc}") from exc
     if size == 0:
         raise VideoProbeError("the file is empty (0 bytes)")
-    container = sniff_container(head)
-    if container is None:
-        raise VideoProbeError(f"not a video file: its content is {_describe_content(head)}")
-
-    capture = cv2.VideoCapture(str(path))
+    if sniff_container(head) is None:
+        content = _describe_content(head)
+        if content != "unrecognised binary data":  # images, documents, text: FFmpeg would read some of them
+            raise VideoProbeError(f"not a video file: its content is {content}")
     try:
-        if not capture.isOpened():
-            raise VideoProbeError(
-                f"the {container} container could not be opened (truncated or corrupt: no readable video stream)"
-            )
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        header_frames = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-        codec = _fourcc_name(capture.get(cv2.CAP_PROP_FOURCC))
-        thumbnail_at = header_frames // 2 if header_frames else 0
-        decoded = 0
-        thumbnail_frame = None
-        while capture.grab():
-            if decoded == thumbnail_at or thumbnail_frame is None:
-                ok, frame = capture.retrieve()
-                if ok:
-                    thumbnail_frame = frame
-            decoded += 1
+        container, stream = open_video(path)
+    except DecodeError as exc:
+        raise VideoProbeError(str(exc)) from exc
+    try:
+        index = _packet_index(container, stream)
+        if index.packets == 0:
+            raise VideoProbeError("the video stream holds no frames (truncated or corrupt)")
+        fps = _frame_rate(stream, index)
+        duration = container.duration / 1_000_000 if container.duration else index.span_s + 1.0 / fps
     finally:
-        capture.release()
-
-    if decoded == 0 or thumbnail_frame is None:
-        raise VideoProbeError(f"no frame of the {container} file decodes (corrupt or truncated)")
-    if header_frames and header_frames - decoded > max(2, MISSING_FRAMES_TOLERANCE * header_frames):
-        raise VideoProbeError(
-            f"truncated or corrupt: only {decoded} of the {header_frames} frames the header declares decode"
-        )
-    if fps <= 0 or width <= 0 or height <= 0:
-        raise VideoProbeError(f"the video stream has no usable geometry (fps={fps}, {width}x{height})")
+        container.close()
+    container, stream = open_video(path)  # from the start again: the index walk read to the end
+    try:
+        samples = _sample_frames(container, stream, [index.first_t, index.first_t + index.span_s / 2, index.last_t])
+    finally:
+        container.close()
+    if not samples:
+        raise VideoProbeError(f"no frame of the {index.container} file decodes (corrupt, or an unsupported codec)")
+    rotation = samples[0][1]
+    with av.open(str(path), metadata_errors="ignore") as again:
+        info = stream_info(again, again.streams.video[0], rotation)
+    if info.width <= 0 or info.height <= 0:
+        raise VideoProbeError(f"the video stream has no usable geometry ({info.width}x{info.height})")
+    if info.width * info.height > max_pixels():
+        raise VideoProbeError(f"frames of {info.width}x{info.height} exceed the configured bound of "
+                              f"{max_pixels()} pixels (REELGRAPH_MAX_VIDEO_PIXELS)")
+    indexed = index.span_s + 1.0 / fps
+    missing = duration - indexed
+    status, notes = "ready", []
+    if missing > max(COVERAGE_TOLERANCE_S, 2.0 / fps):
+        status = "partial"
+        notes.append(f"the recording stops at {indexed:.1f} s of its {duration:.1f} s")
+    if index.stopped_early:
+        status = "partial"
+        notes.append(f"the container cannot be read past {indexed:.1f} s ({index.stopped_early})")
+    thumbnail = samples[len(samples) // 2][0]
     return VideoProbe(
-        container=container,
-        codec=codec,
-        fps=round(fps, 3),
-        width=width,
-        height=height,
-        frame_count=decoded,
-        header_frame_count=header_frames,
-        duration_s=round(decoded / fps, 3),
-        size_bytes=size,
-        sha256=file_sha256(path),
-        thumbnail_jpeg=make_thumbnail(thumbnail_frame),
-    )
+        container=sniff_container(head) or info.container, codec=info.codec, fps=round(fps, 3), width=info.width,
+        height=info.height, rotation=rotation, frame_count=index.packets, header_frame_count=info.header_frames,
+        duration_s=round(duration, 3), indexed_s=round(min(indexed, duration), 3), size_bytes=size,
+        sha256=file_sha256(path), thumbnail_jpeg=make_thumbnail(thumbnail), status=status, notes=notes)
+
+
+@dataclass
+class _PacketIndex:
+    container: str
+    packets: int = 0
+    keyframes: int = 0
+    first_t: float = 0.0
+    last_t: float = 0.0
+    stopped_early: str | None = None
+
+    @property
+    def span_s(self) -> float:
+        return max(0.0, self.last_t - self.first_t)
+
+
+def _packet_index(container, stream) -> _PacketIndex:
+    """Walk the video packets without decoding them: how many, and which times they cover."""
+    index = _PacketIndex(container.format.name.split(",")[0])
+    start = stream.start_time or 0
+    first = last = None
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:
+            index.stopped_early = getattr(exc, "strerror", None) or type(exc).__name__
+            break
+        if packet.size == 0:
+            continue  # a flush marker, or a dropped frame in an AVI index
+        index.packets += 1
+        index.keyframes += bool(packet.is_keyframe)
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is not None and stream.time_base:
+            t = float((stamp - start) * stream.time_base)
+            first = t if first is None else min(first, t)
+            last = t if last is None else max(last, t)
+    index.first_t, index.last_t = first or 0.0, last or 0.0
+    return index
+
+
+def _frame_rate(stream, index: _PacketIndex) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    if math.isfinite(fps) and fps > 0:
+        return fps
+    if index.packets > 1 and index.span_s > 0:  # no stated rate: the timestamps give one
+        return (index.packets - 1) / index.span_s
+    raise VideoProbeError("the video has no frame rate and no usable timestamps")
+
+
+def _sample_frames(container, stream, times: list[float]):
+    """(image, rotation) of the first frame that decodes, and of frames near the other times (by seeking,
+    best effort: a stream without an index may not seek). Damaged spots are skipped."""
+    found = []
+    try:
+        for frame in container.decode(stream):
+            found.append(_sampled(frame))
+            break
+    except av.FFmpegError:
+        pass
+    for target in times[1:]:
+        image = _seek_frame(container, stream, target, 0.05)
+        if image is not None:
+            found.append((image, found[0][1] if found else 0))
+    return found
+
+
+def _sampled(frame):
+    turns = int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4 * 90
+    return _display(frame.to_ndarray(format="bgr24"), frame), turns

@@ -79,6 +79,7 @@ class TrackSummary:
     best_frame: int
     best_box: tuple[float, float, float, float]
     max_step_px: float  # largest centre jump between consecutive sightings
+    best_t: float | None = None  # seconds (PTS) of the best sighting: where its crop is taken
 
 
 def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
@@ -101,6 +102,7 @@ def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
             path=[[round(float(part.timestamp[i]), 3), round(float(centres[i, 0]), 1), round(float(centres[i, 1]), 1)]
                   for i in keep],
             best_frame=int(part.frame_index[best]),
+            best_t=float(part.timestamp[best]),
             best_box=tuple(float(v) for v in part.xyxy[best]),
             max_step_px=float(steps.max()),
         ))

@@ -1,0 +1,115 @@
+"""Real-world footage: header counts are hints, partial recordings are salvaged, times come from PTS.
+
+Every file here is written by the test (tests/media.py); nothing is committed.
+"""
+
+import pytest
+
+from models import ModelRegistry
+from tests.media import corrupt_middle, write_audio_only, write_video
+from video_analysis.vision.frames import DecodeReport, decode_stream, frames_at, iter_frames
+from video_analysis.vision.loaders import load_model
+from video_analysis.vision.passes import detect_video
+from video_analysis.vision.probe import VideoProbeError, probe_video
+
+
+def _decode(path):
+    report = DecodeReport(25.0)
+    frames = list(decode_stream(path, report))
+    return frames, report
+
+
+def test_an_avi_whose_index_declares_more_frames_than_decode_is_ready(tmp_path):
+    # 341 frames at every other tick of a 50 fps time line: the AVI index declares 681 entries.
+    path = write_video(tmp_path / "dvr-export.avi", 341, rate=50, codec="mpeg4", pts_step=2)
+    probe = probe_video(path)
+    assert (probe.status, probe.header_frame_count, probe.frame_count) == ("ready", 681, 341)
+    assert probe.duration_s == pytest.approx(13.6, abs=0.1)
+    frames, report = _decode(path)
+    assert len(frames) == 341 and report.errors == 0 and not report.gaps
+    assert frames[-1].timestamp == pytest.approx(13.6, abs=0.05)
+    assert report.covered_s == pytest.approx(probe.duration_s, abs=0.1)
+
+
+@pytest.mark.parametrize(("name", "codec", "fmt", "container"), [
+    ("clip.ts", "libx264", "mpegts", "mpeg-ts"),
+    ("clip.mkv", "libx264", "matroska", "matroska"),
+    ("clip.mp4", "libx265", None, "mp4"),
+    ("clip.webm", "libvpx-vp9", "webm", "matroska"),
+])
+def test_common_containers_and_codecs_decode_whole(tmp_path, name, codec, fmt, container):
+    path = write_video(tmp_path / name, 40, codec=codec, fmt=fmt)
+    probe = probe_video(path)
+    assert (probe.status, probe.container, probe.frame_count) == ("ready", container, 40)
+    assert probe.codec == {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9"}[codec]
+    frames, report = _decode(path)
+    assert len(frames) == 40 and report.errors == 0
+    assert [f.timestamp for f in frames[:3]] == pytest.approx([0.0, 0.04, 0.08], abs=1e-3)
+
+
+def test_variable_frame_rate_times_are_the_presentation_times(tmp_path):
+    times = [0.04 * i for i in range(30)] + [1.4 + 0.2 * i for i in range(20)]
+    path = write_video(tmp_path / "vfr.mp4", times=times)
+    frames, _ = _decode(path)
+    assert [f.timestamp for f in frames] == pytest.approx(times, abs=2e-3)
+    # Sampling is by time, so the slow stretch is sampled at the asked rate too.
+    sampled = [f.timestamp for f in iter_frames(path, sample_fps=2.0)]
+    assert sampled == pytest.approx([0.0, 0.52, 1.0, 1.6, 2.0, 2.6, 3.0, 3.6, 4.0, 4.6, 5.0], abs=1e-3)
+
+
+def test_a_rotated_portrait_clip_is_decoded_as_displayed(tmp_path):
+    # Stored landscape 160x96 with a white band on the left, displayed turned 90 degrees counter-clockwise.
+    path = write_video(tmp_path / "portrait.mp4", 10, rotate=90)
+    probe = probe_video(path)
+    assert (probe.width, probe.height, probe.rotation) == (96, 160, 90)
+    frame = next(decode_stream(path))
+    assert frame.image.shape[:2] == (160, 96)
+    # The left band of the stored picture is at the bottom of the displayed one.
+    assert frame.image[-20:].mean() > 200 and frame.image[:20].mean() < 100
+    [seeked] = frames_at(path, [0.2]).values()
+    assert seeked.shape[:2] == (160, 96)
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    registry = ModelRegistry(tmp_path_factory.mktemp("models"), profile="offline")
+    model = registry.resolve("detector")
+    return load_model(model.backend, model.path, model.config_path)
+
+
+@pytest.mark.slow
+def test_a_recording_cut_off_half_way_is_partial_with_the_first_halfs_detections(tmp_path, bottle_clip, detector):
+    whole = write_video(tmp_path / "whole.mp4", 240, rate=30, source=bottle_clip, faststart=True)
+    cut = tmp_path / "power-loss.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    probe = probe_video(cut)
+    assert probe.status == "partial" and probe.duration_s == pytest.approx(8.0, abs=0.1)
+    assert probe.indexed_s < 6.0 and "stops at" in probe.notes[0]
+    found = detect_video(cut, detector, fps=probe.fps, sample_fps=2.0)
+    bottles = found.detections[found.detections.class_id == 44]  # COCO bottle
+    assert len(bottles) >= 5
+    assert found.decode.last_t < 6.0 and found.detections.timestamp.max() <= found.decode.last_t
+
+
+@pytest.mark.slow
+def test_random_bytes_mid_file_are_skipped_and_the_frames_after_them_processed(tmp_path, bottle_clip, detector):
+    whole = write_video(tmp_path / "whole.mp4", 240, rate=30, source=bottle_clip)
+    damaged = corrupt_middle(whole, tmp_path / "damaged.mp4")
+    found = detect_video(damaged, detector, fps=30.0, sample_fps=2.0)
+    assert found.decode.errors >= 1
+    assert found.decode.last_t == pytest.approx(239 / 30, abs=0.05)  # decoding went on to the end
+    late = found.detections[found.detections.timestamp > 5.0]
+    assert len(late) >= 3  # frames after the damage were analysed
+
+
+def test_an_audio_only_file_fails_saying_so(tmp_path):
+    with pytest.raises(VideoProbeError, match=r"no video stream \(audio only\)"):
+        probe_video(write_audio_only(tmp_path / "recording.mp4"))
+
+
+def test_the_decode_queue_is_bounded_by_bytes(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", 30, size=(640, 480))
+    frames = iter_frames(path, None, max_queue_bytes=640 * 480 * 3 * 2)
+    first = next(frames)
+    assert first.image.nbytes == 640 * 480 * 3
+    assert sum(1 for _ in frames) == 29
