@@ -120,7 +120,7 @@ def load_detector(backend: str, weights: Path, config: Path | None = None, confi
     if backend == "opencv-tf":
         if config is None:
             raise ValueError("the opencv-tf backend needs the graph's .pbtxt config")
-        return OpenCVSSDDetector(weights, config, **({"confidence": confidence} if confidence else {}))
+        return OpenCVSSDDetector(weights, config, **({"confidence": confidence} if confidence is not None else {}))
     if backend == "ultralytics":
-        return UltralyticsDetector(weights, **({"confidence": confidence} if confidence else {}))
+        return UltralyticsDetector(weights, **({"confidence": confidence} if confidence is not None else {}))
     raise ValueError(f"unknown detector backend {backend!r}")
