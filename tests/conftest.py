@@ -1,15 +1,20 @@
-"""Shared fixtures: a real embedded PostgreSQL, moto's real S3 HTTP server, the sample clips."""
+"""Shared fixtures: a real embedded PostgreSQL, moto's real S3 HTTP server, the sample clips.
+
+Shared helpers (not fixtures) live in tests/helpers.py, generated media in tests/media.py; test modules import
+those, never this file.
+"""
 
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, free_port, seeded_torch
+
+SAMPLE_CLIPS = ("one-by-one-person-detection.mp4", "bottle-detection.mp4")
 
 # One state folder per test session, set before any project module reads the environment, so a
 # test run never touches a developer's .reelgraph folder or another run's server.
@@ -24,19 +29,41 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _sample_folder() -> Path:
+    configured = os.environ.get("REELGRAPH_SAMPLE_VIDEOS")
+    return Path(configured) if configured else REPO.parent / "shared" / "data" / "videos"
+
+
+def _missing_samples() -> list[str]:
+    folder = _sample_folder()
+    return [name for name in SAMPLE_CLIPS if not (folder / name).is_file()]
+
+
+def _samples_required() -> bool:
+    """In CI (CI set to anything non-empty) or with REELGRAPH_REQUIRE_SAMPLES=1, absent clips fail the run."""
+    return bool(os.environ.get("CI")) or os.environ.get("REELGRAPH_REQUIRE_SAMPLES") == "1"
+
+
+def _missing_samples_message(missing: list[str]) -> str:
+    return (f"sample clips missing from {_sample_folder()}: {', '.join(missing)} "
+            "(set REELGRAPH_SAMPLE_VIDEOS to the folder that holds them)")
+
+
+def pytest_sessionstart(session):
+    """Where the clips are required, their absence stops the session before any test runs (exit status 4)."""
+    missing = _missing_samples()
+    if missing and _samples_required():
+        raise pytest.UsageError(_missing_samples_message(missing) + "; required because CI or "
+                                "REELGRAPH_REQUIRE_SAMPLES=1 is set")
 
 
 @pytest.fixture(scope="session")
 def state_home():
-    from video_analysis.home import StateHome
+    from video_analysis.runtime.home import StateHome
 
     home = StateHome(_SESSION_HOME).ensure()
     yield home
-    from video_analysis.postgres import EmbeddedPostgres
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 
     EmbeddedPostgres(home.pgdata).stop()
     shutil.rmtree(home.root, ignore_errors=True)
@@ -45,7 +72,7 @@ def state_home():
 @pytest.fixture(scope="session")
 def pg_dsn(state_home):
     """The embedded PostgreSQL + pgvector server, migrated."""
-    from video_analysis import db
+    from video_analysis.store import db
 
     dsn = db.resolve_dsn(None, state_home.pgdata)
     db.prepare(dsn)
@@ -55,7 +82,7 @@ def pg_dsn(state_home):
 @pytest.fixture
 def db(pg_dsn):
     """An autocommit connection to an emptied database."""
-    from video_analysis.db import connect
+    from video_analysis.store.db import connect
 
     conn = connect(pg_dsn, autocommit=True)
     conn.execute("TRUNCATE videos CASCADE")
@@ -78,7 +105,7 @@ def moto_endpoint():
     """moto's threaded server: a real S3 HTTP endpoint on 127.0.0.1 (no patched clients)."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -107,11 +134,13 @@ def s3_bucket(moto_endpoint, monkeypatch, state_home):
 
 @pytest.fixture(scope="session")
 def sample_videos() -> Path:
-    configured = os.environ.get("REELGRAPH_SAMPLE_VIDEOS")
-    folder = Path(configured) if configured else REPO.parent / "shared" / "data" / "videos"
-    if not (folder / "one-by-one-person-detection.mp4").exists():
-        pytest.skip(f"sample clips not found in {folder} (set REELGRAPH_SAMPLE_VIDEOS)")
-    return folder
+    """The folder of the sample clips. Absent clips fail the test in CI, and skip it (saying why) elsewhere."""
+    missing = _missing_samples()
+    if missing and _samples_required():
+        pytest.fail(_missing_samples_message(missing), pytrace=False)
+    if missing:
+        pytest.skip(_missing_samples_message(missing) + "; set CI or REELGRAPH_REQUIRE_SAMPLES=1 to fail instead")
+    return _sample_folder()
 
 
 @pytest.fixture(scope="session")
@@ -124,18 +153,36 @@ def bottle_clip(sample_videos) -> Path:
     return sample_videos / "bottle-detection.mp4"
 
 
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory) -> Path:
+    """A valid 3 s MP4 (30 seeded frames of 160x120 at 10 fps, MPEG-4 part 2, index after the frames)."""
+    from tests.media import write_video
+
+    return write_video(tmp_path_factory.mktemp("synthetic") / "synthetic.mp4", 30, rate=10, codec="mpeg4",
+                       size=(160, 120))
+
+
 @pytest.fixture
-def bad_files(tmp_path, person_clip) -> dict[str, tuple[Path, str]]:
-    """Unusable inputs, each with a fragment of the error a user should see."""
+def bad_files(tmp_path, synthetic_clip) -> dict[str, tuple[Path, str]]:
+    """Unusable inputs, each with a fragment of the error a user should see (video_analysis/vision/probe.py).
+
+    Made from the synthetic clip and a seeded generator: no sample clip needed, the same bytes every run.
+    """
+    import numpy as np
+
     folder = tmp_path / "bad"
     folder.mkdir()
-    data = person_clip.read_bytes()
+    data = synthetic_clip.read_bytes()
+    noise = np.random.default_rng(1234).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    unreadable = "the file cannot be opened as a media container"
     files = {
-        "empty.mp4": (b"", "empty"),
-        "truncated.mp4": (data[: len(data) // 3], "truncated or corrupt"),
+        "empty.mp4": (b"", "the file is empty (0 bytes)"),
+        # an upload cut off before its index (written last) arrived
+        "truncated.mp4": (data[: len(data) // 3], unreadable),
         "notes.mp4": (b"meeting notes, not footage\n" * 20, "not a video file: its content is text"),
         "image.mp4": (b"\x89PNG\r\n\x1a\n" + bytes(200), "not a video file: its content is a PNG image"),
-        "garbage.mp4": (data[:12] + os.urandom(4096), "truncated or corrupt"),
+        # an MP4 signature, then noise
+        "garbage.mp4": (data[:12] + noise, unreadable),
     }
     result = {}
     for name, (content, message) in files.items():
@@ -162,15 +209,8 @@ def tiny_yolo(tmp_path_factory) -> Path:
     from ultralytics import YOLO
 
     path = tmp_path_factory.mktemp("yolo") / "yolo11n-tiny.pt"
-    YOLO("yolo11n.yaml").save(str(path))
-    return path
-
-
-def write_manifest(folder: Path, checkpoints: dict, profiles: dict) -> Path:
-    import yaml
-
-    path = folder / "manifest.yaml"
-    path.write_text(yaml.safe_dump({"profiles": profiles, "checkpoints": checkpoints}))
+    with seeded_torch(11):
+        YOLO("yolo11n.yaml").save(str(path))
     return path
 
 
@@ -218,18 +258,20 @@ def tiny_clip(tmp_path_factory) -> Path:
                                      "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
                         vision_config={**layers, "image_size": 32, "patch_size": 8}, projection_dim=16)
     target = folder / "tiny-clip"
-    CLIPModel(config).save_pretrained(target)
+    with seeded_torch(12):
+        CLIPModel(config).save_pretrained(target)
     processor.save_pretrained(target)
     return target
 
 
-def _tiny_vit_classifier(folder: Path, labels: list[str]) -> Path:
+def _tiny_vit_classifier(folder: Path, labels: list[str], seed: int) -> Path:
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                        intermediate_size=64, num_labels=len(labels), id2label=dict(enumerate(labels)),
                        label2id={label: i for i, label in enumerate(labels)})
-    ViTForImageClassification(config).save_pretrained(folder)
+    with seeded_torch(seed):
+        ViTForImageClassification(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
 
@@ -244,11 +286,12 @@ def tiny_attribute_models(tmp_path_factory) -> dict[str, Path]:
     config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=32,
                        patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
                        fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5])
-    DPTForDepthEstimation(config).save_pretrained(depth)
+    with seeded_torch(13):
+        DPTForDepthEstimation(config).save_pretrained(depth)
     DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(depth)
     return {
-        "age": _tiny_vit_classifier(folder / "age", ["0-19", "20-39", "40-59", "60+"]),
-        "gender": _tiny_vit_classifier(folder / "gender", ["female", "male"]),
+        "age": _tiny_vit_classifier(folder / "age", ["0-19", "20-39", "40-59", "60+"], seed=15),
+        "gender": _tiny_vit_classifier(folder / "gender", ["female", "male"], seed=16),
         "depth": depth,
     }
 
@@ -284,7 +327,8 @@ def tiny_vlm(tmp_path_factory) -> Path:
         vision_config=CLIPVisionConfig(**layers, image_size=32, patch_size=8),
         text_config=LlamaConfig(**layers, vocab_size=len(vocab), num_key_value_heads=2, max_position_embeddings=4096),
         image_token_index=vocab["<image>"], vision_feature_layer=-1)
-    LlavaForConditionalGeneration(config).save_pretrained(target)
+    with seeded_torch(14):
+        LlavaForConditionalGeneration(config).save_pretrained(target)
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
                    chat_template=template, num_additional_image_tokens=1).save_pretrained(target)

@@ -1,18 +1,8 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REELGRAPH = [str(Path(sys.executable).parent / "reelgraph")]
-
-
-def run(*args, env_extra=None, check=False):
-    import os
-
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([*REELGRAPH, *args], capture_output=True, text=True, env=env, timeout=600, check=check)
+from tests.helpers import run_cli as run
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ that batch videos per run, including a re-run of only what a new model version m
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,20 +14,15 @@ from pathlib import Path
 import pytest
 
 from orchestration.backfill import DagsterWebserver, WebserverError
-from video_analysis import db
-from video_analysis.postgres import EmbeddedPostgres
+from tests.helpers import REPO, free_port
+from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+from video_analysis.store import db
 
 pytestmark = pytest.mark.slow
 
 STAGES = ["raw_video", "detections", "tracks", "attributes", "embeddings", "summaries"]
 BIN = Path(sys.executable).parent
-MANIFEST = Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+MANIFEST = REPO / "models" / "manifest.yaml"
 
 
 class DevStack:
@@ -39,7 +33,7 @@ class DevStack:
             path.chmod(0o755)
         self.manifest = folder / "manifest.yaml"
         shutil.copyfile(MANIFEST, self.manifest)
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
                     "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
@@ -90,6 +84,8 @@ class DevStack:
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
+    """One `reelgraph dev` stack for the module, shared on purpose (it takes minutes to start). The tests run in
+    file order: the sensor test first; the backfill test stops the upload sensor for the rest of the module."""
     stack = DevStack(tmp_path_factory.mktemp("dev"))
     try:
         stack.wait_until_up()

@@ -9,8 +9,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets import VIDEO_STAGES
 from orchestration.definitions import build_resources
-from orchestration.results import failure_reasons
-from tests.orchestration.sensor_ticks import SensorHarness
+from orchestration.failures import failure_reasons
+from tests.helpers import SensorHarness
 
 pytestmark = pytest.mark.slow
 

@@ -1,16 +1,17 @@
+import hashlib
 import shutil
 
 import pytest
 from dagster import materialize
 
 from assets import raw_video
+from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.definitions import build_resources
-from orchestration.partitions import VIDEOS_PARTITIONS_NAME
-from orchestration.results import failure_reasons
+from orchestration.failures import failure_reasons
 from resources import ObjectStoreResource, PostgresResource
-from tests.orchestration.sensor_ticks import SensorHarness
-from video_analysis import catalog
-from video_analysis.postgres import EmbeddedPostgres
+from tests.helpers import SensorHarness
+from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+from video_analysis.store import catalog
 
 
 def _materialize(instance, partition_key, resources=None):
@@ -39,6 +40,9 @@ def test_sensor_registered_clip_materializes_with_real_figures(dagster_instance,
     assert (frames, fps, width, height) == (1394, 10.0, 768, 432)
     metadata = result.asset_materializations_for_node("raw_video")[0].metadata
     assert metadata["frames"].value == 1394 and metadata["width"].value == 768
+    digest = hashlib.sha256(person_clip.read_bytes()).hexdigest()  # of the bytes the user dropped
+    assert metadata["sha256"].value == digest
+    assert db.execute("SELECT sha256 FROM videos WHERE partition_key = %s", (partition,)).fetchone() == (digest,)
     assert "data:image/jpeg;base64," in metadata["thumbnail"].value
     assert db.execute("SELECT status, row_count FROM stage_runs").fetchall() == [("done", 1)]
 

@@ -5,7 +5,7 @@ import pytest
 
 from models import ModelRegistry, ModelUnavailableError
 from models.registry import MANIFEST
-from tests.conftest import write_manifest
+from tests.helpers import write_manifest
 from video_analysis.vision.detectors import UltralyticsDetector, load_detector
 from video_analysis.vision.frames import Frame
 
@@ -61,11 +61,33 @@ def test_yolo_built_from_config_runs_through_the_registry_loader(tmp_path, tiny_
     manifest = write_manifest(tmp_path, {"tiny": {"task": "detector", "backend": "ultralytics", "version": "tiny-1",
                                                   "source": str(tiny_yolo)}}, {"full": {"detector": "tiny"}})
     model = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="full").resolve("detector")
-    detector = load_detector(model.backend, model.path)
+    assert load_detector(model.backend, model.path).confidence == 0.25  # the default threshold
+
+    # Random weights score nothing above the default threshold: at confidence 0 every frame has boxes, so
+    # their geometry and frame bookkeeping are checked.
+    detector = load_detector(model.backend, model.path, confidence=0.0)
     assert isinstance(detector, UltralyticsDetector) and len(detector.class_names) == 80
-    frames = [Frame(i, i / 10, np.full((360, 640, 3), 90 + i, np.uint8)) for i in range(3)]
+    assert detector.confidence == 0.0
+    rng = np.random.default_rng(3)
+    indexes = [4, 9, 14]  # sampled frames keep their own indexes and times, not their position in the batch
+    frames = [Frame(i, i / 10, rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)) for i in indexes]
     found = detector.detect(frames)
-    assert found.xyxy.shape[1] == 4 and set(found.frame_index) <= {0, 1, 2}
+    assert len(found) > 0 and found.xyxy.shape == (len(found), 4)
+    assert set(found.frame_index.tolist()) == set(indexes)  # every frame has boxes, each under its own index
+    for index in indexes:
+        assert np.allclose(found.timestamp[found.frame_index == index], index / 10)
+    x1, y1, x2, y2 = found.xyxy.T
+    assert (x1 >= 0).all() and (y1 >= 0).all() and (x2 <= 640).all() and (y2 <= 360).all()
+    assert (x1 <= x2).all() and (y1 <= y2).all()
+    assert ((found.confidence >= 0) & (found.confidence <= 1)).all()
+    assert set(found.class_id.tolist()) <= set(detector.class_names)
+
+
+def test_load_detector_honours_a_zero_confidence(tmp_path, tiny_yolo):
+    ssd = ModelRegistry(tmp_path, profile="offline").resolve("detector")
+    assert load_detector(ssd.backend, ssd.path, ssd.config_path).confidence == 0.4  # the default
+    assert load_detector(ssd.backend, ssd.path, ssd.config_path, confidence=0.0).confidence == 0.0
+    assert load_detector("ultralytics", tiny_yolo, confidence=0.0).confidence == 0.0
 
 
 def test_shipped_manifest_names_a_detector_for_both_profiles():

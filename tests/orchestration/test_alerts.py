@@ -9,7 +9,7 @@ from dagster import DagsterEventType, build_run_status_sensor_context, materiali
 from assets import raw_video
 from orchestration.alerts import failure_alert_sensor
 from orchestration.definitions import build_resources
-from tests.orchestration.sensor_ticks import SensorHarness
+from tests.helpers import SensorHarness
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_a_failed_run_reaches_the_alert_sink_with_video_stage_and_error(dagster_
 
 
 def test_an_unreachable_sink_does_not_raise(monkeypatch):
-    from video_analysis.alerts import FailureAlert, send
+    from video_analysis.runtime.alerts import FailureAlert, send
 
     alert = FailureAlert("0123456789", "process_video", "a.mp4@x", "a.mp4", ["detections"], ["boom"])
     assert send(alert, "http://127.0.0.1:9/unreachable", timeout_s=2) is False

@@ -5,8 +5,8 @@ from pathlib import Path
 import psycopg
 from dagster import DagsterInstance
 
+from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.definitions import defs
-from orchestration.partitions import VIDEOS_PARTITIONS_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -14,7 +14,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_definitions_expose_the_graph_sensor_and_job():
     assert defs.get_assets_def("raw_video").partitions_def.name == VIDEOS_PARTITIONS_NAME
     assert defs.resolve_sensor_def("video_upload_sensor").default_status.value == "RUNNING"
-    assert defs.resolve_job_def("process_video") is not None
+    job = defs.resolve_job_def("process_video")
+    # exactly the six per-video stages: not the daily report, nothing else
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == {"raw_video", "detections", "tracks", "attributes", "embeddings", "summaries"}
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == selected
+    assert job.partitions_def.name == VIDEOS_PARTITIONS_NAME
 
 
 def test_workspace_validates_with_the_dagster_cli():

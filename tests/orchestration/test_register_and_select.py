@@ -4,11 +4,11 @@ from datetime import datetime, timezone
 
 import pytest
 
+from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.backfill import register_objects
-from orchestration.partitions import VIDEOS_PARTITIONS_NAME
 from resources import ObjectStoreResource, PostgresResource
-from tests.orchestration.sensor_ticks import SensorHarness
-from video_analysis import catalog
+from tests.helpers import SensorHarness
+from video_analysis.store import catalog
 
 KEYS = [
     "cameras/a/2026-01-15T08-00-00.mp4",

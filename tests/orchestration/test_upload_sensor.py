@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from tests.orchestration.sensor_ticks import SensorHarness
-from video_analysis.keys import partition_key_for
+from tests.helpers import SensorHarness
+from video_analysis.runtime.keys import partition_key_for
 
 
 @pytest.fixture

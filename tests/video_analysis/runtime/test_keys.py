@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from video_analysis.keys import MAX_KEY_PART, facts_from_key, looks_like_video, partition_key_for
+from video_analysis.runtime.keys import MAX_KEY_PART, facts_from_key, looks_like_video, partition_key_for
 
 SAFE = re.compile(r"^[A-Za-z0-9._/~-]+@[a-z0-9]+$")
 

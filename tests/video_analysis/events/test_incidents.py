@@ -1,4 +1,4 @@
-from video_analysis.incidents import (
+from video_analysis.events.incidents import (
     IncidentRules,
     TrackFacts,
     detect_incidents,

@@ -1,8 +1,8 @@
 import numpy as np
 
-from video_analysis.detections import Detections
-from video_analysis.frames import iter_frames, sample_step
-from video_analysis.tracking import TrackerSettings, assign_tracks, summarize_tracks
+from video_analysis.vision.detections import Detections
+from video_analysis.vision.frames import Frame, iter_frames, sampled
+from video_analysis.vision.tracking import TrackerSettings, assign_tracks, summarize_tracks
 
 
 def _walker(frames: int, start_x: float, step: float, cls: int = 0) -> Detections:
@@ -37,9 +37,25 @@ def test_a_short_gap_keeps_the_track_a_long_absence_starts_a_new_one():
     assert len(summarize_tracks(assign_tracks(walker[far_apart], list(range(30)), 2.0))) == 2
 
 
-def test_sampling_keeps_the_requested_rate_and_streams(person_clip):
-    assert sample_step(10.0, 2.0) == 5 and sample_step(10.0, 0) == 1 and sample_step(10.0, 50) == 1
+def _frames_at(times: list[float]) -> list[Frame]:
+    return [Frame(i, t, np.zeros((2, 2, 3), np.uint8)) for i, t in enumerate(times)]
+
+
+def test_sampling_keeps_the_requested_rate_by_time():
+    ten_fps = _frames_at([i / 10 for i in range(20)])
+    assert [f.index for f in sampled(ten_fps, 2.0)] == [0, 5, 10, 15]
+    assert [f.index for f in sampled(ten_fps, 0)] == list(range(20))  # 0 or None: every frame
+    assert [f.index for f in sampled(ten_fps, None)] == list(range(20))
+    assert [f.index for f in sampled(ten_fps, 50.0)] == list(range(20))  # faster than the video: every frame
+    # variable frame rate: the first frame at or after each half second, whatever the spacing
+    uneven = _frames_at([0.0, 0.1, 0.15, 0.5, 0.55, 1.2, 1.3, 1.49, 1.5])
+    assert [f.timestamp for f in sampled(uneven, 2.0)] == [0.0, 0.5, 1.2, 1.5]
+
+
+def test_sampling_a_real_clip_streams_in_order(person_clip):
     frames = list(iter_frames(person_clip, sample_fps=1.0))
     assert len(frames) == 140 and frames[1].index == 10 and frames[1].timestamp == 1.0
+    assert [f.index for f in frames] == list(range(0, 1394, 10))
+    assert all(f.image.shape == (432, 768, 3) for f in frames[:3])
     first = next(iter_frames(person_clip))  # abandoning the iterator early stops the decoder cleanly
-    assert first.index == 0
+    assert first.index == 0 and first.timestamp == 0.0

@@ -1,7 +1,16 @@
+import cv2
 import numpy as np
+import pytest
 
-from video_analysis.attributes import Zone, clothing_colors, describe, load_zones, track_attributes
-from video_analysis.tracking import TrackSummary
+from video_analysis.vision.attributes import (
+    Zone,
+    clothing_colors,
+    describe,
+    dominant_color,
+    load_zones,
+    track_attributes,
+)
+from video_analysis.vision.tracking import TrackSummary
 
 
 def _person_crop(top_bgr, bottom_bgr, background=(235, 235, 235)) -> np.ndarray:
@@ -56,3 +65,18 @@ def test_objects_get_one_colour():
     red_box = np.full((60, 60, 3), (30, 30, 200), np.uint8)
     attrs = track_attributes(_track([(0, 10, 10), (5, 10, 10)]), "suitcase", red_box, 640, 360, [])
     assert attrs.color == "red" and describe(attrs).startswith("red suitcase, stationary")
+
+
+@pytest.mark.xfail(strict=True, reason="dominant_color clusters with cv2.kmeans(KMEANS_PP_CENTERS), seeded by "
+                                       "OpenCV's global RNG: a re-run of attributes can name another colour; when "
+                                       "fixed this passes: drop the mark")
+def test_dominant_colour_does_not_depend_on_what_ran_before():
+    pixels = np.random.default_rng(2).integers(0, 256, (60, 3)).astype(np.uint8)  # no clearly dominant colour
+    answers = set()
+    try:
+        for seed in range(8):
+            cv2.setRNGSeed(seed)  # stands for whatever drew from OpenCV's generator earlier in the process
+            answers.add(dominant_color(pixels))
+    finally:
+        cv2.setRNGSeed(0)  # OpenCV's generator as a fresh thread has it
+    assert len(answers) == 1, answers

@@ -1,6 +1,6 @@
 import pytest
 
-from video_analysis.narration import InvalidSummary, parse_summary
+from video_analysis.vision.narration import InvalidSummary, parse_summary
 
 
 def test_a_json_summary_is_accepted_even_with_chatter_around_it():

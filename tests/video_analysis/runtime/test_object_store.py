@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from video_analysis.object_store import LocalFolderStore, ObjectChangedError, S3Store
+from video_analysis.runtime.object_store import LocalFolderStore, ObjectChangedError, S3Store
 
 
 def _all_keys(store, limit):

@@ -1,0 +1,115 @@
+"""What test modules share: plain helpers and constants. Fixtures live in conftest.py, generated video files
+in tests/media.py.
+
+Test modules import from here, never from one another (nor from conftest.py). Heavy dependencies (Dagster,
+the code location, torch) are imported where a helper runs, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+REPO = Path(__file__).resolve().parents[1]
+REELGRAPH = Path(sys.executable).parent / "reelgraph"
+
+# Counted by eye on a contact sheet of one-by-one-person-detection.mp4: six people cross the room one
+# at a time, in these intervals (seconds).
+PEOPLE_ON_SCREEN = [(8, 20), (24, 46), (52, 70), (76, 88), (94, 120), (124, 136)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_manifest(folder: Path, checkpoints: dict, profiles: dict) -> Path:
+    """A model manifest (models/manifest.yaml format) in ``folder``."""
+    import yaml
+
+    path = folder / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"profiles": profiles, "checkpoints": checkpoints}))
+    return path
+
+
+def run_cli(*args: str, env_extra: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """The installed ``reelgraph`` command, in a subprocess with this session's environment."""
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([str(REELGRAPH), *args], capture_output=True, text=True, env=env, timeout=600, check=check)
+
+
+@contextmanager
+def seeded_torch(seed: int = 0):
+    """Random-weight models built inside are the same every run; torch's global generator is restored after."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass
+class SensorHarness:
+    """Evaluate the upload sensor the way the daemon does, and keep score of what it requested."""
+
+    instance: DagsterInstance
+    cursor: str | None = None
+    run_keys: list[str] = field(default_factory=list)
+
+    def tick(self) -> list[str]:
+        """One evaluation; applies partition requests and the cursor; returns the run keys requested."""
+        from dagster import SensorResult, SkipReason, build_sensor_context
+
+        from orchestration.definitions import build_resources
+        from orchestration.sensors import video_upload_sensor
+
+        context = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=build_resources())
+        result = video_upload_sensor(context)
+        if isinstance(result, SkipReason):
+            self.cursor = context.cursor
+            return []
+        assert isinstance(result, SensorResult)
+        for request in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursor = result.cursor
+        keys = [request.run_key for request in result.run_requests]
+        assert all(r.partition_key == r.run_key for r in result.run_requests)
+        self.run_keys += keys
+        return keys
+
+    def tick_until_quiet(self, max_ticks: int = 50) -> int:
+        for count in range(1, max_ticks + 1):
+            before = len(self.run_keys)
+            self.tick()
+            if len(self.run_keys) == before and self.cursor_position() is None:
+                return count
+        raise AssertionError("sensor never settled")
+
+    def cursor_position(self):
+        return json.loads(self.cursor or "{}").get("start_after")
+
+    def restart(self):
+        """A restarted daemon: a new instance object over the same storage, same cursor."""
+        from dagster import DagsterInstance
+
+        self.instance = DagsterInstance.from_ref(self.instance.get_ref())
+
+    def reset_cursor(self):
+        self.cursor = None
+
+    @property
+    def partitions(self) -> list[str]:
+        from assets.partitions import VIDEOS_PARTITIONS_NAME
+
+        return self.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME)
