@@ -80,7 +80,11 @@ def dominant_color(pixels_bgr: np.ndarray, clusters: int = 3) -> str | None:
     lab = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
     k = min(clusters, len(lab))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
-    _, labels, centres = cv2.kmeans(lab, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    # Deterministic start: k groups by lightness rank. Random seeding (KMEANS_PP_CENTERS) draws from OpenCV's
+    # process-wide generator, so a re-run could name another colour for the same pixels.
+    initial = np.empty(len(lab), np.int32)
+    initial[np.argsort(lab[:, 0], kind="stable")] = np.arange(len(lab)) * k // len(lab)
+    _, labels, centres = cv2.kmeans(lab, k, initial.reshape(-1, 1), criteria, 1, cv2.KMEANS_USE_INITIAL_LABELS)
     largest = centres[np.bincount(labels.ravel(), minlength=k).argmax()]
     return _PALETTE_NAMES[int(np.linalg.norm(_PALETTE_LAB - largest, axis=1).argmin())]
 

@@ -132,8 +132,12 @@ def _display(image: np.ndarray, frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
-def decode_stream(path: Path, report: DecodeReport | None = None) -> Iterator[Frame]:
-    """Every frame that decodes, in order, with PTS times; bad packets are counted in ``report`` and skipped."""
+def decode_stream(path: Path, report: DecodeReport | None = None, sample_fps: float | None = None) -> Iterator[Frame]:
+    """Frames that decode, in order, with PTS times; bad packets are counted in ``report`` and skipped.
+
+    With ``sample_fps``, only about that many frames per second of video time are converted to images and
+    yielded (see `sampled`); every frame is still decoded and counted in the report.
+    """
     container, stream = open_video(path)
     time_base = stream.time_base
     start = stream.start_time if stream.start_time is not None else None
@@ -141,6 +145,8 @@ def decode_stream(path: Path, report: DecodeReport | None = None) -> Iterator[Fr
     report = report if report is not None else DecodeReport(nominal)
     index = 0
     previous_t: float | None = None
+    period = 1.0 / sample_fps if sample_fps and sample_fps > 0 else 0.0
+    next_t: float | None = None
     try:
         packets = container.demux(stream)
         while True:
@@ -165,9 +171,15 @@ def decode_stream(path: Path, report: DecodeReport | None = None) -> Iterator[Fr
                     continue  # a duplicate or out-of-order time after damage: keep time monotonic
                 previous_t = t
                 report.add(t)
-                image = frame.to_ndarray(format="bgr24")
-                yield Frame(index, round(t, 6), _display(image, frame))
                 index += 1
+                if period:
+                    if next_t is not None and t < next_t - 1e-6:
+                        continue  # decoded and counted, never converted: the costly part is skipped
+                    next_t = (t if next_t is None else next_t) + period
+                    while next_t <= t:
+                        next_t += period
+                image = frame.to_ndarray(format="bgr24")
+                yield Frame(index - 1, round(t, 6), _display(image, frame))
     finally:
         container.close()
 
@@ -236,7 +248,7 @@ def iter_frames(path: Path, sample_fps: float | None = None, *, report: DecodeRe
 
     def decode():
         try:
-            for frame in sampled(decode_stream(path, report), sample_fps):
+            for frame in decode_stream(path, report, sample_fps):
                 if stop.is_set():
                     break
                 queue.put(frame, frame.image.nbytes, stop)

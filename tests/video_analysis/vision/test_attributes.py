@@ -1,6 +1,5 @@
 import cv2
 import numpy as np
-import pytest
 
 from video_analysis.vision.attributes import (
     Zone,
@@ -67,9 +66,6 @@ def test_objects_get_one_colour():
     assert attrs.color == "red" and describe(attrs).startswith("red suitcase, stationary")
 
 
-@pytest.mark.xfail(strict=True, reason="dominant_color clusters with cv2.kmeans(KMEANS_PP_CENTERS), seeded by "
-                                       "OpenCV's global RNG: a re-run of attributes can name another colour; when "
-                                       "fixed this passes: drop the mark")
 def test_dominant_colour_does_not_depend_on_what_ran_before():
     pixels = np.random.default_rng(2).integers(0, 256, (60, 3)).astype(np.uint8)  # no clearly dominant colour
     answers = set()
