@@ -106,13 +106,14 @@ def cmd_status(args) -> int:
     if not videos:
         print("no videos registered yet")
         return 0
-    header = ["partition", "frames", "video", *stages, "error"]
+    header = ["partition", "frames", "video", *stages, "error or note"]
     rows = []
     for v in videos:
         states = [v.stages.get(s, {}).get("status", "-") for s in stages]
-        errors = [v.error] + [st.get("error") for st in v.stages.values()]
+        errors = [v.error] + [st.get("error") for st in v.stages.values()] + ["; ".join(v.notes or [])]
         error = next((e for e in errors if e), "")
-        rows.append([v.partition_key, str(v.frame_count or "-"), v.status, *states, error[:80]])
+        frames = v.decoded_frames if v.decoded_frames is not None else v.frame_count
+        rows.append([v.partition_key, str(frames if frames is not None else "-"), v.status, *states, error[:80]])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -46,3 +46,28 @@ def test_process_then_status(cli_env, person_clip, bad_files):
 def test_process_reports_missing_files(cli_env):
     result = run("process", "/nonexistent/clip.mp4", env_extra=cli_env)
     assert result.returncode == 1 and "no such file" in result.stdout
+
+
+def test_partial_and_odd_footage_is_processed_and_shown_as_it_decoded(cli_env, bottle_clip, tmp_path):
+    from tests.media import corrupt_middle, write_video
+
+    whole = write_video(tmp_path / "whole.mp4", 240, rate=30, source=bottle_clip, faststart=True)
+    cut = tmp_path / "power-loss.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    damaged = corrupt_middle(write_video(tmp_path / "plain.mp4", 240, rate=30, source=bottle_clip),
+                             tmp_path / "damaged.mp4")
+    dvr = write_video(tmp_path / "dvr-export.avi", 120, rate=30, codec="mpeg4", pts_step=2, source=bottle_clip)
+    result = run("process", str(cut), str(damaged), str(dvr), env_extra=cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    by_key = {row["object_key"]: row for row in json.loads(run("status", "--json", env_extra=cli_env,
+                                                                check=True).stdout)}
+    cut_row, damaged_row, dvr_row = by_key["power-loss.mp4"], by_key["damaged.mp4"], by_key["dvr-export.avi"]
+    assert cut_row["status"] == "partial" and cut_row["covered_s"] < 6.0 and cut_row["duration_s"] == 8.0
+    assert damaged_row["status"] == "partial" and damaged_row["decode_errors"] >= 1
+    assert damaged_row["covered_s"] > 7.0  # what follows the damage decoded too
+    assert dvr_row["status"] == "ready" and dvr_row["decoded_frames"] == 120
+    for row in (cut_row, damaged_row, dvr_row):
+        assert {stage["status"] for stage in row["stages"].values()} == {"done"}, row
+    table = run("status", env_extra=cli_env, check=True).stdout
+    assert "partial" in table and "of 8.0 s decoded" in table

@@ -200,8 +200,12 @@ class VideoStatus:
     recorded_at: datetime | None
     status: str
     error: str | None
-    frame_count: int | None
+    frame_count: int | None  # frames the stream holds (packet index)
+    decoded_frames: int | None  # frames the detection pass decoded
     duration_s: float | None
+    covered_s: float | None  # seconds that decoded (less than duration_s for partial footage)
+    decode_errors: int | None
+    notes: list[str] | None  # why footage is partial
     stages: dict[str, dict]
 
 
@@ -210,7 +214,7 @@ def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus
     with conn.cursor(row_factory=dict_row) as cursor:
         videos = cursor.execute(
             """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
-                      frame_count, duration_s
+                      frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes
                FROM videos ORDER BY registered_at DESC, partition_key LIMIT %s""",
             (limit,),
         ).fetchall()

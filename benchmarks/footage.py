@@ -1,0 +1,142 @@
+"""Real-length footage: probe time, one decode, and memory on a 10-minute 1080p 15 fps segment.
+
+    .venv/bin/python benchmarks/footage.py [--source CLIP] [--minutes 10] [--workdir DIR]
+
+Generates the segments from a sample clip (looped and scaled to 1920x1080 at 15 fps, H.264; not
+committed), then prints a markdown table:
+- probe: `probe_video` (stream metadata, packet index, three frames, sha256 of the file);
+- decode only: every frame decoded, the 2 fps samples converted (what the detection pass reads);
+- detections step: the detection pass alone (offline SSD detector, 2 fps), its decode included;
+- `reelgraph process`: every stage through Dagster in a fresh process and state folder;
+- peak RSS of the detection pass at 1 and at N minutes (flat means the decode queue bounds memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FPS = 15
+SIZE = (1920, 1080)
+
+
+def make_segment(source: Path, target: Path, seconds: int) -> Path:
+    """``seconds`` of ``source`` looped, scaled to 1080p at 15 fps."""
+    import av
+    import cv2
+
+    if target.exists():
+        return target
+    reader = cv2.VideoCapture(str(source))
+    partial = target.with_suffix(".part.mp4")
+    with av.open(str(partial), "w", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "26"})
+        stream.width, stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for _ in range(seconds * FPS):
+            ok, image = reader.read()
+            if not ok:
+                reader.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = reader.read()
+            frame = av.VideoFrame.from_ndarray(cv2.resize(image, SIZE, interpolation=cv2.INTER_LINEAR), format="bgr24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    reader.release()
+    partial.rename(target)
+    return target
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def detector():
+    from models import ModelRegistry
+    from video_analysis.vision.loaders import load_model
+
+    model = ModelRegistry(Path(tempfile.gettempdir()) / "reelgraph-bench-models", profile="offline").resolve("detector")
+    return load_model(model.backend, model.path, model.config_path)
+
+
+def detection_pass(video: Path) -> None:
+    """In its own process: the detection pass, then its peak RSS (MiB) on stdout."""
+    from video_analysis.vision.passes import detect_video
+
+    found = detect_video(video, detector(), fps=FPS, sample_fps=2.0)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{found.frames_processed} {found.decode.frames} {found.seconds:.2f} {peak_mib:.0f}")
+
+
+def in_subprocess(video: Path) -> tuple[int, int, float, float]:
+    out = subprocess.run([sys.executable, __file__, "--pass-only", str(video)], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return int(out[0]), int(out[1]), float(out[2]), float(out[3])
+
+
+def reelgraph_process(video: Path) -> float:
+    home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-home-"))
+    home.chmod(0o755)
+    env = {**os.environ, "REELGRAPH_HOME": str(home), "REELGRAPH_MODEL_PROFILE": "offline",
+           "DAGSTER_HOME": str(home / "dagster")}
+    env.pop("REELGRAPH_DATABASE_URL", None)
+    reelgraph = str(Path(sys.executable).parent / "reelgraph")
+    try:
+        subprocess.run([reelgraph, "db", "url"], check=True, capture_output=True, env=env)  # server up first
+        started = time.perf_counter()
+        subprocess.run([reelgraph, "process", str(video)], check=True, capture_output=True, env=env)
+        return time.perf_counter() - started
+    finally:
+        subprocess.run([reelgraph, "db", "stop"], capture_output=True, env=env)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", type=Path,
+                        default=REPO.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4")
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "reelgraph-bench-footage")
+    parser.add_argument("--pass-only", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pass_only:
+        detection_pass(args.pass_only)
+        return
+
+    from video_analysis.vision.frames import DecodeReport, decode_stream
+    from video_analysis.vision.probe import probe_video
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    long = make_segment(args.source, args.workdir / f"segment-{args.minutes}min-1080p.mp4", args.minutes * 60)
+    short = make_segment(args.source, args.workdir / "segment-1min-1080p.mp4", 60)
+
+    probe_s, probe = timed(probe_video, long)
+    report = DecodeReport(FPS)
+    decode_s, sampled = timed(lambda: sum(1 for _ in decode_stream(long, report, sample_fps=2.0)))
+    frames, decoded, detect_s, peak_long = in_subprocess(long)
+    _, _, _, peak_short = in_subprocess(short)
+    process_s = reelgraph_process(long)
+
+    print(f"| {args.minutes}-min 1080p {FPS} fps ({long.stat().st_size / 2**20:.0f} MiB) | figure |\n|---|---|")
+    print(f"| probe ({probe.status}, {probe.frame_count} frames indexed) | {probe_s:.2f} s |")
+    print(f"| decode only ({report.frames} frames decoded, {sampled} converted at 2 fps) | {decode_s:.1f} s |")
+    print(f"| detections step ({frames} sampled of {decoded} decoded, SSD on CPU) | {detect_s:.1f} s |")
+    print(f"| `reelgraph process`, every stage | {process_s:.1f} s ({process_s / detect_s:.2f}x the detections step) |")
+    print(f"| peak RSS of the detection pass, 1 min / {args.minutes} min | {peak_short:.0f} / {peak_long:.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
