@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/footage.py [--source CLIP] [--minutes 10] [--workdir DIR]
 
-Generates the segments from a sample clip (looped and scaled to 1920x1080 at 15 fps, H.264; not
-committed), then prints a markdown table:
+Generates the segments from a sample clip (looped and scaled to 1920x1080 at 15 fps, H.264 with a keyframe
+every 2 s as IP cameras encode; not committed), then prints a markdown table:
 - probe: `probe_video` (stream metadata, packet index, three frames, sha256 of the file);
 - decode only: every frame decoded, the 2 fps samples converted (what the detection pass reads);
 - detections step: the detection pass alone (offline SSD detector, 2 fps), its decode included;
-- `reelgraph process`: every stage through Dagster in a fresh process and state folder;
+- `reelgraph process`: every stage through Dagster in a fresh process and state folder, with each
+  stage's step time from the run's events;
 - peak RSS of the detection pass at 1 and at N minutes (flat means the decode queue bounds memory).
 """
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 FPS = 15
 SIZE = (1920, 1080)
+GOP = 2 * FPS  # frames between keyframes
 
 
 def make_segment(source: Path, target: Path, seconds: int) -> Path:
@@ -43,6 +45,7 @@ def make_segment(source: Path, target: Path, seconds: int) -> Path:
         stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "26"})
         stream.width, stream.height = SIZE
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = GOP
         for _ in range(seconds * FPS):
             ok, image = reader.read()
             if not ok:
@@ -87,7 +90,7 @@ def in_subprocess(video: Path) -> tuple[int, int, float, float]:
     return int(out[0]), int(out[1]), float(out[2]), float(out[3])
 
 
-def reelgraph_process(video: Path) -> float:
+def reelgraph_process(video: Path) -> tuple[float, dict[str, float]]:
     home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-home-"))
     home.chmod(0o755)
     env = {**os.environ, "REELGRAPH_HOME": str(home), "REELGRAPH_MODEL_PROFILE": "offline",
@@ -98,10 +101,22 @@ def reelgraph_process(video: Path) -> float:
         subprocess.run([reelgraph, "db", "url"], check=True, capture_output=True, env=env)  # server up first
         started = time.perf_counter()
         subprocess.run([reelgraph, "process", str(video)], check=True, capture_output=True, env=env)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        return elapsed, step_seconds(home / "dagster")
     finally:
         subprocess.run([reelgraph, "db", "stop"], capture_output=True, env=env)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def step_seconds(dagster_home: Path) -> dict[str, float]:
+    """Seconds each step of the (only) run took, from its STEP_SUCCESS events."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        [run] = instance.get_runs(limit=1)
+        records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+        return {r.event_log_entry.step_key: r.event_log_entry.dagster_event.event_specific_data.duration_ms / 1000
+                for r in records}
 
 
 def main() -> None:
@@ -120,15 +135,15 @@ def main() -> None:
     from video_analysis.vision.probe import probe_video
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    long = make_segment(args.source, args.workdir / f"segment-{args.minutes}min-1080p.mp4", args.minutes * 60)
-    short = make_segment(args.source, args.workdir / "segment-1min-1080p.mp4", 60)
+    long = make_segment(args.source, args.workdir / f"segment-{args.minutes}min-1080p-gop{GOP}.mp4", args.minutes * 60)
+    short = make_segment(args.source, args.workdir / f"segment-1min-1080p-gop{GOP}.mp4", 60)
 
     probe_s, probe = timed(probe_video, long)
     report = DecodeReport(FPS)
     decode_s, sampled = timed(lambda: sum(1 for _ in decode_stream(long, report, sample_fps=2.0)))
     frames, decoded, detect_s, peak_long = in_subprocess(long)
     _, _, _, peak_short = in_subprocess(short)
-    process_s = reelgraph_process(long)
+    process_s, steps = reelgraph_process(long)
 
     print(f"| {args.minutes}-min 1080p {FPS} fps ({long.stat().st_size / 2**20:.0f} MiB) | figure |\n|---|---|")
     print(f"| probe ({probe.status}, {probe.frame_count} frames indexed) | {probe_s:.2f} s |")
@@ -136,6 +151,7 @@ def main() -> None:
     print(f"| detections step ({frames} sampled of {decoded} decoded, SSD on CPU) | {detect_s:.1f} s |")
     print(f"| `reelgraph process`, every stage | {process_s:.1f} s ({process_s / detect_s:.2f}x the detections step) |")
     print(f"| peak RSS of the detection pass, 1 min / {args.minutes} min | {peak_short:.0f} / {peak_long:.0f} MiB |")
+    print("| steps of that run | " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items()) + " |")
 
 
 if __name__ == "__main__":

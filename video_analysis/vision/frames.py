@@ -298,8 +298,12 @@ def frames_at(path: Path, times: Iterable[float], tolerance_s: float = 0.05) -> 
         return found
     container, stream = open_video(path)
     try:
+        decoded = _FrameCursor(container, stream)
         for target in wanted:
-            image = _seek_frame(container, stream, target, tolerance_s)
+            # Decode forward when the target is near (same GOP, most likely); seek when it is far ahead.
+            if decoded.position is None or not 0 <= target - decoded.position <= FORWARD_DECODE_S:
+                decoded.seek(target)
+            image = decoded.first_at_or_after(target, tolerance_s)
             if image is not None:
                 found[target] = image
     finally:
@@ -313,6 +317,51 @@ def frames_at(path: Path, times: Iterable[float], tolerance_s: float = 0.05) -> 
             if not pending:
                 break
     return found
+
+
+# How far ahead frames_at decodes forward instead of seeking (a camera's GOP is typically 1-2 s).
+FORWARD_DECODE_S = 2.0
+
+
+class _FrameCursor:
+    """Frames of one stream read forward from the last seek, remembering where decoding stands."""
+
+    def __init__(self, container, stream):
+        self.container, self.stream = container, stream
+        self.start = stream.start_time or 0
+        self.position: float | None = None
+        self.frames = None
+
+    def seek(self, target: float) -> None:
+        try:
+            self.container.seek(int(target / self.stream.time_base) + self.start, stream=self.stream, backward=True)
+        except av.FFmpegError:
+            self.frames, self.position = None, None
+            return
+        self.frames, self.position = self._decode(), None
+
+    def _decode(self):
+        for packet in self.container.demux(self.stream):
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                continue
+            yield from decoded
+
+    def first_at_or_after(self, target: float, tolerance_s: float) -> np.ndarray | None:
+        if self.frames is None:
+            return None
+        try:
+            for frame in self.frames:
+                if frame.pts is None:
+                    continue
+                self.position = float((frame.pts - self.start) * self.stream.time_base)
+                if self.position >= target - tolerance_s:
+                    return _display(frame.to_ndarray(format="bgr24"), frame)
+        except av.FFmpegError:
+            pass
+        self.frames = None
+        return None
 
 
 def _seek_frame(container, stream, target: float, tolerance_s: float) -> np.ndarray | None:

@@ -227,7 +227,8 @@ def _sample_frames(container, stream, times: list[float]):
     except av.FFmpegError:
         pass
     for target in times[1:]:
-        image = _seek_frame(container, stream, target, 0.05)
+        # Any frame near the target proves that part decodes: take the keyframe the seek lands on.
+        image = _seek_frame(container, stream, target, tolerance_s=math.inf)
         if image is not None:
             found.append((image, found[0][1] if found else 0))
     return found
