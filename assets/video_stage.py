@@ -43,6 +43,8 @@ from video_analysis.store.quality import Finding
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 OWNERS = ["team:video-platform"]
+# Dagster's per-run switch for run retries after a step failure (read when the run fails).
+NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 def video_stage_asset(*, group: str, kinds: set[str], description: str, code_version: str, deps: Sequence = (),
@@ -92,6 +94,7 @@ def materialize_videos(
     outcomes: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
     for key in keys:
+        _record_running(context, database, stage, key)
         try:
             outcomes[key] = process(key)
         except VIDEO_FAULTS as exc:
@@ -111,7 +114,9 @@ def materialize_videos(
         else:
             description = f"{len(failures)} of {len(keys)} videos failed at {stage}: " + "; ".join(
                 f"{key}: {reason}" for key, reason in failures.items())
-        # Bad input does not get better on retry: fail once, clearly; the reasons are in `stage_runs`.
+        # Bad input does not get better on retry: fail once, clearly; the reasons are in `stage_runs`. Run
+        # retries stay on for what does get better (a crashed worker, a store or database outage).
+        context.instance.add_run_tags(context.run.run_id, {NO_RUN_RETRY_TAG: "false"})
         raise Failure(description=description, allow_retries=False)
 
     if len(keys) == 1:
@@ -149,6 +154,15 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, VIDEO_FAULTS):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _record_running(context, database, stage, partition_key):
+    """`reelgraph status` shows the stage in flight (and, if its worker dies, recovery marks it failed)."""
+    try:
+        with database.session() as conn:
+            catalog.record_stage(conn, partition_key, stage, "running", run_id=context.run.run_id)
+    except Exception:  # an unregistered video (it fails clearly next) or the database (it fails next)
+        context.log.warning("could not record %s of %s as running in stage_runs", stage, partition_key)
 
 
 def _record_failure(context, database, stage, partition_key, message):

@@ -14,6 +14,9 @@ WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
                     description="Logs every failed run and posts it to $REELGRAPH_ALERT_WEBHOOK when set.")
 def failure_alert_sensor(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
+    if run.tags.get("dagster/will_retry") == "true":  # one alert per failure that stands, not per attempt
+        context.log.info("run %s failed and will be retried; no alert yet", run.run_id)
+        return
     failures = context.get_step_failure_events()
     alert = FailureAlert(
         run_id=run.run_id,

@@ -77,13 +77,40 @@ def _check_gpu() -> tuple[bool, str]:
     return True, f"gpu: none, stages run on the CPU (torch {torch.__version__})"
 
 
+def _check_runs(settings) -> tuple[bool, str]:
+    """Runs the instance believes in progress whose worker is gone: they hold pool slots until failed."""
+    from dagster import DagsterInstance
+
+    from orchestration.instance import ensure_local_instance
+    from orchestration.recovery import find_dead_runs
+
+    ensure_local_instance(settings.home)
+    with DagsterInstance.get() as instance:
+        dead = find_dead_runs(instance)
+    if not dead:
+        return True, "runs: none stuck"
+    listed = ", ".join(f"{d.run_id[:8]} ({d.partition or d.job}, worker pid {d.pid} gone)" for d in dead)
+    return False, (f"runs: {len(dead)} stuck, holding pool slots: {listed}; the daemon fails them within a "
+                   "minute, and `reelgraph process`/`reelgraph dev` do when they start")
+
+
+def _say_recovered(instance) -> None:
+    from orchestration.recovery import recover
+    from resources import PostgresResource
+
+    for dead in recover(instance, PostgresResource()):
+        print(f"recovered: run {dead.run_id[:8]} ({dead.partition or dead.job}) lost its worker (pid {dead.pid}); "
+              "marked failed, pool slots freed")
+
+
 def cmd_doctor(args) -> int:
     from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     settings.home.ensure()
     failed = False
-    for check in (lambda: _check_database(settings), _check_object_store, _check_models, _check_gpu):
+    for check in (lambda: _check_database(settings), _check_object_store, _check_models, _check_gpu,
+                  lambda: _check_runs(settings)):
         ok, line = check()
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {line}")
@@ -129,6 +156,7 @@ def cmd_process(args) -> int:
     from orchestration.definitions import build_resources
     from orchestration.failures import failure_reasons
     from orchestration.instance import ensure_local_instance
+    from orchestration.recovery import worker_tags
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.settings import Settings
     from video_analysis.store import catalog
@@ -136,6 +164,7 @@ def cmd_process(args) -> int:
     settings = Settings.from_env()
     ensure_local_instance(settings.home.ensure())
     instance = DagsterInstance.get()
+    _say_recovered(instance)  # a killed earlier run must not hold the GPU pool slot this one needs
     store = ObjectStoreResource().store()
     database = PostgresResource()
 
@@ -152,7 +181,7 @@ def cmd_process(args) -> int:
         instance.add_dynamic_partitions(VIDEOS_PARTITIONS_NAME, [obj.partition_key])
         result = materialize(VIDEO_STAGES, partition_key=obj.partition_key, instance=instance,
                              resources=build_resources(), raise_on_error=False,
-                             tags={"reelgraph/object": obj.uri, "reelgraph/launched_by": "cli"})
+                             tags={"reelgraph/object": obj.uri, "reelgraph/launched_by": "cli", **worker_tags()})
         if result.success:
             print(f"ok   {name} -> {obj.partition_key}")
         else:
@@ -257,16 +286,21 @@ def cmd_search(args) -> int:
 
 # -- dev / db --------------------------------------------------------------------------------------
 def cmd_dev(args) -> int:
+    from dagster import DagsterInstance
+
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.runtime.redact import redact
     from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     home = settings.home.ensure()
     ensure_local_instance(home)
+    with DagsterInstance.get() as instance:
+        _say_recovered(instance)  # runs killed with an earlier session: failed, slots freed, retried
     print(f"state folder: {home.root}")
-    print(f"database: {PostgresResource().dsn()}")
+    print(f"database: {redact(PostgresResource().dsn())}")
     store = ObjectStoreResource().store()
     samples = sample_videos_dir()
     if args.sample and isinstance(store, LocalFolderStore) and samples and (samples / SAMPLE_CLIP).exists():
@@ -301,6 +335,7 @@ def cmd_index(args) -> int:
 
 def cmd_db(args) -> int:
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+    from video_analysis.runtime.redact import redact
     from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
@@ -309,7 +344,8 @@ def cmd_db(args) -> int:
         server.stop()
         print("embedded PostgreSQL stopped")
     else:
-        print(settings.database_url or server.start())
+        url = settings.database_url or server.start()
+        print(url if args.show_password else redact(url))
     return 0
 
 
@@ -376,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
 
     database = commands.add_parser("db", help="embedded database: print its URL (starting it) or stop it")
     database.add_argument("action", choices=["url", "stop"])
+    database.add_argument("--show-password", action="store_true", help="print the URL with its password (for psql)")
     database.set_defaults(func=cmd_db)
 
     args = parser.parse_args(argv)

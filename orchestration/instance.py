@@ -10,13 +10,19 @@ LOCAL_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagst
 
 
 def ensure_local_instance(home: StateHome) -> Path:
-    """Point DAGSTER_HOME at the state folder (unless set) and give it deploy/local/dagster.yaml once."""
+    """Point DAGSTER_HOME at the state folder (unless set) and give it deploy/local/dagster.yaml.
+
+    A copy made earlier from deploy/local is refreshed when the project's file changes (an upgrade brings
+    its fixes, such as crash recovery); a file the user wrote, without the project's first line, is kept.
+    """
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home.dagster_home)))
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    if not config.exists():
-        if LOCAL_CONFIG.exists():
+    if LOCAL_CONFIG.exists():
+        shipped = LOCAL_CONFIG.read_text()
+        current = config.read_text() if config.exists() else None
+        if current is None or (current != shipped and current.startswith(shipped.splitlines()[0])):
             shutil.copyfile(LOCAL_CONFIG, config)
-        else:  # installed without the checkout's deploy/ folder
-            config.write_text("telemetry:\n  enabled: false\n")
+    elif not config.exists():  # installed without the checkout's deploy/ folder
+        config.write_text("telemetry:\n  enabled: false\n")
     return dagster_home

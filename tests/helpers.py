@@ -113,3 +113,62 @@ class SensorHarness:
         from assets.partitions import VIDEOS_PARTITIONS_NAME
 
         return self.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME)
+
+
+class FlakyS3Proxy:
+    """A local HTTP proxy in front of moto's S3 that answers 503 SlowDown to the first ``failures`` GET
+    requests for an object (listings and HEADs pass through), then forwards everything: a throttled or
+    failing S3 as a client sees it. ``failures=None`` fails every object GET."""
+
+    def __init__(self, upstream: str, failures: int | None):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.failures, self.refused, target = failures, 0, urlsplit(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") >= 2
+                if is_object_get and (proxy.failures is None or proxy.refused < proxy.failures):
+                    proxy.refused += 1
+                    payload = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FlakyS3Proxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -14,7 +14,7 @@ def test_doctor_reports_one_line_per_part(cli_env):
     result = run("doctor", env_extra=cli_env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[1] for line in lines] == ["database:", "object", "models:", "gpu:"]
+    assert [line.split()[1] for line in lines] == ["database:", "object", "models:", "gpu:", "runs:"]
     assert "pgvector 0.8" in lines[0] and "schema v" in lines[0]
     assert "detector: ssd-mobilenet-v2-coco" in lines[2] and "text_embedder: all-minilm-l6-v2" in lines[2]
     assert "image_embedder: absent" in lines[2]
@@ -71,3 +71,43 @@ def test_partial_and_odd_footage_is_processed_and_shown_as_it_decoded(cli_env, b
         assert {stage["status"] for stage in row["stages"].values()} == {"done"}, row
     table = run("status", env_extra=cli_env, check=True).stdout
     assert "partial" in table and "of 8.0 s decoded" in table
+
+
+def test_after_kill_9_of_reelgraph_process_the_next_one_completes(cli_env, bottle_clip, short_clip, db, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.helpers import REELGRAPH
+
+    env = {**os.environ, **cli_env}
+    victim = subprocess.Popen([str(REELGRAPH), "process", str(bottle_clip)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill it in the middle of detections, holding the GPU pool slot
+        row = db.execute("SELECT status FROM stage_runs WHERE stage = 'detections'").fetchone()
+        if row == ("running",):
+            break
+        assert victim.poll() is None, "the process ended before detections started"
+        time.sleep(0.2)
+    else:
+        raise AssertionError("detections never started")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+    doctor = run("doctor", env_extra=cli_env)
+    assert doctor.returncode == 1 and "runs: 1 stuck, holding pool slots" in doctor.stdout
+
+    started = time.monotonic()
+    result = subprocess.run([str(REELGRAPH), "process", str(short_clip)], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recovered: run" in result.stdout and "pool slots freed" in result.stdout
+    assert time.monotonic() - started < 240
+    by_key = {row["object_key"]: row for row in json.loads(run("status", "--json", env_extra=cli_env,
+                                                                check=True).stdout)}
+    killed = by_key["bottle-detection.mp4"]["stages"]["detections"]
+    assert killed["status"] == "failed" and "worker was killed" in killed["error"]
+    assert by_key["short.mp4"]["stages"]["summaries"]["status"] == "done"
+    assert "runs: none stuck" in run("doctor", env_extra=cli_env).stdout

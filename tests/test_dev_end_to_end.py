@@ -35,7 +35,9 @@ class DevStack:
         shutil.copyfile(MANIFEST, self.manifest)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
+        self.alerts, self.alert_sink = _alert_sink()
         self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
+                    "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
                     "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
                     "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}
         for name in ("REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL"):
@@ -79,7 +81,48 @@ class DevStack:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.server.stop()
+        self.alert_sink.shutdown()
         self.log.close()
+
+    def instance(self):
+        from dagster import DagsterInstance
+
+        return DagsterInstance.from_config(str(self.home / "dagster"))
+
+    def wait_for(self, condition, timeout_s: float, what: str):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = condition()
+            if found:
+                return found
+            time.sleep(1)
+        raise AssertionError(f"{what} within {timeout_s:.0f} s\n" + self.log_tail())
+
+    def stage_states(self, object_key: str) -> dict:
+        return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "
+                             "WHERE v.object_key = %s", (object_key,)))
+
+
+def _alert_sink():
+    """A real HTTP endpoint standing for a Slack-style webhook; records each alert it receives."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return received, server
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +152,64 @@ def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(dev, person_clip)
         time.sleep(2)
     assert row == ("ready", 1394, 10.0, 768, 432), dev.log_tail()
     assert stages == {stage: "done" for stage in STAGES}, dev.log_tail()
+
+
+# -- faults -------------------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found += [int(entry.name), *_children(int(entry.name))]
+    return found
+
+
+def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(dev, bottle_clip, short_clip):
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from orchestration.recovery import worker_pid
+
+    shutil.copyfile(bottle_clip, dev.home / "inbox" / "killed.mp4")
+    dev.wait_for(lambda: dev.stage_states("killed.mp4").get("detections") == "running", 300, "detections started")
+    instance = dev.instance()
+    [run] = [r for r in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+             if r.tags.get("dagster/partition", "").startswith("killed.mp4")]
+    worker = dev.wait_for(lambda: worker_pid(instance, run), 60, "the run worker's pid recorded")
+    for pid in [worker, *_children(worker)]:  # the worker and its step process, as an OOM kill of the container
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    # a new upload right after: it must not wait behind the dead run's GPU pool slot
+    shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-kill.mp4")
+    dev.wait_for(lambda: dev.stage_states("killed.mp4").get("summaries") == "done", 180,
+                 "the killed video completed on its own")
+    recovered_s = time.monotonic() - killed_at
+    dev.wait_for(lambda: dev.stage_states("after-the-kill.mp4").get("summaries") == "done", 180,
+                 "the next upload completed")
+    first = instance.get_run_by_id(run.run_id)
+    assert first.status == DagsterRunStatus.FAILURE
+    retries = instance.get_runs(RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+    assert len(retries) == 1 and retries[0].status == DagsterRunStatus.SUCCESS
+    counts = dev.sql("SELECT count(*), count(DISTINCT (frame_index, x1, y1)) FROM detections d JOIN videos v "
+                     "USING (partition_key) WHERE v.object_key = 'killed.mp4'")
+    assert counts[0][0] == counts[0][1] > 0  # no duplicate rows from the dead attempt
+    print(f"killed run recovered in {recovered_s:.0f} s")
+    assert recovered_s < 180
+
+
+def test_an_empty_upload_fails_once_with_one_alert(dev):
+    (dev.home / "inbox" / "empty.mp4").write_bytes(b"")
+    dev.wait_for(lambda: dev.stage_states("empty.mp4").get("raw_video") == "failed", 180, "the empty file failed")
+    time.sleep(45)  # what a run retry or a second alert would need to show up
+    instance = dev.instance()
+    runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition", "").startswith("empty.mp4")]
+    assert len(runs) == 1, [r.run_id for r in runs]
+    alerts = [a for a in dev.alerts if (a.get("partition") or "").startswith("empty.mp4")]
+    assert len(alerts) == 1 and "empty (0 bytes)" in alerts[0]["text"]
 
 
 # -- backfills ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.definitions import build_resources
 from orchestration.failures import failure_reasons
 from resources import ObjectStoreResource, PostgresResource
-from tests.helpers import SensorHarness
+from tests.helpers import FlakyS3Proxy, SensorHarness
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 from video_analysis.store import catalog
 
@@ -152,3 +152,46 @@ def test_a_database_that_goes_away_mid_run_leaves_nothing_half_written(
         [video] = catalog.list_status(conn)
     assert (video.status, video.frame_count, video.stages) == ("registered", None, {})
     assert _materialize(dagster_instance, partition).success
+
+
+def test_an_object_answered_503_then_ok_completes_and_is_never_marked_failed(
+    dagster_instance, s3_bucket, moto_endpoint, bottle_clip, db, monkeypatch
+):
+    client, bucket = s3_bucket
+    client.upload_file(str(bottle_clip), bucket, "cameras/dock/2026-03-01T09-00-00.mp4")
+    [partition] = SensorHarness(dagster_instance).tick()
+    with FlakyS3Proxy(moto_endpoint, failures=3) as proxy:
+        monkeypatch.setenv("REELGRAPH_S3_ENDPOINT_URL", proxy.url)
+        result = _materialize(dagster_instance, partition)
+    assert result.success, failure_reasons(result)
+    assert proxy.refused == 3  # the store really answered SlowDown, and the client backed off and retried
+    assert db.execute("SELECT status, error FROM videos").fetchone() == ("ready", None)
+
+
+def test_a_store_that_stays_down_fails_the_run_but_not_the_video(
+    dagster_instance, s3_bucket, moto_endpoint, bottle_clip, db, monkeypatch
+):
+    client, bucket = s3_bucket
+    client.upload_file(str(bottle_clip), bucket, "cameras/dock/2026-03-01T10-00-00.mp4")
+    [partition] = SensorHarness(dagster_instance).tick()
+    with FlakyS3Proxy(moto_endpoint, failures=None) as proxy:
+        monkeypatch.setenv("REELGRAPH_S3_ENDPOINT_URL", proxy.url)
+        result = _materialize(dagster_instance, partition)
+    assert not result.success
+    assert "store is unavailable" in _failure_message(result) and proxy.refused >= 2
+    # The video is not blamed: it stays registered, so a retry or a backfill picks it up again.
+    assert db.execute("SELECT status, error FROM videos").fetchone() == ("registered", None)
+    run = dagster_instance.get_run_by_id(result.run_id)
+    assert run.tags.get("dagster/retry_on_asset_or_op_failure") != "false"  # run retries may re-run it
+    monkeypatch.setenv("REELGRAPH_S3_ENDPOINT_URL", moto_endpoint)
+    assert _materialize(dagster_instance, partition).success
+
+
+def test_a_bad_file_turns_run_retries_off_for_its_run(dagster_instance, inbox, bad_files, db):
+    path, _ = bad_files["empty.mp4"]
+    shutil.copyfile(path, inbox / "empty.mp4")
+    [partition] = SensorHarness(dagster_instance).tick()
+    result = _materialize(dagster_instance, partition)
+    assert not result.success
+    run = dagster_instance.get_run_by_id(result.run_id)
+    assert run.tags.get("dagster/retry_on_asset_or_op_failure") == "false"

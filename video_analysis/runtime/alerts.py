@@ -7,6 +7,8 @@ import logging
 import urllib.request
 from dataclasses import asdict, dataclass
 
+from video_analysis.runtime.redact import redact, redact_url
+
 log = logging.getLogger(__name__)
 
 
@@ -40,5 +42,5 @@ def send(alert: FailureAlert, webhook_url: str | None, timeout_s: float = 10.0) 
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return 200 <= response.status < 300
     except OSError as exc:  # an unreachable alert sink must never hide the failure itself
-        log.warning("alert webhook %s unreachable: %s", webhook_url, exc)
+        log.warning("alert webhook %s unreachable: %s", redact_url(webhook_url), redact(str(exc)))
         return False

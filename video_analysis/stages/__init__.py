@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from video_analysis.runtime.object_store import ObjectStoreError
+from video_analysis.runtime.object_store import ObjectChangedError
 from video_analysis.store.catalog import UnknownVideoError
 from video_analysis.store.quality import Finding
+from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.probe import VideoProbeError
 
 STAGES = ("raw_video", "detections", "tracks", "attributes", "embeddings", "summaries")
@@ -31,7 +32,8 @@ class MissingUpstreamError(LookupError):
 
 
 # A video's own problem: the rest of a batch is still worth running, and a retry would fail the same way.
-VIDEO_FAULTS = (UnknownVideoError, ObjectStoreError, VideoProbeError, MissingUpstreamError)
+# Store outages and refused access are not among them: they fail the run (retried), never the video.
+VIDEO_FAULTS = (UnknownVideoError, ObjectChangedError, VideoProbeError, DecodeError, MissingUpstreamError)
 
 
 @dataclass

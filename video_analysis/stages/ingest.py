@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from video_analysis.runtime.object_store import ObjectStore, ObjectStoreError
+from video_analysis.runtime.object_store import ObjectChangedError, ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
@@ -16,12 +16,16 @@ STAGE = "raw_video"
 
 
 def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | None = None) -> StageResult:
-    """Probe the video; an unusable one is marked failed with the reason (backfills then leave it out)."""
+    """Probe the video; an unusable one is marked failed with the reason (backfills then leave it out).
+
+    A store that is down or refuses access says nothing about the video: that error propagates and the
+    video stays as it was, to be retried.
+    """
     with db.session() as conn:
         obj = catalog.object_for(conn, partition_key)
     try:
         probe = probe_video(store.fetch(obj))
-    except (VideoProbeError, ObjectStoreError) as exc:
+    except (VideoProbeError, ObjectChangedError) as exc:
         with db.session() as conn:
             catalog.mark_failed(conn, partition_key, str(exc))
         raise type(exc)(f"{obj.uri}: {exc}") from exc

@@ -144,6 +144,15 @@ def record_stage(
     )
 
 
+def fail_running_stages(conn: psycopg.Connection, run_ids: list[str], reason: str) -> int:
+    """Stages left `running` by runs whose worker died: failed, with the reason."""
+    return conn.execute(
+        """UPDATE stage_runs SET status = 'failed', error = %s, updated_at = now()
+           WHERE status = 'running' AND run_id = ANY(%s)""",
+        (reason, run_ids),
+    ).rowcount
+
+
 @dataclass(frozen=True)
 class StageRecord:
     """A stage's last successful pass over one video."""

@@ -71,3 +71,38 @@ def test_s3_fetch_refuses_a_version_replaced_after_listing(s3_bucket, tmp_path, 
     client.put_object(Bucket=store.bucket, Key="a.mp4", Body=b"second upload")
     with pytest.raises(ObjectChangedError):
         store.fetch(listed)
+
+
+def test_s3_listing_passes_a_page_holding_only_folder_placeholders(s3_bucket, tmp_path, moto_endpoint):
+    client, store = _s3_store(s3_bucket, tmp_path, moto_endpoint)
+    for i in range(7):  # a whole listing page of placeholders comes before the first video
+        client.put_object(Bucket=store.bucket, Key=f"a-folders/{i}/", Body=b"")
+    client.put_object(Bucket=store.bucket, Key="b/clip.mp4", Body=b"v")
+    keys, _ = _all_keys(store, limit=3)
+    assert keys == ["b/clip.mp4"]
+
+
+def test_s3_errors_say_whether_the_video_or_the_store_is_at_fault(s3_bucket, tmp_path, moto_endpoint):
+    from botocore.exceptions import ClientError
+
+    from video_analysis.runtime.object_store import ObjectStoreAccessError, ObjectStoreUnavailableError, s3_error
+
+    client, store = _s3_store(s3_bucket, tmp_path, moto_endpoint)
+    client.put_object(Bucket=store.bucket, Key="a.mp4", Body=b"v")
+    listed = store.head("a.mp4")
+    down = S3Store(store.bucket, cache_dir=tmp_path / "down", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ObjectStoreUnavailableError, match="store is unavailable"):
+        down.fetch(listed)
+    client.delete_object(Bucket=store.bucket, Key="a.mp4")
+    with pytest.raises(ObjectChangedError):
+        store.fetch(listed)
+
+    def answered(code: str):
+        return s3_error(ClientError({"Error": {"Code": code, "Message": code}}, "GetObject"), "cannot fetch x")
+
+    assert isinstance(answered("AccessDenied"), ObjectStoreAccessError)
+    assert isinstance(answered("ExpiredToken"), ObjectStoreAccessError)
+    assert "fix the credentials" in str(answered("AccessDenied"))
+    assert isinstance(answered("SlowDown"), ObjectStoreUnavailableError)
+    assert isinstance(answered("InternalError"), ObjectStoreUnavailableError)
+    assert isinstance(answered("NoSuchKey"), ObjectChangedError)

@@ -48,3 +48,71 @@ def test_server_restarts_with_its_data(tmp_path):
             assert conn.execute("SELECT x FROM kept").fetchone()[0] == 42
     finally:
         server.stop()
+
+
+def _private_server(tmp_path) -> EmbeddedPostgres:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    for path in (tmp_path, folder):
+        path.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
+    return EmbeddedPostgres(folder / "postgres")
+
+
+def test_the_embedded_server_wants_its_password(pg_dsn, state_home):
+    import os
+    import stat
+
+    import psycopg
+    import pytest
+
+    server = EmbeddedPostgres(state_home.pgdata)
+    port = server.running_port()
+    for dsn in (f"postgresql://postgres@127.0.0.1:{port}/reelgraph",
+                f"postgresql://postgres:wrong@127.0.0.1:{port}/reelgraph",
+                f"postgresql://reelgraph-pg@127.0.0.1:{port}/reelgraph"):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(dsn, connect_timeout=5)
+    assert stat.S_IMODE(os.stat(server.password_file).st_mode) == 0o600
+    assert "trust" not in (state_home.pgdata / "pg_hba.conf").read_text()
+    with db.connect(pg_dsn) as conn:  # the project's own DSN carries it
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_data_folder_that_trusted_everyone_is_switched_to_passwords(tmp_path):
+    import psycopg
+    import pytest
+
+    server = _private_server(tmp_path)
+    try:
+        server.start()
+        server.stop()
+        # What an older version wrote: trust for every local connection.
+        hba = server.pgdata / "pg_hba.conf"
+        hba.write_text("host all all 127.0.0.1/32 trust\n")
+        port_dsn = server.start()
+        assert "trust" not in hba.read_text()
+        port = server.running_port()
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/reelgraph", connect_timeout=5)
+        with db.connect(port_dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+
+
+def test_a_pid_file_naming_a_reused_pid_does_not_stop_the_server_starting(tmp_path):
+    import os
+
+    server = _private_server(tmp_path)
+    try:
+        server.start()
+        server.stop()
+        # A crash left postmaster.pid behind, and its pid now belongs to another program (this test).
+        (server.pgdata / "postmaster.pid").write_text(
+            f"{os.getpid()}\n{server.pgdata}\n0\n5999\n\n127.0.0.1\n0 0\nready\n")
+        assert server.running_port() is None
+        dsn = server.start()
+        with db.connect(dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
