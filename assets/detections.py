@@ -21,7 +21,7 @@ class DetectionConfig(Config):
     gpu=True,
     group="vision",
     kinds={"pytorch", "postgres"},
-    code_version=model_code_version("detect-v1", "detector"),
+    code_version=model_code_version("detect-v2", "detector"),
     description="Boxes, classes and scores on sampled frames (table `detections`), stamped with the model; the "
     "one full decode of the video, which also finds how much of it decodes (ready or partial footage).",
     checks=("boxes_inside_frame", "scores_in_unit_range", "footage_complete"),

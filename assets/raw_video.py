@@ -12,7 +12,7 @@ from video_analysis.stages import ingest
 @video_stage_asset(
     group="ingest",
     kinds={"video", "postgres"},
-    code_version="probe-v1",
+    code_version="probe-v2",
     description="One uploaded video (one object version): container, codec, geometry, decodable frames, "
     "sha256 and thumbnail, catalogued in the `videos` table.",
 )

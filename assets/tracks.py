@@ -14,7 +14,7 @@ from video_analysis.stages import track
     deps=[detections],
     group="vision",
     kinds={"python", "postgres"},
-    code_version="bytetrack-v1",
+    code_version="bytetrack-v2",
     description="ByteTrack tracks over the sampled detections (table `tracks`): class, first/last time, "
     "frames seen, mean confidence, path summary and a best-frame thumbnail.",
     checks=("no_track_jumps_across_frame", "tracks_consistent_with_detections"),

@@ -160,7 +160,7 @@ def _record_running(context, database, stage, partition_key):
     """`reelgraph status` shows the stage in flight (and, if its worker dies, recovery marks it failed)."""
     try:
         with database.session() as conn:
-            catalog.record_stage(conn, partition_key, stage, "running", run_id=context.run.run_id)
+            catalog.mark_stage_running(conn, partition_key, stage, context.run.run_id)
     except Exception:  # an unregistered video (it fails clearly next) or the database (it fails next)
         context.log.warning("could not record %s of %s as running in stage_runs", stage, partition_key)
 

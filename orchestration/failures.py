@@ -4,8 +4,9 @@ _WRAPPER_PREFIXES = ("dagster._core.definitions.events.Failure: ",)
 
 
 def root_message(error) -> str:
-    # Dagster wraps user exceptions in DagsterExecutionStepExecutionError; the cause says what happened.
-    while getattr(error, "cause", None) is not None:
+    """The message of the first error that is not Dagster's wrapper (DagsterExecutionStepExecutionError):
+    the project's own error says what happened, in words; the library error under it is detail."""
+    while getattr(error, "cause", None) is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
     message = error.message.strip()
     for prefix in _WRAPPER_PREFIXES:

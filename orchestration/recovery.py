@@ -90,19 +90,34 @@ def fail_dead_run(instance: DagsterInstance, dead: DeadRun) -> None:
 def recover(instance: DagsterInstance, database=None) -> list[DeadRun]:
     """Fail every dead run of this instance and free its slots; returns what was cleaned up.
 
-    With ``database`` (a PostgresResource), stages the dead runs left `running` are marked failed too.
+    With ``database`` (a PostgresResource), stages left `running` by a run that is no longer in progress
+    are marked failed: a dead worker, or a run that could not record its failure (the database was down).
     """
     dead = find_dead_runs(instance)
     for run in dead:
         log.warning("run %s (%s, %s) lost its worker (pid %d): marking it failed and freeing its pool slots",
                     run.run_id, run.job, run.partition or "no partition", run.pid)
         fail_dead_run(instance, run)
-    if dead and database is not None:
-        from video_analysis.store import catalog
-
-        with database.session() as conn:
-            catalog.fail_running_stages(conn, [d.run_id for d in dead], "the run's worker was killed; re-run")
+    if database is not None:
+        _fail_orphaned_stages(instance, database, {d.run_id for d in dead})
     return dead
+
+
+def _fail_orphaned_stages(instance: DagsterInstance, database, dead_run_ids: set[str]) -> None:
+    from video_analysis.store import catalog
+
+    with database.session() as conn:
+        for run_id in catalog.running_stage_run_ids(conn):
+            run = instance.get_run_by_id(run_id)
+            if run_id in dead_run_ids:
+                reason = "the run's worker was killed (out of memory, kill -9 or a restart); re-run this stage"
+            elif run is not None and run.is_finished:  # a run of another instance is not judged here
+                reason = (f"run {run_id[:8]} ended ({run.status.value}) before it could record this stage's "
+                          "result; re-run it")
+            else:
+                continue
+            count = catalog.fail_running_stages(conn, [run_id], reason)
+            log.warning("%d stage(s) left running by run %s marked failed: %s", count, run_id, reason)
 
 
 class LocalRunLauncher(DefaultRunLauncher):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, free_port, seeded_torch
+from video_analysis.runtime.home import StateHome
+from video_analysis.runtime.process import prepare_process
 
 SAMPLE_CLIPS = ("one-by-one-person-detection.mp4", "bottle-detection.mp4")
 
@@ -27,6 +29,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 (_SESSION_HOME / "dagster").mkdir()
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
+prepare_process(StateHome(_SESSION_HOME))  # what every entry point does: the tests are one too
 
 
 def _sample_folder() -> Path:
@@ -40,8 +43,9 @@ def _missing_samples() -> list[str]:
 
 
 def _samples_required() -> bool:
-    """In CI (CI set to anything non-empty) or with REELGRAPH_REQUIRE_SAMPLES=1, absent clips fail the run."""
-    return bool(os.environ.get("CI")) or os.environ.get("REELGRAPH_REQUIRE_SAMPLES") == "1"
+    """In CI (CI=true/1/yes) or with REELGRAPH_REQUIRE_SAMPLES=1, absent clips fail the run."""
+    return (os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+            or os.environ.get("REELGRAPH_REQUIRE_SAMPLES") == "1")
 
 
 def _missing_samples_message(missing: list[str]) -> str:

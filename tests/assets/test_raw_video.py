@@ -8,6 +8,7 @@ from assets import raw_video
 from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.definitions import build_resources
 from orchestration.failures import failure_reasons
+from orchestration.recovery import recover
 from resources import ObjectStoreResource, PostgresResource
 from tests.helpers import FlakyS3Proxy, SensorHarness
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
@@ -150,7 +151,14 @@ def test_a_database_that_goes_away_mid_run_leaves_nothing_half_written(
     monkeypatch.setenv("REELGRAPH_DATABASE_URL", private_server.start())
     with PostgresResource().session() as conn:
         [video] = catalog.list_status(conn)
-    assert (video.status, video.frame_count, video.stages) == ("registered", None, {})
+    # Only the "in flight" marker got written before the server went away: no probe figures.
+    assert (video.status, video.frame_count, video.stages["raw_video"]["status"]) == ("registered", None, "running")
+
+    recover(dagster_instance, PostgresResource())  # what `reelgraph dev` and `reelgraph process` do first
+    with PostgresResource().session() as conn:
+        [video] = catalog.list_status(conn)
+    assert video.stages["raw_video"]["status"] == "failed"
+    assert "ended (FAILURE) before it could record" in video.stages["raw_video"]["error"]
     assert _materialize(dagster_instance, partition).success
 
 

@@ -37,7 +37,10 @@ def test_local_workstation_instance_caps_the_gpu_pool(tmp_path):
     try:
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
         assert yaml.safe_load((tmp_path / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"] == 1
-        assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        from orchestration.recovery import LocalRunLauncher
+
+        assert isinstance(instance.run_launcher, LocalRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
     finally:
         instance.dispose()
 

@@ -117,13 +117,18 @@ def incidents_json(incidents: list[Incident]) -> list[dict]:
 
 
 def summary_text(duration_s: float, camera: str | None, tracks: list[TrackFacts], incidents: list[Incident],
-                 score: int, colours: Counter | None = None) -> str:
-    """The templated summary: facts only, every number traceable to a row."""
+                 score: int, colours: Counter | None = None, partial_s: float | None = None) -> str:
+    """The templated summary: facts only, every number traceable to a row.
+
+    ``partial_s``: for partial footage, the seconds that decoded (the facts cover only those).
+    """
     where = f"camera {camera}" if camera else "the footage"
     counts = Counter(t.class_name for t in tracks)
     people = counts.pop("person", 0)
     objects = ", ".join(f"{n} {name}{'s' if n > 1 else ''}" for name, n in counts.most_common(5))
-    sentences = [f"{duration_s:.0f} seconds of {where}: {people} {'person' if people == 1 else 'people'} tracked"
+    span = (f"{partial_s:.0f} of {duration_s:.0f} seconds of {where} decoded (partial recording)"
+            if partial_s is not None else f"{duration_s:.0f} seconds of {where}")
+    sentences = [f"{span}: {people} {'person' if people == 1 else 'people'} tracked"
                  + (f", and {objects}" if objects else "") + "."]
     if colours:
         sentences.append("Most common clothing colours: " + ", ".join(c for c, _ in colours.most_common(3)) + ".")

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "reelgraph"
 SERVER_USER = "reelgraph-pg"
 START_TIMEOUT_S = 60
-HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no trust, no socket.
+HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no unix socket.
 host    all    all    127.0.0.1/32    scram-sha-256
 host    all    all    ::1/128         scram-sha-256
 """

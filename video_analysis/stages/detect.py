@@ -11,6 +11,7 @@ from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import ModelStamp, replace_detections
 from video_analysis.vision.detectors import Detector
+from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.passes import detect_video
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
         video = catalog.ready_video(conn, partition_key)
     found = detect_video(store.fetch(video.obj), detector, fps=video.fps, sample_fps=sample_fps,
                          batch_size=batch_size)
+    if found.decode.frames == 0:  # the probe's few frames decoded, the full pass found none: nothing usable
+        reason = "no frame decodes in a full pass over the video (corrupt, or an unsupported codec)"
+        with db.session() as conn:
+            catalog.mark_failed(conn, partition_key, reason)
+        raise DecodeError(reason)
     with db.session() as conn:
         rows = replace_detections(conn, partition_key, found.detections, detector.class_names, model)
         decode = found.decode

@@ -42,7 +42,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
     restricted = {z.name for z in load_zones(zones_file, video.camera) if z.restricted}
     incidents = detect_incidents(facts, restricted, rules)
     score = safety_score(incidents, rules)
-    text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours)
+    partial_s = video.footage_s if video.status == "partial" else None
+    text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s)
     generator, vlm_note = "template", f"absent ({summarizer_absent}); the templated summary stands"
     if summarizer is not None:
         with db.session() as conn:

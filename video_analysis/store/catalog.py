@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from video_analysis.runtime.keys import facts_from_key
 from video_analysis.runtime.object_store import ObjectInfo
+from video_analysis.vision.frames import allowed_shortfall_s
 from video_analysis.vision.probe import VideoProbe
 
 
@@ -49,7 +50,24 @@ def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
 
 
 def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) -> None:
-    """Record what the probe found; a recording that stops early is `partial` from the start."""
+    """Record what the probe found; a recording that stops early is `partial` from the start.
+
+    Re-probing the same bytes keeps what the full decode found (frames, errors, gaps, and the status it
+    decided), since the probe alone cannot see damage in the middle of a file.
+    """
+    previous = conn.execute(
+        "SELECT sha256, decoded_frames IS NOT NULL AND status IN ('ready', 'partial') FROM videos "
+        "WHERE partition_key = %s", (partition_key,)).fetchone()
+    if previous is not None and previous[0] == probe.sha256 and previous[1]:
+        conn.execute(
+            """UPDATE videos SET error = NULL, attempts = attempts + 1, probed_at = now(), container = %s,
+                      codec = %s, fps = %s, width = %s, height = %s, rotation = %s, frame_count = %s,
+                      header_frame_count = %s, duration_s = %s, thumbnail_jpeg = %s
+               WHERE partition_key = %s""",
+            (probe.container, probe.codec, probe.fps, probe.width, probe.height, probe.rotation,
+             probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg, partition_key),
+        )
+        return
     conn.execute(
         """UPDATE videos SET status = %s, error = NULL, attempts = attempts + 1, probed_at = now(),
                   sha256 = %s, container = %s, codec = %s, fps = %s, width = %s, height = %s, rotation = %s,
@@ -75,21 +93,17 @@ class Coverage:
     notes: list[str]
 
 
-# Decoded frames may end this much before the container's duration and still count as complete.
-COVERAGE_TOLERANCE_S = 1.0
-
-
 def save_decode(conn: psycopg.Connection, partition_key: str, *, frames: int, errors: int, covered_s: float,
                 gaps: list[tuple[float, float]], stopped_early: str | None) -> Coverage:
     """Record what the full decode found, and decide ready or partial by what decoded over time.
 
-    `ready` when the decoded frames cover the container's duration to within COVERAGE_TOLERANCE_S (or two
-    frame intervals), with no decode error and no gap; anything less is `partial`, with the reasons.
+    `ready` when the decoded frames cover the container's duration (to within `allowed_shortfall_s`), with
+    no decode error and no gap; anything less is `partial`, with the reasons.
     """
     duration, fps = conn.execute("SELECT duration_s, fps FROM videos WHERE partition_key = %s",
                                  (partition_key,)).fetchone()
     notes = []
-    if covered_s < duration - max(COVERAGE_TOLERANCE_S, 2.0 / fps):
+    if covered_s < duration - allowed_shortfall_s(fps):
         notes.append(f"{covered_s:.1f} s of {duration:.1f} s decoded")
     if errors:
         notes.append(f"{errors} damaged packet{'s' if errors != 1 else ''} skipped")
@@ -144,8 +158,24 @@ def record_stage(
     )
 
 
+def mark_stage_running(conn: psycopg.Connection, partition_key: str, stage: str, run_id: str) -> None:
+    """The stage is in flight for ``run_id``; what the last pass recorded (rows, model, details) is kept."""
+    conn.execute(
+        """INSERT INTO stage_runs (partition_key, stage, status, run_id) VALUES (%s, %s, 'running', %s)
+           ON CONFLICT (partition_key, stage) DO UPDATE SET
+               status = 'running', error = NULL, run_id = EXCLUDED.run_id, updated_at = now()""",
+        (partition_key, stage, run_id),
+    )
+
+
+def running_stage_run_ids(conn: psycopg.Connection) -> list[str]:
+    """The runs that stages are recorded `running` under."""
+    rows = conn.execute("SELECT DISTINCT run_id FROM stage_runs WHERE status = 'running' AND run_id IS NOT NULL")
+    return [run_id for (run_id,) in rows]
+
+
 def fail_running_stages(conn: psycopg.Connection, run_ids: list[str], reason: str) -> int:
-    """Stages left `running` by runs whose worker died: failed, with the reason."""
+    """Stages left `running` by runs that ended without recording a result: failed, with the reason."""
     return conn.execute(
         """UPDATE stage_runs SET status = 'failed', error = %s, updated_at = now()
            WHERE status = 'running' AND run_id = ANY(%s)""",
@@ -181,6 +211,13 @@ class ReadyVideo:
     duration_s: float
     camera: str | None
     recorded_at: datetime | None
+    status: str = "ready"  # ready | partial
+    covered_s: float | None = None  # seconds that decoded, once the detection pass has run
+
+    @property
+    def footage_s(self) -> float:
+        """Seconds of footage there are: what decoded when known, else the duration."""
+        return self.covered_s if self.covered_s is not None else self.duration_s
 
 
 def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
@@ -188,7 +225,7 @@ def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
     obj = object_for(conn, partition_key)
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(
-            """SELECT status, error, fps, width, height, frame_count, duration_s, camera, recorded_at
+            """SELECT status, error, fps, width, height, frame_count, duration_s, camera, recorded_at, covered_s
                FROM videos WHERE partition_key = %s""",
             (partition_key,),
         ).fetchone()
@@ -197,7 +234,7 @@ def ready_video(conn: psycopg.Connection, partition_key: str) -> ReadyVideo:
         raise UnknownVideoError(f"{obj.uri} is not a usable video (raw_video is {row['status']}{reason})")
     return ReadyVideo(obj=obj, fps=row["fps"], width=row["width"], height=row["height"],
                       frame_count=row["frame_count"], duration_s=row["duration_s"], camera=row["camera"],
-                      recorded_at=row["recorded_at"])
+                      recorded_at=row["recorded_at"], status=row["status"], covered_s=row["covered_s"])
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import psycopg
 
 _ROLLUP = """
 WITH day_videos AS (
-    SELECT v.camera, v.duration_s, s.safety_score, s.incidents
+    SELECT v.camera, coalesce(v.covered_s, v.duration_s) AS footage_s, s.safety_score, s.incidents
     FROM videos v JOIN summaries s USING (partition_key)
     WHERE v.camera IS NOT NULL AND v.recorded_at >= %(day)s::date AND v.recorded_at < %(day)s::date + 1
 ),
@@ -20,7 +20,7 @@ by_type AS (
 )
 INSERT INTO camera_daily_reports (camera, day, videos, footage_minutes, mean_safety_score, min_safety_score,
                                   incident_count, incidents_by_type)
-SELECT d.camera, %(day)s::date, count(*), sum(d.duration_s) / 60, avg(d.safety_score), min(d.safety_score),
+SELECT d.camera, %(day)s::date, count(*), sum(d.footage_s) / 60, avg(d.safety_score), min(d.safety_score),
        sum(jsonb_array_length(d.incidents)), coalesce(max(t.incidents_by_type::text)::jsonb, '{}'::jsonb)
 FROM day_videos d LEFT JOIN by_type t USING (camera)
 GROUP BY d.camera

@@ -212,6 +212,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                            ADD COLUMN gaps jsonb,
                            ADD COLUMN notes text[];
         ALTER TABLE tracks ADD COLUMN best_t double precision;
+        -- Tracks made before: their best sighting's time is that of its frame's detections.
+        UPDATE tracks SET best_t = d.t
+          FROM (SELECT partition_key, frame_index, min(t) AS t FROM detections
+                GROUP BY partition_key, frame_index) AS d
+         WHERE d.partition_key = tracks.partition_key AND d.frame_index = tracks.best_frame;
         """,
     ),
 ]

@@ -13,21 +13,32 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 # A jump between consecutive decoded frames longer than this many frame intervals (and than GAP_MIN_S)
 # is a gap: footage that is missing or did not decode.
 GAP_FRAME_INTERVALS = 5
 GAP_MIN_S = 1.0
+# Decoded frames may end this much before the container's duration and still count as complete.
+COVERAGE_TOLERANCE_S = 1.0
+
+
+def allowed_shortfall_s(fps: float) -> float:
+    """How much less than its duration a complete recording may cover: 1 s, or two frame intervals."""
+    return max(COVERAGE_TOLERANCE_S, 2.0 / fps) if fps > 0 else COVERAGE_TOLERANCE_S
 
 
 class DecodeError(ValueError):
@@ -111,19 +122,20 @@ def stream_info(container, stream, rotation: int = 0) -> StreamInfo:
     width, height = stream.codec_context.width, stream.codec_context.height
     if rotation in (90, 270):
         width, height = height, width
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else 0.0
-    if not math.isfinite(fps):
-        fps = 0.0
-    if container.duration is not None:
-        duration = container.duration / 1_000_000
-    elif stream.duration is not None and stream.time_base:
-        duration = float(stream.duration * stream.time_base)
-    else:
-        duration = None
+    fps = nominal_fps(stream)
+    duration = video_duration_s(container, stream)
     return StreamInfo(container=container.format.name.split(",")[0], codec=stream.codec_context.name, width=width,
                       height=height, rotation=rotation, fps=round(fps, 3), duration_s=duration,
                       header_frames=int(stream.frames or 0), has_audio=bool(container.streams.audio))
+
+
+def video_duration_s(container, stream) -> float | None:
+    """The video stream's own duration where stated (an audio track may run longer), else the container's."""
+    if stream.duration is not None and stream.time_base and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
 
 
 def _display(image: np.ndarray, frame) -> np.ndarray:
@@ -132,21 +144,49 @@ def _display(image: np.ndarray, frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
+def time_origin(stream) -> int:
+    """The PTS that every time in this module counts from: the stream's start time (0 when unstated)."""
+    return stream.start_time or 0
+
+
+def nominal_fps(stream) -> float:
+    """The stream's stated (average) frame rate; 0 when it states none or a non-finite one."""
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    return fps if math.isfinite(fps) and fps > 0 else 0.0
+
+
+class TimeSampler:
+    """Keeps about ``fps`` frames per second of video time (None/0: every frame); robust to variable rates."""
+
+    def __init__(self, fps: float | None):
+        self.period = 1.0 / fps if fps and fps > 0 else 0.0
+        self.next_t: float | None = None
+
+    def keep(self, t: float) -> bool:
+        if not self.period:
+            return True
+        if self.next_t is not None and t < self.next_t - 1e-6:
+            return False
+        self.next_t = (t if self.next_t is None else self.next_t) + self.period
+        while self.next_t <= t:
+            self.next_t += self.period
+        return True
+
+
 def decode_stream(path: Path, report: DecodeReport | None = None, sample_fps: float | None = None) -> Iterator[Frame]:
     """Frames that decode, in order, with PTS times; bad packets are counted in ``report`` and skipped.
 
     With ``sample_fps``, only about that many frames per second of video time are converted to images and
-    yielded (see `sampled`); every frame is still decoded and counted in the report.
+    yielded (see `TimeSampler`); every frame is still decoded and counted in the report.
     """
     container, stream = open_video(path)
-    time_base = stream.time_base
-    start = stream.start_time if stream.start_time is not None else None
-    nominal = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
-    report = report if report is not None else DecodeReport(nominal)
+    time_base, origin = stream.time_base, time_origin(stream)
+    fps = nominal_fps(stream)
+    report = report if report is not None else DecodeReport(fps)
+    sampler = TimeSampler(sample_fps)
     index = 0
     previous_t: float | None = None
-    period = 1.0 / sample_fps if sample_fps and sample_fps > 0 else 0.0
-    next_t: float | None = None
     try:
         packets = container.demux(stream)
         while True:
@@ -163,49 +203,37 @@ def decode_stream(path: Path, report: DecodeReport | None = None, sample_fps: fl
                 report.errors += 1
                 continue
             for frame in decoded:
-                t = _timestamp(frame, time_base, start, previous_t, nominal)
-                if start is None and frame.pts is not None:
-                    start = frame.pts
-                    t = 0.0
+                t = _timestamp(frame, time_base, origin, previous_t, fps)
                 if previous_t is not None and t <= previous_t - 1e-6:
                     continue  # a duplicate or out-of-order time after damage: keep time monotonic
                 previous_t = t
                 report.add(t)
                 index += 1
-                if period:
-                    if next_t is not None and t < next_t - 1e-6:
-                        continue  # decoded and counted, never converted: the costly part is skipped
-                    next_t = (t if next_t is None else next_t) + period
-                    while next_t <= t:
-                        next_t += period
-                image = frame.to_ndarray(format="bgr24")
+                if not sampler.keep(t):
+                    continue  # decoded and counted, never converted: the costly part is skipped
+                try:
+                    image = frame.to_ndarray(format="bgr24")
+                except (av.FFmpegError, ValueError):  # a frame in a format that cannot be converted
+                    report.errors += 1
+                    continue
                 yield Frame(index - 1, round(t, 6), _display(image, frame))
     finally:
         container.close()
 
 
-def _timestamp(frame, time_base, start, previous_t, nominal_fps) -> float:
+def _timestamp(frame, time_base, origin, previous_t, fps) -> float:
     pts = frame.pts if frame.pts is not None else getattr(frame, "dts", None)
     if pts is not None and time_base:
-        return float((pts - (start or 0)) * time_base)
+        return float((pts - origin) * time_base)
     if previous_t is None:
         return 0.0
-    return previous_t + (1.0 / nominal_fps if nominal_fps > 0 else 0.04)
+    return previous_t + (1.0 / fps if fps > 0 else 0.04)
 
 
 def sampled(frames: Iterable[Frame], sample_fps: float | None) -> Iterator[Frame]:
-    """About ``sample_fps`` frames per second of video time (None/0: every frame); robust to variable rates."""
-    if not sample_fps or sample_fps <= 0:
-        yield from frames
-        return
-    period = 1.0 / sample_fps
-    next_t = None
-    for frame in frames:
-        if next_t is None or frame.timestamp >= next_t - 1e-6:
-            yield frame
-            next_t = (frame.timestamp if next_t is None else next_t) + period
-            while next_t <= frame.timestamp:
-                next_t += period
+    """About ``sample_fps`` frames per second of video time (None/0: every frame)."""
+    sampler = TimeSampler(sample_fps)
+    return (frame for frame in frames if sampler.keep(frame.timestamp))
 
 
 class _ByteBoundedQueue:
@@ -285,60 +313,90 @@ def batched(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def frames_at(path: Path, times: Iterable[float], tolerance_s: float = 0.05) -> dict[float, np.ndarray]:
-    """The frames shown at the given times (seconds), by seeking: a few frames without a full decode.
+# How far ahead frames_at decodes forward instead of seeking (a camera's GOP is typically 1-2 s).
+FORWARD_DECODE_S = 2.0
+# Where a seek lands after its target (no keyframe index, long GOPs), frames_at seeks this much earlier.
+SEEK_BACK_S = (0.0, 5.0, 30.0)
 
-    Each time maps to the first decoded frame at or after it (within ``tolerance_s`` before it). Where a
-    seek lands past the last keyframe (streams without an index, such as MPEG-TS with long GOPs), the
-    remaining times are read in one sequential pass that stops at the last of them.
+
+def frames_at(path: Path, times: Iterable[float], tolerance_s: float = 1e-3) -> dict[float, np.ndarray]:
+    """The frames shown at the given times (seconds, as `decode_stream` reports them), by seeking.
+
+    Each time maps to the first decoded frame at or after it. Where a seek lands past its target or on no
+    decodable frame (a stream without a keyframe index, such as MPEG-TS with one keyframe in minutes), it is
+    retried from a few seconds earlier, then by decoding from the start up to the target: never further
+    than the last time asked for. A time past the end is left out (and logged).
     """
     wanted = sorted(set(times))
     found: dict[float, np.ndarray] = {}
     if not wanted:
         return found
-    container, stream = open_video(path)
-    try:
-        decoded = _FrameCursor(container, stream)
+    with ExitStack() as stack:
+        cursor = FrameCursor(*_opened(stack, path))
+        from_start: FrameCursor | None = None
         for target in wanted:
-            # Decode forward when the target is near (same GOP, most likely); seek when it is far ahead.
-            if decoded.position is None or not 0 <= target - decoded.position <= FORWARD_DECODE_S:
-                decoded.seek(target)
-            image = decoded.first_at_or_after(target, tolerance_s)
+            image = _seek_and_read(cursor, target, tolerance_s)
+            if image is None:
+                if from_start is None:
+                    from_start = FrameCursor(*_opened(stack, path))
+                    from_start.read_from_start()
+                image = from_start.first_at_or_after(target, tolerance_s)
             if image is not None:
                 found[target] = image
-    finally:
-        container.close()
     missing = [t for t in wanted if t not in found]
     if missing:
-        pending = list(missing)
-        for frame in decode_stream(path):
-            while pending and frame.timestamp >= pending[0] - tolerance_s:
-                found[pending.pop(0)] = frame.image
-            if not pending:
-                break
+        log.warning("%s: no frame decodes at %d of %d requested times (first %.2f s)", path.name, len(missing),
+                    len(wanted), missing[0])
     return found
 
 
-# How far ahead frames_at decodes forward instead of seeking (a camera's GOP is typically 1-2 s).
-FORWARD_DECODE_S = 2.0
+def _opened(stack: ExitStack, path: Path):
+    container, stream = open_video(path)
+    stack.callback(container.close)
+    return container, stream
 
 
-class _FrameCursor:
+def _seek_and_read(cursor: FrameCursor, target: float, tolerance_s: float) -> np.ndarray | None:
+    for back in SEEK_BACK_S:
+        near = cursor.position is not None and 0 <= target - cursor.position <= FORWARD_DECODE_S
+        if back or not near:  # decode forward when the target is near (same GOP, most likely)
+            cursor.seek(max(0.0, target - back))
+            if cursor.position is None or cursor.position > target + tolerance_s:
+                continue
+        image = cursor.first_at_or_after(target, tolerance_s)
+        if image is not None:
+            return image
+    return None
+
+
+class FrameCursor:
     """Frames of one stream read forward from the last seek, remembering where decoding stands."""
 
     def __init__(self, container, stream):
         self.container, self.stream = container, stream
-        self.start = stream.start_time or 0
-        self.position: float | None = None
-        self.frames = None
+        self.origin = time_origin(stream)
+        self.position: float | None = None  # time of the next frame (or of the last one read)
+        self._frames: Iterator | None = None
+        self._pending = None  # a frame read ahead by `seek`, not yet handed out
 
     def seek(self, target: float) -> None:
+        """Seek to the keyframe at or before ``target``; `position` is where decoding landed."""
+        self._pending, self.position = None, None
         try:
-            self.container.seek(int(target / self.stream.time_base) + self.start, stream=self.stream, backward=True)
+            self.container.seek(int(target / self.stream.time_base) + self.origin, stream=self.stream,
+                                backward=True)
         except av.FFmpegError:
-            self.frames, self.position = None, None
+            self._frames = None
             return
-        self.frames, self.position = self._decode(), None
+        self._frames = self._decode()
+        self._pending = self._next()
+        if self._pending is not None:
+            self.position = self._time(self._pending)
+
+    def read_from_start(self) -> None:
+        """Read from the first frame of a freshly opened container, without seeking."""
+        self._pending, self.position = None, None
+        self._frames = self._decode()
 
     def _decode(self):
         for packet in self.container.demux(self.stream):
@@ -348,38 +406,33 @@ class _FrameCursor:
                 continue
             yield from decoded
 
-    def first_at_or_after(self, target: float, tolerance_s: float) -> np.ndarray | None:
-        if self.frames is None:
+    def _next(self):
+        if self._frames is None:
             return None
         try:
-            for frame in self.frames:
-                if frame.pts is None:
-                    continue
-                self.position = float((frame.pts - self.start) * self.stream.time_base)
-                if self.position >= target - tolerance_s:
-                    return _display(frame.to_ndarray(format="bgr24"), frame)
+            for frame in self._frames:
+                if frame.pts is not None:
+                    return frame
         except av.FFmpegError:
             pass
-        self.frames = None
+        self._frames = None
         return None
 
+    def _time(self, frame) -> float:
+        return float((frame.pts - self.origin) * self.stream.time_base)
 
-def _seek_frame(container, stream, target: float, tolerance_s: float) -> np.ndarray | None:
-    time_base = stream.time_base
-    start = stream.start_time or 0
-    try:
-        container.seek(int(target / time_base) + start, stream=stream, backward=True)
-        for packet in container.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                continue
-            for frame in decoded:
-                if frame.pts is not None and float((frame.pts - start) * time_base) >= target - tolerance_s:
+    def first_at_or_after(self, target: float, tolerance_s: float = 1e-3) -> np.ndarray | None:
+        """The image of the first frame at or after ``target``, decoding forward; None past the end."""
+        while True:
+            frame, self._pending = self._pending or self._next(), None
+            if frame is None:
+                return None
+            self.position = self._time(frame)
+            if self.position >= target - tolerance_s:
+                try:
                     return _display(frame.to_ndarray(format="bgr24"), frame)
-    except av.FFmpegError:
-        return None
-    return None
+                except (av.FFmpegError, ValueError):
+                    return None
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

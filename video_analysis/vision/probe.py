@@ -6,7 +6,7 @@ and decodes a few frames at the start, middle and end. Header frame counts are h
 an AVI whose index declares twice the frames that decode is complete when its frames cover its duration.
 
 Status:
-- ``ready``: the packets cover the container's duration (to within ``COVERAGE_TOLERANCE_S`` or two frame
+- ``ready``: the packets cover the video's duration (to within `allowed_shortfall_s`: 1 s or two frame
   intervals, whichever is larger);
 - ``partial``: the recording stops early (power loss, a cut-off upload); what exists is processed and the
   missing span is reported. The detection pass may also find corrupt stretches and mark a video partial;
@@ -25,11 +25,19 @@ from pathlib import Path
 
 import av
 
-from video_analysis.vision.frames import DecodeError, _display, _seek_frame, open_video, stream_info
+from video_analysis.vision.frames import (
+    DecodeError,
+    FrameCursor,
+    _display,
+    allowed_shortfall_s,
+    nominal_fps,
+    open_video,
+    stream_info,
+    time_origin,
+    video_duration_s,
+)
 from video_analysis.vision.images import make_thumbnail
 
-# How much shorter than the container's duration the frames may end and still count as complete.
-COVERAGE_TOLERANCE_S = 1.0
 # 8K UHD; larger frames are refused (REELGRAPH_MAX_VIDEO_PIXELS overrides).
 DEFAULT_MAX_PIXELS = 7680 * 4320
 
@@ -130,7 +138,7 @@ def probe_video(path: Path) -> VideoProbe:
         if index.packets == 0:
             raise VideoProbeError("the video stream holds no frames (truncated or corrupt)")
         fps = _frame_rate(stream, index)
-        duration = container.duration / 1_000_000 if container.duration else index.span_s + 1.0 / fps
+        duration = video_duration_s(container, stream) or index.span_s + 1.0 / fps
     finally:
         container.close()
     container, stream = open_video(path)  # from the start again: the index walk read to the end
@@ -151,7 +159,7 @@ def probe_video(path: Path) -> VideoProbe:
     indexed = index.span_s + 1.0 / fps
     missing = duration - indexed
     status, notes = "ready", []
-    if missing > max(COVERAGE_TOLERANCE_S, 2.0 / fps):
+    if missing > allowed_shortfall_s(fps):
         status = "partial"
         notes.append(f"the recording stops at {indexed:.1f} s of its {duration:.1f} s")
     if index.stopped_early:
@@ -182,7 +190,7 @@ class _PacketIndex:
 def _packet_index(container, stream) -> _PacketIndex:
     """Walk the video packets without decoding them: how many, and which times they cover."""
     index = _PacketIndex(container.format.name.split(",")[0])
-    start = stream.start_time or 0
+    start = time_origin(stream)
     first = last = None
     packets = container.demux(stream)
     while True:
@@ -207,9 +215,8 @@ def _packet_index(container, stream) -> _PacketIndex:
 
 
 def _frame_rate(stream, index: _PacketIndex) -> float:
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else 0.0
-    if math.isfinite(fps) and fps > 0:
+    fps = nominal_fps(stream)
+    if fps > 0:
         return fps
     if index.packets > 1 and index.span_s > 0:  # no stated rate: the timestamps give one
         return (index.packets - 1) / index.span_s
@@ -226,9 +233,11 @@ def _sample_frames(container, stream, times: list[float]):
             break
     except av.FFmpegError:
         pass
+    cursor = FrameCursor(container, stream)
     for target in times[1:]:
         # Any frame near the target proves that part decodes: take the keyframe the seek lands on.
-        image = _seek_frame(container, stream, target, tolerance_s=math.inf)
+        cursor.seek(target)
+        image = cursor.first_at_or_after(-math.inf)
         if image is not None:
             found.append((image, found[0][1] if found else 0))
     return found

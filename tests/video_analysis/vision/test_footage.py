@@ -3,11 +3,14 @@
 Every file here is written by the test (tests/media.py); nothing is committed.
 """
 
+import threading
+
+import numpy as np
 import pytest
 
 from models import ModelRegistry
 from tests.media import corrupt_middle, write_audio_only, write_video
-from video_analysis.vision.frames import DecodeReport, decode_stream, frames_at, iter_frames
+from video_analysis.vision.frames import DecodeReport, _ByteBoundedQueue, decode_stream, frames_at, iter_frames
 from video_analysis.vision.loaders import load_model
 from video_analysis.vision.passes import detect_video
 from video_analysis.vision.probe import VideoProbeError, probe_video
@@ -105,6 +108,36 @@ def test_random_bytes_mid_file_are_skipped_and_the_frames_after_them_processed(t
 def test_an_audio_only_file_fails_saying_so(tmp_path):
     with pytest.raises(VideoProbeError, match=r"no video stream \(audio only\)"):
         probe_video(write_audio_only(tmp_path / "recording.mp4"))
+
+
+@pytest.mark.parametrize(("name", "codec", "fmt"), [("clip.mp4", "libx264", None), ("clip.ts", "libx264", "mpegts"),
+                                                  ("clip.avi", "mpeg4", None)])
+def test_frames_at_gives_exactly_the_frame_decoding_gives_at_that_time(tmp_path, name, codec, fmt):
+    path = write_video(tmp_path / name, 75, codec=codec, fmt=fmt)
+    frames, _ = _decode(path)
+    picked = [frames[i] for i in (0, 7, 8, 40, 74)]
+    found = frames_at(path, [f.timestamp for f in picked] + [frames[20].timestamp + 0.01])
+    for frame in picked:
+        assert np.array_equal(found[frame.timestamp], frame.image), f"frame {frame.index}"
+    # A time between two frames is shown by the next one.
+    assert np.array_equal(found[frames[20].timestamp + 0.01], frames[21].image)
+    assert frames_at(path, [99.0]) == {}  # past the end: nothing, and no full decode to find out
+
+
+def test_the_decode_queue_holds_no_more_bytes_than_its_bound():
+    queue, stop = _ByteBoundedQueue(max_bytes=25), threading.Event()
+    queue.put("a", 10, stop)
+    queue.put("b", 10, stop)
+    third = threading.Thread(target=queue.put, args=("c", 10, stop))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive() and queue.bytes == 20  # 30 bytes would exceed the bound: the producer waits
+    assert queue.get() == "a"
+    third.join(2)
+    assert not third.is_alive() and queue.bytes == 20
+    big = _ByteBoundedQueue(max_bytes=5)
+    big.put("larger than the bound", 50, stop)  # one item always fits, however large
+    assert big.get() == "larger than the bound"
 
 
 def test_the_decode_queue_is_bounded_by_bytes(tmp_path):
