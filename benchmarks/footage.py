@@ -92,7 +92,6 @@ def in_subprocess(video: Path) -> tuple[int, int, float, float]:
 
 def reelgraph_process(video: Path) -> tuple[float, dict[str, float]]:
     home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-home-"))
-    home.chmod(0o755)
     env = {**os.environ, "REELGRAPH_HOME": str(home), "REELGRAPH_MODEL_PROFILE": "offline",
            "DAGSTER_HOME": str(home / "dagster")}
     env.pop("REELGRAPH_DATABASE_URL", None)
@@ -104,7 +103,9 @@ def reelgraph_process(video: Path) -> tuple[float, dict[str, float]]:
         elapsed = time.perf_counter() - started
         return elapsed, step_seconds(home / "dagster")
     finally:
-        subprocess.run([reelgraph, "db", "stop"], capture_output=True, env=env)
+        from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+
+        EmbeddedPostgres(home / "postgres").discard()
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -30,7 +30,6 @@ DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-
 
 def scratch_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-"))
-    home.chmod(0o755)
     os.environ["REELGRAPH_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     (home / "dagster").mkdir()
@@ -90,7 +89,7 @@ def bench_sensor(counts: list[int]) -> None:
                 conn.execute("TRUNCATE videos CASCADE")
             shutil.rmtree(inbox)
     finally:
-        EmbeddedPostgres(home / "postgres").stop()
+        EmbeddedPostgres(home / "postgres").discard()
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -111,7 +110,7 @@ def bench_overhead(video: Path) -> None:
         subprocess.run([sys.executable, __file__, "plain", "--video", str(video)], check=True)
         plain = time.perf_counter() - started
     finally:
-        EmbeddedPostgres(home / "postgres").stop()
+        EmbeddedPostgres(home / "postgres").discard()
         shutil.rmtree(home, ignore_errors=True)
     print(f"| clip | reelgraph process s | plain calls s | ratio |\n|---|---|---|---|\n"
           f"| {video.name} | {through_dagster:.1f} | {plain:.1f} | {through_dagster / plain:.2f} |")
@@ -209,7 +208,7 @@ def bench_batches(video: Path, count: int, seconds: float) -> None:
         launch(keys[0], keys[-1])
         batched = time.perf_counter() - started
     finally:
-        EmbeddedPostgres(home / "postgres").stop()
+        EmbeddedPostgres(home / "postgres").discard()
         shutil.rmtree(home, ignore_errors=True)
     print(f"| videos | clip s | one run per video: total s | per video s | one run for all: total s | "
           f"per video s | speed-up |\n|---|---|---|---|---|---|---|\n"

@@ -121,7 +121,6 @@ def main() -> None:
     dsn = os.environ.get("REELGRAPH_DATABASE_URL")
     if not dsn:
         scratch = Path(tempfile.mkdtemp(prefix="reelgraph-bench-"))
-        scratch.chmod(0o755)
         server = EmbeddedPostgres(scratch / "postgres")
         dsn = server.start()
     try:
@@ -143,7 +142,7 @@ def main() -> None:
         print(f"\ntext embeddings (all-MiniLM-L6-v2, CPU, batch 64): {embedding_throughput():.0f} sentences/s")
     finally:
         if scratch:
-            EmbeddedPostgres(scratch / "postgres").stop()
+            EmbeddedPostgres(scratch / "postgres").discard()
             shutil.rmtree(scratch, ignore_errors=True)
 
 

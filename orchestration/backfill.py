@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from dagster import DagsterInstance
 
 from assets.partitions import VIDEOS_PARTITIONS_NAME
+from video_analysis.runtime.discovery import readable_name
 from video_analysis.runtime.keys import looks_like_video
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.store import catalog
@@ -152,7 +153,11 @@ def register_objects(store: ObjectStore, database, instance: DagsterInstance, pr
     while True:
         page = store.list_page(start_after, page_size)
         in_prefix = [obj for obj in page.objects if obj.key.startswith(prefix)]
-        new = [obj for obj in in_prefix if looks_like_video(obj.key) and obj.partition_key not in known]
+        unreadable = [obj.key for obj in in_prefix if not readable_name(obj.key)]
+        for key in unreadable:
+            log.warning("skipped %s: its name is not valid UTF-8; rename it to have it processed", ascii(key))
+        new = [obj for obj in in_prefix if readable_name(obj.key) and looks_like_video(obj.key)
+               and obj.partition_key not in known]
         batch = [obj for obj in new if obj.last_modified <= settled_before]
         settling += len(new) - len(batch)
         if batch:

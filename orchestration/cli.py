@@ -137,7 +137,8 @@ def cmd_status(args) -> int:
     rows = []
     for v in videos:
         states = [v.stages.get(s, {}).get("status", "-") for s in stages]
-        errors = [v.error] + [st.get("error") for st in v.stages.values()] + ["; ".join(v.notes or [])]
+        superseded = f"superseded by {v.superseded_by}" if v.superseded_by else None
+        errors = [v.error] + [st.get("error") for st in v.stages.values()] + ["; ".join(v.notes or []), superseded]
         error = next((e for e in errors if e), "")
         frames = v.decoded_frames if v.decoded_frames is not None else v.frame_count
         rows.append([v.partition_key, str(frames if frames is not None else "-"), v.status, *states, error[:80]])
@@ -262,7 +263,8 @@ def cmd_search(args) -> int:
     from video_analysis.store.search import SearchFilters, search
 
     filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
-                            class_name=args.class_name, color=args.color, incident=args.incident)
+                            class_name=args.class_name, color=args.color, incident=args.incident,
+                            history=args.history)
     models = ModelRegistryResource()
     model, embedder = models.load("text_embedder")
     # Image-text search when the embeddings stage has an image model (search itself never downloads).
@@ -396,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     find.add_argument("--class", dest="class_name", help="object class, e.g. person")
     find.add_argument("--color", help="clothing or object colour, e.g. red")
     find.add_argument("--incident", help="loitering, crowding, running, zone_intrusion, unattended_object")
+    find.add_argument("--history", action="store_true",
+                      help="also search versions of a key replaced by a newer upload")
     find.add_argument("--limit", type=int, default=10)
     find.add_argument("--json", action="store_true")
     find.set_defaults(func=cmd_search)

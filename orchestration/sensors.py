@@ -1,7 +1,6 @@
 """The upload sensor: every new object version becomes a partition and exactly one run."""
 
 
-import json
 from datetime import datetime, timezone
 
 from dagster import (
@@ -16,18 +15,9 @@ from dagster import (
 from assets.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
 from orchestration.jobs import process_video_job
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis.runtime.discovery import scan
+from video_analysis.runtime.discovery import ScanCursor, scan
 from video_analysis.runtime.settings import Settings
 from video_analysis.store import catalog
-
-
-def _read_cursor(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw).get("start_after")
-    except (ValueError, AttributeError):
-        return None  # an unreadable cursor restarts the pass; known versions are skipped anyway
 
 
 @sensor(
@@ -44,15 +34,18 @@ def video_upload_sensor(
     known = set(context.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
     found = scan(
         object_store.store(),
-        _read_cursor(context.cursor),
+        ScanCursor.from_json(context.cursor),
         known,
         now=datetime.now(timezone.utc),
         settle_seconds=settings.settle_seconds,
         limit=settings.objects_per_tick,
     )
-    cursor = json.dumps({"start_after": found.next_start_after})
+    cursor = found.cursor.to_json()
     if found.settling:
-        context.log.info("still being written, left for a later tick: %s", found.settling[:10])
+        context.log.info("still being written, looked at again next tick: %s", found.settling[:10])
+    for name in found.unreadable:
+        context.log.warning("skipped %s: its name is not valid UTF-8; rename it to have it processed",
+                            ascii(name))
     if not found.new:
         context.update_cursor(cursor)
         return SkipReason(f"no new object versions among {found.listed} listed")

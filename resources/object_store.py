@@ -32,6 +32,7 @@ class ObjectStoreResource(ConfigurableResource):
                 bucket,
                 self.prefix if self.prefix is not None else settings.s3_prefix,
                 cache_dir=home.cache,
+                cache_max_bytes=int(settings.cache_max_gb * 1024**3),
                 endpoint_url=self.endpoint_url or settings.s3_endpoint_url,
                 region_name=self.region_name or settings.aws_region,
             )

@@ -21,7 +21,6 @@ SAMPLE_CLIPS = ("one-by-one-person-detection.mp4", "bottle-detection.mp4")
 # One state folder per test session, set before any project module reads the environment, so a
 # test run never touches a developer's .reelgraph folder or another run's server.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="reelgraph-test-"))
-_SESSION_HOME.chmod(0o755)  # the embedded server runs as an unprivileged user when tests run as root
 os.environ["REELGRAPH_HOME"] = str(_SESSION_HOME)
 os.environ.pop("REELGRAPH_DATABASE_URL", None)
 os.environ.pop("REELGRAPH_S3_BUCKET", None)
@@ -69,7 +68,7 @@ def state_home():
     yield home
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 
-    EmbeddedPostgres(home.pgdata).stop()
+    EmbeddedPostgres(home.pgdata).discard()  # under root the data lives outside the home
     shutil.rmtree(home.root, ignore_errors=True)
 
 

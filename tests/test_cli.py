@@ -104,7 +104,9 @@ def test_after_kill_9_of_reelgraph_process_the_next_one_completes(cli_env, bottl
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "recovered: run" in result.stdout and "pool slots freed" in result.stdout
-    assert time.monotonic() - started < 240
+    elapsed_s = time.monotonic() - started
+    print(f"the next reelgraph process completed in {elapsed_s:.0f} s")
+    assert elapsed_s < 240
     by_key = {row["object_key"]: row for row in json.loads(run("status", "--json", env_extra=cli_env,
                                                                 check=True).stdout)}
     killed = by_key["bottle-detection.mp4"]["stages"]["detections"]

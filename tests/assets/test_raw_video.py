@@ -115,10 +115,9 @@ def test_a_partition_with_no_registered_object_fails_clearly(dagster_instance, d
 
 @pytest.fixture
 def private_server(tmp_path):
-    tmp_path.chmod(0o755)
     server = EmbeddedPostgres(tmp_path / "pg" / "postgres")
     yield server
-    server.stop()
+    server.discard()
 
 
 def test_a_database_that_goes_away_mid_run_leaves_nothing_half_written(

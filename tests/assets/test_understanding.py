@@ -24,6 +24,7 @@ from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
 from video_analysis.store.db import Database, connect
 from video_analysis.store.search import SearchFilters, search
+from video_analysis.store.vector_index import index_name
 
 pytestmark = pytest.mark.slow
 
@@ -238,7 +239,7 @@ def test_full_profile_stores_image_embeddings_that_text_queries_reach(processed,
             "(SELECT count(*) FROM embeddings WHERE partition_key = %(p)s AND kind = 'track_image' AND dim = 16)",
             {"p": partitions["kitchen"]}).fetchone()
         assert images == tracks > 0
-        assert any("embeddings_hnsw_tiny_clip" in r[0] for r in conn.execute("SELECT indexname FROM pg_indexes"))
+        assert index_name("tiny-clip") in {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
 
         text_model, text_embedder = models.load("text_embedder")
         hits = search(conn, "bottle", text_embedder, text_model.name, SearchFilters(camera="kitchen"),
@@ -258,7 +259,7 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
         return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'")}
 
     before = [(h.partition_key, h.track_id) for h in find("bottle")]
-    assert hnsw_indexes() == {"embeddings_hnsw_all_minilm_l6_v2"}
+    assert hnsw_indexes() == {index_name("all-minilm-l6-v2")}
     try:
         assert "drop: HNSW indexes of all-minilm-l6-v2" in run_cli("index", "drop", check=True).stdout
         assert hnsw_indexes() == set()
@@ -267,7 +268,7 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
         assert hnsw_indexes() == set()
     finally:  # the rebuild also lifts the hold on index builds
         run_cli("index", "rebuild", check=True)
-    assert hnsw_indexes() == {"embeddings_hnsw_all_minilm_l6_v2"}
+    assert hnsw_indexes() == {index_name("all-minilm-l6-v2")}
     assert conn.execute("SELECT count(*) FROM vector_index_holds").fetchone() == (0,)
     assert [(h.partition_key, h.track_id) for h in find("bottle")] == before
 
@@ -413,3 +414,33 @@ def test_camera_daily_report_rolls_up_the_days_segments(processed, conn):
                      summary[1])]
     materialize([camera_daily_report], partition_key="2026-01-16", instance=instance, resources=build_resources())
     assert conn.execute("SELECT count(*) FROM camera_daily_reports WHERE day = '2026-01-16'").fetchone()[0] == 0
+
+
+def test_a_key_re_uploaded_counts_once_and_search_shows_its_newest_version(processed, conn, find, bottle_clip):
+    """Runs last in this module: it adds a second version of the kitchen key, and takes it away after."""
+    import os
+    import time
+
+    from assets import camera_daily_report
+
+    instance, old = processed.instance, processed.partitions["kitchen"]
+    inbox = ObjectStoreResource().store().root
+    shutil.copyfile(bottle_clip, inbox / KITCHEN_KEY)  # uploaded again: a new version of the same key
+    later = time.time() + 5
+    os.utime(inbox / KITCHEN_KEY, (later, later))
+    [new] = SensorHarness(instance).tick()
+    try:
+        result = materialize(VIDEO_STAGES, partition_key=new, instance=instance, resources=build_resources(),
+                             raise_on_error=False)
+        assert result.success, failure_reasons(result)
+        assert conn.execute("SELECT superseded_by FROM videos WHERE partition_key = %s", (old,)).fetchone() == (new,)
+        materialize([camera_daily_report], partition_key="2026-01-15", instance=instance, resources=build_resources())
+        assert conn.execute("SELECT videos FROM camera_daily_reports WHERE camera = 'kitchen'").fetchone() == (1,)
+
+        kitchen = {h.partition_key for h in find("bottle") if h.object_key == KITCHEN_KEY}
+        assert kitchen == {new}
+        assert {h.partition_key for h in find("bottle", history=True) if h.object_key == KITCHEN_KEY} == {old, new}
+        assert f"superseded by {new}" in run_cli("status", check=True).stdout
+    finally:
+        conn.execute("DELETE FROM videos WHERE partition_key = %s", (new,))
+        conn.execute("UPDATE videos SET superseded_by = NULL WHERE partition_key = %s", (old,))

@@ -236,6 +236,28 @@ def test_compose_stack_wires_database_bucket_and_code_location():
     assert "postgresql+psycopg2://" in services["webserver"]["environment"]["DAGSTER_POSTGRES_URL"]
 
 
+def test_compose_takes_credentials_from_an_ignored_env_file_and_publishes_on_loopback_only():
+    import re
+    import subprocess
+
+    text = (REPO / "deploy/docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    for name in ("postgres", "minio", "create-bucket"):
+        secrets = {k: str(v) for k, v in (services[name].get("environment") or {}).items()
+                   if k.endswith(("_USER", "_PASSWORD"))}
+        assert len(secrets) == 2 and all(v.startswith("${") for v in secrets.values()), (name, secrets)
+    assert "minio-secret" not in text and ":reelgraph@" not in text
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published)
+    # every variable the stack needs is in the committed example, and the real file is never committed
+    needed = set(re.findall(r"\$\{(\w+)", text))
+    example = dict(line.split("=", 1) for line in (REPO / "deploy/.env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert needed == set(example)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "deploy/.env"], cwd=REPO, check=False)
+    assert ignored.returncode == 0
+
+
 def test_light_image_requirements_carry_no_deep_learning_stack():
     lines = (REPO / "deploy/requirements-ingest.txt").read_text().lower()
     assert not any(name in lines for name in ("torch", "ultralytics", "transformers"))

@@ -52,11 +52,52 @@ def test_a_file_still_being_written_waits_for_a_later_tick(sensor, inbox, monkey
     _age(done)
     growing.write_bytes(b"half of an upl")
     assert [k.split("@")[0] for k in sensor.tick()] == ["a_done.mp4"]
-    assert sensor.cursor_position() == "a_done.mp4"  # resumes right before the unsettled file
     growing.write_bytes(b"half of an upload, now complete")
     assert sensor.tick() == []
     _age(growing)
     assert [k.split("@")[0] for k in sensor.tick()] == ["b_growing.mp4"]
+    assert sensor.tick() == []
+
+
+def test_an_object_that_never_settles_blocks_nothing_after_it(sensor, inbox, monkeypatch):
+    monkeypatch.setenv("REELGRAPH_SETTLE_SECONDS", "30")
+    monkeypatch.setenv("REELGRAPH_OBJECTS_PER_TICK", "3")
+    growing = inbox / "a_growing.mp4"
+    growing.write_bytes(b"x")
+    for i in range(7):
+        (inbox / f"b{i}.mp4").write_bytes(b"done %d" % i)
+        _age(inbox / f"b{i}.mp4")
+    requested = []
+    for size in range(2, 8):  # it grows on every tick, as a recording that is never closed
+        growing.write_bytes(b"x" * size)
+        requested += sensor.tick()
+    assert sorted(k.split("@")[0] for k in requested) == [f"b{i}.mp4" for i in range(7)]
+
+
+def test_a_modification_time_in_the_future_is_settled_by_a_steady_version(sensor, inbox, monkeypatch):
+    monkeypatch.setenv("REELGRAPH_SETTLE_SECONDS", "2")
+    skewed, after = inbox / "a_skewed_clock.mp4", inbox / "b_after.mp4"
+    skewed.write_bytes(b"recorded by a camera whose clock runs a day ahead")
+    future = time.time() + 86400
+    os.utime(skewed, (future, future))
+    after.write_bytes(b"an ordinary upload")
+    _age(after)
+    assert [k.split("@")[0] for k in sensor.tick()] == ["b_after.mp4"]
+    time.sleep(2.2)
+    assert [k.split("@")[0] for k in sensor.tick()] == ["a_skewed_clock.mp4"]
+    assert sensor.tick() == []
+
+
+def test_a_name_that_is_not_utf8_is_skipped_and_reported_once(sensor, inbox, db, capfd):
+    os.close(os.open(os.path.join(os.fsencode(inbox), b"lobby-\xff\xfe.mp4"), os.O_CREAT | os.O_WRONLY))
+    (inbox / "z_fine.mp4").write_bytes(b"fine")
+    _age(inbox / "z_fine.mp4")
+    assert [k.split("@")[0] for k in sensor.tick()] == ["z_fine.mp4"]
+    sensor.tick_until_quiet()
+    sensor.tick()
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "not valid UTF-8" in line]
+    assert len(warnings) == 1 and "lobby-" in warnings[0]
+    assert [row[0] for row in db.execute("SELECT object_key FROM videos")] == ["z_fine.mp4"]
 
 
 def test_listing_is_bounded_per_tick(sensor, inbox, monkeypatch):

@@ -5,52 +5,141 @@ and never misses an object modified after the watermark, because a new version i
 (key, version) pair. When a listing reaches the end the next scan wraps to the start, so every
 object is revisited on each pass; what makes that safe is the ``known`` set (object versions
 already registered), not the position.
+
+The position always moves on. An object still being written is remembered in the cursor's
+``pending`` list and looked at again on later scans, so an object that never settles (it keeps
+growing, or its clock is in the future) never holds back the objects listed after it. An object is
+settled when it was last modified ``settle_seconds`` ago, or when the scans have seen the same
+version for ``settle_seconds`` (which is what decides for a modification time in the future).
+Names that are not valid UTF-8 cannot be stored or shown; they are skipped, and reported once.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from video_analysis.runtime.keys import looks_like_video
-from video_analysis.runtime.object_store import ObjectInfo, ObjectStore
+from video_analysis.runtime.object_store import ObjectChangedError, ObjectInfo, ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 1000  # objects being written that a cursor remembers; more wait for the next pass
+MAX_REPORTED = 1000  # unreadable names a cursor remembers having reported
+
+
+@dataclass
+class ScanCursor:
+    """What a scan carries to the next one (the sensor stores it as JSON)."""
+
+    start_after: str | None = None
+    # key -> [version, first time a scan saw that version (ISO)]
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    reported: list[str] = field(default_factory=list)  # unreadable names already reported
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> ScanCursor:
+        """An unreadable cursor restarts the pass: known versions are skipped anyway."""
+        try:
+            data = json.loads(raw) if raw else {}
+            return cls(
+                start_after=data.get("start_after"),
+                pending={str(k): [str(v[0]), str(v[1])] for k, v in dict(data.get("pending") or {}).items()},
+                reported=[str(name) for name in data.get("reported") or []],
+            )
+        except (ValueError, TypeError, AttributeError, IndexError):
+            return cls()
+
+    def to_json(self) -> str:
+        return json.dumps({"start_after": self.start_after, "pending": self.pending, "reported": self.reported})
 
 
 @dataclass
 class Scan:
+    cursor: ScanCursor
     new: list[ObjectInfo] = field(default_factory=list)
-    next_start_after: str | None = None
-    settling: list[str] = field(default_factory=list)  # still being written: left for a later scan
+    settling: list[str] = field(default_factory=list)  # still being written: looked at again later
     ignored: list[str] = field(default_factory=list)  # not video files by name
+    unreadable: list[str] = field(default_factory=list)  # names first met this scan that are not UTF-8
     listed: int = 0
+
+    @property
+    def next_start_after(self) -> str | None:
+        return self.cursor.start_after
+
+
+def readable_name(key: str) -> bool:
+    """Whether a key is valid UTF-8 (local file names can hold any bytes; the catalogue holds text)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def scan(
     store: ObjectStore,
-    start_after: str | None,
+    cursor: ScanCursor,
     known: Container[str],
     *,
     now: datetime,
     settle_seconds: float,
     limit: int,
+    budget_s: float = 20.0,
 ) -> Scan:
-    page = store.list_page(start_after, limit)
-    result = Scan(listed=len(page.objects))
-    resume_after = start_after  # the key just before the first settling object, if any
-    previous = start_after
-    for obj in page.objects:
-        if not looks_like_video(obj.key):
-            result.ignored.append(obj.key)
-        elif obj.partition_key in known:
-            pass
-        elif now - obj.last_modified < timedelta(seconds=settle_seconds):
-            if not result.settling:
-                resume_after = previous
-            result.settling.append(obj.key)
-        else:
+    """One bounded step: a page of the listing, then a re-check of remembered unsettled objects.
+
+    ``budget_s`` bounds the re-checks (one HEAD each), so a tick over a slow store stays short.
+    """
+    deadline = time.monotonic() + budget_s
+    page = store.list_page(cursor.start_after, limit)
+    pending = dict(cursor.pending)
+    reported = list(cursor.reported)
+    result = Scan(cursor=ScanCursor(page.next_start_after), listed=len(page.objects))
+    settle = timedelta(seconds=settle_seconds)
+
+    def judge(obj: ObjectInfo) -> None:
+        if obj.partition_key in known:
+            pending.pop(obj.key, None)
+            return
+        version, first_seen = pending.get(obj.key, [obj.version, now.isoformat()])
+        if version != obj.version:  # it changed since the last look: it is still being written
+            first_seen = now.isoformat()
+        aged = timedelta(0) <= now - obj.last_modified and now - obj.last_modified >= settle
+        steady = now - datetime.fromisoformat(first_seen) >= settle
+        if aged or steady:
+            pending.pop(obj.key, None)
             result.new.append(obj)
-        previous = obj.key
-    # Come back to the first unsettled object next time instead of waiting for a full pass.
-    result.next_start_after = resume_after if result.settling else page.next_start_after
+        else:
+            pending[obj.key] = [obj.version, first_seen]
+            result.settling.append(obj.key)
+
+    listed_keys = set()
+    for obj in page.objects:
+        listed_keys.add(obj.key)
+        if not readable_name(obj.key):
+            if obj.key not in reported:
+                result.unreadable.append(obj.key)
+                reported.append(obj.key)
+        elif not looks_like_video(obj.key):
+            result.ignored.append(obj.key)
+        else:
+            judge(obj)
+
+    for key in [k for k in pending if k not in listed_keys]:
+        if time.monotonic() > deadline:
+            break  # the rest are looked at on the next tick
+        try:
+            judge(store.head(key))
+        except ObjectChangedError:
+            pending.pop(key, None)  # removed, or renamed by the uploader: nothing to wait for
+        except ObjectStoreError as exc:
+            log.warning("cannot look at %r again yet: %s", key, exc)
+
+    result.cursor.pending = dict(list(pending.items())[-MAX_PENDING:])
+    result.cursor.reported = reported[-MAX_REPORTED:]
     return result

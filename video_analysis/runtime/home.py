@@ -52,6 +52,9 @@ class StateHome:
         return self.root / "thumbnails"
 
     def ensure(self) -> StateHome:
-        for folder in (self.root, self.inbox, self.cache, self.dagster_home, self.thumbnails):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the folders; the state folder is this user's only (0700), folders above it are left as they are."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        for folder in (self.inbox, self.cache, self.dagster_home, self.thumbnails):
+            folder.mkdir(exist_ok=True)
         return self

@@ -3,16 +3,22 @@
 Both stores list in key order with a ``start_after`` position, so a caller can page through a
 bucket of any size a bounded slice at a time, and both fetch one object version into a local
 file by streaming (an S3 object is downloaded once into the cache, never the whole bucket).
+
+Stages read footage through ``local_copy``, which holds the file while they use it: the S3 download
+cache is bounded by size and evicts the least recently used files first, but never a file that a
+step holds (a shared ``flock``, released by the kernel even when the step is killed).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,6 +107,8 @@ class ObjectStore(Protocol):
 
     def fetch(self, obj: ObjectInfo) -> Path: ...
 
+    def local_copy(self, obj: ObjectInfo): ...  # context manager: the local file, held while in use
+
     def put(self, local_path: Path, key: str) -> ObjectInfo: ...
 
     def head(self, key: str) -> ObjectInfo: ...
@@ -170,6 +178,10 @@ class LocalFolderStore:
             )
         return self.root / obj.key
 
+    @contextmanager
+    def local_copy(self, obj: ObjectInfo) -> Iterator[Path]:
+        yield self.fetch(obj)  # the inbox file itself: nothing to evict
+
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +191,65 @@ class LocalFolderStore:
                 shutil.copyfileobj(src, tmp, CHUNK_BYTES)
         os.replace(tmp.name, target)
         return self._info(target)
+
+
+class DownloadCache:
+    """Downloaded files under one folder, bounded by total size; least recently used go first."""
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    @contextmanager
+    def hold(self, path: Path) -> Iterator[bool]:
+        """Hold ``path`` against eviction; yields False when it is not there (or was just evicted)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield os.fstat(fd).st_nlink > 0  # evicted between open and lock: gone
+        finally:
+            os.close(fd)
+
+    def make_room(self, incoming: int) -> None:
+        """Evict unheld files, least recently used first, until ``incoming`` more bytes fit."""
+        files = []
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                path = Path(folder) / name
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                files.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if total + incoming <= self.max_bytes:
+                return
+            if path.name.startswith(".part-"):
+                continue  # a download in progress
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                total -= size
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a running step reads it
+            try:
+                path.unlink(missing_ok=True)
+                total -= size
+                log.info("evicted %s (%d bytes) from the download cache", path, size)
+            finally:
+                os.close(fd)
+        if total + incoming > self.max_bytes:
+            log.warning("the download cache holds %d bytes in files in use; %d more go over its %d-byte bound",
+                        total, incoming, self.max_bytes)
 
 
 class S3Store:
@@ -192,6 +263,7 @@ class S3Store:
         prefix: str = "",
         *,
         cache_dir: Path,
+        cache_max_bytes: int = 20 * 1024**3,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         client=None,
@@ -199,6 +271,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.cache_dir = Path(cache_dir)
+        self.cache = DownloadCache(self.cache_dir / "s3", cache_max_bytes)
         self.client = client or s3_client(endpoint_url, region_name)
 
     def describe(self) -> str:
@@ -244,28 +317,43 @@ class S3Store:
 
     def fetch(self, obj: ObjectInfo) -> Path:
         """Stream one object version into the cache (once); later calls reuse the cached file."""
+        with self.local_copy(obj) as path:
+            return path
+
+    @contextmanager
+    def local_copy(self, obj: ObjectInfo) -> Iterator[Path]:
+        """The object version as a cached file, held against eviction until the block ends."""
+        target = self.cache.root / self.bucket / partition_key_for(obj.key, obj.version)
+        with self.cache.hold(target) as present:
+            if present and target.stat().st_size == obj.size:
+                os.utime(target)  # recently used
+                yield target
+                return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.cache.make_room(obj.size)
+        with open(self._download(obj, target.parent), "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_SH)  # held before it gets its name: never evicted in between
+            os.replace(held.name, target)
+            log.info("fetched %s (%d bytes) into %s", obj.uri, obj.size, target)
+            yield target
+
+    def _download(self, obj: ObjectInfo, folder: Path) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        target = self.cache_dir / "s3" / self.bucket / partition_key_for(obj.key, obj.version)
-        if target.exists() and target.stat().st_size == obj.size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             # IfMatch pins the version we listed: a re-upload in between fails instead of mixing versions.
             pinned = {"IfMatch": obj.etag} if obj.etag else {}
             response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
         except (ClientError, BotoCoreError) as exc:
             raise s3_error(exc, f"cannot fetch {obj.uri}") from exc
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as tmp:
             try:
                 for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
                     tmp.write(chunk)
             except Exception as exc:
                 os.unlink(tmp.name)
                 raise ObjectStoreUnavailableError(f"cannot fetch {obj.uri}: the download broke off ({exc})") from exc
-        os.replace(tmp.name, target)
-        log.info("fetched %s (%d bytes) into %s", obj.uri, obj.size, target)
-        return target
+        return tmp.name
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         self.client.upload_file(str(local_path), self.bucket, key)

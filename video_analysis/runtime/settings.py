@@ -32,6 +32,9 @@ class Settings:
     # Upload sensor: at most this many objects are listed per tick (the rest on later ticks).
     objects_per_tick: int = field(default_factory=lambda: int(_env("REELGRAPH_OBJECTS_PER_TICK", "5000")))
 
+    # S3 downloads kept on local disk, least recently used evicted first (files in use never are).
+    cache_max_gb: float = field(default_factory=lambda: float(_env("REELGRAPH_CACHE_MAX_GB", "20")))
+
     # Backfills: videos per run of the video stages (each model loads once per run).
     videos_per_run: int = field(default_factory=lambda: int(_env("REELGRAPH_VIDEOS_PER_RUN", "10")))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import cv2
@@ -26,8 +27,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, profile: str, z
         video = catalog.ready_video(conn, partition_key)
         stored = load_tracks(conn, partition_key)
     zones = load_zones(zones_file, video.camera)
-    video_path = store.fetch(video.obj) if depth is not None and stored else None
-    extras = model_attributes(stored, classifiers or {}, depth, video_path)
+    with store.local_copy(video.obj) if depth is not None and stored else nullcontext() as video_path:
+        extras = model_attributes(stored, classifiers or {}, depth, video_path)
     found = with_model_facts(attributes_for(stored, video.width, video.height, zones), extras)
     with db.session() as conn:
         rows = replace_attributes(conn, partition_key, found, profile=profile, extras=extras)

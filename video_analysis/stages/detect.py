@@ -24,8 +24,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
     """Detect on every sampled frame and replace the video's detections, stamped with the model."""
     with db.session() as conn:
         video = catalog.ready_video(conn, partition_key)
-    found = detect_video(store.fetch(video.obj), detector, fps=video.fps, sample_fps=sample_fps,
-                         batch_size=batch_size)
+    with store.local_copy(video.obj) as path:
+        found = detect_video(path, detector, fps=video.fps, sample_fps=sample_fps, batch_size=batch_size)
     if found.decode.frames == 0:  # the probe's few frames decoded, the full pass found none: nothing usable
         reason = "no frame decodes in a full pass over the video (corrupt, or an unsupported codec)"
         with db.session() as conn:

@@ -24,7 +24,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
     with db.session() as conn:
         obj = catalog.object_for(conn, partition_key)
     try:
-        probe = probe_video(store.fetch(obj))
+        with store.local_copy(obj) as path:
+            probe = probe_video(path)
     except (VideoProbeError, ObjectChangedError) as exc:
         with db.session() as conn:
             catalog.mark_failed(conn, partition_key, str(exc))

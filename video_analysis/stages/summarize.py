@@ -48,7 +48,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
     if summarizer is not None:
         with db.session() as conn:
             stored = load_tracks(conn, partition_key)
-        frames = keyframes(store.fetch(video.obj), stored)
+        with store.local_copy(video.obj) as path:
+            frames = keyframes(path, stored)
         narrated, vlm_note = narrate(summarizer, frames, {"incidents": incidents_json(incidents),
                                                           "safety_score": score}, text)
         if narrated:

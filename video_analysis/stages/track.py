@@ -23,7 +23,10 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
     found = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
-    thumbnails = track_thumbnails(store.fetch(video.obj), found) if found else {}
+    thumbnails = {}
+    if found:
+        with store.local_copy(video.obj) as path:
+            thumbnails = track_thumbnails(path, found)
     model = ModelStamp(detection_pass.details.get("model_name", "unknown"), detection_pass.model_version or "unknown")
     with db.session() as conn:
         rows = replace_tracks(conn, partition_key, found, class_names, thumbnails, model)

@@ -34,7 +34,23 @@ def register(conn: psycopg.Connection, obj: ObjectInfo) -> bool:
         (obj.partition_key, obj.source, obj.bucket, obj.key, obj.version, obj.etag, obj.size,
          obj.last_modified, facts.camera, facts.recorded_at),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    _point_versions_at_newest(conn, obj)
+    return True
+
+
+def _point_versions_at_newest(conn: psycopg.Connection, obj: ObjectInfo) -> None:
+    """Every version of the key but the newest is superseded by it (lineage keeps them all)."""
+    conn.execute(
+        """WITH versions AS (
+               SELECT partition_key, last_modified, registered_at FROM videos
+                WHERE source = %(source)s AND bucket IS NOT DISTINCT FROM %(bucket)s AND object_key = %(key)s),
+           newest AS (SELECT partition_key FROM versions ORDER BY last_modified DESC, registered_at DESC LIMIT 1)
+           UPDATE videos SET superseded_by = nullif((SELECT partition_key FROM newest), partition_key)
+            WHERE partition_key IN (SELECT partition_key FROM versions)""",
+        {"source": obj.source, "bucket": obj.bucket, "key": obj.key},
+    )
 
 
 def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
@@ -253,6 +269,7 @@ class VideoStatus:
     decode_errors: int | None
     notes: list[str] | None  # why footage is partial
     stages: dict[str, dict]
+    superseded_by: str | None = None  # the newer version of the same key, when it was re-uploaded
 
 
 def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus]:
@@ -260,7 +277,7 @@ def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus
     with conn.cursor(row_factory=dict_row) as cursor:
         videos = cursor.execute(
             """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
-                      frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes
+                      frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes, superseded_by
                FROM videos ORDER BY registered_at DESC, partition_key LIMIT %s""",
             (limit,),
         ).fetchall()

@@ -11,6 +11,7 @@ WITH day_videos AS (
     SELECT v.camera, coalesce(v.covered_s, v.duration_s) AS footage_s, s.safety_score, s.incidents
     FROM videos v JOIN summaries s USING (partition_key)
     WHERE v.camera IS NOT NULL AND v.recorded_at >= %(day)s::date AND v.recorded_at < %(day)s::date + 1
+      AND v.superseded_by IS NULL  -- a key re-uploaded with new bytes counts once, as its newest version
 ),
 by_type AS (
     SELECT camera, jsonb_object_agg(type, n) AS incidents_by_type

@@ -219,6 +219,51 @@ MIGRATIONS: list[tuple[int, str, str]] = [
          WHERE d.partition_key = tracks.partition_key AND d.frame_index = tracks.best_frame;
         """,
     ),
+    (
+        7,
+        "superseded versions: a key re-uploaded with new bytes points its older versions at the newest",
+        """
+        ALTER TABLE videos ADD COLUMN superseded_by text;
+        CREATE INDEX videos_object ON videos (source, object_key);
+        -- Older versions of a key already registered twice: the newest (by modification time) stands.
+        UPDATE videos v SET superseded_by = latest.partition_key
+          FROM (SELECT DISTINCT ON (source, bucket, object_key) source, bucket, object_key, partition_key
+                  FROM videos ORDER BY source, bucket, object_key, last_modified DESC, registered_at DESC) latest
+         WHERE v.source = latest.source AND v.bucket IS NOT DISTINCT FROM latest.bucket
+           AND v.object_key = latest.object_key AND v.partition_key <> latest.partition_key;
+        """,
+    ),
+    (
+        8,
+        "one HNSW index name per embedding model (two names that slugged alike shared one)",
+        """
+        DO $$
+        DECLARE
+            old record;
+            models text[];
+            dims integer[];
+        BEGIN
+            FOR old IN SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings'
+                                                          AND indexname LIKE 'embeddings_hnsw_%' LOOP
+                EXECUTE format('DROP INDEX %I', old.indexname);
+            END LOOP;
+            IF NOT EXISTS (SELECT 1 FROM vector_index_holds) THEN
+                -- read the models first: an index cannot be built while a loop still reads the table
+                SELECT array_agg(model_name), array_agg(dim) INTO models, dims
+                  FROM (SELECT model_name, min(dim) AS dim FROM embeddings GROUP BY model_name) m;
+                FOR i IN 1 .. coalesce(array_length(models, 1), 0) LOOP
+                    EXECUTE format(
+                        'CREATE INDEX %I ON embeddings USING hnsw ((embedding::vector(%s)) vector_cosine_ops) '
+                        'WHERE model_name = %L',
+                        'embeddings_hnsw_'
+                            || left(btrim(regexp_replace(lower(models[i]), '[^a-z0-9]+', '_', 'g'), '_'), 30)
+                            || '_' || left(md5(models[i]), 8),
+                        dims[i], models[i]);
+                END LOOP;
+            END IF;
+        END $$;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

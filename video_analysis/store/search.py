@@ -31,6 +31,7 @@ class SearchFilters:
     class_name: str | None = None
     color: str | None = None
     incident: str | None = None
+    history: bool = False  # also versions of a key superseded by a newer upload
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ candidates AS (
     FROM track_attributes a
     JOIN tracks t USING (partition_key, track_id)
     JOIN videos v USING (partition_key)
-    WHERE (%(video)s::text IS NULL OR v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')
+    WHERE (%(history)s OR v.superseded_by IS NULL OR v.partition_key = %(video)s)
+      AND (%(video)s::text IS NULL OR v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')
       AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
       AND (%(class_name)s::text IS NULL OR a.class_name = %(class_name)s)
       AND (%(color)s::text IS NULL OR %(color)s IN (a.upper_color, a.lower_color, a.color))

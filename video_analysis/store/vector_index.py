@@ -10,6 +10,7 @@ from re-creating them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import psycopg
@@ -17,8 +18,12 @@ from psycopg import sql
 
 
 def index_name(model_name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", model_name.lower()).strip("_")[:40]
-    return f"embeddings_hnsw_{slug}"
+    """A readable slug of the model plus a hash of its exact name: "tiny-clip" and "tiny_clip" never share one.
+
+    The schema's migration 8 computes the same name in SQL.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "_", model_name.lower()).strip("_")[:30]
+    return f"embeddings_hnsw_{slug}_{hashlib.md5(model_name.encode()).hexdigest()[:8]}"
 
 
 _INDEX_LOCK = 0x5EE1_1D3C

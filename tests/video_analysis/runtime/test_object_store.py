@@ -106,3 +106,62 @@ def test_s3_errors_say_whether_the_video_or_the_store_is_at_fault(s3_bucket, tmp
     assert isinstance(answered("SlowDown"), ObjectStoreUnavailableError)
     assert isinstance(answered("InternalError"), ObjectStoreUnavailableError)
     assert isinstance(answered("NoSuchKey"), ObjectChangedError)
+
+
+def _bounded_store(s3_bucket, tmp_path, moto_endpoint, max_bytes):
+    client, bucket = s3_bucket
+    store = S3Store(bucket, cache_dir=tmp_path / "cache", cache_max_bytes=max_bytes, endpoint_url=moto_endpoint,
+                    region_name="us-east-1")
+    objects = []
+    for name in ("a", "b", "c"):
+        client.put_object(Bucket=bucket, Key=f"bounded/{name}.mp4", Body=name.encode() * 10_000)
+        objects.append(store.head(f"bounded/{name}.mp4"))
+    return store, objects
+
+
+def _cached(store) -> set[str]:
+    return {p.name.split(".mp4")[0][-1] for p in store.cache.root.rglob("*.mp4*") if not p.name.startswith(".")}
+
+
+def test_the_download_cache_keeps_to_its_bound_evicting_the_least_recently_used(s3_bucket, tmp_path, moto_endpoint):
+    store, (a, b, c) = _bounded_store(s3_bucket, tmp_path, moto_endpoint, max_bytes=25_000)
+    store.fetch(a)
+    time.sleep(0.01)
+    store.fetch(b)
+    time.sleep(0.01)
+    store.fetch(a)  # used again: b is now the least recently used
+    time.sleep(0.01)
+    store.fetch(c)
+    assert _cached(store) == {"a", "c"}
+    assert sum(p.stat().st_size for p in store.cache.root.rglob("*") if p.is_file()) <= 25_000
+
+
+def test_the_download_cache_never_evicts_a_file_a_step_holds_until_that_step_dies(
+    s3_bucket, tmp_path, moto_endpoint
+):
+    import signal
+    import subprocess
+    import sys
+
+    store, (a, b, c) = _bounded_store(s3_bucket, tmp_path, moto_endpoint, max_bytes=15_000)
+    holder = (
+        "import sys, time\n"
+        "from video_analysis.runtime.object_store import S3Store\n"
+        f"store = S3Store({store.bucket!r}, cache_dir={str(tmp_path / 'cache')!r}, endpoint_url={moto_endpoint!r},"
+        " region_name='us-east-1')\n"
+        "with store.local_copy(store.head('bounded/a.mp4')):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    step = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert step.stdout.readline().strip() == "holding"
+        store.fetch(b)  # a is held: it stays, and the cache goes over its bound rather than break the step
+        assert _cached(store) == {"a", "b"}
+        store.fetch(c)  # b is free: it goes
+        assert _cached(store) == {"a", "c"}
+    finally:
+        step.send_signal(signal.SIGKILL)
+        step.wait()
+    store.fetch(b)  # the step was killed: the kernel dropped its hold, so a can go now
+    assert _cached(store) == {"b"}

@@ -30,11 +30,7 @@ def test_every_process_finds_the_same_server(pg_dsn, state_home):
 
 
 def test_server_restarts_with_its_data(tmp_path):
-    folder = tmp_path / "state"
-    folder.mkdir()
-    folder.chmod(0o755)
-    tmp_path.chmod(0o755)
-    server = EmbeddedPostgres(folder / "postgres")
+    server = EmbeddedPostgres(tmp_path / "state" / "postgres")
     try:
         dsn = server.start()
         db.prepare(dsn)
@@ -47,15 +43,11 @@ def test_server_restarts_with_its_data(tmp_path):
         with db.connect(dsn) as conn:
             assert conn.execute("SELECT x FROM kept").fetchone()[0] == 42
     finally:
-        server.stop()
+        server.discard()
 
 
 def _private_server(tmp_path) -> EmbeddedPostgres:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    for path in (tmp_path, folder):
-        path.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
-    return EmbeddedPostgres(folder / "postgres")
+    return EmbeddedPostgres(tmp_path / "state" / "postgres")
 
 
 def test_the_embedded_server_wants_its_password(pg_dsn, state_home):
@@ -73,9 +65,35 @@ def test_the_embedded_server_wants_its_password(pg_dsn, state_home):
         with pytest.raises(psycopg.OperationalError, match="password"):
             psycopg.connect(dsn, connect_timeout=5)
     assert stat.S_IMODE(os.stat(server.password_file).st_mode) == 0o600
-    assert "trust" not in (state_home.pgdata / "pg_hba.conf").read_text()
+    assert "trust" not in (server.pgdata / "pg_hba.conf").read_text()
     with db.connect(pg_dsn) as conn:  # the project's own DSN carries it
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_state_folder_is_private_and_nothing_above_it_is_opened(tmp_path):
+    import os
+    import stat
+
+    from video_analysis.runtime.embedded_postgres import SERVER_USER
+    from video_analysis.runtime.home import StateHome
+
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)  # as /root is: nobody else may enter
+    home = StateHome(closed / "home").ensure()
+    server = EmbeddedPostgres(home.pgdata)
+    try:
+        with db.connect(server.start()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert stat.S_IMODE(os.stat(home.root).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(closed).st_mode) == 0o700  # not opened to let the server in
+        assert stat.S_IMODE(os.stat(server.pgdata).st_mode) == 0o700
+        if os.geteuid() == 0:  # the server runs as its own user, on data outside the root-only state folder
+            import pwd
+
+            assert not server.pgdata.is_relative_to(closed)
+            assert pwd.getpwuid(os.stat(server.pgdata).st_uid).pw_name == SERVER_USER
+    finally:
+        server.discard()
 
 
 def test_a_data_folder_that_trusted_everyone_is_switched_to_passwords(tmp_path):
@@ -97,7 +115,7 @@ def test_a_data_folder_that_trusted_everyone_is_switched_to_passwords(tmp_path):
         with db.connect(port_dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
-        server.stop()
+        server.discard()
 
 
 def test_a_pid_file_naming_a_reused_pid_does_not_stop_the_server_starting(tmp_path):
@@ -115,4 +133,4 @@ def test_a_pid_file_naming_a_reused_pid_does_not_stop_the_server_starting(tmp_pa
         with db.connect(dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
-        server.stop()
+        server.discard()

@@ -1,0 +1,40 @@
+from video_analysis.store.schema import MIGRATIONS
+from video_analysis.store.vector_index import ensure_index, index_name
+
+
+def _indexes(conn) -> dict[str, str]:
+    return dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'"))
+
+
+def _drop(conn, names) -> None:
+    for name in names:
+        conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+
+
+def test_two_models_whose_names_slug_alike_get_an_index_each(db):
+    names = {index_name("tiny-clip"), index_name("tiny_clip")}
+    try:
+        with db.transaction():
+            assert ensure_index(db, "tiny-clip", 16) and ensure_index(db, "tiny_clip", 32)
+        indexes = _indexes(db)
+        assert len(names) == 2 and names <= set(indexes)
+        assert "vector(16)" in indexes[index_name("tiny-clip")] and "'tiny-clip'" in indexes[index_name("tiny-clip")]
+        assert "vector(32)" in indexes[index_name("tiny_clip")]
+        assert all(len(name) <= 63 for name in names)  # PostgreSQL would cut longer names, and collide again
+    finally:
+        _drop(db, names)
+
+
+def test_the_migration_names_indexes_as_the_code_does(db):
+    """Migration 8 re-creates each model's index in SQL; the embeddings stage must find it under that name."""
+    db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+               "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
+    model = "Some Org/CLIP ViT-B.32 (2024)"
+    db.execute("INSERT INTO embeddings (partition_key, track_id, kind, model_name, model_version, dim, embedding) "
+               "VALUES ('v.mp4@1', 1, 'track_text', %s, 'r1', 3, '[1,0,0]')", (model,))
+    [migration] = [sql for version, _, sql in MIGRATIONS if version == 8]
+    try:
+        db.execute(migration)  # the table holds this model's rows only: its index is the only one
+        assert set(_indexes(db)) == {index_name(model)}
+    finally:
+        _drop(db, _indexes(db))
