@@ -3,12 +3,18 @@
 The profile comes from ``REELGRAPH_MODEL_PROFILE`` (``full`` | ``offline`` | ``auto``). ``auto`` (the
 default) takes ``full`` when its weights can be reached (cached, mirrored or downloadable) and
 otherwise falls back to ``offline``, recording why in ``ResolvedModel.note``.
+
+Every checkpoint is checksummed. A manifest entry with ``sha256`` (and ``revision`` for ``hf:``) is
+pinned for every machine. One without is pinned on first download, as a lock file would be: its sha256
+(and the Hugging Face commit it resolved to) go into ``<cache>/pins.json``, later loads are verified
+against them, and a warning says what to add to the manifest to pin it everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -86,26 +92,61 @@ class ModelRegistry:
     # -- resolution --------------------------------------------------------------------------------
     def _resolve_in(self, task: str, profile: str) -> ResolvedModel:
         name, entry = self.checkpoint(task, profile)
-        path = self._fetch(entry["source"], entry.get("sha256"))
-        config = self._fetch(entry["config"], None) if entry.get("config") else None
+        path = self._fetch(entry["source"], entry.get("sha256"), entry.get("revision"))
+        config = self._fetch(entry["config"], entry.get("config_sha256")) if entry.get("config") else None
         return ResolvedModel(task=task, name=name, backend=entry["backend"], version=str(entry["version"]),
                              profile=profile, path=path, config_path=config)
 
-    def _fetch(self, source: str, sha256: str | None) -> Path:
+    def _fetch(self, source: str, sha256: str | None, revision: str | None = None) -> Path:
+        downloaded = source.startswith(("ultralytics:", "hf:", "s3://"))
+        pin = self._pins().get(source, {}) if downloaded else {}
+        if source.startswith("hf:") and revision is None:
+            revision = pin.get("revision")
+        path = self._locate(source, revision)
+        if sha256 is None and downloaded:
+            if "sha256" not in pin:
+                self._pin(source, path)
+            sha256 = self._pins()[source]["sha256"]
+        if sha256:
+            self._verify(path, sha256)
+        return path
+
+    def _pins(self) -> dict:
+        try:
+            return json.loads((self.cache_dir / "pins.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _pin(self, source: str, path: Path) -> None:
+        """Trust on first download: record what arrived, so any later change is caught."""
+        digest = folder_sha256(path) if path.is_dir() else file_sha256(path)
+        entry = {"sha256": digest}
+        if source.startswith("hf:"):
+            entry["revision"] = path.name  # snapshot folders are named by their commit
+        pins = {**self._pins(), source: entry}
+        target = self.cache_dir / "pins.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".json.part")
+        partial.write_text(json.dumps(pins, indent=2, sort_keys=True))
+        os.replace(partial, target)
+        log.warning("%s had no checksum in the manifest; pinned on this machine at sha256 %s%s. Add "
+                    "`sha256: %s`%s to its manifest entry to pin it on every machine",
+                    source, digest, f", revision {entry['revision']}" if "revision" in entry else "", digest,
+                    f" and `revision: {entry['revision']}`" if "revision" in entry else "")
+
+    def _locate(self, source: str, revision: str | None) -> Path:
         if source.startswith("package:"):
             path = self._from_package(source.removeprefix("package:"))
         elif source.startswith("ultralytics:"):
             path = self._from_ultralytics(source.removeprefix("ultralytics:"))
         elif source.startswith("hf:"):
-            path = self._from_hub(source.removeprefix("hf:"))
+            path = self._from_hub(source.removeprefix("hf:"), revision)
         elif source.startswith("s3://"):
             path = self._from_s3(source)
         else:
             path = Path(source).expanduser()
             if not path.exists():
                 raise ModelUnavailableError(f"{source} does not exist")
-        if sha256 and path.is_file():
-            self._verify(path, sha256)
         return path
 
     def _from_package(self, spec: str) -> Path:
@@ -135,11 +176,12 @@ class ModelRegistry:
             raise ModelUnavailableError(f"cannot download {asset}")
         return downloaded
 
-    def _from_hub(self, repo_id: str) -> Path:
+    def _from_hub(self, repo_id: str, revision: str | None) -> Path:
+        """A snapshot at the manifest's pinned ``revision`` (a commit hash), or the main branch when unpinned."""
         try:
             from huggingface_hub import snapshot_download
 
-            return Path(snapshot_download(repo_id, cache_dir=self.cache_dir / "hf",
+            return Path(snapshot_download(repo_id, revision=revision, cache_dir=self.cache_dir / "hf",
                                           local_files_only=not self.allow_download))
         except Exception as exc:
             raise ModelUnavailableError(f"cannot fetch {repo_id} from the Hugging Face hub: {exc}") from exc
@@ -164,16 +206,29 @@ class ModelRegistry:
         return target
 
     def _verify(self, path: Path, expected: str) -> None:
-        stat = path.stat()
+        """Check a file's sha256, or a folder's (`folder_sha256`), once per change of the files."""
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path]
+        stats = [f.stat() for f in files]
+        token = f"{len(files)}:{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}:{expected}"
         stamp = self.cache_dir / "verified" / hashlib.sha1(str(path.resolve()).encode()).hexdigest()
-        token = f"{stat.st_size}:{stat.st_mtime_ns}:{expected}"
         if stamp.exists() and stamp.read_text() == token:
             return
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(8 * 1024 * 1024), b""):
-                digest.update(block)
-        if digest.hexdigest() != expected:
-            raise ModelUnavailableError(f"{path} fails its checksum (sha256 {digest.hexdigest()}, expected {expected})")
+        actual = folder_sha256(path) if path.is_dir() else file_sha256(path)
+        if actual != expected:
+            raise ModelUnavailableError(f"{path} fails its checksum (sha256 {actual}, expected {expected})")
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(token)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """One digest for a folder checkpoint: each file's relative path and sha256, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()

@@ -315,10 +315,30 @@ def cmd_dev(args) -> int:
     command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
     workspace = CHECKOUT / "workspace.yaml"
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "orchestration.definitions"]
-    os.chdir(CHECKOUT if workspace.exists() else Path.cwd())
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
-    os.execv(dagster, command)
-    return 0  # not reached
+    return _supervise([dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
+                      f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}")
+
+
+def _supervise(command: list[str], cwd: Path, url: str) -> int:
+    """Run `dagster dev` and watch that its code server keeps answering (orchestration/watchdog.py)."""
+    import signal
+    import subprocess
+
+    from orchestration.backfill import DagsterWebserver
+    from orchestration.watchdog import watch
+
+    process = subprocess.Popen(command, cwd=cwd)
+    # A supervisor stops us with SIGTERM: pass it on and let `dagster dev` shut its services down.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    try:
+        return watch(process, DagsterWebserver(url, timeout_s=30))
+    except KeyboardInterrupt:  # Ctrl-C reached `dagster dev` too (same process group): wait for its shutdown
+        try:
+            return process.wait(60)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.kill()
+            return process.wait()
 
 
 def cmd_index(args) -> int:

@@ -217,6 +217,21 @@ def test_an_empty_upload_fails_once_with_one_alert(dev):
     assert len(alerts) == 1 and "empty (0 bytes)" in alerts[0]["text"]
 
 
+def test_a_killed_code_server_comes_back_and_ingestion_goes_on(dev, short_clip):
+    servers = [pid for pid in _children(dev.process.pid)
+               if b"api\x00grpc" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert servers, "no code server process found under reelgraph dev"
+    for pid in servers:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-code-server.mp4")
+    dev.wait_for(lambda: dev.stage_states("after-the-code-server.mp4").get("summaries") == "done", 300,
+                 "an upload after the code server was killed completed")
+    print(f"ingestion went on {time.monotonic() - killed_at:.0f} s after the code server was killed")
+    assert "reloading code location 'reelgraph'" in dev.log_path.read_text()
+    assert dev.process.poll() is None  # brought back without a restart
+
+
 # -- backfills ---------------------------------------------------------------------------------------
 _SENSOR = """{ sensorOrError(sensorSelector: {repositoryLocationName: "reelgraph", repositoryName: "__repository__",
   sensorName: "video_upload_sensor"}) { ... on Sensor { id } } }"""

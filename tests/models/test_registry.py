@@ -39,6 +39,38 @@ def test_a_corrupted_checkpoint_fails_its_checksum(tmp_path):
         ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
 
 
+def test_a_folder_checkpoint_with_one_file_changed_fails_its_checksum(tmp_path):
+    import shutil
+    import time
+
+    from models.registry import folder_sha256
+
+    shipped = ModelRegistry(tmp_path / "cache", profile="offline").resolve("text_embedder").path  # verified
+    folder = tmp_path / "minilm"
+    shutil.copytree(shipped, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = write_manifest(tmp_path, {"m": {"task": "text_embedder", "backend": "sentence-transformers",
+                                               "source": str(folder), "version": "1",
+                                               "sha256": folder_sha256(shipped)}}, {"offline": {"text_embedder": "m"}})
+    registry = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline")
+    assert registry.resolve("text_embedder").path == folder
+    time.sleep(0.01)
+    with open(folder / "config.json", "a") as handle:
+        handle.write(" ")
+    with pytest.raises(ModelUnavailableError, match="fails its checksum"):
+        registry.resolve("text_embedder")
+
+
+def test_every_packaged_or_local_checkpoint_in_the_manifest_is_checksummed():
+    import yaml
+
+    entries = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
+    for name, entry in entries.items():
+        if entry["source"].startswith("package:"):
+            assert len(entry.get("sha256", "")) == 64, name
+        if entry.get("config"):
+            assert len(entry.get("config_sha256", "")) == 64, name
+
+
 def test_unknown_profile_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="full, offline or auto"):
         ModelRegistry(tmp_path, profile="fast")
@@ -55,6 +87,27 @@ def test_s3_mirror_is_downloaded_once_then_served_from_the_cache(tmp_path, s3_bu
     first = registry.resolve("detector")
     client.delete_object(Bucket=bucket, Key="models/yolo11n-tiny.pt")
     assert registry.resolve("detector").path == first.path  # no second download
+
+
+def test_weights_without_a_manifest_checksum_are_pinned_on_first_download(tmp_path, s3_bucket, tiny_yolo, caplog):
+    import json
+    import time
+
+    client, bucket = s3_bucket
+    client.upload_file(str(tiny_yolo), bucket, "models/unpinned.pt")
+    source = f"s3://{bucket}/models/unpinned.pt"
+    manifest = write_manifest(tmp_path, {"tiny": {"task": "detector", "backend": "ultralytics", "version": "tiny-1",
+                                                  "source": source}}, {"full": {"detector": "tiny"}})
+    registry = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="full")
+    with caplog.at_level("WARNING"):
+        path = registry.resolve("detector").path
+    digest = hashlib.sha256(tiny_yolo.read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "cache" / "pins.json").read_text()) == {source: {"sha256": digest}}
+    assert f"sha256: {digest}" in caplog.text  # what to paste into the manifest
+    time.sleep(0.05)  # past the file system's timestamp granularity: the change is seen
+    path.write_bytes(b"X" + path.read_bytes()[1:])  # the cached file changes afterwards
+    with pytest.raises(ModelUnavailableError, match="fails its checksum"):
+        registry.resolve("detector")
 
 
 def test_yolo_built_from_config_runs_through_the_registry_loader(tmp_path, tiny_yolo):
