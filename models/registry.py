@@ -104,9 +104,7 @@ class ModelRegistry:
             revision = pin.get("revision")
         path = self._locate(source, revision)
         if sha256 is None and downloaded:
-            if "sha256" not in pin:
-                self._pin(source, path)
-            sha256 = self._pins()[source]["sha256"]
+            sha256 = pin.get("sha256") or self._pin(source, path)
         if sha256:
             self._verify(path, sha256)
         return path
@@ -117,22 +115,29 @@ class ModelRegistry:
         except FileNotFoundError:
             return {}
 
-    def _pin(self, source: str, path: Path) -> None:
-        """Trust on first download: record what arrived, so any later change is caught."""
+    def _pin(self, source: str, path: Path) -> str:
+        """Trust on first download: record what arrived, so any later change is caught. Returns the sha256."""
+        import fcntl
+
         digest = folder_sha256(path) if path.is_dir() else file_sha256(path)
         entry = {"sha256": digest}
         if source.startswith("hf:"):
             entry["revision"] = path.name  # snapshot folders are named by their commit
-        pins = {**self._pins(), source: entry}
         target = self.cache_dir / "pins.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".json.part")
-        partial.write_text(json.dumps(pins, indent=2, sort_keys=True))
-        os.replace(partial, target)
+        with open(self.cache_dir / "pins.lock", "w") as lock:  # workers pinning at once keep every entry
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pins = self._pins()
+            if source in pins:  # another worker pinned it first: its record stands
+                return pins[source]["sha256"]
+            partial = target.with_suffix(f".json.{os.getpid()}")
+            partial.write_text(json.dumps({**pins, source: entry}, indent=2, sort_keys=True))
+            os.replace(partial, target)
         log.warning("%s had no checksum in the manifest; pinned on this machine at sha256 %s%s. Add "
                     "`sha256: %s`%s to its manifest entry to pin it on every machine",
                     source, digest, f", revision {entry['revision']}" if "revision" in entry else "", digest,
                     f" and `revision: {entry['revision']}`" if "revision" in entry else "")
+        return digest
 
     def _locate(self, source: str, revision: str | None) -> Path:
         if source.startswith("package:"):
@@ -210,7 +215,8 @@ class ModelRegistry:
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
             if path.is_dir() else [path]
         stats = [f.stat() for f in files]
-        token = f"{len(files)}:{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}:{expected}"
+        token = (f"{len(files)}:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}:"
+                 f"{expected}")
         stamp = self.cache_dir / "verified" / hashlib.sha1(str(path.resolve()).encode()).hexdigest()
         if stamp.exists() and stamp.read_text() == token:
             return

@@ -258,26 +258,23 @@ def _when(text: str | None):
 
 
 def cmd_search(args) -> int:
-    from resources import ModelRegistryResource, PostgresResource
     from video_analysis.runtime.settings import Settings
     from video_analysis.store.search import SearchFilters, search
 
     filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
                             class_name=args.class_name, color=args.color, incident=args.incident,
                             history=args.history)
-    models = ModelRegistryResource()
-    model, embedder = models.load("text_embedder")
-    # Image-text search when the embeddings stage has an image model (search itself never downloads).
-    image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
-    with PostgresResource().connect() as conn:
-        hits = search(conn, args.query, embedder, model.name, filters, limit=args.limit,
+    ctx = service_context()  # image-text search too when the embeddings stage has an image model
+    with ctx.database.connect() as conn:
+        hits = search(conn, args.query, ctx.text_embedder, ctx.text_model_name, filters, limit=args.limit,
                       thumbnails_dir=Settings.from_env().home.ensure().thumbnails,
-                      image_embedder=image_embedder, image_model_name=image_model.name if image_model else None)
+                      image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
+                      min_similarity=ctx.min_similarity)
     if args.json:
         print(json.dumps([h.as_dict() for h in hits], indent=2))
         return 0
     if not hits:
-        print("no matching tracks")
+        print("nothing matches: no track is close enough in meaning or shares its words")
         return 0
     for h in hits:
         when = h.starts_at.isoformat() if h.starts_at else f"{h.start_s:.1f}s"
@@ -316,8 +313,9 @@ def cmd_dev(args) -> int:
     workspace = CHECKOUT / "workspace.yaml"
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "orchestration.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, f"[{args.host}]" if ":" in args.host else args.host)
     return _supervise([dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
-                      f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}")
+                      f"http://{host}:{args.port}")
 
 
 def _supervise(command: list[str], cwd: Path, url: str) -> int:
@@ -330,15 +328,51 @@ def _supervise(command: list[str], cwd: Path, url: str) -> int:
 
     process = subprocess.Popen(command, cwd=cwd)
     # A supervisor stops us with SIGTERM: pass it on and let `dagster dev` shut its services down.
-    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    stopping = []
+
+    def stop(*_):
+        stopping.append(True)
+        process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return watch(process, DagsterWebserver(url, timeout_s=30))
+        status = watch(process, DagsterWebserver(url, timeout_s=30))
+        return 0 if stopping else (128 - status if status < 0 else status)
     except KeyboardInterrupt:  # Ctrl-C reached `dagster dev` too (same process group): wait for its shutdown
         try:
             return process.wait(60)
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             process.kill()
             return process.wait()
+
+
+def service_context():
+    """The review service's database, store and models, loaded once."""
+    from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
+    from service.app import ServiceContext
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store.db import Database
+
+    settings = Settings.from_env()
+    models = ModelRegistryResource()
+    model, embedder = models.load("text_embedder")
+    image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
+    return ServiceContext(
+        database=Database(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
+        text_model_name=model.name, image_embedder=image_embedder,
+        image_model_name=image_model.name if image_model else None,
+        min_similarity=settings.search_min_similarity, dagster_url=settings.dagster_url)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    app = create_app(service_context())
+    print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
+    return 0
 
 
 def cmd_index(args) -> int:
@@ -429,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
     dev.set_defaults(func=cmd_dev)
+
+    serve = commands.add_parser("serve", help="the search API and web page over what was found (FastAPI)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
 
     index = commands.add_parser("index", help="HNSW indexes: drop before a large backfill, rebuild after it")
     index.add_argument("action", choices=["drop", "rebuild"])

@@ -33,7 +33,7 @@ def video_upload_sensor(
     settings = Settings.from_env()
     known = set(context.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
     found = scan(
-        object_store.store(),
+        object_store.store(quick=True),
         ScanCursor.from_json(context.cursor),
         known,
         now=datetime.now(timezone.utc),

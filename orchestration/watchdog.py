@@ -5,8 +5,10 @@ server. When that child dies (killed, out of memory), the proxy keeps pointing a
 tick fails with "Unable to reach the user code server" until someone presses Reload. The watchdog reads
 the upload sensor's ticks through the webserver: after consecutive failed ticks it asks the webserver to
 reload the location (which starts a new child), and if ticks still fail after a few reloads it gives up
-so that `reelgraph dev` exits non-zero and a supervisor restarts everything. Ingestion never stops
-silently.
+so that `reelgraph dev` exits non-zero and a supervisor restarts everything. Only failures that say the
+code server cannot be reached count: a store or database outage fails ticks too, but a reload would not
+help it, and the sensor's own retries do. A running sensor whose ticks stop coming (a stuck daemon) counts
+as well. Ingestion never stops silently.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 
 LOCATION = "reelgraph"
 SENSOR = "video_upload_sensor"
+# What Dagster says when the code server is gone (DagsterUserCodeUnreachableError, gRPC UNAVAILABLE).
+UNREACHABLE = ("unable to reach the user code server", "dagsterusercodeunreachableerror", "statuscode.unavailable",
+               "failed to connect to all addresses", "could not reach user code server")
+STALE_AFTER_S = 180.0  # a running sensor ticks every 15 s: this long without a tick means nothing is ingested
 
 _TICKS = """query ($location: String!, $sensor: String!) {
   sensorOrError(sensorSelector: {repositoryLocationName: $location, repositoryName: "__repository__",
@@ -38,8 +44,17 @@ _RELOAD = """mutation ($location: String!) { reloadRepositoryLocation(repository
 } }"""
 
 
+class _SensorOff(Exception):
+    pass
+
+
 class IngestionStopped(RuntimeError):
     """The code server cannot be brought back from here: restart `reelgraph dev`."""
+
+
+def unreachable(tick: dict) -> bool:
+    message = ((tick.get("error") or {}).get("message") or "").lower()
+    return tick["status"] == "FAILURE" and any(sign in message for sign in UNREACHABLE)
 
 
 @dataclass
@@ -47,8 +62,10 @@ class CodeServerWatchdog:
     webserver: DagsterWebserver
     failed_ticks_before_reload: int = 2
     max_reloads: int = 3
+    stale_after_s: float = STALE_AFTER_S
     reloads: int = 0
     last_reload_at: float = field(default=0.0)
+    watching_since: float = field(default_factory=time.time)
 
     def _ticks(self) -> list[dict] | None:
         """The sensor's latest ticks since the last reload, newest first; None when the sensor is not reachable."""
@@ -59,22 +76,33 @@ class CodeServerWatchdog:
             return None
         state = answer["sensorState"]
         if state["status"] != "RUNNING":
-            return []  # turned off on purpose (a bulk import): nothing to watch
+            raise _SensorOff
         return [tick for tick in state["ticks"] if tick["timestamp"] > self.last_reload_at]
 
     def check(self) -> str:
         """One look: "ok", "waiting", or "reloaded"; raises IngestionStopped once reloads do not help."""
-        ticks = self._ticks()
-        if ticks and ticks[0]["status"] != "FAILURE":
+        try:
+            ticks = self._ticks()
+        except _SensorOff:  # turned off on purpose (a bulk import): nothing to watch until it is back on
+            self.watching_since = time.time()
+            return "ok"
+        latest = max([self.last_reload_at, self.watching_since, *(t["timestamp"] for t in ticks or [])])
+        stale = ticks is not None and time.time() - latest > self.stale_after_s
+        if ticks and not unreachable(ticks[0]) and not stale:
             self.reloads = 0
             return "ok"
-        failing = ticks is None or (
+        failing = ticks is None or stale or (
             len(ticks) >= self.failed_ticks_before_reload
-            and all(tick["status"] == "FAILURE" for tick in ticks[: self.failed_ticks_before_reload])
+            and all(unreachable(tick) for tick in ticks[: self.failed_ticks_before_reload])
         )
         if not failing:
             return "waiting"
-        reason = "the sensor is unreachable" if ticks is None else (ticks[0].get("error") or {}).get("message", "")
+        if ticks is None:
+            reason = "the sensor is unreachable"
+        elif stale:
+            reason = f"the running sensor has not ticked for {time.time() - latest:.0f} s"
+        else:
+            reason = (ticks[0].get("error") or {}).get("message", "")
         if self.reloads >= self.max_reloads:
             raise IngestionStopped(
                 f"the upload sensor still fails after {self.reloads} reloads of code location {LOCATION!r} "

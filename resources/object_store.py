@@ -23,7 +23,8 @@ class ObjectStoreResource(ConfigurableResource):
         default=None, description="Local inbox folder when no bucket is set. Defaults to <REELGRAPH_HOME>/inbox."
     )
 
-    def store(self) -> ObjectStore:
+    def store(self, quick: bool = False) -> ObjectStore:
+        """The configured store; ``quick`` gives up sooner on a slow S3 (for the sensor's bounded ticks)."""
         settings = Settings.from_env()
         home = settings.home.ensure()
         bucket = self.bucket or settings.s3_bucket
@@ -35,6 +36,7 @@ class ObjectStoreResource(ConfigurableResource):
                 cache_max_bytes=int(settings.cache_max_gb * 1024**3),
                 endpoint_url=self.endpoint_url or settings.s3_endpoint_url,
                 region_name=self.region_name or settings.aws_region,
+                quick=quick,
             )
         inbox = Path(self.inbox or settings.inbox or home.inbox)
         inbox.mkdir(parents=True, exist_ok=True)

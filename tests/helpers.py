@@ -172,3 +172,59 @@ class FlakyS3Proxy:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+KITCHEN_KEY = "cameras/kitchen/2026-01-15T08-00-00.mp4"  # the bottle clip, as a camera segment
+
+
+@contextmanager
+def sample_clips_processed(pg_dsn: str, person_clip: Path, bottle_clip: Path, inbox: Path, dagster_folder: Path):
+    """Both sample clips through every stage (offline profile), in an emptied database; yields
+    (instance, {"person": partition, "kitchen": partition}). The environment holds until the block ends."""
+    import shutil
+
+    import pytest
+    from dagster import instance_for_test, materialize
+
+    from assets import VIDEO_STAGES
+    from orchestration.definitions import build_resources
+    from orchestration.failures import failure_reasons
+    from video_analysis.store.db import connect
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REELGRAPH_INBOX", str(inbox))
+        patch.setenv("REELGRAPH_SETTLE_SECONDS", "0")
+        patch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
+        with connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE videos CASCADE")
+        (inbox / "cameras/kitchen").mkdir(parents=True)
+        shutil.copyfile(person_clip, inbox / "one-by-one-person-detection.mp4")
+        shutil.copyfile(bottle_clip, inbox / KITCHEN_KEY)
+        with instance_for_test(temp_dir=str(dagster_folder)) as instance:
+            partitions = SensorHarness(instance).tick()
+            for partition in partitions:
+                result = materialize(VIDEO_STAGES, partition_key=partition, instance=instance,
+                                     resources=build_resources(), raise_on_error=False)
+                assert result.success, failure_reasons(result)
+            yield instance, {("person" if p.startswith("one-by-one") else "kitchen"): p for p in partitions}
+
+
+def ensure_chromium() -> tuple[str, str] | None:
+    """Debian's chromium and chromedriver, installed through apt when missing and we may (root).
+
+    Returns their paths, or None where they are missing and cannot be installed here.
+    """
+    import shutil
+
+    def found():
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+        return (browser, driver) if browser and driver else None
+
+    if found() or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
+        subprocess.run(install, env=env, capture_output=True, timeout=900)
+    return found()

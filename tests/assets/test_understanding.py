@@ -12,13 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterInstance, instance_for_test, materialize
+from dagster import DagsterInstance, materialize
 
 from assets import VIDEO_STAGES, attributes, embeddings, summaries
 from orchestration.definitions import build_resources
 from orchestration.failures import failure_reasons
 from resources import ModelRegistryResource, ObjectStoreResource
-from tests.helpers import PEOPLE_ON_SCREEN, SensorHarness, run_cli, write_manifest
+from tests.helpers import (
+    KITCHEN_KEY,
+    PEOPLE_ON_SCREEN,
+    SensorHarness,
+    run_cli,
+    sample_clips_processed,
+    write_manifest,
+)
 from video_analysis.events.incidents import IncidentRules
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
@@ -28,7 +35,6 @@ from video_analysis.store.vector_index import index_name
 
 pytestmark = pytest.mark.slow
 
-KITCHEN_KEY = "cameras/kitchen/2026-01-15T08-00-00.mp4"
 KITCHEN_RECORDED_AT = datetime(2026, 1, 15, 8, 0, tzinfo=timezone.utc)  # from its key
 
 
@@ -44,25 +50,9 @@ def processed(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
 
     The environment (inbox, settle time, offline profile) holds for the whole module and is restored after it.
     """
-    inbox = tmp_path_factory.mktemp("inbox")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REELGRAPH_INBOX", str(inbox))
-        patch.setenv("REELGRAPH_SETTLE_SECONDS", "0")
-        patch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
-        with connect(pg_dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE videos CASCADE")
-        (inbox / "cameras/kitchen").mkdir(parents=True)
-        shutil.copyfile(person_clip, inbox / "one-by-one-person-detection.mp4")
-        shutil.copyfile(bottle_clip, inbox / KITCHEN_KEY)
-        folder = tmp_path_factory.mktemp("dagster")
-        with instance_for_test(temp_dir=str(folder)) as instance:
-            partitions = SensorHarness(instance).tick()
-            for partition in partitions:
-                result = materialize(VIDEO_STAGES, partition_key=partition, instance=instance,
-                                     resources=build_resources(), raise_on_error=False)
-                assert result.success, failure_reasons(result)
-            by_clip = {("person" if p.startswith("one-by-one") else "kitchen"): p for p in partitions}
-            yield Processed(instance, by_clip)
+    with sample_clips_processed(pg_dsn, person_clip, bottle_clip, tmp_path_factory.mktemp("inbox"),
+                                tmp_path_factory.mktemp("dagster")) as (instance, partitions):
+        yield Processed(instance, partitions)
 
 
 def _restore(processed: Processed, clip: str, *stages) -> None:
@@ -418,16 +408,11 @@ def test_camera_daily_report_rolls_up_the_days_segments(processed, conn):
 
 def test_a_key_re_uploaded_counts_once_and_search_shows_its_newest_version(processed, conn, find, bottle_clip):
     """Runs last in this module: it adds a second version of the kitchen key, and takes it away after."""
-    import os
-    import time
-
     from assets import camera_daily_report
 
     instance, old = processed.instance, processed.partitions["kitchen"]
     inbox = ObjectStoreResource().store().root
     shutil.copyfile(bottle_clip, inbox / KITCHEN_KEY)  # uploaded again: a new version of the same key
-    later = time.time() + 5
-    os.utime(inbox / KITCHEN_KEY, (later, later))
     [new] = SensorHarness(instance).tick()
     try:
         result = materialize(VIDEO_STAGES, partition_key=new, instance=instance, resources=build_resources(),

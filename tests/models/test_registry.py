@@ -60,7 +60,7 @@ def test_a_folder_checkpoint_with_one_file_changed_fails_its_checksum(tmp_path):
         registry.resolve("text_embedder")
 
 
-def test_every_packaged_or_local_checkpoint_in_the_manifest_is_checksummed():
+def test_every_packaged_checkpoint_and_config_in_the_manifest_is_checksummed():
     import yaml
 
     entries = yaml.safe_load(MANIFEST.read_text())["checkpoints"]

@@ -7,12 +7,16 @@ import pytest
 
 from orchestration.watchdog import CodeServerWatchdog, IngestionStopped
 
+UNREACHABLE = "dagster._core.errors.DagsterUserCodeUnreachableError: Unable to reach the user code server"
+STORE_DOWN = "ObjectStoreUnavailableError: cannot list s3://raw: the store is unavailable (SlowDown)"
+
 
 class RecordedWebserver:
-    """Answers the watchdog's two GraphQL documents from a list of tick statuses, newest first."""
+    """Answers the watchdog's two GraphQL documents from recorded ticks: (status, error message, age in s)."""
 
     def __init__(self):
-        self.ticks: list[str] = []
+        self.ticks: list[tuple[str, str | None, float]] = []
+        self.status = "RUNNING"
         self.reloads = 0
 
     def query(self, text, variables=None):
@@ -20,28 +24,64 @@ class RecordedWebserver:
             self.reloads += 1
             return {"reloadRepositoryLocation": {"__typename": "WorkspaceLocationEntry",
                                                  "locationOrLoadError": {"__typename": "CodeLocation"}}}
-        now = time.time() + 1
-        unreachable = {"message": "Unable to reach the user code server"}
-        ticks = [{"status": status, "timestamp": now + len(self.ticks) - i,
-                  "error": unreachable if status == "FAILURE" else None} for i, status in enumerate(self.ticks)]
-        return {"sensorOrError": {"__typename": "Sensor", "sensorState": {"status": "RUNNING", "ticks": ticks}}}
+        now = time.time()
+        ticks = [{"status": status, "timestamp": now - age, "error": {"message": error} if error else None}
+                 for status, error, age in self.ticks]
+        return {"sensorOrError": {"__typename": "Sensor",
+                                  "sensorState": {"status": self.status, "ticks": ticks}}}
+
+    def fail(self, error=UNREACHABLE, count=2):
+        """`count` new failed ticks, newest first, after any reload so far."""
+        self.ticks = [("FAILURE", error, -1 - i) for i in range(count)]
 
 
-def test_two_failed_ticks_reload_the_location_and_a_good_tick_resets_the_count():
+def test_two_unreachable_ticks_reload_the_location_and_a_good_tick_resets_the_count():
     webserver = RecordedWebserver()
     watchdog = CodeServerWatchdog(webserver)
-    webserver.ticks = ["FAILURE"]
+    webserver.fail(count=1)
     assert watchdog.check() == "waiting" and webserver.reloads == 0  # one failure may be anything
-    webserver.ticks = ["FAILURE", "FAILURE"]
+    webserver.fail(count=2)
     assert watchdog.check() == "reloaded" and webserver.reloads == 1
-    webserver.ticks = ["SKIPPED", "FAILURE"]
+    webserver.ticks = [("SKIPPED", None, -1), ("FAILURE", UNREACHABLE, -0.5)]
     assert watchdog.check() == "ok" and watchdog.reloads == 0
+
+
+def test_ticks_from_before_a_reload_do_not_count_again():
+    webserver = RecordedWebserver()
+    watchdog = CodeServerWatchdog(webserver)
+    webserver.fail(count=2)
+    assert watchdog.check() == "reloaded"
+    webserver.ticks = [("FAILURE", UNREACHABLE, 5), ("FAILURE", UNREACHABLE, 20)]  # older than the reload
+    assert watchdog.check() == "waiting" and webserver.reloads == 1
+
+
+def test_a_store_outage_fails_ticks_but_never_reloads_or_stops_dev():
+    webserver = RecordedWebserver()
+    webserver.fail(error=STORE_DOWN, count=5)
+    watchdog = CodeServerWatchdog(webserver)
+    assert [watchdog.check() for _ in range(6)] == ["ok"] * 6 and webserver.reloads == 0
+
+
+def test_a_running_sensor_that_stops_ticking_counts_as_stuck_but_a_stopped_one_does_not():
+    webserver = RecordedWebserver()
+    watchdog = CodeServerWatchdog(webserver, stale_after_s=60)
+    webserver.ticks = [("SKIPPED", None, 200)]
+    watchdog.watching_since -= 300
+    assert watchdog.check() == "reloaded"
+    webserver.status = "STOPPED"
+    quiet = CodeServerWatchdog(webserver, stale_after_s=60)
+    quiet.watching_since -= 300
+    assert quiet.check() == "ok"
 
 
 def test_reloads_that_do_not_help_stop_dev_loudly():
     webserver = RecordedWebserver()
-    webserver.ticks = ["FAILURE", "FAILURE"]
     watchdog = CodeServerWatchdog(webserver, max_reloads=3)
-    assert [watchdog.check() for _ in range(3)] == ["reloaded"] * 3
+    outcomes = []
+    for _ in range(3):
+        webserver.fail()
+        outcomes.append(watchdog.check())
+    assert outcomes == ["reloaded"] * 3
+    webserver.fail()
     with pytest.raises(IngestionStopped, match="still fails after 3 reloads.*restart `reelgraph dev`"):
         watchdog.check()

@@ -1,4 +1,5 @@
-"""Layers import one way: video_analysis (no Dagster) <- resources <- assets <- orchestration."""
+"""Layers import one way: video_analysis (no Dagster) <- resources <- assets <- orchestration; the review
+service (service/) sits on video_analysis alone."""
 
 import ast
 import subprocess
@@ -13,6 +14,8 @@ FORBIDDEN = {
     "models": {"dagster", "resources", "assets", "orchestration"},
     "resources": {"assets", "orchestration"},
     "assets": {"orchestration"},
+    # The review service reads what the pipeline wrote, through the plain library: no Dagster in it.
+    "service": {"dagster", "dagster_aws", "dagster_postgres", "resources", "assets", "orchestration"},
 }
 
 

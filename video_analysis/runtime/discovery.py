@@ -46,12 +46,18 @@ class ScanCursor:
         """An unreadable cursor restarts the pass: known versions are skipped anyway."""
         try:
             data = json.loads(raw) if raw else {}
+            start_after = data.get("start_after")
+            pending = {}
+            for key, entry in dict(data.get("pending") or {}).items():
+                version, seen = str(entry[0]), str(entry[1])
+                datetime.fromisoformat(seen)  # a damaged entry drops the whole cursor, never a tick
+                pending[str(key)] = [version, seen]
             return cls(
-                start_after=data.get("start_after"),
-                pending={str(k): [str(v[0]), str(v[1])] for k, v in dict(data.get("pending") or {}).items()},
+                start_after=start_after if isinstance(start_after, str) else None,
+                pending=pending,
                 reported=[str(name) for name in data.get("reported") or []],
             )
-        except (ValueError, TypeError, AttributeError, IndexError):
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
             return cls()
 
     def to_json(self) -> str:
@@ -95,8 +101,8 @@ def scan(
 
     ``budget_s`` bounds the re-checks (one HEAD each), so a tick over a slow store stays short.
     """
-    deadline = time.monotonic() + budget_s
     page = store.list_page(cursor.start_after, limit)
+    deadline = time.monotonic() + budget_s  # after the listing, so a slow listing leaves the re-checks time
     pending = dict(cursor.pending)
     reported = list(cursor.reported)
     result = Scan(cursor=ScanCursor(page.next_start_after), listed=len(page.objects))

@@ -53,8 +53,9 @@ def _embedded_postgres():
     return commands, utils
 
 
-def _is_postgres(pid: int) -> bool:
-    """Whether ``pid`` is a running PostgreSQL server process (not merely some process with that pid)."""
+def _is_postgres(pid: int, pgdata: Path | None = None) -> bool:
+    """Whether ``pid`` is a running PostgreSQL server (of ``pgdata`` when given), not merely some process
+    with that pid: after a crash or a reboot the pid may belong to any program, another PostgreSQL included."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,9 +64,16 @@ def _is_postgres(pid: int) -> bool:
         pass  # alive, owned by the server user
     try:
         with open(f"/proc/{pid}/comm") as handle:
-            return handle.read().strip() in ("postgres", "postmaster")
+            if handle.read().strip() not in ("postgres", "postmaster"):
+                return False
     except OSError:
         return True  # no /proc here: trust the pid
+    if pgdata is not None:
+        try:  # a postmaster runs in its data folder
+            return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == pgdata.resolve()
+        except OSError:
+            pass  # not ours to look at (another user's process): the name will do
+    return True
 
 
 def _trusts_anyone(hba: str) -> bool:
@@ -97,6 +105,7 @@ def _server_folder(pgdata: Path) -> Path:
 class EmbeddedPostgres:
     def __init__(self, pgdata: Path):
         requested = Path(pgdata).resolve()
+        self.requested = requested
         self.pgdata = _server_folder(requested)
         self.logfile = self.pgdata.parent / "postgres.log"
         # The lock and the password stay in the state folder, readable by this user only.
@@ -136,12 +145,17 @@ class EmbeddedPostgres:
 
         digest = hashlib.sha256(str(installed).encode()).hexdigest()[:16]
         copy = ROOT_SERVER_BASE / f"pginstall-{digest}"
-        if not (copy / "bin" / "postgres").exists():
+        if not copy.exists():
             log.info("copying the PostgreSQL binaries to %s, where %s can run them", copy, SERVER_USER)
-            shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(installed.parent, copy, symlinks=True)
-            for folder, _dirs, _files in os.walk(copy):
+            staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=ROOT_SERVER_BASE))
+            shutil.copytree(installed.parent, staging / "install", symlinks=True)
+            for folder, _dirs, _files in os.walk(staging):
                 os.chmod(folder, 0o755)
+            try:
+                os.rename(staging / "install", copy)  # whole or not at all: an interrupted copy is never used
+            except OSError:
+                pass  # another process put its copy in place first
+            shutil.rmtree(staging, ignore_errors=True)
         return copy / "bin"
 
     def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S) -> None:
@@ -178,6 +192,8 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(self._run_user())
             ROOT_SERVER_BASE.mkdir(parents=True, exist_ok=True)
             os.chmod(ROOT_SERVER_BASE, 0o711)  # our own folder: enter, not list
+            self.pgdata.parent.mkdir(exist_ok=True)
+            self._adopt_legacy_folder(entry.pw_uid, entry.pw_gid)
             for folder in (self.pgdata.parent, self.pgdata):
                 folder.mkdir(exist_ok=True)
                 os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -188,6 +204,25 @@ class EmbeddedPostgres:
         else:
             self.pgdata.mkdir(parents=True, exist_ok=True)
             os.chmod(self.pgdata, 0o700)
+
+    def _adopt_legacy_folder(self, uid: int, gid: int) -> None:
+        """Data that an earlier version kept inside the state folder moves here, with its owner, once."""
+        legacy = self.requested
+        if legacy == self.pgdata or not (legacy / "PG_VERSION").exists() or (self.pgdata / "PG_VERSION").exists():
+            return
+        import shutil
+
+        log.warning("moving the embedded database from %s to %s (run as root, its data now lives outside the "
+                    "private state folder)", legacy, self.pgdata)
+        subprocess.run([str(self._bin_path() / "pg_ctl"), "-D", str(legacy), "-w", "-m", "fast", "stop"],
+                       user=self._run_user(), capture_output=True, timeout=START_TIMEOUT_S, check=False)
+        if self.pgdata.exists():
+            self.pgdata.rmdir()  # empty: an earlier attempt created it and stopped
+        shutil.move(str(legacy), str(self.pgdata))
+        for folder, _dirs, files in os.walk(self.pgdata):
+            os.chown(folder, uid, gid)
+            for name in files:
+                os.chown(os.path.join(folder, name), uid, gid)
 
     # -- state ----------------------------------------------------------------------------------
     def running_port(self) -> int | None:
@@ -200,7 +235,7 @@ class EmbeddedPostgres:
         if len(lines) < 4:
             return None
         pid, port = int(lines[0]), int(lines[3] or 0)
-        if not _is_postgres(pid):  # gone, or the pid now belongs to another program (after a crash or reboot)
+        if not _is_postgres(pid, self.pgdata):  # gone, or the pid now belongs to another program
             return None
         status = lines[7].strip() if len(lines) > 7 else ""
         return port if status == "ready" and port else None
@@ -212,7 +247,7 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return
-        if not _is_postgres(pid):
+        if not _is_postgres(pid, self.pgdata):
             log.warning("removing a stale %s (pid %d is not a PostgreSQL server)", pidfile, pid)
             pidfile.unlink(missing_ok=True)
 

@@ -63,12 +63,18 @@ def s3_error(exc: Exception, what: str) -> ObjectStoreError:
     return ObjectStoreUnavailableError(f"{what}: the store is unavailable ({code or type(exc).__name__}: {exc})")
 
 
-def s3_client(endpoint_url: str | None, region_name: str | None):
-    """A client that rides out throttling and 5xx answers with adaptive, backed-off retries."""
+def s3_client(endpoint_url: str | None, region_name: str | None, *, quick: bool = False):
+    """A client that rides out throttling and 5xx answers with adaptive, backed-off retries.
+
+    ``quick``: fewer attempts and shorter timeouts, for callers that must answer within seconds (a sensor
+    tick); what they miss, their next call picks up.
+    """
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
+    attempts, timeout = (3, 10) if quick else (8, 60)
+    config = Config(retries={"max_attempts": attempts, "mode": "adaptive"}, connect_timeout=min(10, timeout),
+                    read_timeout=timeout)
     return boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region_name, config=config)
 
 
@@ -229,9 +235,7 @@ class DownloadCache:
         for _, size, path in sorted(files):
             if total + incoming <= self.max_bytes:
                 return
-            if path.name.startswith(".part-"):
-                continue  # a download in progress
-            try:
+            try:  # a download in progress holds its .part file: one left by a killed step does not
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 total -= size
@@ -267,12 +271,13 @@ class S3Store:
         endpoint_url: str | None = None,
         region_name: str | None = None,
         client=None,
+        quick: bool = False,
     ):
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.cache_dir = Path(cache_dir)
         self.cache = DownloadCache(self.cache_dir / "s3", cache_max_bytes)
-        self.client = client or s3_client(endpoint_url, region_name)
+        self.client = client or s3_client(endpoint_url, region_name, quick=quick)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
@@ -331,13 +336,14 @@ class S3Store:
                 return
         target.parent.mkdir(parents=True, exist_ok=True)
         self.cache.make_room(obj.size)
-        with open(self._download(obj, target.parent), "rb") as held:
-            fcntl.flock(held, fcntl.LOCK_SH)  # held before it gets its name: never evicted in between
+        with self._download(obj, target.parent) as held:
+            fcntl.flock(held, fcntl.LOCK_SH)  # held from the first byte to the last use: never evicted between
             os.replace(held.name, target)
             log.info("fetched %s (%d bytes) into %s", obj.uri, obj.size, target)
             yield target
 
-    def _download(self, obj: ObjectInfo, folder: Path) -> str:
+    def _download(self, obj: ObjectInfo, folder: Path):
+        """The object in a hidden ``.part-`` file, returned open and locked (exclusive while it is written)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -346,14 +352,22 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
         except (ClientError, BotoCoreError) as exc:
             raise s3_error(exc, f"cannot fetch {obj.uri}") from exc
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as tmp:
-            try:
-                for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
-                    tmp.write(chunk)
-            except Exception as exc:
-                os.unlink(tmp.name)
-                raise ObjectStoreUnavailableError(f"cannot fetch {obj.uri}: the download broke off ({exc})") from exc
-        return tmp.name
+        tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False)  # noqa: SIM115 - returned open
+        fcntl.flock(tmp, fcntl.LOCK_EX)
+        try:
+            for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
+                tmp.write(chunk)
+            tmp.flush()
+        except Exception as exc:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise ObjectStoreUnavailableError(f"cannot fetch {obj.uri}: the download broke off ({exc})") from exc
+        return tmp
+
+    def presigned_url(self, obj: ObjectInfo, expires_s: int = 3600) -> str:
+        """A time-limited URL a browser can play the object from (range requests go straight to S3)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": obj.key}, ExpiresIn=expires_s)
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         self.client.upload_file(str(local_path), self.bucket, key)

@@ -38,6 +38,13 @@ class Settings:
     # Backfills: videos per run of the video stages (each model loads once per run).
     videos_per_run: int = field(default_factory=lambda: int(_env("REELGRAPH_VIDEOS_PER_RUN", "10")))
 
+    # Search: a track whose description is less similar than this (cosine, text vectors) to the query is no
+    # match; calibrated on the sample clips (README, Search).
+    search_min_similarity: float = field(
+        default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SIMILARITY", "0.25")))
+    # The Dagster webserver, for links from search results to a partition's page.
+    dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
+
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
 

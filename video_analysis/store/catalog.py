@@ -26,6 +26,7 @@ class UnknownVideoError(LookupError):
 def register(conn: psycopg.Connection, obj: ObjectInfo) -> bool:
     """Record an object version; returns False when it was already registered (no duplicate row)."""
     facts = facts_from_key(obj.key)
+    _lock_object(conn, obj.source, obj.bucket, obj.key)
     cursor = conn.execute(
         """INSERT INTO videos (partition_key, source, bucket, object_key, version, etag, size_bytes,
                                last_modified, camera, recorded_at)
@@ -36,21 +37,41 @@ def register(conn: psycopg.Connection, obj: ObjectInfo) -> bool:
     )
     if cursor.rowcount != 1:
         return False
-    _point_versions_at_newest(conn, obj)
+    _refresh_superseded(conn, obj.partition_key)
     return True
 
 
-def _point_versions_at_newest(conn: psycopg.Connection, obj: ObjectInfo) -> None:
-    """Every version of the key but the newest is superseded by it (lineage keeps them all)."""
-    conn.execute(
-        """WITH versions AS (
-               SELECT partition_key, last_modified, registered_at FROM videos
-                WHERE source = %(source)s AND bucket IS NOT DISTINCT FROM %(bucket)s AND object_key = %(key)s),
-           newest AS (SELECT partition_key FROM versions ORDER BY last_modified DESC, registered_at DESC LIMIT 1)
-           UPDATE videos SET superseded_by = nullif((SELECT partition_key FROM newest), partition_key)
-            WHERE partition_key IN (SELECT partition_key FROM versions)""",
-        {"source": obj.source, "bucket": obj.bucket, "key": obj.key},
-    )
+def _lock_object(conn: psycopg.Connection, source: str, bucket: str | None, key: str) -> None:
+    """Serialise changes to one key's versions (the sensor and a bulk registration may meet)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (f"{source}:{bucket}:{key}",))
+
+
+# The versions of one key that came before its newest usable (ready or partial) version are superseded by
+# it. "Newest" is by registration: the store only ever lists a key's current bytes, and a modification
+# time can go backwards (cp -p, rsync -a, a camera's clock). Until a newer upload proves usable, the older
+# version stands, so a bad re-upload never hides good footage.
+_REFRESH_SUPERSEDED = """
+WITH this AS (SELECT source, bucket, object_key FROM videos WHERE partition_key = %(key)s),
+versions AS (
+    SELECT v.partition_key, v.status, v.registered_at FROM videos v, this
+     WHERE v.source = this.source AND v.bucket IS NOT DISTINCT FROM this.bucket AND v.object_key = this.object_key),
+newest AS (
+    SELECT partition_key, registered_at FROM versions WHERE status IN ('ready', 'partial')
+     ORDER BY registered_at DESC, partition_key DESC LIMIT 1)
+UPDATE videos v
+   SET superseded_by = CASE WHEN n.registered_at > versions.registered_at THEN n.partition_key END
+  FROM versions LEFT JOIN newest n ON true
+ WHERE v.partition_key = versions.partition_key
+   AND v.superseded_by IS DISTINCT FROM (CASE WHEN n.registered_at > versions.registered_at THEN n.partition_key END)
+"""
+
+
+def _refresh_superseded(conn: psycopg.Connection, partition_key: str) -> None:
+    found = conn.execute("SELECT source, bucket, object_key FROM videos WHERE partition_key = %s",
+                         (partition_key,)).fetchone()
+    if found is not None:
+        _lock_object(conn, *found)
+        conn.execute(_REFRESH_SUPERSEDED, {"key": partition_key})
 
 
 def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
@@ -94,6 +115,7 @@ def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) 
          probe.rotation, probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg,
          probe.indexed_s, probe.notes, partition_key),
     )
+    _refresh_superseded(conn, partition_key)  # a usable re-upload now stands for its key
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,7 @@ def mark_failed(conn: psycopg.Connection, partition_key: str, error: str) -> Non
            WHERE partition_key = %s""",
         (error, partition_key),
     )
+    _refresh_superseded(conn, partition_key)  # an unusable version hides no other
 
 
 def record_stage(
@@ -272,14 +295,15 @@ class VideoStatus:
     superseded_by: str | None = None  # the newer version of the same key, when it was re-uploaded
 
 
-def list_status(conn: psycopg.Connection, limit: int = 1000) -> list[VideoStatus]:
-    """One entry per video, newest first, with each stage's state and error."""
+def list_status(conn: psycopg.Connection, limit: int = 1000, partition_key: str | None = None) -> list[VideoStatus]:
+    """One entry per video (or only ``partition_key``), newest first, with each stage's state and error."""
     with conn.cursor(row_factory=dict_row) as cursor:
         videos = cursor.execute(
             """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
                       frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes, superseded_by
-               FROM videos ORDER BY registered_at DESC, partition_key LIMIT %s""",
-            (limit,),
+               FROM videos WHERE %(key)s::text IS NULL OR partition_key = %(key)s
+               ORDER BY registered_at DESC, partition_key LIMIT %(limit)s""",
+            {"key": partition_key, "limit": limit},
         ).fetchall()
         stage_rows = cursor.execute(
             "SELECT partition_key, stage, status, row_count, error FROM stage_runs WHERE partition_key = ANY(%s)",

@@ -225,12 +225,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """
         ALTER TABLE videos ADD COLUMN superseded_by text;
         CREATE INDEX videos_object ON videos (source, object_key);
-        -- Older versions of a key already registered twice: the newest (by modification time) stands.
+        -- Keys already registered more than once: versions registered before the newest usable one are
+        -- superseded by it (the rule of video_analysis/store/catalog.py).
         UPDATE videos v SET superseded_by = latest.partition_key
-          FROM (SELECT DISTINCT ON (source, bucket, object_key) source, bucket, object_key, partition_key
-                  FROM videos ORDER BY source, bucket, object_key, last_modified DESC, registered_at DESC) latest
+          FROM (SELECT DISTINCT ON (source, bucket, object_key) source, bucket, object_key, partition_key,
+                       registered_at
+                  FROM videos WHERE status IN ('ready', 'partial')
+                 ORDER BY source, bucket, object_key, registered_at DESC, partition_key DESC) latest
          WHERE v.source = latest.source AND v.bucket IS NOT DISTINCT FROM latest.bucket
-           AND v.object_key = latest.object_key AND v.partition_key <> latest.partition_key;
+           AND v.object_key = latest.object_key AND v.registered_at < latest.registered_at;
         """,
     ),
     (
@@ -250,7 +253,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             IF NOT EXISTS (SELECT 1 FROM vector_index_holds) THEN
                 -- read the models first: an index cannot be built while a loop still reads the table
                 SELECT array_agg(model_name), array_agg(dim) INTO models, dims
-                  FROM (SELECT model_name, min(dim) AS dim FROM embeddings GROUP BY model_name) m;
+                  FROM (SELECT model_name, min(dim) AS dim FROM embeddings GROUP BY model_name
+                        HAVING min(dim) = max(dim)) m;  -- one dimension per model, as ensure_index assumes
                 FOR i IN 1 .. coalesce(array_length(models, 1), 0) LOOP
                     EXECUTE format(
                         'CREATE INDEX %I ON embeddings USING hnsw ((embedding::vector(%s)) vector_cosine_ops) '

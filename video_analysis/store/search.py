@@ -78,14 +78,19 @@ candidates AS (
              AND i->'track_ids' @> to_jsonb(a.track_id)))
 )"""
 
-# Nearest embeddings of one kind and model (cosine distance; the model's partial HNSW index serves it).
+# Nearest embeddings of one kind and model (cosine distance; the model's partial HNSW index serves the
+# inner ORDER BY ... LIMIT), then the relevance floor: farther than max_distance is not a match.
 _BY_VECTOR = """
-WITH """ + _CANDIDATES + """
-SELECT e.partition_key, e.track_id
-FROM embeddings e JOIN candidates c USING (partition_key, track_id)
-WHERE e.kind = {kind} AND e.model_name = {model}
-ORDER BY e.embedding::vector({dim}) <=> %(vector)s::vector({dim})
-LIMIT %(pool)s
+WITH """ + _CANDIDATES + """,
+nearest AS (
+    SELECT e.partition_key, e.track_id, e.embedding::vector({dim}) <=> %(vector)s::vector({dim}) AS distance
+    FROM embeddings e JOIN candidates c USING (partition_key, track_id)
+    WHERE e.kind = {kind} AND e.model_name = {model}
+    ORDER BY distance
+    LIMIT %(pool)s
+)
+SELECT partition_key, track_id FROM nearest WHERE distance <= %(max_distance)s
+ORDER BY distance, partition_key, track_id
 """
 
 _BY_TEXT = """
@@ -140,32 +145,43 @@ def _thumbnail_path(folder: Path | None, partition_key: str, track_id: int, jpeg
 def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
            filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
            thumbnails_dir: Path | None = None, image_embedder=None, image_model_name: str | None = None,
+           min_similarity: float | None = None, min_image_similarity: float | None = None,
            ) -> list[SearchHit]:
     """Tracks matching ``query`` best, by meaning (vectors) and by words (full text), within filters.
 
     With an image-text model (``full`` profile) the query's text embedding is also matched against the
     tracks' image embeddings, so "red jacket" can find a crop whose description never said so.
+    ``min_similarity`` (cosine, text vectors) and ``min_image_similarity`` are relevance floors: a track
+    only that close in meaning is no match, so a query about something absent returns nothing.
     """
     if not query.strip():
         raise ValueError("the search query is empty")
     params = {**asdict(filters), "query": query, "pool": CANDIDATES}
-    retrievers = [("text_vector", "track_text", embedder, model_name)]
+    retrievers = [("text_vector", "track_text", embedder, model_name, min_similarity)]
     if image_embedder is not None and image_model_name:
-        retrievers.append(("image_vector", "track_image", image_embedder, image_model_name))
+        retrievers.append(("image_vector", "track_image", image_embedder, image_model_name, min_image_similarity))
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     with conn.transaction():
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
         conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
-        for name, kind, model, model_id in retrievers:
+        for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
             statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal(kind), model=sql.Literal(model_id),
                                                    dim=sql.Literal(int(vector.shape[0])))
-            rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector)})
+            max_distance = 2.0 if floor is None else 1.0 - floor
+            rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
+                                                       "max_distance": max_distance})
         rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
-        with conn.cursor(row_factory=dict_row) as cursor:
-            rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
+        return _hits(conn, top, scores, rankings, thumbnails_dir)
+
+
+def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tuple, float],
+          rankings: dict[str, dict[tuple, int]], thumbnails_dir: Path | None) -> list[SearchHit]:
+    """The tracks ``top`` names, in that order, with what a result shows."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
     details = {(r["partition_key"], r["track_id"]): r for r in rows}
     hits = []
     for key in top:
@@ -174,8 +190,35 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
             partition_key=r["partition_key"], object_key=r["object_key"], camera=r["camera"], track_id=r["track_id"],
             class_name=r["class_name"], start_s=round(r["first_t"], 2), end_s=round(r["last_t"], 2),
             starts_at=r["recorded_at"] + timedelta(seconds=r["first_t"]) if r["recorded_at"] else None,
-            score=round(scores[key], 5), vector_rank=rankings["text_vector"].get(key),
-            text_rank=rankings["full_text"].get(key), image_rank=rankings.get("image_vector", {}).get(key),
+            score=round(scores[key], 5), vector_rank=rankings.get("text_vector", {}).get(key),
+            text_rank=rankings.get("full_text", {}).get(key), image_rank=rankings.get("image_vector", {}).get(key),
             description=r["description"],
             thumbnail=_thumbnail_path(thumbnails_dir, r["partition_key"], r["track_id"], r["thumbnail_jpeg"])))
     return hits
+
+
+# Tracks nearest to one track, by the same kind and model of embedding (image vectors when the track has
+# them: they compare appearance across cameras; else its description's vector).
+_SIMILAR = """
+WITH source AS (
+    SELECT kind, model_name, dim, embedding FROM embeddings
+    WHERE partition_key = %(video)s AND track_id = %(track)s AND kind IN ('track_image', 'track_text')
+    ORDER BY kind = 'track_image' DESC, model_name LIMIT 1
+)
+SELECT e.partition_key, e.track_id, (e.embedding <=> s.embedding) AS distance
+FROM embeddings e JOIN source s ON e.kind = s.kind AND e.model_name = s.model_name AND e.dim = s.dim
+JOIN videos v ON v.partition_key = e.partition_key
+WHERE NOT (e.partition_key = %(video)s AND e.track_id = %(track)s) AND v.superseded_by IS NULL
+ORDER BY distance, e.partition_key, e.track_id
+LIMIT %(limit)s
+"""
+
+
+def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, limit: int = 10,
+                   thumbnails_dir: Path | None = None) -> list[SearchHit]:
+    """More like this track, across videos and cameras; score is the cosine similarity."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(_SIMILAR, {"video": partition_key, "track": track_id, "limit": limit}).fetchall()
+    top = [(r["partition_key"], r["track_id"]) for r in rows]
+    scores = {(r["partition_key"], r["track_id"]): 1.0 - r["distance"] for r in rows}
+    return _hits(conn, top, scores, {}, thumbnails_dir)

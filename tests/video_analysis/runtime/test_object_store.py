@@ -165,3 +165,12 @@ def test_the_download_cache_never_evicts_a_file_a_step_holds_until_that_step_die
         step.wait()
     store.fetch(b)  # the step was killed: the kernel dropped its hold, so a can go now
     assert _cached(store) == {"b"}
+
+
+def test_a_partial_download_left_by_a_killed_step_is_evicted(s3_bucket, tmp_path, moto_endpoint):
+    store, (a, _, _) = _bounded_store(s3_bucket, tmp_path, moto_endpoint, max_bytes=15_000)
+    leftover = store.cache.root / store.bucket / ".part-killed"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"x" * 10_000)  # nobody holds it: the step writing it is gone
+    store.fetch(a)
+    assert not leftover.exists() and _cached(store) == {"a"}

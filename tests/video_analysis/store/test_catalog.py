@@ -46,3 +46,33 @@ def test_re_probing_the_same_bytes_keeps_what_the_full_decode_found(db, probed, 
     catalog.save_decode(db, key, frames=20, errors=2, covered_s=2.9, gaps=[], stopped_early=None)
     catalog.save_probe(db, key, probe)  # a re-run of raw_video: the probe alone sees nothing wrong
     assert _video(db, key) == ("partial", 20, 2, 2.9, ["2 damaged packets skipped"])
+
+
+def _superseded(db) -> dict[str, str | None]:
+    return dict(db.execute("SELECT version, superseded_by FROM videos ORDER BY version"))
+
+
+def test_a_re_upload_supersedes_the_old_version_once_it_is_usable_whatever_its_clock(db, probed, synthetic_clip):
+    key, probe = probed
+    # Uploaded again with `cp -p`: new bytes, but a modification time older than the first upload's.
+    newer = ObjectInfo("cam/clip.mp4", "v2", 10, datetime(2025, 1, 1, tzinfo=UTC), "local")
+    catalog.register(db, newer)
+    assert _superseded(db) == {"v1": None, "v2": None}  # not yet probed: the old footage still stands
+    catalog.save_probe(db, newer.partition_key, probe)
+    assert _superseded(db) == {"v1": newer.partition_key, "v2": None}
+
+
+def test_a_re_upload_that_fails_hides_nothing(db, probed):
+    key, _ = probed
+    bad = ObjectInfo("cam/clip.mp4", "v2", 0, datetime(2026, 3, 2, tzinfo=UTC), "local")
+    catalog.register(db, bad)
+    catalog.mark_failed(db, bad.partition_key, "the file is empty (0 bytes)")
+    assert _superseded(db) == {"v1": None, "v2": None}
+
+
+def test_other_keys_are_left_alone(db, probed, synthetic_clip):
+    key, probe = probed
+    other = ObjectInfo("cam/other.mp4", "v9", 10, datetime(2026, 3, 2, tzinfo=UTC), "local")
+    catalog.register(db, other)
+    catalog.save_probe(db, other.partition_key, probe)
+    assert _superseded(db) == {"v1": None, "v9": None}

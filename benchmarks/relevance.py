@@ -1,0 +1,64 @@
+"""Calibrate search's relevance floor on the sample clips: how close the best track comes to each query.
+
+    .venv/bin/python benchmarks/relevance.py [--videos ../shared/data/videos]
+
+Processes every sample clip with `reelgraph process` in a scratch state folder (offline profile), then,
+for queries about what the clips hold and queries about what they do not, prints the highest cosine
+similarity between the query and any track description (text vectors, the model search uses) and
+what a search with the configured floor returns. The floor belongs between the two groups.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRESENT = ["person", "a person walking", "people", "bottle", "bottles on a table", "someone in dark clothes"]
+ABSENT = ["car", "a red car", "dog", "bicycle", "truck", "airplane", "a cat on the sofa", "fire"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--videos", default=str(ROOT.parent / "shared" / "data" / "videos"))
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="reelgraph-relevance-"))
+    os.environ.update({"REELGRAPH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+                       "REELGRAPH_MODEL_PROFILE": "offline"})
+    reelgraph = str(Path(sys.executable).parent / "reelgraph")
+    clips = sorted(str(p) for p in Path(args.videos).glob("*.mp4"))
+    try:
+        subprocess.run([reelgraph, "process", *clips], check=True, capture_output=True)
+        from orchestration.cli import service_context
+        from video_analysis.store.search import search
+
+        ctx = service_context()
+        with ctx.database.connect() as conn:
+            tracks = conn.execute("SELECT count(*) FROM embeddings WHERE kind = 'track_text'").fetchone()[0]
+            print(f"{len(clips)} clips, {tracks} track descriptions, model {ctx.text_model_name}, "
+                  f"floor {ctx.min_similarity}\n")
+            print("| query | about | best similarity | hits with the floor | first hit |\n|---|---|---|---|---|")
+            for group, queries in (("present", PRESENT), ("absent", ABSENT)):
+                for query in queries:
+                    vector = ctx.text_embedder.embed([query])[0]
+                    literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
+                    best = conn.execute("SELECT max(1 - (embedding::vector(384) <=> %s::vector(384))) FROM embeddings "
+                                        "WHERE kind = 'track_text'", (literal,)).fetchone()[0]
+                    hits = search(conn, query, ctx.text_embedder, ctx.text_model_name, limit=50,
+                                  min_similarity=ctx.min_similarity)
+                    first = f"{hits[0].class_name} in {hits[0].object_key}" if hits else "-"
+                    print(f"| {query} | {group} | {best:.3f} | {len(hits)} | {first} |", flush=True)
+    finally:
+        from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+
+        EmbeddedPostgres(home / "postgres").discard()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""HTTP API and web page over what the pipeline found.
+
+`create_app` takes everything it serves from a `ServiceContext` built once at start-up (database, models,
+object store), so a query pays for a text embedding and a few SQL statements, never for a model load.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
+from video_analysis.store import catalog
+from video_analysis.store.db import Database
+from video_analysis.store.search import SearchFilters, SearchHit, search, similar_tracks
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+MAX_QUERY_CHARS = 300
+MAX_LIMIT = 100
+
+
+@dataclass
+class ServiceContext:
+    """What the service needs, loaded once."""
+
+    database: Database
+    store: ObjectStore
+    text_embedder: object
+    text_model_name: str
+    image_embedder: object | None = None
+    image_model_name: str | None = None
+    min_similarity: float | None = None
+    dagster_url: str = "http://127.0.0.1:3000"
+
+
+def _video_path(partition_key: str) -> str:
+    return f"/api/videos/{quote(partition_key, safe='/@~')}"
+
+
+def _hit(hit: SearchHit, ctx: ServiceContext) -> dict:
+    base = _video_path(hit.partition_key)
+    dagster = f"{ctx.dagster_url.rstrip('/')}/assets/tracks?{urlencode({'partition': hit.partition_key})}"
+    return {
+        "kind": "track", "partition_key": hit.partition_key, "object_key": hit.object_key, "camera": hit.camera,
+        "track_id": hit.track_id, "class_name": hit.class_name, "start_s": hit.start_s, "end_s": hit.end_s,
+        "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
+        "text": hit.description, "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg",
+        "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
+        "similar_url": f"/api/similar/{quote(hit.partition_key, safe='/@~')}/{hit.track_id}",
+    }
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(title="reelgraph", summary="Search and review what reelgraph found in the footage.",
+                  version="1")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in error['loc'][1:]) or 'request'}: {error['msg']}"
+                    for error in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the service log"},
+                            status_code=500)
+
+    @app.get("/api/health")
+    def health() -> dict:
+        with ctx.database.session() as conn:
+            videos = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
+        return {"status": "ok", "videos": videos, "text_model": ctx.text_model_name,
+                "image_model": ctx.image_model_name}
+
+    @app.get("/api/search")
+    def search_footage(
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="what to look for")],
+        camera: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        class_name: Annotated[str | None, Query(alias="class")] = None,
+        color: str | None = None,
+        incident: str | None = None,
+        video: str | None = None,
+        history: bool = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    ) -> dict:
+        if not q.strip():
+            raise HTTPException(422, "q: the query is blank")
+        filters = SearchFilters(video=video, camera=camera, since=since, until=until, class_name=class_name,
+                                color=color, incident=incident, history=history)
+        with ctx.database.session() as conn:
+            hits = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
+                          image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
+                          min_similarity=ctx.min_similarity)
+        answer = {"query": q, "hits": [_hit(hit, ctx) for hit in hits]}
+        if not hits:
+            answer["message"] = "nothing matches: no track is close enough in meaning or shares its words"
+        return answer
+
+    @app.get("/api/videos")
+    def videos(limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
+        with ctx.database.session() as conn:
+            found = catalog.list_status(conn, limit=limit)
+        return {"videos": [{
+            "partition_key": v.partition_key, "object_key": v.object_key, "camera": v.camera,
+            "recorded_at": v.recorded_at.isoformat() if v.recorded_at else None, "status": v.status,
+            "error": v.error, "duration_s": v.duration_s, "covered_s": v.covered_s,
+            "superseded_by": v.superseded_by, "stages": v.stages, "url": _video_path(v.partition_key),
+        } for v in found]}
+
+    @app.get("/api/videos/{partition_key:path}/tracks/{track_id}/thumbnail.jpg")
+    def thumbnail(partition_key: str, track_id: int) -> Response:
+        with ctx.database.session() as conn:
+            row = conn.execute("SELECT thumbnail_jpeg FROM tracks WHERE partition_key = %s AND track_id = %s",
+                               (partition_key, track_id)).fetchone()
+        if row is None or row[0] is None:
+            raise HTTPException(404, f"no thumbnail for track {track_id} of {partition_key}")
+        return Response(bytes(row[0]), media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/api/videos/{partition_key:path}/video")
+    def footage(partition_key: str) -> Response:
+        """The recording: range requests from the local file, or a presigned URL for S3."""
+        with ctx.database.session() as conn:
+            try:
+                obj = catalog.object_for(conn, partition_key)
+            except catalog.UnknownVideoError as exc:
+                raise HTTPException(404, str(exc)) from exc
+        if isinstance(ctx.store, S3Store):
+            return RedirectResponse(ctx.store.presigned_url(obj), status_code=307)
+        if isinstance(ctx.store, LocalFolderStore):
+            path = ctx.store.root / obj.key
+            if path.is_file():
+                return FileResponse(path, media_type="video/mp4" if path.suffix.lower() in (".mp4", ".m4v", ".mov")
+                                    else None)
+        raise HTTPException(404, f"{obj.uri} is no longer in {ctx.store.describe()}")
+
+    @app.get("/api/videos/{partition_key:path}")
+    def video(partition_key: str) -> dict:
+        with ctx.database.session() as conn:
+            found = catalog.list_status(conn, limit=1, partition_key=partition_key)
+            if not found:
+                raise HTTPException(404, f"no video {partition_key!r}")
+            summary = conn.execute("SELECT safety_score, summary, incidents, generator FROM summaries "
+                                   "WHERE partition_key = %s", (partition_key,)).fetchone()
+            tracks = conn.execute(
+                "SELECT t.track_id, t.class_name, t.first_t, t.last_t, a.description FROM tracks t "
+                "LEFT JOIN track_attributes a USING (partition_key, track_id) WHERE t.partition_key = %s "
+                "ORDER BY t.first_t, t.track_id", (partition_key,)).fetchall()
+        v = found[0]
+        base = _video_path(partition_key)
+        return {
+            "partition_key": v.partition_key, "object_key": v.object_key, "camera": v.camera, "status": v.status,
+            "recorded_at": v.recorded_at.isoformat() if v.recorded_at else None, "duration_s": v.duration_s,
+            "covered_s": v.covered_s, "decode_errors": v.decode_errors, "notes": v.notes, "stages": v.stages,
+            "superseded_by": v.superseded_by, "video_url": f"{base}/video",
+            "summary": None if summary is None else {"safety_score": summary[0], "text": summary[1],
+                                                     "incidents": summary[2], "generator": summary[3]},
+            "tracks": [{"track_id": t[0], "class_name": t[1], "start_s": round(t[2], 2), "end_s": round(t[3], 2),
+                        "text": t[4], "thumbnail_url": f"{base}/tracks/{t[0]}/thumbnail.jpg"} for t in tracks],
+        }
+
+    @app.get("/api/similar/{partition_key:path}/{track_id}")
+    def similar(partition_key: str, track_id: int, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10) -> dict:
+        with ctx.database.session() as conn:
+            hits = similar_tracks(conn, partition_key, track_id, limit=limit)
+        return {"partition_key": partition_key, "track_id": track_id, "hits": [_hit(h, ctx) for h in hits]}
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,117 @@
+// The search page: no framework, no build step, nothing fetched from outside this service.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== null && value !== undefined) node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);  // strings become text: no HTML injection
+  return node;
+}
+
+function seconds(value) {
+  const whole = Math.floor(value);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function when(hit) {
+  return hit.starts_at ? new Date(hit.starts_at).toLocaleString() : `${seconds(hit.start_s)}-${seconds(hit.end_s)}`;
+}
+
+function card(hit) {
+  const node = element("article", {class: "card", "data-partition": hit.partition_key, "data-track": hit.track_id,
+                                   "data-start": hit.start_s, tabindex: "0"},
+    element("img", {src: hit.thumbnail_url, alt: `${hit.class_name} ${hit.track_id}`, loading: "lazy"}),
+    element("h3", {}, `${hit.class_name} #${hit.track_id}`),
+    element("p", {class: "what"}, hit.text || ""),
+    element("p", {class: "where"}, `${hit.camera || "no camera"} · ${hit.object_key}`),
+    element("p", {class: "when"}, `${when(hit)} (at ${seconds(hit.start_s)} in the video)`),
+    element("p", {class: "score"}, `score ${hit.score.toFixed(4)}`));
+  const more = element("button", {type: "button", class: "more"}, "more like this");
+  more.addEventListener("click", (event) => { event.stopPropagation(); showSimilar(hit); });
+  node.append(more);
+  node.addEventListener("click", () => play(hit));
+  node.addEventListener("keydown", (event) => { if (event.key === "Enter") play(hit); });
+  return node;
+}
+
+function show(hits, message) {
+  $("results").replaceChildren(...hits.map(card));
+  $("status").textContent = hits.length ? `${hits.length} results` : (message || "nothing matches");
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+async function runSearch(event) {
+  if (event) event.preventDefault();
+  const params = new URLSearchParams();
+  for (const name of ["q", "camera", "class", "color", "incident"]) {
+    const value = $(name).value.trim();
+    if (value) params.set(name, value);
+  }
+  for (const name of ["since", "until"]) {
+    if ($(name).value) params.set(name, new Date($(name).value).toISOString());
+  }
+  $("status").textContent = "searching...";
+  try {
+    const answer = await getJSON(`/api/search?${params}`);
+    show(answer.hits, answer.message);
+    history.replaceState(null, "", `?${params}`);
+  } catch (error) {
+    $("results").replaceChildren();
+    $("status").textContent = error.message;
+  }
+}
+
+async function showSimilar(hit) {
+  $("status").textContent = "looking for similar tracks...";
+  try {
+    const answer = await getJSON(hit.similar_url);
+    show(answer.hits, `nothing else looks like ${hit.class_name} #${hit.track_id}`);
+    $("status").textContent = `more like ${hit.class_name} #${hit.track_id}: ${answer.hits.length} results`;
+  } catch (error) {
+    $("status").textContent = error.message;
+  }
+}
+
+async function play(hit) {
+  const video = $("video");
+  $("player").hidden = false;
+  $("player-title").textContent = `${hit.class_name} #${hit.track_id} in ${hit.object_key}, from ${seconds(hit.start_s)}`;
+  $("player-dagster").href = hit.dagster_url;
+  const start = () => {
+    video.currentTime = hit.start_s;
+    video.play().catch(() => {});  // autoplay may be refused; the position is set either way
+  };
+  video.addEventListener("loadedmetadata", start, {once: true});
+  video.src = hit.clip_url.split("#")[0];
+  $("player").scrollIntoView({behavior: "smooth"});
+  try {
+    const details = await getJSON(`/api/videos/${encodeURI(hit.partition_key)}`);
+    const summary = details.summary;
+    $("player-summary").textContent = summary ? summary.text : "";
+    const incidents = summary ? summary.incidents : [];
+    $("player-incidents").replaceChildren(...incidents.map((incident) => {
+      const item = element("li", {}, element("button", {type: "button"},
+        `${incident.type.replace("_", " ")} at ${seconds(incident.start_t || 0)}: ${incident.detail}`));
+      item.querySelector("button").addEventListener("click", () => { video.currentTime = incident.start_t || 0; });
+      return item;
+    }));
+  } catch (error) {
+    $("player-summary").textContent = error.message;
+  }
+}
+
+$("search").addEventListener("submit", runSearch);
+$("close").addEventListener("click", () => { $("video").pause(); $("player").hidden = true; });
+const initial = new URLSearchParams(location.search);
+for (const [name, value] of initial) if ($(name)) $(name).value = value;
+if (initial.get("q")) runSearch();

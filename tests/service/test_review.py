@@ -1,0 +1,198 @@
+"""`reelgraph serve` over the processed sample clips: the API as a client sees it, and the page in a real browser.
+
+Both clips go through every stage once for this module; `reelgraph serve` runs as its own process, started
+as a user would start it. Browser screenshots are kept in test-artifacts/ (or $REELGRAPH_TEST_ARTIFACTS).
+"""
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import KITCHEN_KEY, REELGRAPH, REPO, ensure_chromium, free_port, sample_clips_processed
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(os.environ.get("REELGRAPH_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    partitions: dict[str, str]
+    client: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def served(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
+    with sample_clips_processed(pg_dsn, person_clip, bottle_clip, tmp_path_factory.mktemp("inbox"),
+                                tmp_path_factory.mktemp("dagster")) as (_instance, partitions):
+        port = free_port()
+        log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w+")
+        server = subprocess.Popen([str(REELGRAPH), "serve", "--port", str(port)], env=dict(os.environ),
+                                  stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=url, timeout=60)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if client.get("/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise AssertionError("reelgraph serve did not come up:\n" + log.read()[-3000:])
+            time.sleep(0.5)
+        try:
+            yield Served(url, partitions, client)
+        finally:
+            client.close()
+            server.terminate()
+            server.wait(30)
+            log.close()
+
+
+def test_health_reports_the_catalogue_and_the_model(served):
+    health = served.client.get("/api/health").json()
+    assert health == {"status": "ok", "videos": 2, "text_model": "all-minilm-l6-v2", "image_model": None}
+
+
+def test_searching_bottle_puts_the_bottle_clip_first_with_what_a_card_needs(served):
+    answer = served.client.get("/api/search", params={"q": "bottle"}).json()
+    assert answer["query"] == "bottle" and answer["hits"]
+    first = answer["hits"][0]
+    assert (first["kind"], first["object_key"], first["class_name"]) == ("track", KITCHEN_KEY, "bottle")
+    assert first["camera"] == "kitchen" and first["starts_at"].startswith("2026-01-15T08:00")
+    assert 0 <= first["start_s"] <= first["end_s"] <= 10.0
+    thumbnail = served.client.get(first["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+    assert thumbnail.content[:2] == b"\xff\xd8"
+    assert first["clip_url"].endswith(f"/video#t={first['start_s']}")
+    assert "partition=" in first["dagster_url"]
+
+
+def test_the_video_is_served_with_range_requests(served, bottle_clip):
+    url = f"/api/videos/{served.partitions['kitchen']}/video"
+    part = served.client.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == bottle_clip.read_bytes()[100:200]
+    assert part.headers["content-type"] == "video/mp4" and part.headers["accept-ranges"] == "bytes"
+
+
+def test_a_query_about_something_absent_says_nothing_matches(served):
+    for query in ("car", "a red car", "dog", "truck"):
+        answer = served.client.get("/api/search", params={"q": query}).json()
+        assert answer["hits"] == [] and answer["message"].startswith("nothing matches"), (query, answer)
+
+
+def test_bad_parameters_get_a_clear_422_without_a_stack_trace(served):
+    cases = [({"q": "person", "limit": 0}, "limit"), ({"q": "x" * 301}, "q"), ({}, "q"),
+             ({"q": "person", "since": "yesterday"}, "since"), ({"q": "   "}, "blank")]
+    for params, named in cases:
+        answer = served.client.get("/api/search", params=params)
+        assert answer.status_code == 422, params
+        assert named in answer.json()["detail"] and "Traceback" not in answer.text, answer.text
+
+
+def test_the_catalogue_and_one_video_with_summary_incidents_and_tracks(served):
+    videos = {v["object_key"]: v for v in served.client.get("/api/videos").json()["videos"]}
+    assert set(videos) == {KITCHEN_KEY, "one-by-one-person-detection.mp4"}
+    assert all(v["status"] == "ready" for v in videos.values())
+    person = served.client.get(videos["one-by-one-person-detection.mp4"]["url"]).json()
+    assert person["summary"]["text"] and isinstance(person["summary"]["incidents"], list)
+    people = [t for t in person["tracks"] if t["class_name"] == "person"]
+    assert len(people) >= 6 and all(t["thumbnail_url"].endswith("thumbnail.jpg") for t in people)
+    assert served.client.get("/api/videos/nothing-here.mp4@abc").status_code == 404
+
+
+def test_more_like_this_finds_other_tracks_of_the_same_kind(served):
+    [bottle] = served.client.get("/api/search", params={"q": "bottle", "limit": 1}).json()["hits"]
+    similar = served.client.get(bottle["similar_url"]).json()["hits"]
+    assert similar and all((h["partition_key"], h["track_id"]) != (bottle["partition_key"], bottle["track_id"])
+                           for h in similar)
+    assert similar[0]["class_name"] == "bottle"  # the nearest descriptions are of the other bottles
+
+
+def test_the_api_is_described_by_openapi(served):
+    spec = served.client.get("/openapi.json").json()
+    assert {"/api/search", "/api/videos", "/api/health"} <= set(spec["paths"])
+    assert served.client.get("/docs").status_code == 200
+
+
+# -- the page, in a real browser ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    chromium = ensure_chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            raise AssertionError("chromium and chromedriver are missing and could not be installed")
+        pytest.skip("chromium and chromedriver are missing and cannot be installed here (not root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _wait(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout_s:.0f} s")
+
+
+def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(served.url + "/")
+    query = browser.find_element(By.ID, "q")
+    query.send_keys("bottle")
+    browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    cards = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), 60, "result cards")
+    first = cards[0]
+    assert first.get_attribute("data-partition") == served.partitions["kitchen"]
+    assert "bottle" in first.find_element(By.TAG_NAME, "h3").text
+    assert _wait(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),
+        30, "thumbnails loaded")
+    browser.save_screenshot(str(ARTIFACTS / "search-bottle.png"))
+
+    # The hit that starts latest shows the seek best (the first one may start at 0).
+    latest = max(cards, key=lambda card: float(card.get_attribute("data-start")))
+    start = float(latest.get_attribute("data-start"))
+    assert start > 5
+    latest.click()
+    # The page seeks once the video's metadata is in: the playhead lands on the hit's start.
+    position = _wait(lambda: browser.execute_script(
+        "const v = document.getElementById('video');"
+        "return v.readyState >= 1 && v.currentTime > 0 ? v.currentTime : null;"), 60, "the video at the hit")
+    assert abs(position - start) < 1.0, (position, start)
+    assert not browser.execute_script("return document.getElementById('video').error")
+    time.sleep(1.0)
+    browser.save_screenshot(str(ARTIFACTS / "playing-bottle.png"))
+    assert "Open this partition in Dagster" in browser.find_element(By.ID, "player").text
+
+
+def test_a_query_about_something_absent_shows_nothing_matches_in_the_page(served, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/?q=car")
+    status = _wait(lambda: (browser.find_element(By.ID, "status").text or "").startswith("nothing matches")
+                   and browser.find_element(By.ID, "status").text, 60, "the nothing-matches message")
+    assert "nothing matches" in status
+    assert browser.find_elements(By.CSS_SELECTOR, "#results .card") == []
