@@ -18,7 +18,7 @@ MODEL_ATTRIBUTES = {"age": "age_classifier", "gender": "gender_classifier", "rel
     deps=[tracks],
     group="understanding",
     kinds={"python", "postgres"},
-    code_version="attributes-v1",
+    code_version="attributes-v2",
     description="Per track (table `track_attributes`): dominant upper/lower clothing colours, apparent size, "
     "speed and heading, dwell time, zones visited, and a one-sentence description.",
 )

@@ -23,7 +23,7 @@ class SummaryConfig(Config):
     deps=[embeddings],
     group="understanding",
     kinds={"python", "postgres"},
-    code_version="summary-v1",
+    code_version="summary-v2",
     description="Per video (table `summaries`): rule-based incidents (loitering, crowding, running, zone "
     "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text "
     "(templated, or written by a vision-language model in `full` when its JSON output validates).",

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
-from video_analysis.store.search import SearchFilters, SearchHit, search, similar_tracks
+from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,28 @@ def _hit(hit: SearchHit, ctx: ServiceContext) -> dict:
         "kind": "track", "partition_key": hit.partition_key, "object_key": hit.object_key, "camera": hit.camera,
         "track_id": hit.track_id, "class_name": hit.class_name, "start_s": hit.start_s, "end_s": hit.end_s,
         "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
-        "text": hit.description, "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg",
+        "text": hit.description, "similarity": hit.similarity,
+        "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg",
         "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
         "similar_url": f"/api/similar/{quote(hit.partition_key, safe='/@~')}/{hit.track_id}",
     }
+
+
+def _event(hit: EventHit, ctx: ServiceContext) -> dict:
+    base = _video_path(hit.partition_key)
+    thumbnail = (f"{base}/tracks/{hit.track_ids[0]}/thumbnail.jpg" if hit.track_ids
+                 else f"{base}/thumbnail.jpg")
+    dagster = f"{ctx.dagster_url.rstrip('/')}/assets/summaries?{urlencode({'partition': hit.partition_key})}"
+    return {
+        "kind": hit.kind, "partition_key": hit.partition_key, "object_key": hit.object_key, "camera": hit.camera,
+        "incident_type": hit.incident_type, "track_ids": list(hit.track_ids), "start_s": hit.start_s,
+        "end_s": hit.end_s, "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
+        "similarity": hit.similarity, "text": hit.text, "thumbnail_url": thumbnail,
+        "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
+    }
+
+
+KINDS = ("track", "incident", "summary")
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -94,20 +112,32 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         color: str | None = None,
         incident: str | None = None,
         video: str | None = None,
+        kind: Annotated[str | None, Query(pattern="^(track|incident|summary)$",
+                                          description="only hits of this kind")] = None,
         history: bool = False,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
     ) -> dict:
+        """Tracks, incidents and video summaries matching `q`, best first (kind says which)."""
         if not q.strip():
             raise HTTPException(422, "q: the query is blank")
         filters = SearchFilters(video=video, camera=camera, since=since, until=until, class_name=class_name,
                                 color=color, incident=incident, history=history)
+        hits: list[dict] = []
         with ctx.database.session() as conn:
-            hits = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                          image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
-                          min_similarity=ctx.min_similarity)
-        answer = {"query": q, "hits": [_hit(hit, ctx) for hit in hits]}
+            if kind in (None, "track"):
+                tracks = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
+                                image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
+                                min_similarity=ctx.min_similarity)
+                hits += [_hit(hit, ctx) for hit in tracks]
+            if kind in (None, "incident", "summary"):
+                events = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
+                                       min_similarity=ctx.min_similarity)
+                hits += [_event(hit, ctx) for hit in events if kind in (None, hit.kind)]
+        # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
+        hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
+        answer = {"query": q, "hits": hits[:limit]}
         if not hits:
-            answer["message"] = "nothing matches: no track is close enough in meaning or shares its words"
+            answer["message"] = "nothing matches: nothing found is close enough in meaning or shares its words"
         return answer
 
     @app.get("/api/videos")
@@ -130,6 +160,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             raise HTTPException(404, f"no thumbnail for track {track_id} of {partition_key}")
         return Response(bytes(row[0]), media_type="image/jpeg",
                         headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/api/videos/{partition_key:path}/thumbnail.jpg")
+    def video_thumbnail(partition_key: str) -> Response:
+        with ctx.database.session() as conn:
+            row = conn.execute("SELECT thumbnail_jpeg FROM videos WHERE partition_key = %s",
+                               (partition_key,)).fetchone()
+        if row is None or row[0] is None:
+            raise HTTPException(404, f"no thumbnail for {partition_key}")
+        return Response(bytes(row[0]), media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/api/videos/{partition_key:path}/video")
     def footage(partition_key: str) -> Response:

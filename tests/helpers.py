@@ -228,3 +228,37 @@ def ensure_chromium() -> tuple[str, str] | None:
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
         subprocess.run(install, env=env, capture_output=True, timeout=900)
     return found()
+
+
+def alert_sink():
+    """A real HTTP endpoint standing for a Slack-style webhook; returns (the alerts it received, the server)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return received, server
+
+
+def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0, context=lambda: ""):
+    """Poll ``condition`` until it returns something truthy (returned); fail with ``what`` and ``context()``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(interval_s)
+    raise AssertionError(f"{what} within {timeout_s:.0f} s\n{context()}")

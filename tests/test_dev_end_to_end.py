@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.backfill import DagsterWebserver, WebserverError
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, alert_sink, free_port, wait_for
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 from video_analysis.store import db
 
@@ -33,7 +33,7 @@ class DevStack:
         shutil.copyfile(MANIFEST, self.manifest)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.alerts, self.alert_sink = _alert_sink()
+        self.alerts, self.alert_sink = alert_sink()
         self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
                     "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
                     "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
@@ -88,39 +88,11 @@ class DevStack:
         return DagsterInstance.from_config(str(self.home / "dagster"))
 
     def wait_for(self, condition, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            time.sleep(1)
-        raise AssertionError(f"{what} within {timeout_s:.0f} s\n" + self.log_tail())
+        return wait_for(condition, timeout_s, what, context=self.log_tail)
 
     def stage_states(self, object_key: str) -> dict:
         return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "
                              "WHERE v.object_key = %s", (object_key,)))
-
-
-def _alert_sink():
-    """A real HTTP endpoint standing for a Slack-style webhook; records each alert it receives."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    received = []
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return received, server
 
 
 @pytest.fixture(scope="module")
@@ -166,25 +138,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(dev, bottle_clip, short_clip):
+def _run_in_detections(dev, clip, name: str):
+    """Drop ``clip`` as ``name`` and wait for its run to be in detections: (instance, run, worker pid)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     from orchestration.recovery import worker_pid
 
-    shutil.copyfile(bottle_clip, dev.home / "inbox" / "killed.mp4")
-    dev.wait_for(lambda: dev.stage_states("killed.mp4").get("detections") == "running", 300, "detections started")
+    shutil.copyfile(clip, dev.home / "inbox" / name)
+    dev.wait_for(lambda: dev.stage_states(name).get("detections") == "running", 300, "detections started")
     instance = dev.instance()
     [run] = [r for r in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
-             if r.tags.get("dagster/partition", "").startswith("killed.mp4")]
-    worker = dev.wait_for(lambda: worker_pid(instance, run), 60, "the run worker's pid recorded")
-    for pid in [worker, *_children(worker)]:  # the worker and its step process, as an OOM kill of the container
-        os.kill(pid, signal.SIGKILL)
-    killed_at = time.monotonic()
+             if r.tags.get("dagster/partition", "").startswith(name)]
+    return instance, run, dev.wait_for(lambda: worker_pid(instance, run), 60, "the run worker's pid recorded")
 
-    # a new upload right after: it must not wait behind the dead run's GPU pool slot
-    shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-kill.mp4")
-    dev.wait_for(lambda: dev.stage_states("killed.mp4").get("summaries") == "done", 180,
-                 "the killed video completed on its own")
+
+def _recovered(dev, instance, run, name: str, killed_at: float) -> float:
+    """Wait for the video to complete through one successful retry run; check it; seconds since the kill."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    dev.wait_for(lambda: dev.stage_states(name).get("summaries") == "done", 240, f"{name} completed on its own")
 
     def finished_retries():
         retries = instance.get_runs(RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
@@ -193,16 +165,38 @@ def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(
     # the retry records its last stage before its asset checks and run bookkeeping end
     retries = dev.wait_for(finished_retries, 120, "the retry run finished")
     recovered_s = time.monotonic() - killed_at
-    dev.wait_for(lambda: dev.stage_states("after-the-kill.mp4").get("summaries") == "done", 180,
-                 "the next upload completed")
-    first = instance.get_run_by_id(run.run_id)
-    assert first.status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     assert [r.status for r in retries] == [DagsterRunStatus.SUCCESS]
     # no copy of a row left by the dead attempt (one box may carry two classes: the class is part of the row)
     counts = dev.sql("SELECT count(*), count(DISTINCT (frame_index, class_name, confidence, x1, y1, x2, y2)) "
-                     "FROM detections d JOIN videos v USING (partition_key) WHERE v.object_key = 'killed.mp4'")
-    assert counts[0][0] == counts[0][1] > 0
+                     "FROM detections d JOIN videos v USING (partition_key) WHERE v.object_key = %s", (name,))
+    assert counts[0][0] == counts[0][1]
+    return recovered_s
+
+
+def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(dev, bottle_clip, short_clip):
+    instance, run, worker = _run_in_detections(dev, bottle_clip, "killed.mp4")
+    for pid in [worker, *_children(worker)]:  # the worker and its step process, as an OOM kill of the container
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # a new upload right after: it must not wait behind the dead run's GPU pool slot
+    shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-kill.mp4")
+    recovered_s = _recovered(dev, instance, run, "killed.mp4", killed_at)
+    dev.wait_for(lambda: dev.stage_states("after-the-kill.mp4").get("summaries") == "done", 180,
+                 "the next upload completed")
     print(f"killed run recovered in {recovered_s:.0f} s")
+    assert recovered_s < 180
+
+
+def test_a_step_process_killed_alone_fails_its_step_and_the_retry_completes_the_video(dev, bottle_clip):
+    instance, run, worker = _run_in_detections(dev, bottle_clip, "step-killed.mp4")
+    steps = dev.wait_for(lambda: [pid for pid in _children(worker)
+                                  if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()], 60,
+                         "the detections step process")
+    for pid in steps:  # only the step: as an out-of-memory kill of the process holding the model
+        os.kill(pid, signal.SIGKILL)
+    recovered_s = _recovered(dev, instance, run, "step-killed.mp4", time.monotonic())
+    print(f"step-killed video recovered in {recovered_s:.0f} s")
     assert recovered_s < 180
 
 

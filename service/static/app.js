@@ -21,18 +21,26 @@ function when(hit) {
   return hit.starts_at ? new Date(hit.starts_at).toLocaleString() : `${seconds(hit.start_s)}-${seconds(hit.end_s)}`;
 }
 
+function title(hit) {
+  if (hit.kind === "incident") return `incident: ${hit.incident_type.replace("_", " ")}`;
+  if (hit.kind === "summary") return "video summary";
+  return `${hit.class_name} #${hit.track_id}`;
+}
+
 function card(hit) {
-  const node = element("article", {class: "card", "data-partition": hit.partition_key, "data-track": hit.track_id,
-                                   "data-start": hit.start_s, tabindex: "0"},
-    element("img", {src: hit.thumbnail_url, alt: `${hit.class_name} ${hit.track_id}`, loading: "lazy"}),
-    element("h3", {}, `${hit.class_name} #${hit.track_id}`),
+  const node = element("article", {class: `card ${hit.kind}`, "data-kind": hit.kind, "data-partition": hit.partition_key,
+                                   "data-track": hit.track_id, "data-start": hit.start_s, tabindex: "0"},
+    element("img", {src: hit.thumbnail_url, alt: title(hit), loading: "lazy"}),
+    element("h3", {}, title(hit)),
     element("p", {class: "what"}, hit.text || ""),
     element("p", {class: "where"}, `${hit.camera || "no camera"} · ${hit.object_key}`),
     element("p", {class: "when"}, `${when(hit)} (at ${seconds(hit.start_s)} in the video)`),
     element("p", {class: "score"}, `score ${hit.score.toFixed(4)}`));
-  const more = element("button", {type: "button", class: "more"}, "more like this");
-  more.addEventListener("click", (event) => { event.stopPropagation(); showSimilar(hit); });
-  node.append(more);
+  if (hit.similar_url) {
+    const more = element("button", {type: "button", class: "more"}, "more like this");
+    more.addEventListener("click", (event) => { event.stopPropagation(); showSimilar(hit); });
+    node.append(more);
+  }
   node.addEventListener("click", () => play(hit));
   node.addEventListener("keydown", (event) => { if (event.key === "Enter") play(hit); });
   return node;
@@ -75,8 +83,8 @@ async function showSimilar(hit) {
   $("status").textContent = "looking for similar tracks...";
   try {
     const answer = await getJSON(hit.similar_url);
-    show(answer.hits, `nothing else looks like ${hit.class_name} #${hit.track_id}`);
-    $("status").textContent = `more like ${hit.class_name} #${hit.track_id}: ${answer.hits.length} results`;
+    show(answer.hits, `nothing else looks like ${title(hit)}`);
+    $("status").textContent = `more like ${title(hit)}: ${answer.hits.length} results`;
   } catch (error) {
     $("status").textContent = error.message;
   }
@@ -85,7 +93,7 @@ async function showSimilar(hit) {
 async function play(hit) {
   const video = $("video");
   $("player").hidden = false;
-  $("player-title").textContent = `${hit.class_name} #${hit.track_id} in ${hit.object_key}, from ${seconds(hit.start_s)}`;
+  $("player-title").textContent = `${title(hit)} in ${hit.object_key}, from ${seconds(hit.start_s)}`;
   $("player-dagster").href = hit.dagster_url;
   const start = () => {
     video.currentTime = hit.start_s;

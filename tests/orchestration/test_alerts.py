@@ -1,7 +1,4 @@
-import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from dagster import DagsterEventType, build_run_status_sensor_context, materialize
@@ -9,25 +6,13 @@ from dagster import DagsterEventType, build_run_status_sensor_context, materiali
 from assets import raw_video
 from orchestration.alerts import failure_alert_sensor
 from orchestration.definitions import build_resources
-from tests.helpers import SensorHarness
+from tests.helpers import SensorHarness, alert_sink
 
 
 @pytest.fixture
 def webhook(monkeypatch):
     """A real HTTP endpoint that records what it receives."""
-    received = []
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    received, server = alert_sink()
     monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hooks/reelgraph")
     yield received
     server.shutdown()

@@ -13,7 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import KITCHEN_KEY, REELGRAPH, REPO, ensure_chromium, free_port, sample_clips_processed
+from tests.helpers import (
+    KITCHEN_KEY,
+    PEOPLE_ON_SCREEN,
+    REELGRAPH,
+    REPO,
+    ensure_chromium,
+    free_port,
+    sample_clips_processed,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +38,17 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
+    from dagster import materialize
+
+    from assets import summaries
+    from orchestration.definitions import build_resources
+
     with sample_clips_processed(pg_dsn, person_clip, bottle_clip, tmp_path_factory.mktemp("inbox"),
-                                tmp_path_factory.mktemp("dagster")) as (_instance, partitions):
+                                tmp_path_factory.mktemp("dagster")) as (instance, partitions):
+        # A stricter loitering rule, so an incident fires on the real clip: the fifth person stands ~25 s.
+        assert materialize([summaries], partition_key=partitions["person"], instance=instance,
+                           resources=build_resources(), raise_on_error=False,
+                           run_config={"ops": {"summaries": {"config": {"loiter_seconds": 20}}}}).success
         port = free_port()
         log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w+")
         server = subprocess.Popen([str(REELGRAPH), "serve", "--port", str(port)], env=dict(os.environ),
@@ -89,8 +107,34 @@ def test_a_query_about_something_absent_says_nothing_matches(served):
         assert answer["hits"] == [] and answer["message"].startswith("nothing matches"), (query, answer)
 
 
+def test_an_event_query_finds_the_incident_by_meaning_at_its_moment(served):
+    for query in ("loitering near the table", "someone hanging around"):
+        hits = served.client.get("/api/search", params={"q": query}).json()["hits"]
+        assert hits and hits[0]["kind"] == "incident", (query, hits[:2])
+        first = hits[0]
+        assert first["incident_type"] == "loitering" and first["partition_key"] == served.partitions["person"]
+        start, end = PEOPLE_ON_SCREEN[4]  # the fifth person stands at the table
+        assert start - 2 <= first["start_s"] <= first["end_s"] <= end + 2
+        assert first["track_ids"] and served.client.get(first["thumbnail_url"]).status_code == 200
+    # Nothing ran or crowded in these clips: such queries find no incident of that kind.
+    for query, kind in (("a crowd of people", "crowding"), ("someone running", "running")):
+        hits = served.client.get("/api/search", params={"q": query, "kind": "incident"}).json()["hits"]
+        assert all(h["incident_type"] != kind for h in hits), (query, hits)
+
+
+def test_a_summary_is_found_by_its_words_and_ranks_below_the_tracks_it_sums_up(served):
+    hits = served.client.get("/api/search", params={"q": "bottles", "limit": 50}).json()["hits"]
+    kinds = [h["kind"] for h in hits]
+    assert "summary" in kinds and kinds.index("summary") > kinds.index("track")
+    summary = hits[kinds.index("summary")]
+    assert summary["partition_key"] == served.partitions["kitchen"] and "bottles tracked" in summary["text"]
+    only = served.client.get("/api/search", params={"q": "bottles", "kind": "summary"}).json()["hits"]
+    assert only and {h["kind"] for h in only} == {"summary"}
+
+
 def test_bad_parameters_get_a_clear_422_without_a_stack_trace(served):
     cases = [({"q": "person", "limit": 0}, "limit"), ({"q": "x" * 301}, "q"), ({}, "q"),
+             ({"q": "person", "kind": "everything"}, "kind"),
              ({"q": "person", "since": "yesterday"}, "since"), ({"q": "   "}, "blank")]
     for params, named in cases:
         answer = served.client.get("/api/search", params=params)
@@ -145,16 +189,6 @@ def browser():
     driver.quit()
 
 
-def _wait(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout_s:.0f} s")
-
-
 def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
     from selenium.webdriver.common.by import By
 
@@ -163,13 +197,14 @@ def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
     query = browser.find_element(By.ID, "q")
     query.send_keys("bottle")
     browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
-    cards = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), 60, "result cards")
+    cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), 60, "result cards",
+                     interval_s=0.2)
     first = cards[0]
     assert first.get_attribute("data-partition") == served.partitions["kitchen"]
     assert "bottle" in first.find_element(By.TAG_NAME, "h3").text
-    assert _wait(lambda: browser.execute_script(
+    assert wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),
-        30, "thumbnails loaded")
+        30, "thumbnails loaded", interval_s=0.2)
     browser.save_screenshot(str(ARTIFACTS / "search-bottle.png"))
 
     # The hit that starts latest shows the seek best (the first one may start at 0).
@@ -178,9 +213,10 @@ def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
     assert start > 5
     latest.click()
     # The page seeks once the video's metadata is in: the playhead lands on the hit's start.
-    position = _wait(lambda: browser.execute_script(
+    position = wait_for(lambda: browser.execute_script(
         "const v = document.getElementById('video');"
-        "return v.readyState >= 1 && v.currentTime > 0 ? v.currentTime : null;"), 60, "the video at the hit")
+        "return v.readyState >= 1 && v.currentTime > 0 ? v.currentTime : null;"), 60, "the video at the hit",
+        interval_s=0.2)
     assert abs(position - start) < 1.0, (position, start)
     assert not browser.execute_script("return document.getElementById('video').error")
     time.sleep(1.0)
@@ -192,7 +228,7 @@ def test_a_query_about_something_absent_shows_nothing_matches_in_the_page(served
     from selenium.webdriver.common.by import By
 
     browser.get(served.url + "/?q=car")
-    status = _wait(lambda: (browser.find_element(By.ID, "status").text or "").startswith("nothing matches")
-                   and browser.find_element(By.ID, "status").text, 60, "the nothing-matches message")
+    status = wait_for(lambda: (browser.find_element(By.ID, "status").text or "").startswith("nothing matches")
+                   and browser.find_element(By.ID, "status").text, 60, "the nothing-matches message", interval_s=0.2)
     assert "nothing matches" in status
     assert browser.find_elements(By.CSS_SELECTOR, "#results .card") == []

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from video_analysis.wording import count, listing
+
 
 @dataclass(frozen=True)
 class IncidentRules:
@@ -124,19 +126,18 @@ def summary_text(duration_s: float, camera: str | None, tracks: list[TrackFacts]
     """
     where = f"camera {camera}" if camera else "the footage"
     counts = Counter(t.class_name for t in tracks)
-    people = counts.pop("person", 0)
-    objects = ", ".join(f"{n} {name}{'s' if n > 1 else ''}" for name, n in counts.most_common(5))
-    span = (f"{partial_s:.0f} of {duration_s:.0f} seconds of {where} decoded (partial recording)"
-            if partial_s is not None else f"{duration_s:.0f} seconds of {where}")
-    sentences = [f"{span}: {people} {'person' if people == 1 else 'people'} tracked"
-                 + (f", and {objects}" if objects else "") + "."]
+    seen = [count(n, name) for name, n in sorted(counts.items(), key=lambda item: (item[0] != "person", -item[1],
+                                                                                   item[0]))[:6]]
+    span = (f"{partial_s:.0f} of {count(round(duration_s), 'second')} of {where} decoded (partial recording)"
+            if partial_s is not None else f"{count(round(duration_s), 'second')} of {where}")
+    sentences = [f"{span}: {listing(seen)} tracked." if seen else f"{span}: nothing tracked."]
     if colours:
         sentences.append("Most common clothing colours: " + ", ".join(c for c, _ in colours.most_common(3)) + ".")
     if incidents:
         kinds = Counter(i.type.replace("_", " ") for i in incidents)
         listed = "; ".join(f"{i.type.replace('_', ' ')} at {i.start_t:.0f}-{i.end_t:.0f} s ({i.detail})"
                            for i in incidents[:5])
-        sentences.append(f"{len(incidents)} incident{'s' if len(incidents) > 1 else ''} "
+        sentences.append(f"{count(len(incidents), 'incident')} "
                          f"({', '.join(f'{n} {k}' for k, n in kinds.items())}): {listed}.")
     else:
         sentences.append("No incidents.")

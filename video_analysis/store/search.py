@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 RRF_K = 60
+SUMMARY_WEIGHT = 0.5  # of a summary's ranks in fusion, against a track's or an incident's
 CANDIDATES = 100  # per retriever, before fusion
 EF_SEARCH = 2 * CANDIDATES
 
@@ -50,6 +51,7 @@ class SearchHit:
     image_rank: int | None
     description: str
     thumbnail: str | None
+    similarity: float | None = None  # cosine between the query and the description (text vectors)
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -89,7 +91,7 @@ nearest AS (
     ORDER BY distance
     LIMIT %(pool)s
 )
-SELECT partition_key, track_id FROM nearest WHERE distance <= %(max_distance)s
+SELECT partition_key, track_id, distance FROM nearest WHERE distance <= %(max_distance)s
 ORDER BY distance, partition_key, track_id
 """
 
@@ -117,18 +119,23 @@ def _vector_literal(vector) -> str:
     return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
 
 
-def _ranked(conn, statement, params) -> dict[tuple[str, int], int]:
-    """(partition_key, track_id) -> rank (1 = best) of a retriever's candidates, in its order."""
+def _ranked(conn, statement, params, similarities: dict | None = None) -> dict[tuple[str, int], int]:
+    """(partition_key, track_id) -> rank (1 = best) of a retriever's candidates, in its order; with
+    ``similarities``, also records 1 - distance of each (vector retrievers)."""
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(statement, params).fetchall()
+    if similarities is not None:
+        similarities.update({(row["partition_key"], row["track_id"]): 1.0 - row["distance"] for row in rows})
     return {(row["partition_key"], row["track_id"]): rank for rank, row in enumerate(rows, 1)}
 
 
-def reciprocal_rank_fusion(rankings: dict[str, dict[tuple, int]], k: int = RRF_K) -> dict[tuple, float]:
+def reciprocal_rank_fusion(rankings: dict[str, dict[tuple, int]], k: int = RRF_K,
+                           weights: dict[str, float] | None = None) -> dict[tuple, float]:
     scores: dict[tuple, float] = {}
-    for ranking in rankings.values():
+    for name, ranking in rankings.items():
+        weight = (weights or {}).get(name, 1.0)
         for key, rank in ranking.items():
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
     return scores
 
 
@@ -161,6 +168,7 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     if image_embedder is not None and image_model_name:
         retrievers.append(("image_vector", "track_image", image_embedder, image_model_name, min_image_similarity))
     rankings: dict[str, dict[tuple[str, int], int]] = {}
+    similarities: dict[tuple[str, int], float] = {}
     with conn.transaction():
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
         conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
@@ -170,15 +178,17 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
                                                    dim=sql.Literal(int(vector.shape[0])))
             max_distance = 2.0 if floor is None else 1.0 - floor
             rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
-                                                       "max_distance": max_distance})
+                                                       "max_distance": max_distance},
+                                     similarities if name == "text_vector" else None)
         rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
-        return _hits(conn, top, scores, rankings, thumbnails_dir)
+        return _hits(conn, top, scores, rankings, thumbnails_dir, similarities)
 
 
 def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tuple, float],
-          rankings: dict[str, dict[tuple, int]], thumbnails_dir: Path | None) -> list[SearchHit]:
+          rankings: dict[str, dict[tuple, int]], thumbnails_dir: Path | None,
+          similarities: dict[tuple, float] | None = None) -> list[SearchHit]:
     """The tracks ``top`` names, in that order, with what a result shows."""
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
@@ -193,7 +203,8 @@ def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tup
             score=round(scores[key], 5), vector_rank=rankings.get("text_vector", {}).get(key),
             text_rank=rankings.get("full_text", {}).get(key), image_rank=rankings.get("image_vector", {}).get(key),
             description=r["description"],
-            thumbnail=_thumbnail_path(thumbnails_dir, r["partition_key"], r["track_id"], r["thumbnail_jpeg"])))
+            thumbnail=_thumbnail_path(thumbnails_dir, r["partition_key"], r["track_id"], r["thumbnail_jpeg"]),
+            similarity=None if similarities is None or key not in similarities else round(similarities[key], 4)))
     return hits
 
 
@@ -221,4 +232,168 @@ def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, 
         rows = cursor.execute(_SIMILAR, {"video": partition_key, "track": track_id, "limit": limit}).fetchall()
     top = [(r["partition_key"], r["track_id"]) for r in rows]
     scores = {(r["partition_key"], r["track_id"]): 1.0 - r["distance"] for r in rows}
-    return _hits(conn, top, scores, {}, thumbnails_dir)
+    return _hits(conn, top, scores, {}, thumbnails_dir, scores)
+
+
+# -- events: incidents and summaries ---------------------------------------------------------------
+# What each incident type means, in words a query about it would use: a query is matched against these
+# by meaning, so "a crowd of people" reaches crowding and "someone hanging around" reaches loitering.
+INCIDENT_MEANINGS = {
+    "loitering": "loitering: a person lingering, waiting or hanging around in one place for a long time",
+    "crowding": "crowding: a crowd, a group of many people gathered together",
+    "running": "running: a person running, rushing or moving fast",
+    "zone_intrusion": "zone intrusion: someone entering a restricted area or forbidden zone",
+    "unattended_object": "unattended object: a bag, backpack or suitcase left alone, abandoned luggage",
+}
+
+
+@dataclass(frozen=True)
+class EventHit:
+    kind: str  # "incident" | "summary"
+    partition_key: str
+    object_key: str
+    camera: str | None
+    start_s: float
+    end_s: float
+    starts_at: datetime | None
+    score: float
+    text: str
+    incident_type: str | None = None
+    track_ids: tuple[int, ...] = ()
+    similarity: float | None = None  # cosine between the query and the incident type's meaning or the summary
+
+
+_EVENT_FILTERS = """
+    (%(history)s OR v.superseded_by IS NULL OR v.partition_key = %(video)s)
+    AND (%(video)s::text IS NULL OR v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')
+    AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
+"""
+
+# Incidents of the types the query means, in the order of how close each type is to it.
+_INCIDENTS = """
+SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, i.value AS incident
+FROM videos v JOIN summaries s USING (partition_key), jsonb_array_elements(s.incidents) i
+WHERE i.value->>'type' = ANY(%(types)s) AND """ + _EVENT_FILTERS + """
+  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'end_t')::float)
+       >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'start_t')::float)
+       <= %(until)s)
+ORDER BY array_position(%(types)s, i.value->>'type'), v.partition_key, (i.value->>'start_t')::float
+LIMIT %(pool)s
+"""
+
+# Incidents by words: the query's words (any of them) in the incident's type and detail.
+_INCIDENTS_BY_TEXT = """
+WITH q AS (SELECT to_tsquery('english', replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')) AS q)
+SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, i.value AS incident
+FROM videos v JOIN summaries s USING (partition_key), jsonb_array_elements(s.incidents) i, q
+WHERE q.q::text <> ''
+  AND to_tsvector('english', replace(i.value->>'type', '_', ' ') || ' ' || coalesce(i.value->>'detail', '')) @@ q.q
+  AND (%(incident)s::text IS NULL OR i.value->>'type' = %(incident)s) AND """ + _EVENT_FILTERS + """
+  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'end_t')::float)
+       >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'start_t')::float)
+       <= %(until)s)
+ORDER BY ts_rank_cd(to_tsvector('english', replace(i.value->>'type', '_', ' ') || ' '
+                                || coalesce(i.value->>'detail', '')), q.q) DESC,
+         v.partition_key, (i.value->>'start_t')::float
+LIMIT %(pool)s
+"""
+
+_SUMMARY_WINDOW = """
+  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => coalesce(v.duration_s, 0))
+       >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR v.recorded_at <= %(until)s)
+"""
+
+# Summaries by meaning: nearest summary vectors of the model, within the relevance floor.
+_SUMMARY_BY_VECTOR = """
+WITH nearest AS (
+    SELECT e.partition_key, e.embedding::vector({dim}) <=> %(vector)s::vector({dim}) AS distance
+    FROM embeddings e JOIN videos v USING (partition_key)
+    WHERE e.kind = 'summary_text' AND e.model_name = {model} AND """ + _EVENT_FILTERS + _SUMMARY_WINDOW + """
+    ORDER BY distance LIMIT %(pool)s
+)
+SELECT partition_key, distance FROM nearest WHERE distance <= %(max_distance)s ORDER BY distance, partition_key
+"""
+
+# Summaries by words: any of the query's words (a summary rarely holds all of them), best first.
+_SUMMARY_BY_TEXT = """
+WITH q AS (SELECT to_tsquery('english', replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')) AS q)
+SELECT s.partition_key FROM summaries s JOIN videos v USING (partition_key), q
+WHERE q.q::text <> '' AND s.summary_tsv @@ q.q AND """ + _EVENT_FILTERS + _SUMMARY_WINDOW + """
+ORDER BY ts_rank_cd(s.summary_tsv, q.q) DESC, s.partition_key
+LIMIT %(pool)s
+"""
+
+_SUMMARY_DETAILS = """
+SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, v.duration_s, s.summary
+FROM videos v JOIN summaries s USING (partition_key) WHERE v.partition_key = ANY(%(keys)s)
+"""
+
+
+def search_events(conn: psycopg.Connection, query: str, embedder, model_name: str,
+                  filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
+                  min_similarity: float | None = None) -> list[EventHit]:
+    """Incidents whose type the query means, and summaries that match it by meaning or by words.
+
+    Scored by reciprocal rank like tracks, so the two lists merge by score. Filters only tracks have
+    (class, colour) leave events out; an incident filter leaves only incidents of that type.
+    """
+    if filters.class_name or filters.color:
+        return []
+    floor = -1.0 if min_similarity is None else min_similarity
+    vector = embedder.embed([query])[0]
+    meanings = embedder.embed(list(INCIDENT_MEANINGS.values()))
+    similarity = dict(zip(INCIDENT_MEANINGS, (meanings @ vector).tolist(), strict=True))
+    types = sorted((t for t, value in similarity.items() if value >= floor and filters.incident in (None, t)),
+                   key=lambda t: -similarity[t])
+    params = {**asdict(filters), "query": query, "pool": CANDIDATES, "vector": _vector_literal(vector),
+              "max_distance": 1.0 - floor, "types": types}
+    rankings: dict[str, dict[tuple, int]] = {"incident_meaning": {}, "incident_text": {}, "summary_vector": {},
+                                             "summary_text": {}}
+    events: dict[tuple, EventHit] = {}
+    summary_similarity: dict[str, float] = {}
+    with conn.cursor(row_factory=dict_row) as cursor:
+        incidents = {"incident_meaning": cursor.execute(_INCIDENTS, params).fetchall() if types else [],
+                     "incident_text": cursor.execute(_INCIDENTS_BY_TEXT, params).fetchall()}
+        summaries = {}
+        if filters.incident is None:
+            statement = sql.SQL(_SUMMARY_BY_VECTOR).format(model=sql.Literal(model_name),
+                                                           dim=sql.Literal(int(vector.shape[0])))
+            nearest = cursor.execute(statement, params).fetchall()
+            summary_similarity = {r["partition_key"]: 1.0 - r["distance"] for r in nearest}
+            summaries["summary_vector"] = [r["partition_key"] for r in nearest]
+            summaries["summary_text"] = [r["partition_key"] for r in cursor.execute(_SUMMARY_BY_TEXT, params)]
+        keys = sorted({key for found in summaries.values() for key in found})
+        details = {r["partition_key"]: r for r in cursor.execute(_SUMMARY_DETAILS, {"keys": keys})} if keys else {}
+    for name, rows in incidents.items():
+        for rank, row in enumerate(rows, 1):
+            incident = row["incident"]
+            key = ("incident", row["partition_key"], incident["start_t"], incident["type"])
+            rankings[name][key] = rank
+            events[key] = _event(row, "incident", incident["start_t"], incident["end_t"],
+                                 f"{incident['type'].replace('_', ' ')}: {incident['detail']}", incident["type"],
+                                 tuple(incident.get("track_ids", ())), similarity.get(incident["type"]))
+    for name, found in summaries.items():
+        for rank, partition_key in enumerate(found, 1):
+            key = ("summary", partition_key)
+            rankings[name][key] = rank
+            video = details[partition_key]
+            events[key] = _event(video, "summary", 0.0, video["duration_s"] or 0.0, video["summary"],
+                                 similarity=summary_similarity.get(partition_key))
+    # A summary stands for a whole video: it ranks below a track or an incident found as well as it.
+    weights = {"summary_vector": SUMMARY_WEIGHT, "summary_text": SUMMARY_WEIGHT}
+    scores = reciprocal_rank_fusion(rankings, weights=weights)
+    top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
+    return [EventHit(**{**events[key].__dict__, "score": round(scores[key], 5)}) for key in top]
+
+
+def _event(video: dict, kind: str, start: float, end: float, text: str, incident_type: str | None = None,
+           track_ids: tuple[int, ...] = (), similarity: float | None = None) -> EventHit:
+    recorded = video["recorded_at"]
+    return EventHit(kind=kind, partition_key=video["partition_key"], object_key=video["object_key"],
+                    camera=video["camera"], start_s=round(start, 2), end_s=round(end, 2),
+                    starts_at=recorded + timedelta(seconds=start) if recorded else None, score=0.0, text=text,
+                    incident_type=incident_type, track_ids=track_ids,
+                    similarity=None if similarity is None else round(similarity, 4))

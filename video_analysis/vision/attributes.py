@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from video_analysis.vision.tracking import TrackSummary
+from video_analysis.wording import count
 
 # Named colours in RGB; a pixel cluster takes the name of the nearest one in Lab space.
 PALETTE = {
@@ -144,7 +145,7 @@ def describe(attrs: TrackAttributes) -> str:
     elif attrs.color:
         subject = f"{attrs.color} {attrs.class_name}"
     moving = attrs.motion if attrs.heading is None else f"{attrs.motion} {attrs.heading}"
-    text = f"{subject}, {moving}, on screen for {attrs.dwell_s:.0f} seconds"
+    text = f"{subject}, {moving}, on screen for {count(round(attrs.dwell_s), 'second')}"
     if attrs.zones:
         text += f", in {', '.join(attrs.zones)}"
     return text

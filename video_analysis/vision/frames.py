@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,16 +187,11 @@ def decode_stream(path: Path, report: DecodeReport | None = None, sample_fps: fl
     sampler = TimeSampler(sample_fps)
     index = 0
     previous_t: float | None = None
+    def stopped(reason: str) -> None:
+        report.stopped_early = reason
+
     try:
-        packets = container.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.FFmpegError as exc:  # the container cannot be read further (truncated, damaged index)
-                report.stopped_early = _ffmpeg_reason(exc)
-                break
+        for packet in readable_packets(container, stream, stopped):
             try:
                 decoded = packet.decode()
             except av.FFmpegError:
@@ -219,6 +214,21 @@ def decode_stream(path: Path, report: DecodeReport | None = None, sample_fps: fl
                 yield Frame(index - 1, round(t, 6), _display(image, frame))
     finally:
         container.close()
+
+
+def readable_packets(container, stream, stopped: Callable[[str], None]) -> Iterator:
+    """The stream's packets up to where the container cannot be read further (truncated, damaged index);
+    ``stopped`` hears why it ended early."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            stopped(_ffmpeg_reason(exc))
+            return
+        yield packet
 
 
 def _timestamp(frame, time_base, origin, previous_t, fps) -> float:

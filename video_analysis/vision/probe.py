@@ -32,6 +32,7 @@ from video_analysis.vision.frames import (
     allowed_shortfall_s,
     nominal_fps,
     open_video,
+    readable_packets,
     stream_info,
     time_origin,
     video_duration_s,
@@ -189,15 +190,11 @@ def _packet_index(container, stream) -> _PacketIndex:
     index = _PacketIndex(container.format.name.split(",")[0])
     start = time_origin(stream)
     first = last = None
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except av.FFmpegError as exc:
-            index.stopped_early = getattr(exc, "strerror", None) or type(exc).__name__
-            break
+
+    def stopped(reason: str) -> None:
+        index.stopped_early = reason
+
+    for packet in readable_packets(container, stream, stopped):
         if packet.size == 0:
             continue  # a flush marker, or a dropped frame in an AVI index
         index.packets += 1
