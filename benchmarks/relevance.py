@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PRESENT = ["person", "a person walking", "people", "bottle", "bottles on a table", "someone in dark clothes"]
-ABSENT = ["car", "a red car", "dog", "bicycle", "truck", "airplane", "a cat on the sofa", "fire"]
+PRESENT = ["person", "a person walking", "people", "bottle", "bottles on a table", "someone in dark clothes",
+           "how many people came in?", "were there bottles on the table?"]
+ABSENT = ["car", "a red car", "dog", "bicycle", "truck", "airplane", "a cat on the sofa", "fire",
+          "where is the red car?", "did a dog walk by?"]
 
 
 def main() -> None:
@@ -42,17 +44,20 @@ def main() -> None:
             tracks = conn.execute("SELECT count(*) FROM embeddings WHERE kind = 'track_text'").fetchone()[0]
             print(f"{len(clips)} clips, {tracks} track descriptions, model {ctx.text_model_name}, "
                   f"floor {ctx.min_similarity}\n")
-            print("| query | about | best similarity | hits with the floor | first hit |\n|---|---|---|---|---|")
+            print("| query | about | best track similarity | best summary similarity | track hits with the floor | "
+                  "first hit |\n|---|---|---|---|---|---|")
             for group, queries in (("present", PRESENT), ("absent", ABSENT)):
                 for query in queries:
                     vector = ctx.text_embedder.embed([query])[0]
                     literal = "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
-                    best = conn.execute("SELECT max(1 - (embedding::vector(384) <=> %s::vector(384))) FROM embeddings "
-                                        "WHERE kind = 'track_text'", (literal,)).fetchone()[0]
+                    best, summary = conn.execute(
+                        "SELECT max(1 - (embedding::vector(384) <=> %(v)s::vector(384))) FILTER (WHERE kind = "
+                        "'track_text'), max(1 - (embedding::vector(384) <=> %(v)s::vector(384))) FILTER (WHERE "
+                        "kind = 'summary_text') FROM embeddings", {"v": literal}).fetchone()
                     hits = search(conn, query, ctx.text_embedder, ctx.text_model_name, limit=50,
                                   min_similarity=ctx.min_similarity)
                     first = f"{hits[0].class_name} in {hits[0].object_key}" if hits else "-"
-                    print(f"| {query} | {group} | {best:.3f} | {len(hits)} | {first} |", flush=True)
+                    print(f"| {query} | {group} | {best:.3f} | {summary:.3f} | {len(hits)} | {first} |", flush=True)
     finally:
         from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 

@@ -361,7 +361,24 @@ def service_context():
         database=Database(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
         image_model_name=image_model.name if image_model else None,
-        min_similarity=settings.search_min_similarity, dagster_url=settings.dagster_url)
+        min_similarity=settings.search_min_similarity,
+        min_summary_similarity=settings.search_min_summary_similarity, dagster_url=settings.dagster_url)
+
+
+def cmd_ask(args) -> int:
+    from service.app import answer
+    from video_analysis.store.search import SearchFilters
+
+    found = answer(service_context(), args.question,
+                   SearchFilters(camera=args.camera, since=_when(args.since), until=_when(args.until)))
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(found["answer"])
+    for citation in found["citations"]:
+        print(f"  [{citation['ref']}] {citation['object_key']} {citation['start_s']:.1f}-{citation['end_s']:.1f} s "
+              f"({citation['partition_key']})")
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -463,6 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
     dev.set_defaults(func=cmd_dev)
+
+    ask = commands.add_parser("ask", help="a question about the footage, answered from the matching rows, cited")
+    ask.add_argument("question")
+    ask.add_argument("--camera")
+    ask.add_argument("--since")
+    ask.add_argument("--until")
+    ask.add_argument("--json", action="store_true")
+    ask.set_defaults(func=cmd_ask)
 
     serve = commands.add_parser("serve", help="the search API and web page over what was found (FastAPI)")
     serve.add_argument("--host", default="127.0.0.1")

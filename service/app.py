@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from video_analysis.events.answers import grounded_answer
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
@@ -41,6 +42,7 @@ class ServiceContext:
     image_embedder: object | None = None
     image_model_name: str | None = None
     min_similarity: float | None = None
+    min_summary_similarity: float | None = None
     dagster_url: str = "http://127.0.0.1:3000"
 
 
@@ -77,6 +79,36 @@ def _event(hit: EventHit, ctx: ServiceContext) -> dict:
 
 
 KINDS = ("track", "incident", "summary")
+NOTHING_MATCHES = "nothing matches: nothing found is close enough in meaning or shares its words"
+
+
+def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None = None, limit: int = 20) -> list[dict]:
+    """Tracks, incidents and summaries matching ``q``, best first, as the API returns them."""
+    hits: list[dict] = []
+    with ctx.database.session() as conn:
+        if kind in (None, "track"):
+            tracks = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
+                            image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
+                            min_similarity=ctx.min_similarity)
+            hits += [_hit(hit, ctx) for hit in tracks]
+        if kind in (None, "incident", "summary"):
+            events = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
+                                   min_similarity=ctx.min_similarity,
+                                   min_summary_similarity=ctx.min_summary_similarity)
+            hits += [_event(hit, ctx) for hit in events if kind in (None, hit.kind)]
+    # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
+    hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
+    return hits[:limit]
+
+
+def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:
+    """A grounded answer: built from the best few hits only, every sentence citing its video and time."""
+    hits = find(ctx, question, filters, limit=facts)
+    found = grounded_answer(question, hits)
+    return {"question": question, "answer": found.text, "generator": found.generator,
+            "citations": [{**citation.__dict__, "clip_url": f"{_video_path(citation.partition_key)}/video"
+                                                            f"#t={citation.start_s}"}
+                          for citation in found.citations]}
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -122,23 +154,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             raise HTTPException(422, "q: the query is blank")
         filters = SearchFilters(video=video, camera=camera, since=since, until=until, class_name=class_name,
                                 color=color, incident=incident, history=history)
-        hits: list[dict] = []
-        with ctx.database.session() as conn:
-            if kind in (None, "track"):
-                tracks = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                                image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
-                                min_similarity=ctx.min_similarity)
-                hits += [_hit(hit, ctx) for hit in tracks]
-            if kind in (None, "incident", "summary"):
-                events = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                                       min_similarity=ctx.min_similarity)
-                hits += [_event(hit, ctx) for hit in events if kind in (None, hit.kind)]
-        # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
-        hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
-        answer = {"query": q, "hits": hits[:limit]}
-        if not hits:
-            answer["message"] = "nothing matches: nothing found is close enough in meaning or shares its words"
-        return answer
+        hits = find(ctx, q, filters, kind, limit)
+        return {"query": q, "hits": hits, **({} if hits else {"message": NOTHING_MATCHES})}
+
+    @app.get("/api/ask")
+    def ask(
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="a question about the footage")],
+        camera: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict:
+        """An answer built only from the matching rows; every sentence cites its video and time."""
+        if not q.strip():
+            raise HTTPException(422, "q: the question is blank")
+        return answer(ctx, q, SearchFilters(camera=camera, since=since, until=until))
 
     @app.get("/api/videos")
     def videos(limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:

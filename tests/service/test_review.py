@@ -132,6 +132,27 @@ def test_a_summary_is_found_by_its_words_and_ranks_below_the_tracks_it_sums_up(s
     assert only and {h["kind"] for h in only} == {"summary"}
 
 
+def test_a_question_is_answered_from_the_rows_with_a_citation_in_every_sentence(served):
+    import re
+
+    found = served.client.get("/api/ask", params={"q": "was anyone hanging around?"}).json()
+    assert found["generator"] == "template" and found["citations"]
+    sentences = re.split(r"(?<=\.)\s+", found["answer"])
+    assert all(re.search(r"\[\d+\]\.$", sentence) for sentence in sentences), found["answer"]
+    first = found["citations"][0]
+    assert first["partition_key"] == served.partitions["person"] and found["answer"].startswith("Loitering")
+    assert served.client.get(first["clip_url"].split("#")[0], headers={"Range": "bytes=0-9"}).status_code == 206
+    nothing = served.client.get("/api/ask", params={"q": "where is the red car?"}).json()
+    assert nothing["answer"] == "Nothing in the footage matches that question." and nothing["citations"] == []
+
+
+def test_reelgraph_ask_answers_on_the_command_line(served):
+    from tests.helpers import run_cli
+
+    output = run_cli("ask", "was anyone hanging around?", check=True).stdout
+    assert output.startswith("Loitering") and "[1] one-by-one-person-detection.mp4" in output
+
+
 def test_bad_parameters_get_a_clear_422_without_a_stack_trace(served):
     cases = [({"q": "person", "limit": 0}, "limit"), ({"q": "x" * 301}, "q"), ({}, "q"),
              ({"q": "person", "kind": "everything"}, "kind"),

@@ -42,6 +42,9 @@ class Settings:
     # match; calibrated on the sample clips (README, Search).
     search_min_similarity: float = field(
         default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SIMILARITY", "0.25")))
+    # Search over video summaries: the same for a summary's vector (long texts sit closer to any question).
+    search_min_summary_similarity: float = field(
+        default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SUMMARY_SIMILARITY", "0.3")))
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 

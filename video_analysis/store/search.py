@@ -334,8 +334,12 @@ FROM videos v JOIN summaries s USING (partition_key) WHERE v.partition_key = ANY
 
 def search_events(conn: psycopg.Connection, query: str, embedder, model_name: str,
                   filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
-                  min_similarity: float | None = None) -> list[EventHit]:
+                  min_similarity: float | None = None, min_summary_similarity: float | None = None,
+                  ) -> list[EventHit]:
     """Incidents whose type the query means, and summaries that match it by meaning or by words.
+
+    ``min_similarity`` is the floor for incident types, ``min_summary_similarity`` for summary vectors (a
+    long summary is a little similar to almost any question, so its floor sits higher).
 
     Scored by reciprocal rank like tracks, so the two lists merge by score. Filters only tracks have
     (class, colour) leave events out; an incident filter leaves only incidents of that type.
@@ -348,8 +352,9 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     similarity = dict(zip(INCIDENT_MEANINGS, (meanings @ vector).tolist(), strict=True))
     types = sorted((t for t, value in similarity.items() if value >= floor and filters.incident in (None, t)),
                    key=lambda t: -similarity[t])
+    summary_floor = floor if min_summary_similarity is None else min_summary_similarity
     params = {**asdict(filters), "query": query, "pool": CANDIDATES, "vector": _vector_literal(vector),
-              "max_distance": 1.0 - floor, "types": types}
+              "max_distance": 1.0 - summary_floor, "types": types}
     rankings: dict[str, dict[tuple, int]] = {"incident_meaning": {}, "incident_text": {}, "summary_vector": {},
                                              "summary_text": {}}
     events: dict[tuple, EventHit] = {}

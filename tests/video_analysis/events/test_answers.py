@@ -1,0 +1,39 @@
+from video_analysis.events.answers import grounded_answer
+
+HITS = [
+    {"kind": "incident", "partition_key": "lobby.mp4@1", "object_key": "lobby.mp4", "camera": "lobby",
+     "start_s": 94.0, "end_s": 120.5, "text": "loitering: person 5 stayed 26 s within 1.5 body heights"},
+    {"kind": "track", "partition_key": "lobby.mp4@1", "object_key": "lobby.mp4", "camera": "lobby",
+     "start_s": 94.0, "end_s": 120.5, "text": "person wearing a black top, stationary, on screen for 26 seconds"},
+]
+
+
+def test_the_templated_answer_cites_every_sentence():
+    answer = grounded_answer("who hung around in the lobby?", HITS)
+    assert answer.generator == "template"
+    assert answer.text == ("Loitering: person 5 stayed 26 s within 1.5 body heights, in lobby.mp4 (camera lobby) "
+                           "at 1:34-2:00 [1]. A person wearing a black top, stationary, on screen for 26 seconds, in "
+                           "lobby.mp4 (camera lobby) at 1:34-2:00 [2].")
+    assert [(c.ref, c.partition_key, c.start_s) for c in answer.citations] == [(1, "lobby.mp4@1", 94.0),
+                                                                             (2, "lobby.mp4@1", 94.0)]
+
+
+def test_no_rows_no_answer_only_the_statement_that_nothing_matches():
+    answer = grounded_answer("where is the red car?", [])
+    assert answer.text == "Nothing in the footage matches that question." and answer.citations == []
+
+
+def test_a_written_answer_stands_only_when_every_sentence_cites_a_given_row():
+    good = grounded_answer("who?", HITS, writer=lambda q, facts: "One person loitered by the lobby [1][2].",
+                           writer_name="tiny-llm")
+    assert (good.text, good.generator) == ("One person loitered by the lobby [1][2].", "tiny-llm")
+    for written in ("One person loitered. It was at 1:34 [1].",  # a sentence without a citation
+                    "A person loitered [3].",  # a row that was never given
+                    ""):
+        answer = grounded_answer("who?", HITS, writer=lambda q, facts, text=written: text)
+        assert answer.generator == "template" and answer.text.endswith("[2].")
+
+    def failing(question, facts):
+        raise RuntimeError("model crashed")
+
+    assert grounded_answer("who?", HITS, writer=failing).generator == "template"
