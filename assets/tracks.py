@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets.detections import detections
 from assets.video_stage import materialize_videos, video_stage_asset
 from resources import ObjectStoreResource, PostgresResource
+from video_analysis.runtime.settings import Settings
 from video_analysis.stages import track
 
 
@@ -14,13 +15,14 @@ from video_analysis.stages import track
     deps=[detections],
     group="vision",
     kinds={"python", "postgres"},
-    code_version="bytetrack-v2",
+    # The policy (classes, evidence) is part of the version: changing it marks every video's tracks stale.
+    code_version=f"bytetrack-v3-{Settings.from_env().track_policy().fingerprint()}",
     description="ByteTrack tracks over the sampled detections (table `tracks`): class, first/last time, "
     "frames seen, mean confidence, path summary and a best-frame thumbnail.",
     checks=("no_track_jumps_across_frame", "tracks_consistent_with_detections"),
 )
 def tracks(context: AssetExecutionContext, database: PostgresResource,
            object_store: ObjectStoreResource) -> Iterator[MaterializeResult]:
-    db, store = database.database(), object_store.store()
-    yield from materialize_videos(context, database, track.STAGE,
-                                  lambda key: track.run(db, key, store, run_id=context.run.run_id))
+    db, store, settings = database.database(), object_store.store(), Settings.from_env()
+    yield from materialize_videos(context, database, track.STAGE, lambda key: track.run(
+        db, key, store, policy=settings.track_policy(), zones_file=settings.zones_path, run_id=context.run.run_id))

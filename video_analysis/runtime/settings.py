@@ -38,6 +38,13 @@ class Settings:
     # Backfills: videos per run of the video stages (each model loads once per run).
     videos_per_run: int = field(default_factory=lambda: int(_env("REELGRAPH_VIDEOS_PER_RUN", "10")))
 
+    # Tracks: the classes that become tracks (comma list; "*" for every class), and the evidence a track
+    # needs (sampled frames seen, mean confidence). Per camera: `track_classes` in the zones file.
+    track_classes: str | None = field(default_factory=lambda: _env("REELGRAPH_TRACK_CLASSES"))
+    track_min_frames: int = field(default_factory=lambda: int(_env("REELGRAPH_TRACK_MIN_FRAMES", "2")))
+    track_min_confidence: float = field(
+        default_factory=lambda: float(_env("REELGRAPH_TRACK_MIN_CONFIDENCE", "0.45")))
+
     # Search: a track whose description is less similar than this (cosine, text vectors) to the query is no
     # match; calibrated on the sample clips (README, Search).
     search_min_similarity: float = field(
@@ -54,6 +61,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls()
+
+    def track_policy(self):
+        from video_analysis.vision.evidence import TrackPolicy, parse_classes
+
+        return TrackPolicy(parse_classes(self.track_classes), self.track_min_frames, self.track_min_confidence)
 
     @property
     def zones_path(self) -> Path | None:

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import MissingUpstreamError, StageResult
 from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import ModelStamp, load_detections, replace_tracks
+from video_analysis.vision.evidence import TrackPolicy, policy_for_camera
 from video_analysis.vision.passes import track_thumbnails, track_video
 
 STAGE = "tracks"
 
 
-def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | None = None) -> StageResult:
-    """Track the stored detections and replace the video's tracks, whatever this run finds (even none)."""
+def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPolicy | None = None,
+        zones_file: Path | None = None, run_id: str | None = None) -> StageResult:
+    """Track the stored detections and replace the video's tracks, whatever this run finds (even none).
+
+    Only tracks the policy keeps (the camera's classes, enough evidence) are stored; the rest are counted.
+    """
     with db.session() as conn:
         video = catalog.ready_video(conn, partition_key)
         detections, class_names = load_detections(conn, partition_key)
         detection_pass = catalog.stage_record(conn, partition_key, "detections")
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
-    found = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
+    tracked = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
+    policy = policy_for_camera(policy or TrackPolicy(None, 1, 0.0), zones_file, video.camera)
+    kept = [policy.keeps(class_names[t.class_id], t.frames_seen, t.mean_confidence) for t in tracked]
+    found = [t for t, keep in zip(tracked, kept, strict=True) if keep]
+    dropped = Counter(class_names[t.class_id] for t, keep in zip(tracked, kept, strict=True) if not keep)
     thumbnails = {}
     if found:
         with store.local_copy(video.obj) as path:
@@ -36,4 +46,5 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
     per_class = Counter(class_names[t.class_id] for t in found)
     examples = [{"track": t.track_id, "class": class_names[t.class_id], "from_s": round(t.first_t, 1),
                  "to_s": round(t.last_t, 1), "frames": t.frames_seen} for t in found[:5]]
-    return StageResult(rows, {"per_class": dict(per_class.most_common()), "examples": examples}, findings)
+    return StageResult(rows, {"per_class": dict(per_class.most_common()), "examples": examples,
+                              "left_out": dict(dropped.most_common()), "policy": policy.describe()}, findings)

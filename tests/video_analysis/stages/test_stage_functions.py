@@ -77,3 +77,25 @@ def test_loading_models_leaves_the_process_environment_alone(state_home, monkeyp
     load_model("ultralytics", tiny_yolo)
     assert embedder.embed(["a person in a red coat"]).shape == (1, embedder.dim)
     assert dict(os.environ) == before
+
+
+def test_only_tracks_of_the_cameras_classes_with_enough_evidence_are_kept(chain, db, tmp_path):
+    from video_analysis.vision.evidence import TrackPolicy
+
+    c = chain
+    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
+    everything = track.run(c["db"], c["key"], c["store"])
+    classes = set(everything.metadata["per_class"])
+    assert everything.rows > 0 and everything.metadata["left_out"] == {}
+
+    elsewhere = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})))
+    assert elsewhere.rows == 0 and set(elsewhere.metadata["left_out"]) == classes
+    assert _counts(db, c["key"])["tracks"] == 0 and _counts(db, c["key"])["detections"] > 0  # detections stay
+
+    unsure = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(None, min_frames=10_000))
+    assert unsure.rows == 0
+
+    zones = tmp_path / "zones.yaml"  # this camera's own list wins over the default
+    zones.write_text("track_classes:\n  '*': [" + ", ".join(sorted(classes)) + "]\n")
+    again = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})), zones_file=zones)
+    assert again.rows == everything.rows
