@@ -1,6 +1,7 @@
 """summaries: incidents, a 0-100 safety score and a readable summary per video, from tracks and attributes."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from dagster import AssetExecutionContext, Config, MaterializeResult
 from pydantic import Field
@@ -8,22 +9,26 @@ from pydantic import Field
 from assets.embeddings import embeddings
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.events.incidents import IncidentRules
+from video_analysis.events.incidents import load_rules, rules_fingerprint
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
 
 
 class SummaryConfig(Config):
-    loiter_seconds: float = Field(default=30.0, description="A person staying in one spot this long is loitering.")
-    crowd_size: int = Field(default=5, description="This many people on screen at once is crowding.")
-    unattended_seconds: float = Field(default=30.0, description="A bag alone this long is left unattended.")
+    """One-off overrides for a run; the standing rules live in the zones file's `rules:` section."""
+
+    loiter_seconds: float | None = Field(default=None,
+                                         description="A person staying in one spot this long is loitering.")
+    crowd_size: int | None = Field(default=None, description="This many people on screen at once is crowding.")
+    unattended_seconds: float | None = Field(default=None, description="A bag alone this long is left unattended.")
 
 
 @video_stage_asset(
     deps=[embeddings],
     group="understanding",
     kinds={"python", "postgres"},
-    code_version="summary-v2",
+    # The rules and zones in force are part of the version: editing them marks the summaries stale.
+    code_version=f"summary-v2-{rules_fingerprint(Settings.from_env().zones_path)}",
     description="Per video (table `summaries`): rule-based incidents (loitering, crowding, running, zone "
     "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text "
     "(templated, or written by a vision-language model in `full` when its JSON output validates).",
@@ -31,12 +36,13 @@ class SummaryConfig(Config):
 )
 def summaries(context: AssetExecutionContext, config: SummaryConfig, database: PostgresResource,
               object_store: ObjectStoreResource, models: ModelRegistryResource) -> Iterator[MaterializeResult]:
-    rules = IncidentRules(loiter_seconds=config.loiter_seconds, crowd_size=config.crowd_size,
-                          unattended_seconds=config.unattended_seconds)
+    zones_file = Settings.from_env().zones_path
+    overrides = {name: value for name, value in config.model_dump().items() if value is not None}
+    rules = replace(load_rules(zones_file), **overrides)
     with batch_setup(context, database, summarize.STAGE):
         vlm_model, vlm, vlm_absent = models.load_optional("summarizer")
         text_model, text_embedder = models.load("text_embedder")
-    db, store, zones_file = database.database(), object_store.store(), Settings.from_env().zones_path
+    db, store = database.database(), object_store.store()
     yield from materialize_videos(
         context, database, summarize.STAGE,
         lambda key: summarize.run(db, key, store, text_embedder, text_model.stamp, rules=rules, zones_file=zones_file,

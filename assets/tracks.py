@@ -9,6 +9,7 @@ from assets.video_stage import materialize_videos, video_stage_asset
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import track
+from video_analysis.vision.evidence import policies_fingerprint
 
 
 @video_stage_asset(
@@ -16,7 +17,8 @@ from video_analysis.stages import track
     group="vision",
     kinds={"python", "postgres"},
     # The policy (classes, evidence) is part of the version: changing it marks every video's tracks stale.
-    code_version=f"bytetrack-v3-{Settings.from_env().track_policy().fingerprint()}",
+    code_version="bytetrack-v3-" + policies_fingerprint(Settings.from_env().track_policy(),
+                                                        Settings.from_env().zones_path),
     description="ByteTrack tracks over the sampled detections (table `tracks`): class, first/last time, "
     "frames seen, mean confidence, path summary and a best-frame thumbnail.",
     checks=("no_track_jumps_across_frame", "tracks_consistent_with_detections"),

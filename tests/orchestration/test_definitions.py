@@ -55,3 +55,36 @@ def test_loading_the_code_location_needs_no_deep_learning_stack():
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "[]"
+
+
+def test_editing_rules_or_zones_makes_only_summaries_stale_and_track_classes_only_tracks(tmp_path):
+    """Rules are data: their hash is in the summaries' version (and the track policy's in the tracks')."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = ("import json; from dagster import AssetKey; from orchestration.definitions import defs; "
+            "print(json.dumps({k: defs.get_assets_def(k).code_versions_by_key[AssetKey(k)] "
+            "for k in ('detections', 'tracks', 'summaries')}))")
+
+    def versions(config_text):
+        config = tmp_path / "zones.yaml"
+        config.write_text(config_text)
+        env = {**os.environ, "REELGRAPH_ZONES": str(config)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                             check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    base = versions("rules:\n  loiter_seconds: 30\n")
+    stricter = versions("rules:\n  loiter_seconds: 20\n")
+    zoned = versions("rules:\n  loiter_seconds: 20\ncameras:\n  lobby:\n"
+                     "    - {name: door, restricted: true, polygon: [[0, 0], [1, 0], [1, 1]]}\n")
+    classes = versions("rules:\n  loiter_seconds: 20\ncameras:\n  lobby:\n"
+                       "    - {name: door, restricted: true, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+                       "track_classes:\n  lobby: [person]\n")
+    assert base["summaries"] != stricter["summaries"] != zoned["summaries"]
+    assert base["tracks"] == stricter["tracks"] == zoned["tracks"] != classes["tracks"]
+    assert base["detections"] == classes["detections"]

@@ -6,10 +6,14 @@ each incident names its type, time span, the tracks involved and the measurement
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from video_analysis.wording import count, listing
 
@@ -24,6 +28,29 @@ class IncidentRules:
     severity: dict[str, int] = field(default_factory=lambda: {
         "loitering": 10, "running": 10, "crowding": 15, "zone_intrusion": 25, "unattended_object": 30,
     })
+
+
+def load_rules(path: Path | None) -> IncidentRules:
+    """The rules in force: defaults, overridden by the ``rules:`` section of the zones file."""
+    if path is None or not Path(path).exists():
+        return IncidentRules()
+    given = (yaml.safe_load(Path(path).read_text()) or {}).get("rules") or {}
+    known = {f.name for f in fields(IncidentRules)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown rules {unknown}; known: {sorted(known)}")
+    if "unattended_classes" in given:
+        given = {**given, "unattended_classes": tuple(given["unattended_classes"])}
+    return replace(IncidentRules(), **given)
+
+
+def rules_fingerprint(path: Path | None) -> str:
+    """Short hash of the rules and zones in force: part of the summaries' version, so editing them marks
+    the summaries stale (and a `--stale` backfill re-evaluates only summaries, over the stored tracks)."""
+    rules = asdict(load_rules(path))
+    zones = (yaml.safe_load(Path(path).read_text()) or {}).get("cameras") if path and Path(path).exists() else None
+    spec = json.dumps({"rules": rules, "zones": zones}, sort_keys=True, default=str)
+    return hashlib.sha1(spec.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

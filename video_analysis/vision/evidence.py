@@ -49,6 +49,14 @@ def parse_classes(text: str | None) -> frozenset[str] | None:
     return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
+def policies_fingerprint(default: TrackPolicy, config: Path | None) -> str:
+    """Short hash of the default policy and every camera's own classes: part of the tracks' version."""
+    overrides = ((yaml.safe_load(Path(config).read_text()) or {}).get("track_classes")
+                 if config is not None and Path(config).exists() else None)
+    spec = json.dumps({"default": default.fingerprint(), "cameras": overrides}, sort_keys=True, default=str)
+    return hashlib.sha1(spec.encode()).hexdigest()[:8]
+
+
 def policy_for_camera(default: TrackPolicy, config: Path | None, camera: str | None) -> TrackPolicy:
     """The default policy, with a camera's own class list from the zones file when it has one:
     ``track_classes: {<camera>: [person, car], "*": [...]}`` (``"*"`` applies to cameras not listed)."""

@@ -49,3 +49,21 @@ def test_score_and_summary():
     text = summary_text(139.4, "lobby", [_person(1, 0, 60), _person(2, 0, 9)], incidents, 80)
     assert text.startswith("139 seconds of camera lobby: 2 people tracked.")
     assert "2 incidents (1 loitering, 1 running)" in text and text.endswith("Safety score 80/100.")
+
+
+def test_rules_come_from_the_zones_file_and_their_hash_changes_with_them(tmp_path):
+    import pytest
+
+    from video_analysis.events.incidents import load_rules, rules_fingerprint
+
+    config = tmp_path / "zones.yaml"
+    assert load_rules(None) == IncidentRules() and load_rules(config) == IncidentRules()
+    config.write_text("rules:\n  loiter_seconds: 20\n  unattended_classes: [suitcase]\n")
+    assert load_rules(config) == IncidentRules(loiter_seconds=20, unattended_classes=("suitcase",))
+    before = rules_fingerprint(config)
+    config.write_text("rules:\n  loiter_seconds: 20\n  unattended_classes: [suitcase]\n"
+                      "cameras:\n  lobby:\n    - {name: door, restricted: true, polygon: [[0, 0], [1, 0], [1, 1]]}\n")
+    assert rules_fingerprint(config) != before  # a zone added changes what the rules see
+    config.write_text("rules:\n  loitre_seconds: 20\n")
+    with pytest.raises(ValueError, match="unknown rules \\['loitre_seconds'\\]"):
+        load_rules(config)
