@@ -257,29 +257,46 @@ def _when(text: str | None):
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def cmd_search(args) -> int:
-    from video_analysis.runtime.settings import Settings
-    from video_analysis.store.search import SearchFilters, search
+def _service_hits(args) -> list[dict] | None:
+    """The hits from a running `reelgraph serve` (models already loaded there), or None when none answers."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
 
-    filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since), until=_when(args.until),
-                            class_name=args.class_name, color=args.color, incident=args.incident,
-                            history=args.history)
-    ctx = service_context()  # image-text search too when the embeddings stage has an image model
-    with ctx.database.connect() as conn:
-        hits = search(conn, args.query, ctx.text_embedder, ctx.text_model_name, filters, limit=args.limit,
-                      thumbnails_dir=Settings.from_env().home.ensure().thumbnails,
-                      image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
-                      min_similarity=ctx.min_similarity)
+    url = os.environ.get("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000").rstrip("/")
+    params = {"q": args.query, "camera": args.camera, "since": args.since, "until": args.until,
+              "class": args.class_name, "color": args.color, "incident": args.incident, "video": args.video,
+              "kind": args.kind, "history": "true" if args.history else None, "limit": args.limit}
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    try:
+        with urllib.request.urlopen(f"{url}/api/search?{query}", timeout=30) as response:
+            return json.load(response)["hits"]
+    except urllib.error.HTTPError as exc:  # the service answered: a bad parameter, say why
+        raise SystemExit(f"reelgraph search: {json.load(exc).get('detail', exc)}") from exc
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def cmd_search(args) -> int:
+    from service.app import find
+    from video_analysis.store.search import SearchFilters
+
+    hits = None if args.local else _service_hits(args)
+    if hits is None:  # no service running: the same code, here (models load first, which takes seconds)
+        filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since),
+                                until=_when(args.until), class_name=args.class_name, color=args.color,
+                                incident=args.incident, history=args.history)
+        hits = find(service_context(), args.query, filters, args.kind, args.limit)
     if args.json:
-        print(json.dumps([h.as_dict() for h in hits], indent=2))
+        print(json.dumps(hits, indent=2))
         return 0
     if not hits:
-        print("nothing matches: no track is close enough in meaning or shares its words")
+        print("nothing matches: nothing found is close enough in meaning or shares its words")
         return 0
     for h in hits:
-        when = h.starts_at.isoformat() if h.starts_at else f"{h.start_s:.1f}s"
-        print(f"{h.score:.4f}  {h.object_key}  {when}-{h.end_s:.1f}s  track {h.track_id} ({h.class_name})  "
-              f"{h.description}  {h.thumbnail or ''}")
+        when = h["starts_at"] or f"{h['start_s']:.1f}s"
+        what = f"track {h['track_id']} ({h['class_name']})" if h["kind"] == "track" else h["kind"]
+        print(f"{h['score']:.4f}  {h['object_key']}  {when}-{h['end_s']:.1f}s  {what}  {h['text']}")
     return 0
 
 
@@ -471,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     find.add_argument("--incident", help="loitering, crowding, running, zone_intrusion, unattended_object")
     find.add_argument("--history", action="store_true",
                       help="also search versions of a key replaced by a newer upload")
+    find.add_argument("--kind", choices=["track", "incident", "summary"], help="only hits of this kind")
+    find.add_argument("--local", action="store_true",
+                      help="search here even when `reelgraph serve` runs ($REELGRAPH_SERVICE_URL)")
     find.add_argument("--limit", type=int, default=10)
     find.add_argument("--json", action="store_true")
     find.set_defaults(func=cmd_search)

@@ -200,10 +200,12 @@ def test_rerunning_any_stage_leaves_identical_rows(processed, conn):
 
 
 def test_search_from_the_command_line(processed):
-    result = run_cli("search", "bottle", "--camera", "kitchen", "--limit", "3", "--json", check=True)
+    result = run_cli("search", "bottle", "--camera", "kitchen", "--kind", "track", "--limit", "3", "--json",
+                     "--local", check=True)
     hits = json.loads(result.stdout)
     assert len(hits) == 3 and all(h["camera"] == "kitchen" and h["class_name"] == "bottle" for h in hits)
-    assert all(h["thumbnail"].endswith(".jpg") for h in hits)
+    assert all(h["thumbnail_url"].endswith("/thumbnail.jpg") for h in hits)
+    assert "nothing matches" in run_cli("search", "a red car", "--local", check=True).stdout
 
 
 def test_full_profile_stores_image_embeddings_that_text_queries_reach(processed, conn, tiny_clip, tmp_path):

@@ -153,6 +153,18 @@ def test_reelgraph_ask_answers_on_the_command_line(served):
     assert output.startswith("Loitering") and "[1] one-by-one-person-detection.mp4" in output
 
 
+def test_reelgraph_search_asks_the_running_service_and_finds_what_it_finds_alone(served):
+    import json
+
+    from tests.helpers import run_cli
+
+    through = run_cli("search", "bottle", "--json", env_extra={"REELGRAPH_SERVICE_URL": served.url}, check=True)
+    alone = run_cli("search", "bottle", "--json", "--local", check=True)
+    assert json.loads(through.stdout) == json.loads(alone.stdout) != []
+    refused = run_cli("search", "bottle", "--limit", "0", env_extra={"REELGRAPH_SERVICE_URL": served.url})
+    assert refused.returncode != 0 and "limit" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_bad_parameters_get_a_clear_422_without_a_stack_trace(served):
     cases = [({"q": "person", "limit": 0}, "limit"), ({"q": "x" * 301}, "q"), ({}, "q"),
              ({"q": "person", "kind": "everything"}, "kind"),
