@@ -40,7 +40,7 @@ def main() -> None:
         from video_analysis.store.search import search
 
         ctx = service_context()
-        with ctx.database.connect() as conn:
+        with ctx.database.session() as conn:
             tracks = conn.execute("SELECT count(*) FROM embeddings WHERE kind = 'track_text'").fetchone()[0]
             print(f"{len(clips)} clips, {tracks} track descriptions, model {ctx.text_model_name}, "
                   f"floor {ctx.min_similarity}\n")

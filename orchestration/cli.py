@@ -368,14 +368,14 @@ def service_context():
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext
     from video_analysis.runtime.settings import Settings
-    from video_analysis.store.db import Database
+    from video_analysis.store.db import PooledDatabase
 
     settings = Settings.from_env()
     models = ModelRegistryResource()
     model, embedder = models.load("text_embedder")
     image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
     return ServiceContext(
-        database=Database(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
+        database=PooledDatabase(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
         image_model_name=image_model.name if image_model else None,
         min_similarity=settings.search_min_similarity,

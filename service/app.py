@@ -7,6 +7,7 @@ object store), so a query pays for a text embedding and a few SQL statements, ne
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from video_analysis.events.answers import grounded_answer
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
 from video_analysis.store import catalog
-from video_analysis.store.db import Database
+from video_analysis.store.db import Database, PooledDatabase
 from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,34 @@ MAX_QUERY_CHARS = 300
 MAX_LIMIT = 100
 
 
+class RememberingEmbedder:
+    """A text embedder with a small memory: a query embedded for tracks is not embedded again for events,
+    and the sentences that say what each incident type means are embedded once."""
+
+    def __init__(self, embedder, size: int = 512):
+        self._embedder, self._size = embedder, size
+        self._memory: OrderedDict[tuple[str, ...], object] = OrderedDict()
+
+    def __getattr__(self, name):
+        return getattr(self._embedder, name)
+
+    def embed(self, texts):
+        key = tuple(texts)
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        vectors = self._embedder.embed(list(texts))
+        self._memory[key] = vectors
+        if len(self._memory) > self._size:
+            self._memory.popitem(last=False)
+        return vectors
+
+
 @dataclass
 class ServiceContext:
     """What the service needs, loaded once."""
 
-    database: Database
+    database: Database | PooledDatabase
     store: ObjectStore
     text_embedder: object
     text_model_name: str
@@ -44,6 +68,10 @@ class ServiceContext:
     min_similarity: float | None = None
     min_summary_similarity: float | None = None
     dagster_url: str = "http://127.0.0.1:3000"
+
+    def __post_init__(self):
+        if not isinstance(self.text_embedder, RememberingEmbedder):
+            self.text_embedder = RememberingEmbedder(self.text_embedder)
 
 
 def _video_path(partition_key: str) -> str:

@@ -49,6 +49,36 @@ def prepare(dsn: str) -> list[int]:
         return migrate(conn)
 
 
+class PooledDatabase:
+    """A long-lived process's database (the review service): connections kept open and reused, so a
+    request does not pay for a new connection and its password handshake."""
+
+    def __init__(self, dsn: str, max_size: int = 8):
+        from psycopg_pool import ConnectionPool
+
+        self.dsn = dsn
+        self.pool = ConnectionPool(dsn, min_size=1, max_size=max_size, configure=_register_vector, open=True,
+                                   kwargs={"connect_timeout": CONNECT_TIMEOUT_S})
+
+    @contextmanager
+    def session(self):
+        """One transaction on a pooled connection: committed on success, rolled back on any error."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _register_vector(conn: psycopg.Connection) -> None:
+    try:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        pass
+
+
 class Database:
     """One PostgreSQL database as the stages use it: short transactions opened on demand."""
 

@@ -1,0 +1,213 @@
+"""Search through `reelgraph serve` at scale: warm latency p50/p95 with filters, recall@10, the CLI's cold time.
+
+    .venv/bin/python benchmarks/service.py [--sizes 1000,100000] [--queries 100]
+
+Synthetic tracks through the real schema (videos, tracks, track_attributes, embeddings) in a scratch state
+folder: 20 tracks per video, 10 cameras, 30 days. Their descriptions are drawn from 2,000 sentences in
+the pipeline's own words, embedded with the real text model; each track gets its sentence's vector plus
+a little noise, so queries embedded by that model meet the similarity structure real footage gives. The
+model's HNSW index is built as the embeddings stage builds it. Then `reelgraph serve` runs on that
+database, and every query goes through HTTP, fusion, filters and all, as a client sees it. Recall@10 is
+the vector retriever's top 10 with the index against an exact scan, same filters.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+COLOURS = ["black", "gray", "white", "red", "blue", "green", "brown", "yellow"]
+MOTIONS = ["walking north", "walking south", "walking east", "walking west", "stationary", "running east"]
+OBJECTS = ["car", "truck", "bicycle", "backpack", "suitcase", "bottle"]
+QUERIES = [f"{c} {o} {m}" for c in COLOURS for o in ("person", "top", *OBJECTS) for m in MOTIONS]  # 384, distinct
+
+
+def sentences(rng, count: int) -> list[str]:
+    found = set()
+    while len(found) < count:
+        if rng.random() < 0.7:
+            top, bottom = rng.choice(COLOURS, 2)
+            found.add(f"person wearing a {top} top and {bottom} trousers, {rng.choice(MOTIONS)}, "
+                      f"on screen for {rng.integers(2, 90)} seconds")
+        else:
+            found.add(f"{rng.choice(COLOURS)} {rng.choice(OBJECTS)}, {rng.choice(MOTIONS[4:] + ['moving east'])}, "
+                      f"on screen for {rng.integers(2, 90)} seconds")
+    return sorted(found)
+
+
+def load(dsn: str, n_tracks: int, embedder, model_name: str) -> None:
+    from pgvector import Vector
+
+    from video_analysis.store import db
+    from video_analysis.store.vector_index import ensure_index
+
+    rng = np.random.default_rng(0)
+    texts = sentences(rng, 2000)
+    base = embedder.embed(texts)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with db.connect(dsn) as conn:
+        conn.execute("TRUNCATE videos CASCADE")
+        with conn.cursor().copy("COPY videos (partition_key, source, object_key, version, size_bytes, last_modified, "
+                                "camera, recorded_at, status, duration_s) FROM STDIN") as copy:
+            for v in range(n_tracks // 20):
+                camera, recorded = f"cam{v % 10}", start + timedelta(minutes=10 * v * 30 * 24 * 6 / (n_tracks / 20))
+                key = f"cameras/{camera}/{recorded:%Y-%m-%dT%H-%M-%S}.mp4"
+                copy.write_row((f"{key}@v{v}", "s3", key, f"v{v}", 1, recorded, camera, recorded, "ready", 600.0))
+        picks = rng.integers(0, len(texts), n_tracks)
+        with conn.cursor().copy("COPY tracks (partition_key, track_id, class_name, first_t, last_t, frames_seen, "
+                                "mean_confidence, max_step_px, path, best_frame, best_x1, best_y1, best_x2, best_y2, "
+                                "model_name, model_version, best_t) FROM STDIN") as copy:
+            for i, pick in enumerate(picks):
+                first = float(rng.uniform(0, 560))
+                copy.write_row((_key(i // 20, n_tracks, start), i % 20, _class(texts[pick]),
+                                first, first + 30, 20, 0.8, 5.0, "[]", 0, 0, 0, 10, 10, "bench", "1", first))
+        with conn.cursor().copy("COPY track_attributes (partition_key, track_id, class_name, apparent_height, "
+                                "speed_px_s, speed_heights_s, motion, displacement_px, dwell_s, description, "
+                                "profile) FROM STDIN") as copy:
+            for i, pick in enumerate(picks):
+                copy.write_row((_key(i // 20, n_tracks, start), i % 20, _class(texts[pick]),
+                                0.3, 10.0, 0.5, "walking", 100.0, 30.0, texts[pick], "offline"))
+        noise = rng.normal(0, 0.02, (n_tracks, base.shape[1])).astype(np.float32)
+        vectors = base[picks] + noise
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        with conn.cursor().copy("COPY embeddings (partition_key, kind, track_id, content, model_name, model_version, "
+                                "dim, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "int4", "text", "text", "text", "int4", "vector"])
+            for i, pick in enumerate(picks):
+                copy.write_row((_key(i // 20, n_tracks, start), "track_text", i % 20, texts[pick], model_name, "1",
+                                int(base.shape[1]), Vector(vectors[i])))
+        conn.commit()
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        with conn.transaction():
+            ensure_index(conn, model_name, int(base.shape[1]))
+        conn.execute("ANALYZE")
+
+
+def _class(text: str) -> str:
+    return "person" if text.startswith("person") else text.split(",")[0].split(" ")[1]
+
+
+def _key(v: int, n_tracks: int, start: datetime) -> str:
+    recorded = start + timedelta(minutes=10 * v * 30 * 24 * 6 / (n_tracks / 20))
+    return f"cameras/cam{v % 10}/{recorded:%Y-%m-%dT%H-%M-%S}.mp4@v{v}"
+
+
+def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]]) -> float:
+    from psycopg import sql
+
+    from video_analysis.store import db
+    from video_analysis.store.search import _BY_VECTOR, EF_SEARCH, SearchFilters, _vector_literal
+
+    found = []
+    with db.connect(dsn) as conn:
+        for text, filters in queries:
+            vector = embedder.embed([text])[0]
+            params = {**SearchFilters(**filters).__dict__, "query": text, "pool": 10,
+                      "vector": _vector_literal(vector), "max_distance": 2.0}
+            statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal("track_text"), model=sql.Literal(model_name),
+                                                   dim=sql.Literal(int(vector.shape[0])))
+            with conn.transaction():
+                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
+                approximate = {tuple(r[:2]) for r in conn.execute(statement, params)}
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_indexscan = off")
+                exact = {tuple(r[:2]) for r in conn.execute(statement, params)}
+            found.append(len(approximate & exact) / max(1, len(exact)))
+    return float(np.mean(found))
+
+
+def timed_get(url: str) -> float:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as response:
+        json.load(response)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,100000")
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-service-"))
+    os.environ.update({"REELGRAPH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+                       "REELGRAPH_MODEL_PROFILE": "offline"})
+    from models import ModelRegistry
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+    from video_analysis.store import db
+    from video_analysis.vision.embedders import TextEmbedder
+
+    server = EmbeddedPostgres(home / "postgres")
+    dsn = server.start()
+    db.prepare(dsn)
+    model = ModelRegistry(home / "models", profile="offline").resolve("text_embedder")
+    embedder = TextEmbedder(model.path)
+    reelgraph = str(Path(sys.executable).parent / "reelgraph")
+    port = 8765
+    print(f"{os.cpu_count()} CPUs; `reelgraph serve` on 127.0.0.1:{port}; {args.queries} queries per row, "
+          "one at a time, after 5 warm-up queries\n")
+    print("| tracks | load + index s | filters | p50 ms | p95 ms | recall@10 (vector retriever) |\n"
+          "|---|---|---|---|---|---|")
+    try:
+        for n in (int(s) for s in args.sizes.split(",")):
+            started = time.perf_counter()
+            load(dsn, n, embedder, model.name)
+            load_s = time.perf_counter() - started
+            service = subprocess.Popen([reelgraph, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    timed_get(f"{url}/api/health")
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            cases = {"none": {}, "camera": {"camera": "cam3"},
+                     "camera + week": {"camera": "cam3", "since": "2026-01-08T00:00:00+00:00",
+                                       "until": "2026-01-15T00:00:00+00:00"}}
+            try:
+                order = np.random.default_rng(n).permutation(len(QUERIES))
+                for case, (name, filters) in enumerate(cases.items()):
+                    # Distinct queries, none seen before: each pays for its own text embedding.
+                    for text in (f"warm-up {case} {i}" for i in range(5)):
+                        timed_get(f"{url}/api/search?" + urllib.parse.urlencode({"q": text, **filters}))
+                    queries = [QUERIES[i] for i in order[case * args.queries:(case + 1) * args.queries]]
+                    latencies = [timed_get(f"{url}/api/search?" + urllib.parse.urlencode({"q": text, **filters}))
+                                 for text in queries]
+                    typed = {k: (datetime.fromisoformat(v) if k in ("since", "until") else v)
+                             for k, v in filters.items()}
+                    r = recall(dsn, embedder, model.name, [(text, typed) for text in queries[:20]])
+                    print(f"| {n:,} | {load_s:.0f} | {name} | {np.percentile(latencies, 50):.1f} | "
+                          f"{np.percentile(latencies, 95):.1f} | {r:.3f} |", flush=True)
+                cold = []
+                for local in (False, True):
+                    command = [reelgraph, "search", "person in a red top", "--json", *(["--local"] if local else [])]
+                    started = time.perf_counter()
+                    subprocess.run(command, check=True, capture_output=True,
+                                   env={**os.environ, "REELGRAPH_SERVICE_URL": url})
+                    cold.append(time.perf_counter() - started)
+                print(f"\n`reelgraph search` cold, {n:,} tracks: {cold[0]:.1f} s through the service, "
+                      f"{cold[1]:.1f} s alone (--local, loading the text model)\n", flush=True)
+            finally:
+                service.terminate()
+                service.wait(30)
+    finally:
+        server.discard()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
