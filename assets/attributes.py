@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
+from video_analysis.events.incidents import zones_fingerprint
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import describe
 
@@ -18,7 +19,8 @@ MODEL_ATTRIBUTES = {"age": "age_classifier", "gender": "gender_classifier", "rel
     deps=[tracks],
     group="understanding",
     kinds={"python", "postgres"},
-    code_version="attributes-v2",
+    # The zones in force are part of the version: editing them marks which zones each track entered stale.
+    code_version=f"attributes-v2-{zones_fingerprint(Settings.from_env().zones_path)}",
     description="Per track (table `track_attributes`): dominant upper/lower clothing colours, apparent size, "
     "speed and heading, dwell time, zones visited, and a one-sentence description.",
 )

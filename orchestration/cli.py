@@ -264,16 +264,24 @@ def _service_hits(args) -> list[dict] | None:
     import urllib.request
 
     url = os.environ.get("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000").rstrip("/")
-    params = {"q": args.query, "camera": args.camera, "since": args.since, "until": args.until,
+    since, until = _when(args.since), _when(args.until)  # zoneless times are UTC, here as in --local
+    params = {"q": args.query, "camera": args.camera, "since": since.isoformat() if since else None,
+              "until": until.isoformat() if until else None,
               "class": args.class_name, "color": args.color, "incident": args.incident, "video": args.video,
               "kind": args.kind, "history": "true" if args.history else None, "limit": args.limit}
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     try:
         with urllib.request.urlopen(f"{url}/api/search?{query}", timeout=30) as response:
             return json.load(response)["hits"]
-    except urllib.error.HTTPError as exc:  # the service answered: a bad parameter, say why
-        raise SystemExit(f"reelgraph search: {json.load(exc).get('detail', exc)}") from exc
-    except (urllib.error.URLError, OSError, ValueError):
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.load(exc).get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        if exc.code == 422 and detail:  # the service answered: a bad parameter, say why
+            raise SystemExit(f"reelgraph search: {detail}") from exc
+        return None  # something else answers there: search here
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -7,9 +7,10 @@ object store), so a query pays for a text embedding and a few SQL statements, ne
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -20,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from video_analysis.events.answers import grounded_answer
-from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
+from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, ObjectStoreError, S3Store
 from video_analysis.store import catalog
 from video_analysis.store.db import Database, PooledDatabase
 from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
@@ -39,20 +40,26 @@ class RememberingEmbedder:
     def __init__(self, embedder, size: int = 512):
         self._embedder, self._size = embedder, size
         self._memory: OrderedDict[tuple[str, ...], object] = OrderedDict()
+        self._lock = threading.Lock()  # requests run on a thread pool; the model is called one at a time
 
     def __getattr__(self, name):
         return getattr(self._embedder, name)
 
     def embed(self, texts):
         key = tuple(texts)
-        if key in self._memory:
-            self._memory.move_to_end(key)
-            return self._memory[key]
-        vectors = self._embedder.embed(list(texts))
-        self._memory[key] = vectors
-        if len(self._memory) > self._size:
-            self._memory.popitem(last=False)
-        return vectors
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+            vectors = self._embedder.embed(list(texts))
+            self._memory[key] = vectors
+            if len(self._memory) > self._size:
+                self._memory.popitem(last=False)
+            return vectors
+
+    def embed_images(self, images):
+        with self._lock:
+            return self._embedder.embed_images(images)
 
 
 @dataclass
@@ -72,6 +79,8 @@ class ServiceContext:
     def __post_init__(self):
         if not isinstance(self.text_embedder, RememberingEmbedder):
             self.text_embedder = RememberingEmbedder(self.text_embedder)
+        if self.image_embedder is not None and not isinstance(self.image_embedder, RememberingEmbedder):
+            self.image_embedder = RememberingEmbedder(self.image_embedder)
 
 
 def _video_path(partition_key: str) -> str:
@@ -106,6 +115,11 @@ def _event(hit: EventHit, ctx: ServiceContext) -> dict:
     }
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC, as everywhere in reelgraph (keys, the CLI)."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
 KINDS = ("track", "incident", "summary")
 NOTHING_MATCHES = "nothing matches: nothing found is close enough in meaning or shares its words"
 
@@ -122,8 +136,8 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
         if kind in (None, "incident", "summary"):
             events = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
                                    min_similarity=ctx.min_similarity,
-                                   min_summary_similarity=ctx.min_summary_similarity)
-            hits += [_event(hit, ctx) for hit in events if kind in (None, hit.kind)]
+                                   min_summary_similarity=ctx.min_summary_similarity, kind=kind)
+            hits += [_event(hit, ctx) for hit in events]
     # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
     hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
     return hits[:limit]
@@ -180,8 +194,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """Tracks, incidents and video summaries matching `q`, best first (kind says which)."""
         if not q.strip():
             raise HTTPException(422, "q: the query is blank")
-        filters = SearchFilters(video=video, camera=camera, since=since, until=until, class_name=class_name,
-                                color=color, incident=incident, history=history)
+        filters = SearchFilters(video=video, camera=camera, since=_utc(since), until=_utc(until),
+                                class_name=class_name, color=color, incident=incident, history=history)
         hits = find(ctx, q, filters, kind, limit)
         return {"query": q, "hits": hits, **({} if hits else {"message": NOTHING_MATCHES})}
 
@@ -195,7 +209,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """An answer built only from the matching rows; every sentence cites its video and time."""
         if not q.strip():
             raise HTTPException(422, "q: the question is blank")
-        return answer(ctx, q, SearchFilters(camera=camera, since=since, until=until))
+        return answer(ctx, q, SearchFilters(camera=camera, since=_utc(since), until=_utc(until)))
 
     @app.get("/api/videos")
     def videos(limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
@@ -235,11 +249,19 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 obj = catalog.object_for(conn, partition_key)
             except catalog.UnknownVideoError as exc:
                 raise HTTPException(404, str(exc)) from exc
+        if obj.source != ctx.store.source:
+            raise HTTPException(404, f"{obj.uri} is in a {obj.source} store; this service reads {ctx.store.describe()}")
+        try:
+            current = ctx.store.head(obj.key)
+        except ObjectStoreError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if current.version != obj.version:  # the key holds newer bytes: this version's footage is gone
+            raise HTTPException(410, f"{obj.uri} was replaced by a newer upload ({current.partition_key})")
         if isinstance(ctx.store, S3Store):
             return RedirectResponse(ctx.store.presigned_url(obj), status_code=307)
         if isinstance(ctx.store, LocalFolderStore):
-            path = ctx.store.root / obj.key
-            if path.is_file():
+            path = (ctx.store.root / obj.key).resolve()
+            if path.is_file() and path.is_relative_to(ctx.store.root.resolve()):
                 return FileResponse(path, media_type="video/mp4" if path.suffix.lower() in (".mp4", ".m4v", ".mov")
                                     else None)
         raise HTTPException(404, f"{obj.uri} is no longer in {ctx.store.describe()}")

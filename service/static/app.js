@@ -61,18 +61,22 @@ async function getJSON(url) {
 async function runSearch(event) {
   if (event) event.preventDefault();
   const params = new URLSearchParams();
-  for (const name of ["q", "camera", "class", "color", "incident"]) {
+  for (const name of ["q", "camera", "class", "color", "incident", "kind"]) {
     const value = $(name).value.trim();
     if (value) params.set(name, value);
   }
+  const shown = new URLSearchParams(params);  // the page's own URL keeps what the inputs hold
   for (const name of ["since", "until"]) {
-    if ($(name).value) params.set(name, new Date($(name).value).toISOString());
+    if ($(name).value) {
+      shown.set(name, $(name).value);
+      params.set(name, new Date($(name).value).toISOString());  // the browser's local time, as UTC
+    }
   }
   $("status").textContent = "searching...";
   try {
     const answer = await getJSON(`/api/search?${params}`);
     show(answer.hits, answer.message);
-    history.replaceState(null, "", `?${params}`);
+    history.replaceState(null, "", `?${shown}`);
   } catch (error) {
     $("results").replaceChildren();
     $("status").textContent = error.message;

@@ -68,7 +68,7 @@ def test_editing_rules_or_zones_makes_only_summaries_stale_and_track_classes_onl
 
     code = ("import json; from dagster import AssetKey; from orchestration.definitions import defs; "
             "print(json.dumps({k: defs.get_assets_def(k).code_versions_by_key[AssetKey(k)] "
-            "for k in ('detections', 'tracks', 'summaries')}))")
+            "for k in ('detections', 'tracks', 'attributes', 'summaries')}))")
 
     def versions(config_text):
         config = tmp_path / "zones.yaml"
@@ -85,6 +85,8 @@ def test_editing_rules_or_zones_makes_only_summaries_stale_and_track_classes_onl
     classes = versions("rules:\n  loiter_seconds: 20\ncameras:\n  lobby:\n"
                        "    - {name: door, restricted: true, polygon: [[0, 0], [1, 0], [1, 1]]}\n"
                        "track_classes:\n  lobby: [person]\n")
-    assert base["summaries"] != stricter["summaries"] != zoned["summaries"]
+    assert base["summaries"] != stricter["summaries"] != zoned["summaries"] == classes["summaries"]
+    # attributes record which zones each track entered: zones, not rules, change them
+    assert base["attributes"] == stricter["attributes"] != zoned["attributes"] == classes["attributes"]
     assert base["tracks"] == stricter["tracks"] == zoned["tracks"] != classes["tracks"]
     assert base["detections"] == classes["detections"]

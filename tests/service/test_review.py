@@ -102,7 +102,8 @@ def test_the_video_is_served_with_range_requests(served, bottle_clip):
 
 
 def test_a_query_about_something_absent_says_nothing_matches(served):
-    for query in ("car", "a red car", "dog", "truck"):
+    # tracks, incidents and summaries alike: every summary says "people", "seconds" and some colours
+    for query in ("car", "a red car", "dog", "truck", "a black dog", "people fighting"):
         answer = served.client.get("/api/search", params={"q": query}).json()
         assert answer["hits"] == [] and answer["message"].startswith("nothing matches"), (query, answer)
 
@@ -116,10 +117,6 @@ def test_an_event_query_finds_the_incident_by_meaning_at_its_moment(served):
         start, end = PEOPLE_ON_SCREEN[4]  # the fifth person stands at the table
         assert start - 2 <= first["start_s"] <= first["end_s"] <= end + 2
         assert first["track_ids"] and served.client.get(first["thumbnail_url"]).status_code == 200
-    # Nothing ran or crowded in these clips: such queries find no incident of that kind.
-    for query, kind in (("a crowd of people", "crowding"), ("someone running", "running")):
-        hits = served.client.get("/api/search", params={"q": query, "kind": "incident"}).json()["hits"]
-        assert all(h["incident_type"] != kind for h in hits), (query, hits)
 
 
 def test_a_summary_is_found_by_its_words_and_ranks_below_the_tracks_it_sums_up(served):

@@ -12,7 +12,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from video_analysis.wording import article
+
 _CITATION = re.compile(r"\[(\d+)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,15 @@ def fact(hit: dict) -> str:
     span = f"{_clock(hit['start_s'])}-{_clock(hit['end_s'])}"
     if hit["kind"] == "incident":
         return f"{hit['text'][0].upper()}{hit['text'][1:]}, in {where} at {span}"
-    if hit["kind"] == "summary":
-        return f"In {where}: {hit['text'].rstrip('.')}"
-    return f"A {hit['text']}, in {where} at {span}"
+    if hit["kind"] == "summary":  # its first sentence: one sentence, one citation
+        first = _SENTENCE_END.split(hit["text"].strip())[0].rstrip(".")
+        return f"In {where}: {first}"
+    described = article(hit["text"])
+    return f"{described[0].upper()}{described[1:]}, in {where} at {span}"
 
 
 def _valid(text: str, refs: int) -> bool:
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
     cited = [int(n) for n in _CITATION.findall(text)]
     return bool(sentences) and all(_CITATION.search(s) for s in sentences) and all(1 <= n <= refs for n in cited)
 

@@ -46,11 +46,27 @@ def load_rules(path: Path | None) -> IncidentRules:
 
 def rules_fingerprint(path: Path | None) -> str:
     """Short hash of the rules and zones in force: part of the summaries' version, so editing them marks
-    the summaries stale (and a `--stale` backfill re-evaluates only summaries, over the stored tracks)."""
-    rules = asdict(load_rules(path))
-    zones = (yaml.safe_load(Path(path).read_text()) or {}).get("cameras") if path and Path(path).exists() else None
-    spec = json.dumps({"rules": rules, "zones": zones}, sort_keys=True, default=str)
+    the summaries stale (and a `--stale` backfill re-evaluates only summaries, over the stored tracks).
+
+    A file with unknown rules hashes as "invalid" (the summaries step then says what is wrong) rather
+    than stopping the whole code location from loading."""
+    try:
+        rules = asdict(load_rules(path))
+    except (ValueError, TypeError):
+        return "invalid"
+    spec = json.dumps({"rules": rules, "zones": zones_fingerprint(path)}, sort_keys=True, default=str)
     return hashlib.sha1(spec.encode()).hexdigest()[:8]
+
+
+def zones_fingerprint(path: Path | None) -> str:
+    """Short hash of the zones (the file's `cameras:` section): part of the attributes' version, since
+    attributes record which zones each track entered."""
+    try:
+        zones = (yaml.safe_load(Path(path).read_text()) or {}).get("cameras") if path and Path(path).exists() \
+            else None
+    except yaml.YAMLError:
+        return "invalid"
+    return hashlib.sha1(json.dumps(zones, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -161,11 +177,12 @@ def summary_text(duration_s: float, camera: str | None, tracks: list[TrackFacts]
     if colours:
         sentences.append("Most common clothing colours: " + ", ".join(c for c, _ in colours.most_common(3)) + ".")
     if incidents:
-        kinds = Counter(i.type.replace("_", " ") for i in incidents)
+        kinds = Counter(i.type.replace("_", " ") for i in incidents)  # "2 zone intrusions"
         listed = "; ".join(f"{i.type.replace('_', ' ')} at {i.start_t:.0f}-{i.end_t:.0f} s ({i.detail})"
                            for i in incidents[:5])
         sentences.append(f"{count(len(incidents), 'incident')} "
-                         f"({', '.join(f'{n} {k}' for k, n in kinds.items())}): {listed}.")
+                         f"({', '.join(f'{n} {k}' if k.endswith('ing') else count(n, k) for k, n in kinds.items())})"
+                         f": {listed}.")
     else:
         sentences.append("No incidents.")
     sentences.append(f"Safety score {score}/100.")

@@ -57,7 +57,9 @@ class PooledDatabase:
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
+        # check: a connection broken by a database restart is replaced before use, not failed on a request
         self.pool = ConnectionPool(dsn, min_size=1, max_size=max_size, configure=_register_vector, open=True,
+                                   check=ConnectionPool.check_connection,
                                    kwargs={"connect_timeout": CONNECT_TIMEOUT_S})
 
     @contextmanager

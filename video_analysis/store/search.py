@@ -269,31 +269,32 @@ _EVENT_FILTERS = """
     AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
 """
 
-# Incidents of the types the query means, in the order of how close each type is to it.
+# Incidents of the types the query means, in the order of how close each type is to it. Times: as for tracks,
+# the recording start from the key, else the upload time.
 _INCIDENTS = """
 SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, i.value AS incident
 FROM videos v JOIN summaries s USING (partition_key), jsonb_array_elements(s.incidents) i
 WHERE i.value->>'type' = ANY(%(types)s) AND """ + _EVENT_FILTERS + """
-  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'end_t')::float)
-       >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'start_t')::float)
-       <= %(until)s)
+  AND (%(since)s::timestamptz IS NULL
+       OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => (i.value->>'end_t')::float) >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL
+       OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => (i.value->>'start_t')::float) <= %(until)s)
 ORDER BY array_position(%(types)s, i.value->>'type'), v.partition_key, (i.value->>'start_t')::float
 LIMIT %(pool)s
 """
 
-# Incidents by words: the query's words (any of them) in the incident's type and detail.
+# Incidents by words: all of the query's words in the incident's type and detail.
 _INCIDENTS_BY_TEXT = """
-WITH q AS (SELECT to_tsquery('english', replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')) AS q)
+WITH q AS (SELECT websearch_to_tsquery('english', %(query)s) AS q)
 SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, i.value AS incident
 FROM videos v JOIN summaries s USING (partition_key), jsonb_array_elements(s.incidents) i, q
 WHERE q.q::text <> ''
   AND to_tsvector('english', replace(i.value->>'type', '_', ' ') || ' ' || coalesce(i.value->>'detail', '')) @@ q.q
   AND (%(incident)s::text IS NULL OR i.value->>'type' = %(incident)s) AND """ + _EVENT_FILTERS + """
-  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'end_t')::float)
-       >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => (i.value->>'start_t')::float)
-       <= %(until)s)
+  AND (%(since)s::timestamptz IS NULL
+       OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => (i.value->>'end_t')::float) >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL
+       OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => (i.value->>'start_t')::float) <= %(until)s)
 ORDER BY ts_rank_cd(to_tsvector('english', replace(i.value->>'type', '_', ' ') || ' '
                                 || coalesce(i.value->>'detail', '')), q.q) DESC,
          v.partition_key, (i.value->>'start_t')::float
@@ -301,9 +302,9 @@ LIMIT %(pool)s
 """
 
 _SUMMARY_WINDOW = """
-  AND (%(since)s::timestamptz IS NULL OR v.recorded_at + make_interval(secs => coalesce(v.duration_s, 0))
-       >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR v.recorded_at <= %(until)s)
+  AND (%(since)s::timestamptz IS NULL
+       OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => coalesce(v.duration_s, 0)) >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR coalesce(v.recorded_at, v.last_modified) <= %(until)s)
 """
 
 # Summaries by meaning: nearest summary vectors of the model, within the relevance floor.
@@ -317,9 +318,10 @@ WITH nearest AS (
 SELECT partition_key, distance FROM nearest WHERE distance <= %(max_distance)s ORDER BY distance, partition_key
 """
 
-# Summaries by words: any of the query's words (a summary rarely holds all of them), best first.
+# Summaries by words: all of the query's words (any one of them is too easy: every summary says "people",
+# "seconds", "camera" and some colours), best first.
 _SUMMARY_BY_TEXT = """
-WITH q AS (SELECT to_tsquery('english', replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')) AS q)
+WITH q AS (SELECT websearch_to_tsquery('english', %(query)s) AS q)
 SELECT s.partition_key FROM summaries s JOIN videos v USING (partition_key), q
 WHERE q.q::text <> '' AND s.summary_tsv @@ q.q AND """ + _EVENT_FILTERS + _SUMMARY_WINDOW + """
 ORDER BY ts_rank_cd(s.summary_tsv, q.q) DESC, s.partition_key
@@ -335,7 +337,7 @@ FROM videos v JOIN summaries s USING (partition_key) WHERE v.partition_key = ANY
 def search_events(conn: psycopg.Connection, query: str, embedder, model_name: str,
                   filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
                   min_similarity: float | None = None, min_summary_similarity: float | None = None,
-                  ) -> list[EventHit]:
+                  kind: str | None = None) -> list[EventHit]:
     """Incidents whose type the query means, and summaries that match it by meaning or by words.
 
     ``min_similarity`` is the floor for incident types, ``min_summary_similarity`` for summary vectors (a
@@ -344,7 +346,7 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     Scored by reciprocal rank like tracks, so the two lists merge by score. Filters only tracks have
     (class, colour) leave events out; an incident filter leaves only incidents of that type.
     """
-    if filters.class_name or filters.color:
+    if filters.class_name or filters.color or kind not in (None, "incident", "summary"):
         return []
     floor = -1.0 if min_similarity is None else min_similarity
     vector = embedder.embed([query])[0]
@@ -360,10 +362,12 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     events: dict[tuple, EventHit] = {}
     summary_similarity: dict[str, float] = {}
     with conn.cursor(row_factory=dict_row) as cursor:
-        incidents = {"incident_meaning": cursor.execute(_INCIDENTS, params).fetchall() if types else [],
-                     "incident_text": cursor.execute(_INCIDENTS_BY_TEXT, params).fetchall()}
+        incidents = {}
+        if kind in (None, "incident"):
+            incidents = {"incident_meaning": cursor.execute(_INCIDENTS, params).fetchall() if types else [],
+                         "incident_text": cursor.execute(_INCIDENTS_BY_TEXT, params).fetchall()}
         summaries = {}
-        if filters.incident is None:
+        if filters.incident is None and kind in (None, "summary"):
             statement = sql.SQL(_SUMMARY_BY_VECTOR).format(model=sql.Literal(model_name),
                                                            dim=sql.Literal(int(vector.shape[0])))
             nearest = cursor.execute(statement, params).fetchall()
@@ -375,7 +379,8 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     for name, rows in incidents.items():
         for rank, row in enumerate(rows, 1):
             incident = row["incident"]
-            key = ("incident", row["partition_key"], incident["start_t"], incident["type"])
+            key = ("incident", row["partition_key"], incident["start_t"], incident["type"],
+                   tuple(incident.get("track_ids", ())))
             rankings[name][key] = rank
             events[key] = _event(row, "incident", incident["start_t"], incident["end_t"],
                                  f"{incident['type'].replace('_', ' ')}: {incident['detail']}", incident["type"],

@@ -66,5 +66,7 @@ def policy_for_camera(default: TrackPolicy, config: Path | None, camera: str | N
     chosen = overrides.get(camera) if camera in overrides else overrides.get("*")
     if chosen is None:
         return default
+    if isinstance(chosen, str):  # `lobby: "person, car"` as well as `lobby: [person, car]`
+        chosen = [name.strip() for name in chosen.split(",") if name.strip()]
     classes = None if chosen in ("*", ["*"]) else frozenset(str(name) for name in chosen)
     return TrackPolicy(classes, default.min_frames, default.min_confidence)

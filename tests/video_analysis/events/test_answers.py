@@ -37,3 +37,17 @@ def test_a_written_answer_stands_only_when_every_sentence_cites_a_given_row():
         raise RuntimeError("model crashed")
 
     assert grounded_answer("who?", HITS, writer=failing).generator == "template"
+
+
+def test_a_summary_is_cited_by_its_first_sentence_and_the_template_passes_its_own_rule():
+    from video_analysis.events.answers import _valid
+
+    summary = "40 seconds of the footage: 5 bottles tracked. No incidents. Safety score 100/100."
+    hits = [{"kind": "summary", "partition_key": "k.mp4@1", "object_key": "k.mp4", "camera": None, "start_s": 0.0,
+             "end_s": 40.0, "text": summary},
+            {"kind": "track", "partition_key": "k.mp4@1", "object_key": "k.mp4", "camera": None, "start_s": 3.0,
+             "end_s": 9.0, "text": "orange car, stationary, on screen for 6 seconds"}]
+    answer = grounded_answer("what was there?", hits)
+    assert answer.text == ("In k.mp4: 40 seconds of the footage: 5 bottles tracked [1]. An orange car, stationary, "
+                           "on screen for 6 seconds, in k.mp4 at 0:03-0:09 [2].")
+    assert _valid(answer.text, len(hits))
