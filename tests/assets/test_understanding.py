@@ -32,7 +32,7 @@ from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
 from video_analysis.store.db import Database, connect
 from video_analysis.store.search import SearchFilters, search
-from video_analysis.store.vector_index import index_name
+from video_analysis.store.vector_index import index_name, summary_index_name
 
 pytestmark = pytest.mark.slow
 
@@ -253,7 +253,8 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
         return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'")}
 
     before = [(h.partition_key, h.track_id) for h in find("bottle")]
-    assert hnsw_indexes() == {index_name("all-minilm-l6-v2")}
+    model_indexes = {index_name("all-minilm-l6-v2"), summary_index_name("all-minilm-l6-v2")}
+    assert hnsw_indexes() == model_indexes
     try:
         assert "drop: HNSW indexes of all-minilm-l6-v2" in run_cli("index", "drop", check=True).stdout
         assert hnsw_indexes() == set()
@@ -262,7 +263,7 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
         assert hnsw_indexes() == set()
     finally:  # the rebuild also lifts the hold on index builds
         run_cli("index", "rebuild", check=True)
-    assert hnsw_indexes() == {index_name("all-minilm-l6-v2")}
+    assert hnsw_indexes() == model_indexes
     assert conn.execute("SELECT count(*) FROM vector_index_holds").fetchone() == (0,)
     assert [(h.partition_key, h.track_id) for h in find("bottle")] == before
 

@@ -59,13 +59,16 @@ class SearchHit:
         return data
 
 
-_CANDIDATES = """
-candidates AS (
-    SELECT a.partition_key, a.track_id
-    FROM track_attributes a
+# The filters, as a test on one track (OUTER: the table whose rows are tested). Written as EXISTS on the
+# retriever's own rows, not as a joined list of candidates, so each retriever keeps its index: the HNSW
+# index orders the vector retriever (with iterative scans, it keeps going until enough rows pass), the GIN
+# index finds the full-text matches.
+_TRACK_MATCHES = """EXISTS (
+    SELECT 1 FROM track_attributes a
     JOIN tracks t USING (partition_key, track_id)
     JOIN videos v USING (partition_key)
-    WHERE (%(history)s OR v.superseded_by IS NULL OR v.partition_key = %(video)s)
+    WHERE a.partition_key = OUTER.partition_key AND a.track_id = OUTER.track_id
+      AND (%(history)s OR v.superseded_by IS NULL OR v.partition_key = %(video)s)
       AND (%(video)s::text IS NULL OR v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')
       AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
       AND (%(class_name)s::text IS NULL OR a.class_name = %(class_name)s)
@@ -77,17 +80,15 @@ candidates AS (
       AND (%(incident)s::text IS NULL OR EXISTS (
            SELECT 1 FROM summaries s, jsonb_array_elements(s.incidents) i
            WHERE s.partition_key = a.partition_key AND i->>'type' = %(incident)s
-             AND i->'track_ids' @> to_jsonb(a.track_id)))
-)"""
+             AND i->'track_ids' @> to_jsonb(a.track_id))))"""
 
 # Nearest embeddings of one kind and model (cosine distance; the model's partial HNSW index serves the
 # inner ORDER BY ... LIMIT), then the relevance floor: farther than max_distance is not a match.
 _BY_VECTOR = """
-WITH """ + _CANDIDATES + """,
-nearest AS (
+WITH nearest AS (
     SELECT e.partition_key, e.track_id, e.embedding::vector({dim}) <=> %(vector)s::vector({dim}) AS distance
-    FROM embeddings e JOIN candidates c USING (partition_key, track_id)
-    WHERE e.kind = {kind} AND e.model_name = {model}
+    FROM embeddings e
+    WHERE e.kind = {kind} AND e.model_name = {model} AND """ + _TRACK_MATCHES.replace("OUTER", "e") + """
     ORDER BY distance
     LIMIT %(pool)s
 )
@@ -95,13 +96,18 @@ SELECT partition_key, track_id, distance FROM nearest WHERE distance <= %(max_di
 ORDER BY distance, partition_key, track_id
 """
 
+# Tracks whose description holds every word of the query, best ranked first. Ranking reads each match,
+# so only the first FULL_TEXT_RANKED matches are ranked: a word every description holds ("person") costs
+# a bounded amount, and the vector retriever orders those by meaning anyway.
+FULL_TEXT_RANKED = 2000
 _BY_TEXT = """
-WITH """ + _CANDIDATES + """
-SELECT a.partition_key, a.track_id
-FROM track_attributes a JOIN candidates c USING (partition_key, track_id),
-     websearch_to_tsquery('english', %(query)s) q
-WHERE a.description_tsv @@ q
-ORDER BY ts_rank_cd(a.description_tsv, q) DESC, a.partition_key, a.track_id
+SELECT partition_key, track_id FROM (
+    SELECT m.partition_key, m.track_id, m.description_tsv, q
+    FROM track_attributes m, websearch_to_tsquery('english', %(query)s) q
+    WHERE m.description_tsv @@ q AND """ + _TRACK_MATCHES.replace("OUTER", "m") + """
+    LIMIT """ + str(FULL_TEXT_RANKED) + """
+) matches
+ORDER BY ts_rank_cd(description_tsv, q) DESC, partition_key, track_id
 LIMIT %(pool)s
 """
 

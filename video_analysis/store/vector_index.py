@@ -26,6 +26,12 @@ def index_name(model_name: str) -> str:
     return f"embeddings_hnsw_{slug}_{hashlib.md5(model_name.encode()).hexdigest()[:8]}"
 
 
+def summary_index_name(model_name: str) -> str:
+    """The model's second index, over video summaries only: they are few among its rows, and a filtered
+    walk of the whole graph to find them would visit most of it."""
+    return index_name(model_name) + "_s"
+
+
 _INDEX_LOCK = 0x5EE1_1D3C
 
 
@@ -37,15 +43,17 @@ def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
     if conn.execute("SELECT EXISTS (SELECT 1 FROM vector_index_holds)").fetchone()[0]:
         return False
-    conn.execute(sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-        "WHERE model_name = {model}"
-    ).format(name=sql.Identifier(index_name(model_name)), dim=sql.Literal(int(dim)), model=sql.Literal(model_name)))
+    for name, rows in ((index_name(model_name), ""), (summary_index_name(model_name), " AND kind = 'summary_text'")):
+        conn.execute(sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            "WHERE model_name = {model}" + rows
+        ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name)))
     return True
 
 
 def drop_index(conn: psycopg.Connection, model_name: str) -> None:
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(index_name(model_name))))
+    for name in (index_name(model_name), summary_index_name(model_name)):
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(name)))
 
 
 def indexed_models(conn: psycopg.Connection) -> list[tuple[str, int]]:

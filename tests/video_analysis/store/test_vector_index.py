@@ -1,5 +1,5 @@
 from video_analysis.store.schema import MIGRATIONS
-from video_analysis.store.vector_index import ensure_index, index_name
+from video_analysis.store.vector_index import ensure_index, index_name, summary_index_name
 
 
 def _indexes(conn) -> dict[str, str]:
@@ -13,16 +13,18 @@ def _drop(conn, names) -> None:
 
 def test_two_models_whose_names_slug_alike_get_an_index_each(db):
     names = {index_name("tiny-clip"), index_name("tiny_clip")}
+    everything = names | {summary_index_name("tiny-clip"), summary_index_name("tiny_clip")}
     try:
         with db.transaction():
             assert ensure_index(db, "tiny-clip", 16) and ensure_index(db, "tiny_clip", 32)
         indexes = _indexes(db)
-        assert len(names) == 2 and names <= set(indexes)
+        assert len(names) == 2 and everything <= set(indexes)
+        assert "kind = 'summary_text'" in indexes[summary_index_name("tiny-clip")]
         assert "vector(16)" in indexes[index_name("tiny-clip")] and "'tiny-clip'" in indexes[index_name("tiny-clip")]
         assert "vector(32)" in indexes[index_name("tiny_clip")]
-        assert all(len(name) <= 63 for name in names)  # PostgreSQL would cut longer names, and collide again
+        assert all(len(name) <= 63 for name in everything)  # PostgreSQL would cut longer names, and collide
     finally:
-        _drop(db, names)
+        _drop(db, everything)
 
 
 def test_the_migration_names_indexes_as_the_code_does(db):
