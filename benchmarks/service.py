@@ -163,6 +163,9 @@ def main() -> None:
           "|---|---|---|---|---|---|")
     try:
         for n in (int(s) for s in args.sizes.split(",")):
+            server.discard()  # each size in a fresh database, its HNSW index built once over the loaded rows
+            dsn = server.start()
+            db.prepare(dsn)
             started = time.perf_counter()
             load(dsn, n, embedder, model.name)
             load_s = time.perf_counter() - started
