@@ -22,7 +22,7 @@ def sample_videos_dir() -> Path | None:
 
 # -- doctor ----------------------------------------------------------------------------------------
 def _check_database(settings) -> tuple[bool, str]:
-    from video_analysis.store import db, schema
+    from video_analysis.store import db, schema, vector_index
 
     try:
         dsn = db.resolve_dsn(settings.database_url, settings.home.pgdata)
@@ -31,11 +31,16 @@ def _check_database(settings) -> tuple[bool, str]:
             version = conn.execute("SHOW server_version").fetchone()[0]
             vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
             current = schema.current_version(conn)
+            outdated = vector_index.outdated_indexes(conn)
     except Exception as exc:
         return False, f"database: {exc}"
     where = "external" if settings.database_url else f"embedded, {settings.home.pgdata}"
-    return True, (f"database: PostgreSQL {version} ({where}), pgvector {vector[0] if vector else 'MISSING'}, "
-                  f"schema v{current}")
+    line = (f"database: PostgreSQL {version} ({where}), pgvector {vector[0] if vector else 'MISSING'}, "
+            f"schema v{current}")
+    if outdated:  # still usable: searches work, with a lower recall
+        line += (f"; {len(outdated)} vector index(es) built with older settings ({', '.join(outdated)}): "
+                 "run `reelgraph index rebuild` for full recall")
+    return True, line
 
 
 def _check_object_store() -> tuple[bool, str]:

@@ -112,7 +112,7 @@ async function play(hit) {
     $("player-summary").textContent = summary ? summary.text : "";
     const incidents = summary ? summary.incidents : [];
     $("player-incidents").replaceChildren(...incidents.map((incident) => {
-      const item = element("li", {}, element("button", {type: "button"},
+      const item = element("li", {}, element("button", {type: "button", "data-start": incident.start_t || 0},
         `${incident.type.replace("_", " ")} at ${seconds(incident.start_t || 0)}: ${incident.detail}`));
       item.querySelector("button").addEventListener("click", () => { video.currentTime = incident.start_t || 0; });
       return item;

@@ -262,3 +262,45 @@ def test_a_query_about_something_absent_shows_nothing_matches_in_the_page(served
                    and browser.find_element(By.ID, "status").text, 60, "the nothing-matches message", interval_s=0.2)
     assert "nothing matches" in status
     assert browser.find_elements(By.CSS_SELECTOR, "#results .card") == []
+
+
+def test_more_like_this_in_the_page_lists_other_tracks_of_the_same_kind(served, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/?q=bottle")
+    first = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), 60, "result cards",
+                     interval_s=0.2)[0]
+    source = (first.get_attribute("data-partition"), first.get_attribute("data-track"))
+    first.find_element(By.CSS_SELECTOR, "button.more").click()
+    status = wait_for(lambda: (text := browser.find_element(By.ID, "status").text).startswith("more like") and text,
+                      60, "the similar tracks", interval_s=0.2)
+    assert status.startswith("more like bottle #") and not status.endswith(": 0 results"), status
+    cards = browser.find_elements(By.CSS_SELECTOR, "#results .card")
+    assert cards and all((c.get_attribute("data-partition"), c.get_attribute("data-track")) != source for c in cards)
+    assert "bottle" in cards[0].find_element(By.TAG_NAME, "h3").text
+    browser.save_screenshot(str(ARTIFACTS / "more-like-bottle.png"))
+
+
+def test_an_incident_card_opens_the_video_with_its_incidents_and_each_one_seeks(served, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(served.url + "/?q=someone+hanging+around")
+    card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card.incident"), 60,
+                    "an incident card", interval_s=0.2)[0]
+    assert "loitering" in card.find_element(By.TAG_NAME, "h3").text
+    card.click()
+    incidents = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#player-incidents button"), 60,
+                         "the video's incident list", interval_s=0.2)
+    loitering = [b for b in incidents if b.text.startswith("loitering at ")]
+    assert loitering, [b.text for b in incidents]
+    wait_for(lambda: browser.execute_script("return document.getElementById('video').readyState >= 1"), 60,
+             "the video's metadata", interval_s=0.2)
+    browser.execute_script("document.getElementById('video').currentTime = 0")
+    target = float(loitering[0].get_attribute("data-start"))
+    assert target > 5  # the fifth person stands at the table well into the clip
+    loitering[0].click()
+    position = wait_for(lambda: browser.execute_script(
+        "const v = document.getElementById('video'); return v.currentTime > 0 ? v.currentTime : null;"), 30,
+        "the seek to the incident", interval_s=0.2)
+    assert abs(position - target) < 1.0, (position, target)
+    browser.save_screenshot(str(ARTIFACTS / "incident-loitering.png"))

@@ -9,9 +9,9 @@ literals from the model registry, so the partial HNSW index of that model is usa
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -50,7 +50,7 @@ class SearchHit:
     text_rank: int | None
     image_rank: int | None
     description: str
-    thumbnail: str | None
+    has_thumbnail: bool
     similarity: float | None = None  # cosine between the query and the description (text vectors)
 
     def as_dict(self) -> dict:
@@ -113,12 +113,28 @@ LIMIT %(pool)s
 
 _DETAILS = """
 SELECT t.partition_key, v.object_key, v.camera, t.track_id, t.class_name, t.first_t, t.last_t, v.recorded_at,
-       a.description, t.thumbnail_jpeg
+       a.description, t.thumbnail_jpeg IS NOT NULL AS has_thumbnail
 FROM tracks t
 JOIN track_attributes a USING (partition_key, track_id)
 JOIN videos v USING (partition_key)
 WHERE (t.partition_key, t.track_id) IN (SELECT * FROM unnest(%(keys)s::text[], %(ids)s::int[]))
 """
+
+
+@contextmanager
+def _search_transaction(conn: psycopg.Connection):
+    """A transaction whose queries are planned for their actual parameters.
+
+    Every filter above is optional (``%(camera)s IS NULL OR ...``). psycopg prepares a statement run five
+    times, and PostgreSQL then moves to a generic plan, one made without the values; that plan cannot drop
+    the absent filters and keeps neither index in use, so a search that took 20-70 ms took 2.8 s from its
+    eleventh run on (100k tracks, benchmarks/README.md). A plan made per call costs well under a millisecond.
+    """
+    with conn.transaction():
+        conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
+        conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
+        yield conn
 
 
 def _vector_literal(vector) -> str:
@@ -145,19 +161,9 @@ def reciprocal_rank_fusion(rankings: dict[str, dict[tuple, int]], k: int = RRF_K
     return scores
 
 
-def _thumbnail_path(folder: Path | None, partition_key: str, track_id: int, jpeg: bytes | None) -> str | None:
-    if folder is None or not jpeg:
-        return None
-    path = folder / re.sub(r"[^A-Za-z0-9._-]+", "_", partition_key) / f"track-{track_id}.jpg"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg)
-    return str(path)
-
-
 def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
            filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
-           thumbnails_dir: Path | None = None, image_embedder=None, image_model_name: str | None = None,
+           image_embedder=None, image_model_name: str | None = None,
            min_similarity: float | None = None, min_image_similarity: float | None = None,
            ) -> list[SearchHit]:
     """Tracks matching ``query`` best, by meaning (vectors) and by words (full text), within filters.
@@ -175,9 +181,7 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
         retrievers.append(("image_vector", "track_image", image_embedder, image_model_name, min_image_similarity))
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     similarities: dict[tuple[str, int], float] = {}
-    with conn.transaction():
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
-        conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
+    with _search_transaction(conn):
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
             statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal(kind), model=sql.Literal(model_id),
@@ -189,12 +193,11 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
         rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
-        return _hits(conn, top, scores, rankings, thumbnails_dir, similarities)
+        return _hits(conn, top, scores, rankings, similarities)
 
 
 def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tuple, float],
-          rankings: dict[str, dict[tuple, int]], thumbnails_dir: Path | None,
-          similarities: dict[tuple, float] | None = None) -> list[SearchHit]:
+          rankings: dict[str, dict[tuple, int]], similarities: dict[tuple, float] | None = None) -> list[SearchHit]:
     """The tracks ``top`` names, in that order, with what a result shows."""
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
@@ -208,37 +211,44 @@ def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tup
             starts_at=r["recorded_at"] + timedelta(seconds=r["first_t"]) if r["recorded_at"] else None,
             score=round(scores[key], 5), vector_rank=rankings.get("text_vector", {}).get(key),
             text_rank=rankings.get("full_text", {}).get(key), image_rank=rankings.get("image_vector", {}).get(key),
-            description=r["description"],
-            thumbnail=_thumbnail_path(thumbnails_dir, r["partition_key"], r["track_id"], r["thumbnail_jpeg"]),
+            description=r["description"], has_thumbnail=bool(r["has_thumbnail"]),
             similarity=None if similarities is None or key not in similarities else round(similarities[key], 4)))
     return hits
 
 
 # Tracks nearest to one track, by the same kind and model of embedding (image vectors when the track has
-# them: they compare appearance across cameras; else its description's vector).
+# them: they compare appearance across cameras; else its description's vector). The source vector is read
+# first and sent back as a value, so the model's HNSW index orders the neighbours (a vector taken from a
+# join would be compared with every row).
+_SIMILAR_SOURCE = """
+SELECT kind, model_name, dim, embedding FROM embeddings
+WHERE partition_key = %(video)s AND track_id = %(track)s AND kind IN ('track_image', 'track_text')
+ORDER BY kind = 'track_image' DESC, model_name LIMIT 1
+"""
 _SIMILAR = """
-WITH source AS (
-    SELECT kind, model_name, dim, embedding FROM embeddings
-    WHERE partition_key = %(video)s AND track_id = %(track)s AND kind IN ('track_image', 'track_text')
-    ORDER BY kind = 'track_image' DESC, model_name LIMIT 1
-)
-SELECT e.partition_key, e.track_id, (e.embedding <=> s.embedding) AS distance
-FROM embeddings e JOIN source s ON e.kind = s.kind AND e.model_name = s.model_name AND e.dim = s.dim
-JOIN videos v ON v.partition_key = e.partition_key
-WHERE NOT (e.partition_key = %(video)s AND e.track_id = %(track)s) AND v.superseded_by IS NULL
-ORDER BY distance, e.partition_key, e.track_id
+SELECT e.partition_key, e.track_id, e.embedding::vector({dim}) <=> %(vector)s::vector({dim}) AS distance
+FROM embeddings e
+WHERE e.kind = {kind} AND e.model_name = {model} AND NOT (e.partition_key = %(video)s AND e.track_id = %(track)s)
+  AND EXISTS (SELECT 1 FROM videos v WHERE v.partition_key = e.partition_key AND v.superseded_by IS NULL)
+ORDER BY distance
 LIMIT %(limit)s
 """
 
 
-def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, limit: int = 10,
-                   thumbnails_dir: Path | None = None) -> list[SearchHit]:
-    """More like this track, across videos and cameras; score is the cosine similarity."""
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(_SIMILAR, {"video": partition_key, "track": track_id, "limit": limit}).fetchall()
+def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, limit: int = 10) -> list[SearchHit]:
+    """More like this track, across videos and cameras; score is the cosine similarity. None without a vector."""
+    params = {"video": partition_key, "track": track_id, "limit": limit}
+    with _search_transaction(conn), conn.cursor(row_factory=dict_row) as cursor:
+        source = cursor.execute(_SIMILAR_SOURCE, params).fetchone()
+        if source is None:
+            return []
+        statement = sql.SQL(_SIMILAR).format(kind=sql.Literal(source["kind"]), model=sql.Literal(source["model_name"]),
+                                             dim=sql.Literal(int(source["dim"])))
+        rows = cursor.execute(statement, {**params, "vector": _vector_literal(source["embedding"])}).fetchall()
+    rows.sort(key=lambda r: (r["distance"], r["partition_key"], r["track_id"]))
     top = [(r["partition_key"], r["track_id"]) for r in rows]
     scores = {(r["partition_key"], r["track_id"]): 1.0 - r["distance"] for r in rows}
-    return _hits(conn, top, scores, {}, thumbnails_dir, scores)
+    return _hits(conn, top, scores, {}, scores)
 
 
 # -- events: incidents and summaries ---------------------------------------------------------------
@@ -367,7 +377,7 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
                                              "summary_text": {}}
     events: dict[tuple, EventHit] = {}
     summary_similarity: dict[str, float] = {}
-    with conn.cursor(row_factory=dict_row) as cursor:
+    with _search_transaction(conn), conn.cursor(row_factory=dict_row) as cursor:
         incidents = {}
         if kind in (None, "incident"):
             incidents = {"incident_meaning": cursor.execute(_INCIDENTS, params).fetchall() if types else [],

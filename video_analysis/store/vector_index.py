@@ -34,6 +34,12 @@ def summary_index_name(model_name: str) -> str:
 
 _INDEX_LOCK = 0x5EE1_1D3C
 
+# The graph's build settings. pgvector's defaults (m 16, ef_construction 64) reach a recall@10 of 0.68 at
+# 1M tracks and 0.79 at 100k on descriptions in the pipeline's words, which differ by a word or two and
+# so lie close together; a denser graph built with a wider search holds 0.95 (benchmarks/README.md).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+
 
 def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     """Create the model's HNSW index unless it exists or a bulk load holds index builds back.
@@ -46,9 +52,19 @@ def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     for name, rows in ((index_name(model_name), ""), (summary_index_name(model_name), " AND kind = 'summary_text'")):
         conn.execute(sql.SQL(
             "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-            "WHERE model_name = {model}" + rows
-        ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name)))
+            "WITH (m = {m}, ef_construction = {ef}) WHERE model_name = {model}" + rows
+        ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
+                 m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION)))
     return True
+
+
+def outdated_indexes(conn: psycopg.Connection) -> list[str]:
+    """Names of the HNSW indexes built with other settings than these (an older release's): they keep
+    working, with a lower recall, until `reelgraph index rebuild`."""
+    wanted = {f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"}
+    rows = conn.execute("SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                        "WHERE am.amname = 'hnsw' AND c.relname LIKE 'embeddings_hnsw_%' ORDER BY 1").fetchall()
+    return [name for name, options in rows if not wanted <= set(options or [])]
 
 
 def drop_index(conn: psycopg.Connection, model_name: str) -> None:

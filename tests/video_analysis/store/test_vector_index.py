@@ -1,5 +1,11 @@
 from video_analysis.store.schema import MIGRATIONS
-from video_analysis.store.vector_index import ensure_index, index_name, summary_index_name
+from video_analysis.store.vector_index import (
+    ensure_index,
+    index_name,
+    outdated_indexes,
+    rebuild_all,
+    summary_index_name,
+)
 
 
 def _indexes(conn) -> dict[str, str]:
@@ -38,5 +44,23 @@ def test_the_migration_names_indexes_as_the_code_does(db):
     try:
         db.execute(migration)  # the table holds this model's rows only: its index is the only one
         assert set(_indexes(db)) == {index_name(model)}
+    finally:
+        _drop(db, _indexes(db))
+
+
+def test_an_index_built_by_an_older_release_is_reported_until_rebuilt_with_the_current_settings(db):
+    """Migration 8 builds with pgvector's default graph settings; doctor names that index, a rebuild fixes it."""
+    db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+               "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
+    db.execute("INSERT INTO embeddings (partition_key, track_id, kind, model_name, model_version, dim, embedding) "
+               "VALUES ('v.mp4@1', 1, 'track_text', 'm', 'r1', 3, '[1,0,0]')")
+    [migration] = [sql for version, _, sql in MIGRATIONS if version == 8]
+    try:
+        db.execute(migration)
+        assert outdated_indexes(db) == [index_name("m")]
+        with db.transaction():
+            assert rebuild_all(db) == ["m"]
+        assert outdated_indexes(db) == []
+        assert "WITH (m='32', ef_construction='200')" in _indexes(db)[index_name("m")]
     finally:
         _drop(db, _indexes(db))
