@@ -95,7 +95,8 @@ def _hit(hit: SearchHit, ctx: ServiceContext) -> dict:
         "track_id": hit.track_id, "class_name": hit.class_name, "start_s": hit.start_s, "end_s": hit.end_s,
         "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
         "text": hit.description, "similarity": hit.similarity,
-        "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg" if hit.has_thumbnail else f"{base}/thumbnail.jpg",
+        "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg" if hit.has_thumbnail
+                         else f"{base}/thumbnail.jpg",
         "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
         "similar_url": f"/api/similar/{quote(hit.partition_key, safe='/@~')}/{hit.track_id}",
     }

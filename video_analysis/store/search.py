@@ -8,7 +8,6 @@ literals from the model registry, so the partial HNSW index of that model is usa
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -221,7 +220,7 @@ def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tup
 # first and sent back as a value, so the model's HNSW index orders the neighbours (a vector taken from a
 # join would be compared with every row).
 _SIMILAR_SOURCE = """
-SELECT kind, model_name, dim, embedding FROM embeddings
+SELECT kind, model_name, dim, embedding::text AS embedding FROM embeddings
 WHERE partition_key = %(video)s AND track_id = %(track)s AND kind IN ('track_image', 'track_text')
 ORDER BY kind = 'track_image' DESC, model_name LIMIT 1
 """
@@ -244,7 +243,7 @@ def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, 
             return []
         statement = sql.SQL(_SIMILAR).format(kind=sql.Literal(source["kind"]), model=sql.Literal(source["model_name"]),
                                              dim=sql.Literal(int(source["dim"])))
-        rows = cursor.execute(statement, {**params, "vector": _vector_literal(source["embedding"])}).fetchall()
+        rows = cursor.execute(statement, {**params, "vector": source["embedding"]}).fetchall()
     rows.sort(key=lambda r: (r["distance"], r["partition_key"], r["track_id"]))
     top = [(r["partition_key"], r["track_id"]) for r in rows]
     scores = {(r["partition_key"], r["track_id"]): 1.0 - r["distance"] for r in rows}
