@@ -3,12 +3,17 @@
     .venv/bin/python benchmarks/service.py [--sizes 1000,100000] [--queries 100]
 
 Synthetic tracks through the real schema (videos, tracks, track_attributes, embeddings) in a scratch state
-folder: 20 tracks per video, 10 cameras, 30 days. Their descriptions are drawn from 2,000 sentences in
-the pipeline's own words, embedded with the real text model; each track gets its sentence's vector plus
-a little noise, so queries embedded by that model meet the similarity structure real footage gives. The
-model's HNSW index is built as the embeddings stage builds it. Then `reelgraph serve` runs on that
-database, and every query goes through HTTP, fusion, filters and all, as a client sees it. Recall@10 is
-the vector retriever's top 10 with the index against an exact scan, same filters.
+folder: 20 tracks per video, 10 cameras, 30 days. Their descriptions are sentences in the pipeline's own
+words (one per 50 tracks, at least 2,000), embedded with the real text model, and each track stores its
+sentence's vector, as the embeddings stage stores a description's: tracks described alike share a vector.
+With --noise S, each track's vector gets Gaussian noise of S per dimension instead: every track distinct,
+its nearest neighbours set by the noise, the hardest case for a graph index. The model's HNSW index is
+built as the embeddings stage builds it. Then `reelgraph serve` runs on that database, and every query
+goes through HTTP, fusion, filters and all, as a client sees it.
+
+Recall@10 is the vector retriever's top 10 with the index against an exact scan, same filters, counted two
+ways: by track (which 10 rows) and by distance (a returned track counts when it is as close as the exact
+10th; ann-benchmarks' convention, so that among tracks with one shared vector any 10 are right).
 """
 
 import argparse
@@ -36,6 +41,7 @@ QUERIES = [f"{c} {o} {m}" for c in COLOURS for o in ("person", "top", *OBJECTS) 
 
 
 def sentences(rng, count: int) -> list[str]:
+    """``count`` distinct descriptions as the attributes stage writes them."""
     found = set()
     while len(found) < count:
         if rng.random() < 0.7:
@@ -48,14 +54,14 @@ def sentences(rng, count: int) -> list[str]:
     return sorted(found)
 
 
-def load(dsn: str, n_tracks: int, embedder, model_name: str) -> None:
+def load(dsn: str, n_tracks: int, embedder, model_name: str, noise: float = 0.0) -> None:
     from pgvector import Vector
 
     from video_analysis.store import db
     from video_analysis.store.vector_index import ensure_index
 
     rng = np.random.default_rng(0)
-    texts = sentences(rng, 2000)
+    texts = sentences(rng, max(2000, n_tracks // 50))
     base = embedder.embed(texts)
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with db.connect(dsn) as conn:
@@ -80,9 +86,10 @@ def load(dsn: str, n_tracks: int, embedder, model_name: str) -> None:
             for i, pick in enumerate(picks):
                 copy.write_row((_key(i // 20, n_tracks, start), i % 20, _class(texts[pick]),
                                 0.3, 10.0, 0.5, "walking", 100.0, 30.0, texts[pick], "offline"))
-        noise = rng.normal(0, 0.02, (n_tracks, base.shape[1])).astype(np.float32)
-        vectors = base[picks] + noise
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = base[picks]
+        if noise:
+            vectors = vectors + rng.normal(0, noise, (n_tracks, base.shape[1])).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         with conn.cursor().copy("COPY embeddings (partition_key, kind, track_id, content, model_name, model_version, "
                                 "dim, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.set_types(["text", "text", "int4", "text", "text", "text", "int4", "vector"])
@@ -105,14 +112,16 @@ def _key(v: int, n_tracks: int, start: datetime) -> str:
     return f"cameras/cam{v % 10}/{recorded:%Y-%m-%dT%H-%M-%S}.mp4@v{v}"
 
 
-def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]]) -> float:
+def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]]) -> tuple[float, float]:
+    """(by track, by distance): mean recall@10 of the vector retriever over ``queries``."""
     from psycopg import sql
 
     from video_analysis.store import db
     from video_analysis.store.search import _BY_VECTOR, EF_SEARCH, SearchFilters, _vector_literal
 
-    found = []
-    with db.connect(dsn) as conn:
+    by_track, by_distance = [], []
+    with db.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         for text, filters in queries:
             vector = embedder.embed([text])[0]
             params = {**SearchFilters(**filters).__dict__, "query": text, "pool": 10,
@@ -122,12 +131,16 @@ def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]])
             with conn.transaction():
                 conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
-                approximate = {tuple(r[:2]) for r in conn.execute(statement, params)}
+                approximate = conn.execute(statement, params).fetchall()
             with conn.transaction():
                 conn.execute("SET LOCAL enable_indexscan = off")
-                exact = {tuple(r[:2]) for r in conn.execute(statement, params)}
-            found.append(len(approximate & exact) / max(1, len(exact)))
-    return float(np.mean(found))
+                exact = conn.execute(statement, params).fetchall()
+            if not exact:
+                continue
+            tenth = max(r[2] for r in exact)
+            by_track.append(len({tuple(r[:2]) for r in approximate} & {tuple(r[:2]) for r in exact}) / len(exact))
+            by_distance.append(sum(1 for r in approximate if r[2] <= tenth * 1.001 + 1e-6) / len(exact))
+    return float(np.mean(by_track)), float(np.mean(by_distance))
 
 
 def timed_get(url: str) -> float:
@@ -141,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--noise", type=float, default=0.0, help="per-dimension noise on each track's vector")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="reelgraph-bench-service-"))
     os.environ.update({"REELGRAPH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
@@ -159,20 +173,23 @@ def main() -> None:
     port = 8765
     print(f"{os.cpu_count()} CPUs; `reelgraph serve` on 127.0.0.1:{port}; {args.queries} queries per row, "
           "one at a time, after 5 warm-up queries\n")
-    print("| tracks | load + index s | filters | p50 ms | p95 ms | recall@10 (vector retriever) |\n"
-          "|---|---|---|---|---|---|")
+    print(f"noise {args.noise}\n\n| tracks | load + index s | filters | p50 ms | p95 ms | recall@10 by track | "
+          "recall@10 by distance |\n|---|---|---|---|---|---|---|")
     try:
         for n in (int(s) for s in args.sizes.split(",")):
             server.discard()  # each size in a fresh database, its HNSW index built once over the loaded rows
             dsn = server.start()
             db.prepare(dsn)
             started = time.perf_counter()
-            load(dsn, n, embedder, model.name)
+            load(dsn, n, embedder, model.name, args.noise)
             load_s = time.perf_counter() - started
-            service = subprocess.Popen([reelgraph, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.STDOUT)
+            log = open(home / f"serve-{n}.log", "w+")
+            service = subprocess.Popen([reelgraph, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
             for _ in range(600):
+                if service.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit(f"`reelgraph serve` exited with {service.returncode}:\n{log.read()[-3000:]}")
                 try:
                     timed_get(f"{url}/api/health")
                     break
@@ -192,9 +209,9 @@ def main() -> None:
                                  for text in queries]
                     typed = {k: (datetime.fromisoformat(v) if k in ("since", "until") else v)
                              for k, v in filters.items()}
-                    r = recall(dsn, embedder, model.name, [(text, typed) for text in queries[:20]])
+                    by_track, by_distance = recall(dsn, embedder, model.name, [(text, typed) for text in queries[:40]])
                     print(f"| {n:,} | {load_s:.0f} | {name} | {np.percentile(latencies, 50):.1f} | "
-                          f"{np.percentile(latencies, 95):.1f} | {r:.3f} |", flush=True)
+                          f"{np.percentile(latencies, 95):.1f} | {by_track:.3f} | {by_distance:.3f} |", flush=True)
                 cold = []
                 for local in (False, True):
                     command = [reelgraph, "search", "person in a red top", "--json", *(["--local"] if local else [])]

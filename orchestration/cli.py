@@ -387,12 +387,17 @@ def service_context():
     models = ModelRegistryResource()
     model, embedder = models.load("text_embedder")
     image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
+    writer_model, writer = None, None
+    if settings.answer_writer != "off":
+        writer_model, writer, _ = models.load_optional("summarizer", allow_download=False)
     return ServiceContext(
         database=PooledDatabase(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
         image_model_name=image_model.name if image_model else None,
         min_similarity=settings.search_min_similarity,
-        min_summary_similarity=settings.search_min_summary_similarity, dagster_url=settings.dagster_url)
+        min_summary_similarity=settings.search_min_summary_similarity,
+        min_incident_similarity=settings.search_min_incident_similarity, answer_writer=writer,
+        answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url)
 
 
 def cmd_ask(args) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +74,10 @@ class ServiceContext:
     image_model_name: str | None = None
     min_similarity: float | None = None
     min_summary_similarity: float | None = None
+    min_incident_similarity: float | None = None
+    answer_writer: object | None = None  # a language model with write_answer(question, facts) (full profile)
+    answer_writer_name: str | None = None
+    writer_lock: threading.Lock = field(default_factory=threading.Lock)
     dagster_url: str = "http://127.0.0.1:3000"
 
     def __post_init__(self):
@@ -136,7 +140,7 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
             hits += [_hit(hit, ctx) for hit in tracks]
         if kind in (None, "incident", "summary"):
             events = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                                   min_similarity=ctx.min_similarity,
+                                   min_incident_similarity=ctx.min_incident_similarity,
                                    min_summary_similarity=ctx.min_summary_similarity, kind=kind)
             hits += [_event(hit, ctx) for hit in events]
     # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
@@ -147,8 +151,10 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
 def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:
     """A grounded answer: built from the best few hits only, every sentence citing its video and time."""
     hits = find(ctx, question, filters, limit=facts)
-    found = grounded_answer(question, hits)
-    return {"question": question, "answer": found.text, "generator": found.generator,
+    writer = ctx.answer_writer.write_answer if ctx.answer_writer is not None else None
+    with ctx.writer_lock:  # one generation at a time: the model is not shared across threads
+        found = grounded_answer(question, hits, writer, ctx.answer_writer_name or "language model")
+    return {"question": question, "answer": found.text, "generator": found.generator, "note": found.note,
             "citations": [{**citation.__dict__, "clip_url": f"{_video_path(citation.partition_key)}/video"
                                                             f"#t={citation.start_s}"}
                           for citation in found.citations]}

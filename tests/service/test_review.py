@@ -108,6 +108,13 @@ def test_a_query_about_something_absent_says_nothing_matches(served):
         assert answer["hits"] == [] and answer["message"].startswith("nothing matches"), (query, answer)
 
 
+def test_people_and_other_everyday_words_for_a_class_find_its_tracks(served):
+    for query in ("people", "women", "pedestrians"):
+        hits = served.client.get("/api/search", params={"q": query, "kind": "track", "limit": 50}).json()["hits"]
+        assert len(hits) >= len(PEOPLE_ON_SCREEN) and {h["class_name"] for h in hits} == {"person"}, query
+    assert served.client.get("/api/search", params={"q": "lorry"}).json()["hits"] == []  # no truck in the clips
+
+
 def test_an_event_query_finds_the_incident_by_meaning_at_its_moment(served):
     for query in ("loitering near the table", "someone hanging around"):
         hits = served.client.get("/api/search", params={"q": query}).json()["hits"]

@@ -33,6 +33,7 @@ class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
     generator: str = "template"
+    note: str | None = None  # why a language model's answer was not used
 
 
 def _clock(seconds: float) -> str:
@@ -67,12 +68,15 @@ def grounded_answer(question: str, hits: list[dict], writer: Callable[[str, list
     citations = [Citation(i, h["partition_key"], h["object_key"], h["start_s"], h["end_s"])
                  for i, h in enumerate(hits, 1)]
     facts = [fact(h) for h in hits]
+    note = None
     if writer is not None:
         try:
             written = writer(question, [f"[{i}] {f}." for i, f in enumerate(facts, 1)])
-        except Exception:  # noqa: BLE001 - a model that fails leaves the template
-            written = ""
+        except Exception as exc:  # noqa: BLE001 - a model that fails leaves the template
+            written, note = "", f"{writer_name} failed ({type(exc).__name__}: {exc}); the templated answer stands"
         if written and _valid(written, len(hits)):
             return Answer(question, written.strip(), citations, writer_name)
+        note = note or (f"{writer_name}'s answer did not cite a given fact in every sentence; "
+                        "the templated answer stands")
     lines = [f"{f} [{i}]." for i, f in enumerate(facts, 1)]
-    return Answer(question, " ".join(lines), citations)
+    return Answer(question, " ".join(lines), citations, note=note)

@@ -8,10 +8,12 @@ literals from the model registry, so the partial HNSW index of that model is usa
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -110,6 +112,25 @@ ORDER BY ts_rank_cd(description_tsv, q) DESC, partition_key, track_id
 LIMIT %(pool)s
 """
 
+# Words a query uses for a class, as the class's name (a track's description names its class): "people"
+# shares no stem with "person", and its vector is too far from a description to pass the relevance floor.
+CLASS_WORDS = {
+    **dict.fromkeys(("people", "persons", "man", "men", "woman", "women", "someone", "somebody", "pedestrian",
+                     "pedestrians", "child", "children", "kid", "kids"), "person"),
+    **dict.fromkeys(("bike", "bikes", "cyclist", "cyclists"), "bicycle"),
+    **dict.fromkeys(("motorbike", "motorbikes", "scooter", "scooters"), "motorcycle"),
+    **dict.fromkeys(("lorry", "lorries", "van", "vans"), "truck"),
+    **dict.fromkeys(("purse", "purses"), "handbag"),
+    **dict.fromkeys(("luggage",), "suitcase"),
+}
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def in_class_words(query: str) -> str:
+    """``query`` with each word that names a class replaced by the class's name, for the full-text retriever."""
+    return _WORD.sub(lambda match: CLASS_WORDS.get(match.group(0).lower(), match.group(0)), query)
+
+
 _DETAILS = """
 SELECT t.partition_key, v.object_key, v.camera, t.track_id, t.class_name, t.first_t, t.last_t, v.recorded_at,
        a.description, t.thumbnail_jpeg IS NOT NULL AS has_thumbnail
@@ -189,7 +210,7 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
             rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
                                                        "max_distance": max_distance},
                                      similarities if name == "text_vector" else None)
-        rankings["full_text"] = _ranked(conn, _BY_TEXT, params)
+        rankings["full_text"] = _ranked(conn, _BY_TEXT, {**params, "query": in_class_words(query)})
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)
@@ -251,15 +272,31 @@ def similar_tracks(conn: psycopg.Connection, partition_key: str, track_id: int, 
 
 
 # -- events: incidents and summaries ---------------------------------------------------------------
-# What each incident type means, in words a query about it would use: a query is matched against these
-# by meaning, so "a crowd of people" reaches crowding and "someone hanging around" reaches loitering.
+# What each incident type means, in the words a query about it would use. A query is matched against the
+# mean of each type's phrases by meaning, so "a crowd of people" reaches crowding and "was anyone hanging
+# around?" loitering. The mean, not the nearest phrase: one phrase alone ("loitering") sits close to words
+# that only look alike ("lorry"), and the mean keeps what the phrases share.
 INCIDENT_MEANINGS = {
-    "loitering": "loitering: a person lingering, waiting or hanging around in one place for a long time",
-    "crowding": "crowding: a crowd, a group of many people gathered together",
-    "running": "running: a person running, rushing or moving fast",
-    "zone_intrusion": "zone intrusion: someone entering a restricted area or forbidden zone",
-    "unattended_object": "unattended object: a bag, backpack or suitcase left alone, abandoned luggage",
+    "loitering": ("loitering", "someone hanging around", "a person lingering in one place for a long time",
+                  "somebody waiting around", "a person standing still for a long time"),
+    "crowding": ("crowding", "a crowd", "a group of many people gathered together", "too many people in one place"),
+    "running": ("running", "a person running", "someone rushing or moving fast"),
+    "zone_intrusion": ("zone intrusion", "someone entering a restricted area", "a person in a forbidden zone",
+                       "trespassing"),
+    "unattended_object": ("unattended object", "a bag left alone", "abandoned luggage",
+                          "a backpack or suitcase left behind"),
 }
+
+
+def incident_similarity(embedder, vector) -> dict[str, float]:
+    """Cosine between a query's vector and what each incident type means (its phrases' mean direction)."""
+    phrases = [phrase for meaning in INCIDENT_MEANINGS.values() for phrase in meaning]
+    embedded = dict(zip(phrases, embedder.embed(phrases), strict=True))
+    similarity = {}
+    for incident_type, meaning in INCIDENT_MEANINGS.items():
+        centre = np.mean([embedded[phrase] for phrase in meaning], axis=0)
+        similarity[incident_type] = float(centre @ vector / np.linalg.norm(centre))
+    return similarity
 
 
 @dataclass(frozen=True)
@@ -351,25 +388,24 @@ FROM videos v JOIN summaries s USING (partition_key) WHERE v.partition_key = ANY
 
 def search_events(conn: psycopg.Connection, query: str, embedder, model_name: str,
                   filters: SearchFilters = SearchFilters(), limit: int = 10,  # noqa: B008 (frozen)
-                  min_similarity: float | None = None, min_summary_similarity: float | None = None,
+                  min_incident_similarity: float | None = None, min_summary_similarity: float | None = None,
                   kind: str | None = None) -> list[EventHit]:
     """Incidents whose type the query means, and summaries that match it by meaning or by words.
 
-    ``min_similarity`` is the floor for incident types, ``min_summary_similarity`` for summary vectors (a
-    long summary is a little similar to almost any question, so its floor sits higher).
+    ``min_incident_similarity`` is the floor for incident types (a short text about people: most queries
+    about people come a little close to it, so it sits high), ``min_summary_similarity`` for summary vectors.
 
     Scored by reciprocal rank like tracks, so the two lists merge by score. Filters only tracks have
     (class, colour) leave events out; an incident filter leaves only incidents of that type.
     """
     if filters.class_name or filters.color or kind not in (None, "incident", "summary"):
         return []
-    floor = -1.0 if min_similarity is None else min_similarity
+    floor = -1.0 if min_incident_similarity is None else min_incident_similarity
     vector = embedder.embed([query])[0]
-    meanings = embedder.embed(list(INCIDENT_MEANINGS.values()))
-    similarity = dict(zip(INCIDENT_MEANINGS, (meanings @ vector).tolist(), strict=True))
+    similarity = incident_similarity(embedder, vector)
     types = sorted((t for t, value in similarity.items() if value >= floor and filters.incident in (None, t)),
                    key=lambda t: -similarity[t])
-    summary_floor = floor if min_summary_similarity is None else min_summary_similarity
+    summary_floor = -1.0 if min_summary_similarity is None else min_summary_similarity
     params = {**asdict(filters), "query": query, "pool": CANDIDATES, "vector": _vector_literal(vector),
               "max_distance": 1.0 - summary_floor, "types": types}
     rankings: dict[str, dict[tuple, int]] = {"incident_meaning": {}, "incident_text": {}, "summary_vector": {},

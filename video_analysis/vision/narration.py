@@ -22,6 +22,13 @@ PROMPT = (
 )
 
 
+ANSWER_PROMPT = (
+    "Answer the question about surveillance footage using only the numbered facts below. End every sentence "
+    "with the number of the fact it rests on, like [1]. Do not add anything the facts do not say.\n"
+    "Facts:\n{facts}\nQuestion: {question}\nAnswer:"
+)
+
+
 class InvalidSummary(ValueError):
     """The model's output is not the JSON summary asked for."""
 
@@ -64,6 +71,16 @@ class VisionLanguageSummarizer:
         prompt = self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                     add_generation_prompt=True)
         inputs = self.processor(images=images or None, text=prompt, return_tensors="pt").to(self.device)
+        with self.torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return self.processor.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def write_answer(self, question: str, facts: list[str]) -> str:
+        """The model's answer to ``question`` from numbered ``facts`` (text only; validated by the caller)."""
+        content = [{"type": "text", "text": ANSWER_PROMPT.format(facts="\n".join(facts), question=question)}]
+        prompt = self.processor.apply_chat_template([{"role": "user", "content": content}],
+                                                    add_generation_prompt=True)
+        inputs = self.processor(text=prompt, return_tensors="pt").to(self.device)
         with self.torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         return self.processor.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -36,7 +36,26 @@ def test_a_written_answer_stands_only_when_every_sentence_cites_a_given_row():
     def failing(question, facts):
         raise RuntimeError("model crashed")
 
-    assert grounded_answer("who?", HITS, writer=failing).generator == "template"
+    crashed = grounded_answer("who?", HITS, writer=failing, writer_name="tiny-llm")
+    assert crashed.generator == "template" and "model crashed" in crashed.note
+
+
+def test_a_vision_language_checkpoint_writes_answers_through_its_real_loader_and_is_held_to_citations(tiny_vlm):
+    """The full profile's writer: the summarizer checkpoint, text only. A random tiny model writes no
+    citations, so its answer is refused and the note says why."""
+    from video_analysis.vision.loaders import load_model
+
+    writer = load_model("transformers-image-text-to-text", tiny_vlm)
+    written = []
+
+    def spy(question, facts):
+        written.append(writer.write_answer(question, facts))
+        return written[-1]
+
+    answer = grounded_answer("who hung around in the lobby?", HITS, writer=spy, writer_name="tiny-vlm")
+    assert written and isinstance(written[0], str)  # the model ran and produced text
+    assert answer.generator == "template" and answer.text.endswith("[2].")
+    assert answer.note == "tiny-vlm's answer did not cite a given fact in every sentence; the templated answer stands"
 
 
 def test_a_summary_is_cited_by_its_first_sentence_and_the_template_passes_its_own_rule():
