@@ -6,6 +6,9 @@ Processes every sample clip with `reelgraph process` in a scratch state folder (
 for queries about what the clips hold and queries about what they do not, prints the highest cosine
 similarity between the query and any track description (text vectors, the model search uses) and
 what a search with the configured floor returns. The floor belongs between the two groups.
+
+A second table does the same for incident types: how close each query comes to what the nearest type
+means, against the incident floor.
 """
 
 import argparse
@@ -21,6 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 PRESENT = ["person", "a person walking", "people", "bottle", "bottles on a table", "someone in dark clothes",
            "how many people came in?", "were there bottles on the table?"]
+EVENTS = ["was anyone hanging around?", "someone hanging around", "loitering near the table", "did someone loiter?",
+          "is there a crowd?", "people gathering", "anyone running?", "somebody sprinting", "did someone leave a bag?",
+          "someone in the restricted area", "was anybody waiting by the door?"]
+NOT_EVENTS = ["lorry", "truck", "car", "bicycle", "dog", "fire", "bottle", "where is the red car?", "a man in black"]
 ABSENT = ["car", "a red car", "dog", "bicycle", "truck", "airplane", "a cat on the sofa", "fire",
           "where is the red car?", "did a dog walk by?"]
 
@@ -58,6 +65,16 @@ def main() -> None:
                                   min_similarity=ctx.min_similarity)
                     first = f"{hits[0].class_name} in {hits[0].object_key}" if hits else "-"
                     print(f"| {query} | {group} | {best:.3f} | {summary:.3f} | {len(hits)} | {first} |", flush=True)
+        from video_analysis.store.search import incident_similarity
+
+        print(f"\nincident floor {ctx.min_incident_similarity}\n\n| query | about | nearest incident type | "
+              "similarity | passes |\n|---|---|---|---|---|")
+        for group, queries in (("an incident", EVENTS), ("no incident", NOT_EVENTS)):
+            for query in queries:
+                similarity = incident_similarity(ctx.text_embedder, ctx.text_embedder.embed([query])[0])
+                nearest = max(similarity, key=similarity.get)
+                passes = "yes" if similarity[nearest] >= ctx.min_incident_similarity else "no"
+                print(f"| {query} | {group} | {nearest} | {similarity[nearest]:.3f} | {passes} |", flush=True)
     finally:
         from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 

@@ -114,10 +114,9 @@ def _key(v: int, n_tracks: int, start: datetime) -> str:
 
 def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]]) -> tuple[float, float]:
     """(by track, by distance): mean recall@10 of the vector retriever over ``queries``."""
-    from psycopg import sql
 
     from video_analysis.store import db
-    from video_analysis.store.search import _BY_VECTOR, EF_SEARCH, SearchFilters, _vector_literal
+    from video_analysis.store.search import EF_SEARCH, SearchFilters, _vector_literal, vector_statement
 
     by_track, by_distance = [], []
     with db.connect(dsn, autocommit=True) as conn:
@@ -126,8 +125,7 @@ def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]])
             vector = embedder.embed([text])[0]
             params = {**SearchFilters(**filters).__dict__, "query": text, "pool": 10,
                       "vector": _vector_literal(vector), "max_distance": 2.0}
-            statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal("track_text"), model=sql.Literal(model_name),
-                                                   dim=sql.Literal(int(vector.shape[0])))
+            statement = vector_statement(SearchFilters(**filters), "track_text", model_name, vector.shape[0])
             with conn.transaction():
                 conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")

@@ -114,7 +114,22 @@ def test_a_colour_filter_narrows_the_results(find, conn):
         assert "gray" in colours
 
 
-def test_camera_and_time_filters(find, processed, conn):
+@pytest.fixture(params=["exact", "graph"])
+def vector_path(request, monkeypatch):
+    """Filters that narrow by video are searched exactly over few tracks, else through the HNSW graph:
+    both must give the same answers (on these few tracks the graph walk misses nothing)."""
+    from video_analysis.store import search as search_module
+
+    monkeypatch.setattr(search_module, "EXACT_BELOW", 10_000 if request.param == "exact" else 0)
+    return request.param
+
+
+def test_camera_and_time_filters(find, processed, conn, vector_path, text_model):
+    from video_analysis.store.search import few_candidates
+
+    params = {**SearchFilters(camera="kitchen").__dict__}
+    assert few_candidates(conn, SearchFilters(camera="kitchen"), params, "track_text",
+                          text_model[0].name) == (vector_path == "exact")
     kitchen = find("bottle", camera="kitchen")
     assert kitchen and {h.partition_key for h in kitchen} == {processed.partitions["kitchen"]}
     assert all(h.starts_at.date().isoformat() == "2026-01-15" for h in kitchen)

@@ -60,42 +60,152 @@ class SearchHit:
         return data
 
 
-# The filters, as a test on one track (OUTER: the table whose rows are tested). Written as EXISTS on the
-# retriever's own rows, not as a joined list of candidates, so each retriever keeps its index: the HNSW
-# index orders the vector retriever (with iterative scans, it keeps going until enough rows pass), the GIN
-# index finds the full-text matches.
-_TRACK_MATCHES = """EXISTS (
-    SELECT 1 FROM track_attributes a
-    JOIN tracks t USING (partition_key, track_id)
-    JOIN videos v USING (partition_key)
-    WHERE a.partition_key = OUTER.partition_key AND a.track_id = OUTER.track_id
-      AND (%(history)s OR v.superseded_by IS NULL OR v.partition_key = %(video)s)
-      AND (%(video)s::text IS NULL OR v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')
-      AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
-      AND (%(class_name)s::text IS NULL OR a.class_name = %(class_name)s)
-      AND (%(color)s::text IS NULL OR %(color)s IN (a.upper_color, a.lower_color, a.color))
-      AND (%(since)s::timestamptz IS NULL
-           OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.last_t) >= %(since)s)
-      AND (%(until)s::timestamptz IS NULL
-           OR coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.first_t) <= %(until)s)
-      AND (%(incident)s::text IS NULL OR EXISTS (
+def _filter_tests(filters: SearchFilters, outer: str) -> tuple[list[str], list[str], list[str]]:
+    """The filters that are set, as tests on a track's video ``v``, the track ``t`` and its attributes ``a``
+    (``outer``: the table whose rows are tested, for the incident filter)."""
+    video, track, attributes = [], [], []
+    if not filters.history:  # a key's newest usable version only, unless that version is asked for by name
+        video.append("(v.superseded_by IS NULL OR v.partition_key = %(video)s)")
+    if filters.video:
+        video.append("(v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')")
+    if filters.camera:
+        video.append("v.camera = %(camera)s")
+    if filters.since:
+        track.append("coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.last_t) >= %(since)s")
+    if filters.until:
+        track.append("coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.first_t) <= %(until)s")
+    if filters.class_name:
+        attributes.append("a.class_name = %(class_name)s")
+    if filters.color:
+        attributes.append("%(color)s IN (a.upper_color, a.lower_color, a.color)")
+    if filters.incident:
+        attributes.append(f"""EXISTS (
            SELECT 1 FROM summaries s, jsonb_array_elements(s.incidents) i
-           WHERE s.partition_key = a.partition_key AND i->>'type' = %(incident)s
-             AND i->'track_ids' @> to_jsonb(a.track_id))))"""
+           WHERE s.partition_key = {outer}.partition_key AND i->>'type' = %(incident)s
+             AND i->'track_ids' @> to_jsonb({outer}.track_id))""")
+    return video, track, attributes
+
+
+def _same_track(table: str, outer: str) -> str:
+    return f"{table}.partition_key = {outer}.partition_key AND {table}.track_id = {outer}.track_id"
+
+
+def _track_matches(filters: SearchFilters, outer: str) -> str:
+    """The filters that are set, as a test on one track (``outer``: the table whose rows are tested).
+
+    Written as EXISTS on the retriever's own rows, not as a joined list of candidates, so each retriever
+    keeps its index: the HNSW index orders the vector retriever (with iterative scans, it keeps going
+    until enough rows pass), the GIN index finds the full-text matches. Only the tables a set filter needs
+    are joined: every candidate the HNSW walk passes is tested, so each lookup left out is time saved.
+    """
+    video, track, attributes = _filter_tests(filters, outer)
+    tables, tests = [], []
+    if video or track:
+        tables.append("videos v")
+        tests.append(f"v.partition_key = {outer}.partition_key")
+    if track:
+        tables.append("tracks t")
+        tests.append(_same_track("t", outer))
+    if attributes:
+        tables.append("track_attributes a")
+        tests.append(_same_track("a", outer))
+    if not tables:
+        return "TRUE"
+    return f"EXISTS (SELECT 1 FROM {', '.join(tables)} WHERE " + " AND ".join(tests + video + track + attributes) + ")"
+
 
 # Nearest embeddings of one kind and model (cosine distance; the model's partial HNSW index serves the
 # inner ORDER BY ... LIMIT), then the relevance floor: farther than max_distance is not a match.
 _BY_VECTOR = """
 WITH nearest AS (
-    SELECT e.partition_key, e.track_id, e.embedding::vector({dim}) <=> %(vector)s::vector({dim}) AS distance
+    SELECT e.partition_key, e.track_id, e.embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
     FROM embeddings e
-    WHERE e.kind = {kind} AND e.model_name = {model} AND """ + _TRACK_MATCHES.replace("OUTER", "e") + """
+    WHERE e.kind = {{kind}} AND e.model_name = {{model}} AND {matches}
     ORDER BY distance
     LIMIT %(pool)s
 )
 SELECT partition_key, track_id, distance FROM nearest WHERE distance <= %(max_distance)s
 ORDER BY distance, partition_key, track_id
 """
+
+# The same, exact, over the tracks of the videos the filters leave: from those videos (their camera index)
+# to each one's embeddings, joined to the tables the other filters test, every distance computed. The
+# distance is written without the index's cast, so the planner cannot walk the graph instead.
+_BY_VECTOR_EXACT = """
+WITH nearest AS (
+    SELECT e.partition_key, e.track_id, e.embedding <=> %(vector)s::vector AS distance
+    FROM {joins}
+    WHERE e.kind = {{kind}} AND e.model_name = {{model}} AND {tests}
+    ORDER BY distance
+    LIMIT %(pool)s
+)
+SELECT partition_key, track_id, distance FROM nearest WHERE distance <= %(max_distance)s
+ORDER BY distance, partition_key, track_id
+"""
+
+
+# Filters that narrow by video (camera, key, time) leave few tracks, often: a camera's week is 2% of a
+# month of ten cameras. A graph walk would pass ~50 tracks for each one that passes, each tested, where
+# computing every distance of those few is cheaper and exact. Below this many candidates, it is done so.
+EXACT_BELOW = 10_000
+_CANDIDATE_COUNT = """
+SELECT count(*) FROM (
+    SELECT 1 FROM videos v JOIN embeddings e ON e.partition_key = v.partition_key
+    WHERE e.kind = {{kind}} AND e.model_name = {{model}} AND {narrowing}
+    LIMIT {bound}
+) candidates
+"""
+
+
+def _video_narrowing(filters: SearchFilters) -> str | None:
+    """What the filters require of a track's video, as a test on ``v``; None when they narrow no videos.
+    Necessary conditions only (a track lies within its video), so the exact test still follows."""
+    tests = []
+    if filters.video:
+        tests.append("(v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')")
+    if filters.camera:
+        tests.append("v.camera = %(camera)s")
+    if filters.since:
+        tests.append("coalesce(v.recorded_at, v.last_modified) "
+                     "+ make_interval(secs => coalesce(v.duration_s, 1e9)) >= %(since)s")
+    if filters.until:
+        tests.append("coalesce(v.recorded_at, v.last_modified) <= %(until)s")
+    if not tests:
+        return None
+    if not filters.history:
+        tests.append("(v.superseded_by IS NULL OR v.partition_key = %(video)s)")
+    return " AND ".join(tests)
+
+
+def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: int,
+                     exact: bool = False) -> sql.Composed:
+    """The vector retriever's statement for these filters, one kind and one model: through the model's
+    HNSW index, or ``exact`` over the filtered videos' tracks (filters that narrow by video only)."""
+    literals = {"kind": sql.Literal(kind), "model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
+    narrowing = _video_narrowing(filters)
+    if exact and narrowing:
+        video, track, attributes = _filter_tests(filters, "e")
+        # video -> its tracks (primary key) -> each one's embedding (the whole unique key, coalesce and all)
+        joins = ("videos v JOIN tracks t ON t.partition_key = v.partition_key JOIN embeddings e "
+                 "ON e.partition_key = t.partition_key AND coalesce(e.track_id, -1) = t.track_id")
+        if attributes:
+            joins += f" JOIN track_attributes a ON {_same_track('a', 'e')}"
+        text = _BY_VECTOR_EXACT.format(joins=joins, tests=" AND ".join([narrowing, *video, *track, *attributes]))
+    else:
+        text = _BY_VECTOR.format(matches=_track_matches(filters, "e"))
+    return sql.SQL(text).format(**literals)
+
+
+def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str,
+                   model_name: str) -> bool:
+    """Whether the filters leave so few tracks of this kind and model that an exact scan is the faster."""
+    narrowing = _video_narrowing(filters)
+    if narrowing is None:
+        return False
+    statement = sql.SQL(_CANDIDATE_COUNT.format(narrowing=narrowing, bound=int(EXACT_BELOW))).format(
+        kind=sql.Literal(kind), model=sql.Literal(model_name))
+    return conn.execute(statement, params).fetchone()[0] < EXACT_BELOW
+
 
 # Tracks whose description holds every word of the query, best ranked first. Ranking reads each match,
 # so only the first FULL_TEXT_RANKED matches are ranked: a word every description holds ("person") costs
@@ -105,7 +215,7 @@ _BY_TEXT = """
 SELECT partition_key, track_id FROM (
     SELECT m.partition_key, m.track_id, m.description_tsv, q
     FROM track_attributes m, websearch_to_tsquery('english', %(query)s) q
-    WHERE m.description_tsv @@ q AND """ + _TRACK_MATCHES.replace("OUTER", "m") + """
+    WHERE m.description_tsv @@ q AND {matches}
     LIMIT """ + str(FULL_TEXT_RANKED) + """
 ) matches
 ORDER BY ts_rank_cd(description_tsv, q) DESC, partition_key, track_id
@@ -145,13 +255,18 @@ WHERE (t.partition_key, t.track_id) IN (SELECT * FROM unnest(%(keys)s::text[], %
 def _search_transaction(conn: psycopg.Connection):
     """A transaction whose queries are planned for their actual parameters.
 
-    Every filter above is optional (``%(camera)s IS NULL OR ...``). psycopg prepares a statement run five
-    times, and PostgreSQL then moves to a generic plan, one made without the values; that plan cannot drop
-    the absent filters and keeps neither index in use, so a search that took 20-70 ms took 2.8 s from its
-    eleventh run on (100k tracks, benchmarks/README.md). A plan made per call costs well under a millisecond.
+    psycopg prepares a statement run five times, and PostgreSQL then may move to a generic plan, made
+    without the values. With the optional filters written as ``%(camera)s IS NULL OR ...`` that plan kept
+    them all and neither index, and a search that took 20-70 ms took 2.8 s from its eleventh run on (100k
+    tracks, benchmarks/README.md). The filters are now composed from those set, but a plan made for the
+    values (how selective a camera or a week is) stays the right one, and costs well under a millisecond.
     """
     with conn.transaction():
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        # Index lookups priced as on SSD with the data in memory (PostgreSQL's default, 4, prices a disk
+        # seek): a camera's week is then reached by its videos' keys, not by reading every track (10 ms
+        # against 51 ms at 100k tracks).
+        conn.execute("SET LOCAL random_page_cost = 1.1")
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
         conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
         yield conn
@@ -204,13 +319,14 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     with _search_transaction(conn):
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
-            statement = sql.SQL(_BY_VECTOR).format(kind=sql.Literal(kind), model=sql.Literal(model_id),
-                                                   dim=sql.Literal(int(vector.shape[0])))
+            exact = few_candidates(conn, filters, params, kind, model_id)
+            statement = vector_statement(filters, kind, model_id, vector.shape[0], exact=exact)
             max_distance = 2.0 if floor is None else 1.0 - floor
             rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
                                                        "max_distance": max_distance},
                                      similarities if name == "text_vector" else None)
-        rankings["full_text"] = _ranked(conn, _BY_TEXT, {**params, "query": in_class_words(query)})
+        rankings["full_text"] = _ranked(conn, _BY_TEXT.format(matches=_track_matches(filters, "m")),
+                                        {**params, "query": in_class_words(query)})
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)
@@ -223,7 +339,7 @@ def _hits(conn: psycopg.Connection, top: list[tuple[str, int]], scores: dict[tup
         rows = cursor.execute(_DETAILS, {"keys": [k for k, _ in top], "ids": [i for _, i in top]}).fetchall()
     details = {(r["partition_key"], r["track_id"]): r for r in rows}
     hits = []
-    for key in top:
+    for key in (key for key in top if key in details):  # a track a re-run is rewriting right now is left out
         r = details[key]
         hits.append(SearchHit(
             partition_key=r["partition_key"], object_key=r["object_key"], camera=r["camera"], track_id=r["track_id"],
