@@ -113,31 +113,36 @@ def _key(v: int, n_tracks: int, start: datetime) -> str:
 
 
 def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]]) -> tuple[float, float]:
-    """(by track, by distance): mean recall@10 of the vector retriever over ``queries``."""
-
+    """(by track, by distance): mean recall@10 of the vector retriever over ``queries``, on the path search
+    takes (the graph, or the exact scan of few filtered tracks), against a full exact scan."""
     from video_analysis.store import db
-    from video_analysis.store.search import EF_SEARCH, SearchFilters, _vector_literal, vector_statement
+    from video_analysis.store.search import (
+        SearchFilters,
+        _search_transaction,
+        _vector_literal,
+        few_candidates,
+        vector_statement,
+    )
 
     by_track, by_distance = [], []
     with db.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET plan_cache_mode = force_custom_plan")
         for text, filters in queries:
-            vector = embedder.embed([text])[0]
-            params = {**SearchFilters(**filters).__dict__, "query": text, "pool": 10,
-                      "vector": _vector_literal(vector), "max_distance": 2.0}
-            statement = vector_statement(SearchFilters(**filters), "track_text", model_name, vector.shape[0])
+            vector, typed = embedder.embed([text])[0], SearchFilters(**filters)
+            params = {**typed.__dict__, "query": text, "pool": 10, "vector": _vector_literal(vector),
+                      "max_distance": 2.0}
+            with _search_transaction(conn):
+                exact_path = few_candidates(conn, typed, params, "track_text", model_name)
+                statement = vector_statement(typed, "track_text", model_name, vector.shape[0], exact=exact_path)
+                found = conn.execute(statement, params).fetchall()
             with conn.transaction():
-                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
-                approximate = conn.execute(statement, params).fetchall()
-            with conn.transaction():
-                conn.execute("SET LOCAL enable_indexscan = off")
-                exact = conn.execute(statement, params).fetchall()
+                conn.execute("SET LOCAL enable_indexscan = off")  # no graph: every distance computed
+                exact = conn.execute(vector_statement(typed, "track_text", model_name, vector.shape[0]),
+                                     params).fetchall()
             if not exact:
                 continue
             tenth = max(r[2] for r in exact)
-            by_track.append(len({tuple(r[:2]) for r in approximate} & {tuple(r[:2]) for r in exact}) / len(exact))
-            by_distance.append(sum(1 for r in approximate if r[2] <= tenth * 1.001 + 1e-6) / len(exact))
+            by_track.append(len({tuple(r[:2]) for r in found} & {tuple(r[:2]) for r in exact}) / len(exact))
+            by_distance.append(sum(1 for r in found if r[2] <= tenth * 1.001 + 1e-6) / len(exact))
     return float(np.mean(by_track)), float(np.mean(by_distance))
 
 
