@@ -20,8 +20,15 @@ from psycopg.rows import dict_row
 
 RRF_K = 60
 SUMMARY_WEIGHT = 0.5  # of a summary's ranks in fusion, against a track's or an incident's
-CANDIDATES = 100  # per retriever, before fusion
+CANDIDATES = 100  # per retriever, before fusion, at most
 EF_SEARCH = 2 * CANDIDATES
+
+
+def pool_for(limit: int) -> int:
+    """Candidates each retriever brings to fusion for ``limit`` results: twice as many (a hit ranked low by
+    one retriever and high by another still meets), at least 20, at most CANDIDATES. A filtered graph walk
+    visits candidates in proportion, so a page of 20 does not pay for 100."""
+    return max(20, min(CANDIDATES, 2 * limit))
 
 
 @dataclass(frozen=True)
@@ -210,17 +217,31 @@ def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dic
 # Tracks whose description holds every word of the query, best ranked first. Ranking reads each match,
 # so only the first FULL_TEXT_RANKED matches are ranked: a word every description holds ("person") costs
 # a bounded amount, and the vector retriever orders those by meaning anyway.
-FULL_TEXT_RANKED = 2000
+FULL_TEXT_RANKED = 500
 _BY_TEXT = """
 SELECT partition_key, track_id FROM (
-    SELECT m.partition_key, m.track_id, m.description_tsv, q
-    FROM track_attributes m, websearch_to_tsquery('english', %(query)s) q
-    WHERE m.description_tsv @@ q AND {matches}
+    SELECT {row}.partition_key, {row}.track_id, {row}.description_tsv, q
+    FROM {tables}, websearch_to_tsquery('english', %(query)s) q
+    WHERE {row}.description_tsv @@ q AND {tests}
     LIMIT """ + str(FULL_TEXT_RANKED) + """
 ) matches
 ORDER BY ts_rank_cd(description_tsv, q) DESC, partition_key, track_id
 LIMIT %(pool)s
 """
+
+
+def text_statement(filters: SearchFilters, narrowed: bool = False) -> str:
+    """The full-text retriever's statement: through the GIN index, or ``narrowed`` from the few videos the
+    filters leave, testing each of their tracks' words (the index would list every match of a common word
+    in the whole table, to keep a camera's week of them)."""
+    if narrowed and (narrowing := _video_narrowing(filters)):
+        video, track, attributes = _filter_tests(filters, "a")
+        tables = ("videos v JOIN tracks t ON t.partition_key = v.partition_key JOIN track_attributes a "
+                  f"ON {_same_track('a', 't')}")
+        return _BY_TEXT.format(row="a", tables=tables, tests=" AND ".join([narrowing, *video, *track, *attributes]))
+    # m, not a: the filters' EXISTS names its own track_attributes a
+    return _BY_TEXT.format(row="m", tables="track_attributes m", tests=_track_matches(filters, "m"))
+
 
 # Words a query uses for a class, as the class's name (a track's description names its class): "people"
 # shares no stem with "person", and its vector is too far from a description to pass the relevance floor.
@@ -310,22 +331,23 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     """
     if not query.strip():
         raise ValueError("the search query is empty")
-    params = {**asdict(filters), "query": query, "pool": CANDIDATES}
+    params = {**asdict(filters), "query": query, "pool": pool_for(limit)}
     retrievers = [("text_vector", "track_text", embedder, model_name, min_similarity)]
     if image_embedder is not None and image_model_name:
         retrievers.append(("image_vector", "track_image", image_embedder, image_model_name, min_image_similarity))
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     similarities: dict[tuple[str, int], float] = {}
     with _search_transaction(conn):
+        narrowed = few_candidates(conn, filters, params, "track_text", model_name)
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
-            exact = few_candidates(conn, filters, params, kind, model_id)
+            exact = narrowed if kind == "track_text" else few_candidates(conn, filters, params, kind, model_id)
             statement = vector_statement(filters, kind, model_id, vector.shape[0], exact=exact)
             max_distance = 2.0 if floor is None else 1.0 - floor
             rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
                                                        "max_distance": max_distance},
                                      similarities if name == "text_vector" else None)
-        rankings["full_text"] = _ranked(conn, _BY_TEXT.format(matches=_track_matches(filters, "m")),
+        rankings["full_text"] = _ranked(conn, text_statement(filters, narrowed),
                                         {**params, "query": in_class_words(query)})
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
@@ -522,7 +544,7 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     types = sorted((t for t, value in similarity.items() if value >= floor and filters.incident in (None, t)),
                    key=lambda t: -similarity[t])
     summary_floor = -1.0 if min_summary_similarity is None else min_summary_similarity
-    params = {**asdict(filters), "query": query, "pool": CANDIDATES, "vector": _vector_literal(vector),
+    params = {**asdict(filters), "query": query, "pool": pool_for(limit), "vector": _vector_literal(vector),
               "max_distance": 1.0 - summary_floor, "types": types}
     rankings: dict[str, dict[tuple, int]] = {"incident_meaning": {}, "incident_text": {}, "summary_vector": {},
                                              "summary_text": {}}
