@@ -376,8 +376,9 @@ def _supervise(command: list[str], cwd: Path, url: str) -> int:
             return process.wait()
 
 
-def service_context():
-    """The review service's database, store and models, loaded once."""
+def service_context(answers: bool = False):
+    """The review service's database, store and models, loaded once; with ``answers``, also the language
+    model that writes answers (when the profile has one and its weights are cached)."""
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext
     from video_analysis.runtime.settings import Settings
@@ -388,8 +389,12 @@ def service_context():
     model, embedder = models.load("text_embedder")
     image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
     writer_model, writer = None, None
-    if settings.answer_writer != "off":
-        writer_model, writer, _ = models.load_optional("summarizer", allow_download=False)
+    if answers and settings.answer_writer != "off":
+        try:
+            writer_model, writer, _ = models.load_optional("summarizer", allow_download=False)
+        except Exception as exc:  # noqa: BLE001 - an optional writer that cannot load leaves the template
+            log.warning("the answer writer did not load (%s: %s); answers use the template", type(exc).__name__, exc)
+            writer_model, writer = None, None
     return ServiceContext(
         database=PooledDatabase(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
@@ -404,12 +409,13 @@ def cmd_ask(args) -> int:
     from service.app import answer
     from video_analysis.store.search import SearchFilters
 
-    found = answer(service_context(), args.question,
+    found = answer(service_context(answers=True), args.question,
                    SearchFilters(camera=args.camera, since=_when(args.since), until=_when(args.until)))
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
     print(found["answer"])
+    print(f"  (written by {found['generator']}" + (f"; {found['note']})" if found.get("note") else ")"))
     for citation in found["citations"]:
         print(f"  [{citation['ref']}] {citation['object_key']} {citation['start_s']:.1f}-{citation['end_s']:.1f} s "
               f"({citation['partition_key']})")
@@ -421,7 +427,7 @@ def cmd_serve(args) -> int:
 
     from service.app import create_app
 
-    app = create_app(service_context())
+    app = create_app(service_context(answers=True))
     print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
     return 0

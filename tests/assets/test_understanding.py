@@ -147,7 +147,9 @@ def test_camera_and_time_filters(find, processed, conn, vector_path, text_model)
     assert before and inside and after and len(tracks) <= 10, tracks  # the window leaves tracks out on both sides
 
     def ids(**window):
-        return {h.track_id for h in find("bottle", camera="kitchen", class_name="bottle", **window)}
+        hits = find("bottle", camera="kitchen", class_name="bottle", **window)
+        assert all(h.vector_rank is not None for h in hits)  # found by the vector retriever on this path too
+        return {h.track_id for h in hits}
 
     assert ids() == inside | before | after  # no window: every bottle track
     assert ids(since=since) == inside | after  # the lower bound alone leaves out what ended before it

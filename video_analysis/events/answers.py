@@ -8,12 +8,14 @@ never an answer without a citation: with no rows, the answer says that nothing i
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from video_analysis.wording import article
 
+log = logging.getLogger(__name__)
 _CITATION = re.compile(r"\[(\d+)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -73,10 +75,11 @@ def grounded_answer(question: str, hits: list[dict], writer: Callable[[str, list
         try:
             written = writer(question, [f"[{i}] {f}." for i, f in enumerate(facts, 1)])
         except Exception as exc:  # noqa: BLE001 - a model that fails leaves the template
-            written, note = "", f"{writer_name} failed ({type(exc).__name__}: {exc}); the templated answer stands"
+            log.warning("%s failed writing an answer: %s", writer_name, exc)
+            written, note = "", f"{writer_name} failed ({type(exc).__name__}); the templated answer stands"
         if written and _valid(written, len(hits)):
             return Answer(question, written.strip(), citations, writer_name)
-        note = note or (f"{writer_name}'s answer did not cite a given fact in every sentence; "
+        note = note or (f"{writer_name}'s answer was empty or did not cite a given fact in every sentence; "
                         "the templated answer stands")
     lines = [f"{f} [{i}]." for i, f in enumerate(facts, 1)]
     return Answer(question, " ".join(lines), citations, note=note)

@@ -14,6 +14,13 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+
+def _answer_writer(value: str | None) -> str:
+    value = (value or "auto").strip().lower()
+    if value not in ("auto", "off"):
+        raise ValueError(f"REELGRAPH_ANSWER_WRITER must be 'auto' or 'off', not {value!r}")
+    return value
+
 @dataclass(frozen=True)
 class Settings:
     home: StateHome = field(default_factory=StateHome.from_env)
@@ -52,13 +59,13 @@ class Settings:
     # Search over video summaries: the same for a summary's vector (long texts sit closer to any question).
     search_min_summary_similarity: float = field(
         default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SUMMARY_SIMILARITY", "0.3")))
-    # Search over incidents: how close a query must be to what an incident type means ("someone hanging
-    # around" to loitering: 0.49; "lorry", the nearest of the absent words, to loitering: 0.31).
+    # Search over incidents: how close a query must be to what an incident type means ("was anyone hanging
+    # around?" to loitering: 0.41; "car", the nearest of the absent words, 0.36; benchmarks/README.md).
     search_min_incident_similarity: float = field(
         default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_INCIDENT_SIMILARITY", "0.4")))
     # Who writes answers to questions: "auto" is the profile's vision-language model (the summarizer) when its
     # weights are present, "off" the template alone. Either way every sentence cites a retrieved row.
-    answer_writer: str = field(default_factory=lambda: _env("REELGRAPH_ANSWER_WRITER", "auto") or "auto")
+    answer_writer: str = field(default_factory=lambda: _answer_writer(_env("REELGRAPH_ANSWER_WRITER", "auto")))
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 

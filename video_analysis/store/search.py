@@ -27,7 +27,8 @@ EF_SEARCH = 2 * CANDIDATES
 def pool_for(limit: int) -> int:
     """Candidates each retriever brings to fusion for ``limit`` results: twice as many (a hit ranked low by
     one retriever and high by another still meets), at least 20, at most CANDIDATES. A filtered graph walk
-    visits candidates in proportion, so a page of 20 does not pay for 100."""
+    stops once the pool is full (it visits at least ef_search entries either way), so a page of 20 with a
+    narrow filter does not walk on for 100 matches."""
     return max(20, min(CANDIDATES, 2 * limit))
 
 
@@ -172,9 +173,9 @@ def _video_narrowing(filters: SearchFilters) -> str | None:
         tests.append("(v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')")
     if filters.camera:
         tests.append("v.camera = %(camera)s")
-    if filters.since:
-        tests.append("coalesce(v.recorded_at, v.last_modified) "
-                     "+ make_interval(secs => coalesce(v.duration_s, 1e9)) >= %(since)s")
+    if filters.since:  # the longer of the container's duration and what decoded, with a minute's slack
+        tests.append("coalesce(v.recorded_at, v.last_modified) + make_interval(secs => "
+                     "coalesce(greatest(v.duration_s, v.covered_s), 1e9) + 60) >= %(since)s")
     if filters.until:
         tests.append("coalesce(v.recorded_at, v.last_modified) <= %(until)s")
     if not tests:
@@ -246,8 +247,9 @@ def text_statement(filters: SearchFilters, narrowed: bool = False) -> str:
 # Words a query uses for a class, as the class's name (a track's description names its class): "people"
 # shares no stem with "person", and its vector is too far from a description to pass the relevance floor.
 CLASS_WORDS = {
-    **dict.fromkeys(("people", "persons", "man", "men", "woman", "women", "someone", "somebody", "pedestrian",
-                     "pedestrians", "child", "children", "kid", "kids"), "person"),
+    # Class-neutral words only: "a woman in red" must not become every person in red.
+    **dict.fromkeys(("people", "persons", "someone", "somebody", "anyone", "anybody", "pedestrian",
+                     "pedestrians"), "person"),
     **dict.fromkeys(("bike", "bikes", "cyclist", "cyclists"), "bicycle"),
     **dict.fromkeys(("motorbike", "motorbikes", "scooter", "scooters"), "motorcycle"),
     **dict.fromkeys(("lorry", "lorries", "van", "vans"), "truck"),
@@ -281,6 +283,7 @@ def _search_transaction(conn: psycopg.Connection):
     them all and neither index, and a search that took 20-70 ms took 2.8 s from its eleventh run on (100k
     tracks, benchmarks/README.md). The filters are now composed from those set, but a plan made for the
     values (how selective a camera or a week is) stays the right one, and costs well under a millisecond.
+    Inside a caller's transaction this is a savepoint, and the settings last until that transaction ends.
     """
     with conn.transaction():
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")

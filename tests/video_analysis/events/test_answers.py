@@ -37,7 +37,8 @@ def test_a_written_answer_stands_only_when_every_sentence_cites_a_given_row():
         raise RuntimeError("model crashed")
 
     crashed = grounded_answer("who?", HITS, writer=failing, writer_name="tiny-llm")
-    assert crashed.generator == "template" and "model crashed" in crashed.note
+    assert crashed.generator == "template"
+    assert crashed.note == "tiny-llm failed (RuntimeError); the templated answer stands"
 
 
 def test_a_vision_language_checkpoint_writes_answers_through_its_real_loader_and_is_held_to_citations(tiny_vlm):
@@ -55,7 +56,8 @@ def test_a_vision_language_checkpoint_writes_answers_through_its_real_loader_and
     answer = grounded_answer("who hung around in the lobby?", HITS, writer=spy, writer_name="tiny-vlm")
     assert written and isinstance(written[0], str)  # the model ran and produced text
     assert answer.generator == "template" and answer.text.endswith("[2].")
-    assert answer.note == "tiny-vlm's answer did not cite a given fact in every sentence; the templated answer stands"
+    assert answer.note == ("tiny-vlm's answer was empty or did not cite a given fact in every sentence; "
+                           "the templated answer stands")
 
 
 def test_a_summary_is_cited_by_its_first_sentence_and_the_template_passes_its_own_rule():
