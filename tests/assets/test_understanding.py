@@ -32,7 +32,7 @@ from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
 from video_analysis.store.db import Database, connect
 from video_analysis.store.search import SearchFilters, search
-from video_analysis.store.vector_index import index_name, summary_index_name
+from video_analysis.store.vector_index import description_index_name, index_name, summary_index_name
 
 pytestmark = pytest.mark.slow
 
@@ -114,14 +114,30 @@ def test_a_colour_filter_narrows_the_results(find, conn):
         assert "gray" in colours
 
 
-@pytest.fixture(params=["exact", "graph"])
+@pytest.fixture(params=["exact", "descriptions", "graph"])
 def vector_path(request, monkeypatch):
-    """Filters that narrow by video are searched exactly over few tracks, else through the HNSW graph:
-    both must give the same answers (on these few tracks the graph walk misses nothing)."""
+    """Filters that narrow by video are searched exactly over few tracks, else through the graph over
+    distinct descriptions, else (when too few of the nearest descriptions' tracks pass) through the graph
+    of every track's vector: all three must give the same answers (on these few tracks no walk misses)."""
     from video_analysis.store import search as search_module
 
     monkeypatch.setattr(search_module, "EXACT_BELOW", 10_000 if request.param == "exact" else 0)
+    if request.param == "graph":  # as when the nearest descriptions' tracks did not fill the pool
+        monkeypatch.setattr(search_module, "described_tracks", lambda *args, **kwargs: None)
     return request.param
+
+
+def test_a_filter_the_nearest_descriptions_miss_walks_every_tracks_graph(find, monkeypatch):
+    """A query near one description and a filter that excludes its tracks: once the walked descriptions
+    are spent, the tracks' own graph is walked, and the answers are those of the full walk."""
+    from video_analysis.store import search as search_module
+
+    exact = [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")]
+    assert exact  # people are far from "bottle", but within no floor here
+    monkeypatch.setattr(search_module, "EXACT_BELOW", 0)
+    monkeypatch.setattr(search_module, "_DESCRIPTION_BATCHES", (1,))
+    monkeypatch.setattr(search_module, "DESCRIPTIONS_WALKED", 1)
+    assert [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")] == exact
 
 
 def test_camera_and_time_filters(find, processed, conn, vector_path, text_model):
@@ -205,6 +221,7 @@ def test_rerunning_any_stage_leaves_identical_rows(processed, conn):
             conn.execute("SELECT track_id, description FROM track_attributes ORDER BY 1, 2").fetchall(),
             conn.execute("SELECT kind, track_id, content, embedding::text FROM embeddings ORDER BY 1, 2, 3").fetchall(),
             conn.execute("SELECT partition_key, summary FROM summaries ORDER BY 1").fetchall(),
+            conn.execute("SELECT content, embedding::text FROM description_vectors ORDER BY 1").fetchall(),
         )
 
     before = snapshot()
@@ -214,6 +231,8 @@ def test_rerunning_any_stage_leaves_identical_rows(processed, conn):
         assert result.success, failure_reasons(result)
         assert all(e.passed for e in result.get_asset_check_evaluations())
     assert snapshot() == before
+    distinct = conn.execute("SELECT count(DISTINCT content) FROM embeddings WHERE kind = 'track_text'").fetchone()
+    assert before[3] and (len(before[3]),) == distinct  # each description's vector once
 
 
 def test_search_from_the_command_line(processed):
@@ -270,7 +289,8 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
         return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'")}
 
     before = [(h.partition_key, h.track_id) for h in find("bottle")]
-    model_indexes = {index_name("all-minilm-l6-v2"), summary_index_name("all-minilm-l6-v2")}
+    model_indexes = {index_name("all-minilm-l6-v2"), summary_index_name("all-minilm-l6-v2"),
+                     description_index_name("all-minilm-l6-v2")}
     assert hnsw_indexes() == model_indexes
     try:
         assert "drop: HNSW indexes of all-minilm-l6-v2" in run_cli("index", "drop", check=True).stdout

@@ -172,9 +172,22 @@ def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, 
     dim = int(vectors.shape[1])
     rows = ((track_id, content, model.name, model.version, dim, Vector(vector))
             for (track_id, content), vector in zip(items, vectors, strict=True))
-    return replace_partition_rows(
+    written = replace_partition_rows(
         conn, "embeddings", partition_key, ("track_id", "content", "model_name", "model_version", "dim", "embedding"),
         rows, scope={"kind": kind}, binary_types=["int4", "text", "text", "text", "int4", "vector"])
+    if kind == "track_text" and written:
+        # Each description's vector once, for search's graph over distinct descriptions; in the order of
+        # the unique key, so two runs adding the same descriptions at once lock them in one order.
+        conn.execute(
+            """INSERT INTO description_vectors (model_name, content, model_version, dim, embedding)
+               SELECT DISTINCT ON (md5(content)) model_name, content, model_version, dim, embedding
+                 FROM embeddings WHERE partition_key = %s AND kind = 'track_text' AND content IS NOT NULL
+                ORDER BY md5(content)
+               ON CONFLICT (model_name, md5(content)) DO UPDATE
+                  SET model_version = excluded.model_version, dim = excluded.dim, embedding = excluded.embedding
+                WHERE description_vectors.model_version <> excluded.model_version""",
+            (partition_key,))
+    return written
 
 
 def replace_summary(conn: psycopg.Connection, partition_key: str, *, safety_score: int, incidents: list[dict],

@@ -167,21 +167,16 @@ SELECT count(*) FROM (
 
 def _video_narrowing(filters: SearchFilters) -> str | None:
     """What the filters require of a track's video, as a test on ``v``; None when they narrow no videos.
-    Necessary conditions only (a track lies within its video), so the exact test still follows."""
-    tests = []
-    if filters.video:
-        tests.append("(v.partition_key = %(video)s OR v.object_key ILIKE '%%' || %(video)s || '%%')")
-    if filters.camera:
-        tests.append("v.camera = %(camera)s")
+    The filters' own tests on the video, and the time window as one on the whole video: necessary
+    conditions only (a track lies within its video), so the tracks' own time test still follows."""
+    if not (filters.video or filters.camera or filters.since or filters.until):
+        return None
+    tests, _, _ = _filter_tests(filters, "v")
     if filters.since:  # the longer of the container's duration and what decoded, with a minute's slack
         tests.append("coalesce(v.recorded_at, v.last_modified) + make_interval(secs => "
                      "coalesce(greatest(v.duration_s, v.covered_s), 1e9) + 60) >= %(since)s")
     if filters.until:
         tests.append("coalesce(v.recorded_at, v.last_modified) <= %(until)s")
-    if not tests:
-        return None
-    if not filters.history:
-        tests.append("(v.superseded_by IS NULL OR v.partition_key = %(video)s)")
     return " AND ".join(tests)
 
 
@@ -192,16 +187,90 @@ def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: in
     literals = {"kind": sql.Literal(kind), "model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
     narrowing = _video_narrowing(filters)
     if exact and narrowing:
-        video, track, attributes = _filter_tests(filters, "e")
+        _, track, attributes = _filter_tests(filters, "e")  # the video's are in the narrowing
         # video -> its tracks (primary key) -> each one's embedding (the whole unique key, coalesce and all)
         joins = ("videos v JOIN tracks t ON t.partition_key = v.partition_key JOIN embeddings e "
                  "ON e.partition_key = t.partition_key AND coalesce(e.track_id, -1) = t.track_id")
         if attributes:
             joins += f" JOIN track_attributes a ON {_same_track('a', 'e')}"
-        text = _BY_VECTOR_EXACT.format(joins=joins, tests=" AND ".join([narrowing, *video, *track, *attributes]))
+        text = _BY_VECTOR_EXACT.format(joins=joins, tests=" AND ".join([narrowing, *track, *attributes]))
     else:
         text = _BY_VECTOR.format(matches=_track_matches(filters, "e"))
     return sql.SQL(text).format(**literals)
+
+
+# Tracks' text vectors by their descriptions: tracks described alike share one vector, so the nearest
+# distinct descriptions are found first, through the graph over them alone (table description_vectors),
+# then each one's tracks, in that order, that pass the filters. A graph over every track's copy of a shared
+# vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M tracks, against 1.00;
+# benchmarks/README.md). Ties between tracks of one description go by key, as in the exact scan.
+_NEAREST_DESCRIPTIONS = """
+SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
+FROM description_vectors WHERE model_name = {{model}}
+ORDER BY distance
+LIMIT {limit}
+"""
+_DESCRIBED_TRACKS = """
+SELECT e.partition_key, e.track_id, n.distance
+FROM unnest(%(contents)s::text[], %(distances)s::float8[]) WITH ORDINALITY AS n(content, distance, place)
+CROSS JOIN LATERAL (
+    SELECT e.partition_key, e.track_id FROM embeddings e
+    WHERE e.kind = 'track_text' AND e.model_name = {{model}} AND md5(e.content) = md5(n.content)
+      AND e.content = n.content AND {matches}
+    ORDER BY e.partition_key, e.track_id
+    LIMIT %(pool)s
+) e
+ORDER BY n.place, e.partition_key, e.track_id
+"""
+# How many descriptions each expansion takes, nearest first: most pools fill from the first few (a
+# description has ~50 tracks), a filter passing 2% of tracks needs a few dozen.
+_DESCRIPTION_BATCHES = (16, 48, 136)
+DESCRIPTIONS_WALKED = sum(_DESCRIPTION_BATCHES)
+
+
+def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
+                     dim: int) -> list[dict] | None:
+    """The tracks nearest ``params["vector"]`` by their descriptions' vectors, within the filters and
+    ``params["max_distance"]``, at most ``params["pool"]``; None when the nearest DESCRIPTIONS_WALKED
+    descriptions hold too few tracks that pass (a filter on what few of them describe) and the graph
+    over every track must be walked instead."""
+    literals = {"model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
+    statement = sql.SQL(_NEAREST_DESCRIPTIONS.format(limit=DESCRIPTIONS_WALKED)).format(**literals)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        nearest = cursor.execute(statement, params).fetchall()
+        within = [row for row in nearest if row["distance"] <= params["max_distance"]]
+        expand = sql.SQL(_DESCRIBED_TRACKS.format(matches=_track_matches(filters, "e"))).format(**literals)
+        found, start = [], 0
+        for size in _DESCRIPTION_BATCHES:
+            batch = within[start:start + size]
+            start += size
+            if not batch:
+                break
+            found += cursor.execute(expand, {**params, "contents": [row["content"] for row in batch],
+                                             "distances": [row["distance"] for row in batch]}).fetchall()
+            if len(found) >= params["pool"]:
+                return found[:params["pool"]]
+    if len(nearest) == DESCRIPTIONS_WALKED and len(within) == len(nearest):
+        return None  # more descriptions lie within the floor than were walked
+    return found
+
+
+def nearest_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str, model_name: str,
+                   dim: int, narrowed: bool | None = None) -> list[dict]:
+    """The vector retriever: tracks nearest ``params["vector"]`` (rows of partition_key, track_id,
+    distance), within the filters and ``params["max_distance"]``, at most ``params["pool"]``.
+
+    Exact over the tracks of few videos when the filters leave few (``narrowed``; asked when None), else
+    by distinct descriptions for text vectors, else through the HNSW graph of every track's vector.
+    """
+    if narrowed is None:
+        narrowed = few_candidates(conn, filters, params, kind, model_name)
+    if not narrowed and kind == "track_text":
+        found = described_tracks(conn, filters, params, model_name, dim)
+        if found is not None:
+            return found
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(vector_statement(filters, kind, model_name, dim, exact=narrowed), params).fetchall()
 
 
 def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str,
@@ -236,10 +305,10 @@ def text_statement(filters: SearchFilters, narrowed: bool = False) -> str:
     filters leave, testing each of their tracks' words (the index would list every match of a common word
     in the whole table, to keep a camera's week of them)."""
     if narrowed and (narrowing := _video_narrowing(filters)):
-        video, track, attributes = _filter_tests(filters, "a")
+        _, track, attributes = _filter_tests(filters, "a")  # the video's are in the narrowing
         tables = ("videos v JOIN tracks t ON t.partition_key = v.partition_key JOIN track_attributes a "
                   f"ON {_same_track('a', 't')}")
-        return _BY_TEXT.format(row="a", tables=tables, tests=" AND ".join([narrowing, *video, *track, *attributes]))
+        return _BY_TEXT.format(row="a", tables=tables, tests=" AND ".join([narrowing, *track, *attributes]))
     # m, not a: the filters' EXISTS names its own track_attributes a
     return _BY_TEXT.format(row="m", tables="track_attributes m", tests=_track_matches(filters, "m"))
 
@@ -300,11 +369,9 @@ def _vector_literal(vector) -> str:
     return "[" + ",".join(f"{x:.7f}" for x in vector) + "]"
 
 
-def _ranked(conn, statement, params, similarities: dict | None = None) -> dict[tuple[str, int], int]:
+def _ranked(rows: list[dict], similarities: dict | None = None) -> dict[tuple[str, int], int]:
     """(partition_key, track_id) -> rank (1 = best) of a retriever's candidates, in its order; with
     ``similarities``, also records 1 - distance of each (vector retrievers)."""
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(statement, params).fetchall()
     if similarities is not None:
         similarities.update({(row["partition_key"], row["track_id"]): 1.0 - row["distance"] for row in rows})
     return {(row["partition_key"], row["track_id"]): rank for rank, row in enumerate(rows, 1)}
@@ -344,14 +411,14 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
         narrowed = few_candidates(conn, filters, params, "track_text", model_name)
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
-            exact = narrowed if kind == "track_text" else few_candidates(conn, filters, params, kind, model_id)
-            statement = vector_statement(filters, kind, model_id, vector.shape[0], exact=exact)
             max_distance = 2.0 if floor is None else 1.0 - floor
-            rankings[name] = _ranked(conn, statement, {**params, "vector": _vector_literal(vector),
-                                                       "max_distance": max_distance},
-                                     similarities if name == "text_vector" else None)
-        rankings["full_text"] = _ranked(conn, text_statement(filters, narrowed),
-                                        {**params, "query": in_class_words(query)})
+            rows = nearest_tracks(conn, filters, {**params, "vector": _vector_literal(vector),
+                                                  "max_distance": max_distance},
+                                  kind, model_id, vector.shape[0], narrowed if kind == "track_text" else None)
+            rankings[name] = _ranked(rows, similarities if name == "text_vector" else None)
+        with conn.cursor(row_factory=dict_row) as cursor:
+            words = cursor.execute(text_statement(filters, narrowed), {**params, "query": in_class_words(query)})
+            rankings["full_text"] = _ranked(words.fetchall())
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)

@@ -32,6 +32,12 @@ def summary_index_name(model_name: str) -> str:
     return index_name(model_name) + "_s"
 
 
+def description_index_name(model_name: str) -> str:
+    """The model's index over distinct descriptions (table ``description_vectors``), which search walks
+    for tracks' text vectors: a graph over every track's copy of a shared vector is mostly duplicates."""
+    return index_name(model_name) + "_d"
+
+
 _INDEX_LOCK = 0x5EE1_1D3C
 
 # The graph's build settings. pgvector's defaults (m 16, ef_construction 64) reach a recall@10 of 0.68 at
@@ -49,13 +55,30 @@ def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
     if conn.execute("SELECT EXISTS (SELECT 1 FROM vector_index_holds)").fetchone()[0]:
         return False
-    for name, rows in ((index_name(model_name), ""), (summary_index_name(model_name), " AND kind = 'summary_text'")):
+    for name, table, rows in ((index_name(model_name), "embeddings", ""),
+                              (summary_index_name(model_name), "embeddings", " AND kind = 'summary_text'"),
+                              (description_index_name(model_name), "description_vectors", "")):
         conn.execute(sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
             "WITH (m = {m}, ef_construction = {ef}) WHERE model_name = {model}" + rows
-        ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
-                 m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION)))
+        ).format(name=sql.Identifier(name), table=sql.Identifier(table), dim=sql.Literal(int(dim)),
+                 model=sql.Literal(model_name), m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION)))
     return True
+
+
+def sync_descriptions(conn: psycopg.Connection) -> int:
+    """Make ``description_vectors`` hold exactly the descriptions tracks have: those no track has any more
+    go (a re-run or a deleted video leaves them), any a bulk load wrote past the embeddings stage come.
+    Returns the rows added."""
+    conn.execute("""DELETE FROM description_vectors d WHERE NOT EXISTS (
+                        SELECT 1 FROM embeddings e WHERE e.kind = 'track_text' AND e.model_name = d.model_name
+                          AND md5(e.content) = md5(d.content) AND e.content = d.content)""")
+    return conn.execute("""INSERT INTO description_vectors (model_name, content, model_version, dim, embedding)
+                           SELECT e.model_name, e.content, e.model_version, e.dim, e.embedding
+                             FROM embeddings e
+                             JOIN (SELECT max(id) AS id FROM embeddings WHERE kind = 'track_text'
+                                      AND content IS NOT NULL GROUP BY model_name, md5(content)) newest USING (id)
+                           ON CONFLICT DO NOTHING""").rowcount
 
 
 def outdated_indexes(conn: psycopg.Connection) -> list[str]:
@@ -68,7 +91,7 @@ def outdated_indexes(conn: psycopg.Connection) -> list[str]:
 
 
 def drop_index(conn: psycopg.Connection, model_name: str) -> None:
-    for name in (index_name(model_name), summary_index_name(model_name)):
+    for name in (index_name(model_name), summary_index_name(model_name), description_index_name(model_name)):
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(name)))
 
 
@@ -90,6 +113,7 @@ def drop_all(conn: psycopg.Connection, held_by: str = "reelgraph index drop") ->
 def rebuild_all(conn: psycopg.Connection) -> list[str]:
     """Release any hold, then build (or rebuild) the HNSW index of every model with rows."""
     conn.execute("DELETE FROM vector_index_holds")
+    sync_descriptions(conn)
     models = indexed_models(conn)
     for model, dim in models:
         drop_index(conn, model)

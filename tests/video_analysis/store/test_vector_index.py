@@ -1,5 +1,6 @@
 from video_analysis.store.schema import MIGRATIONS
 from video_analysis.store.vector_index import (
+    description_index_name,
     ensure_index,
     index_name,
     outdated_indexes,
@@ -19,7 +20,8 @@ def _drop(conn, names) -> None:
 
 def test_two_models_whose_names_slug_alike_get_an_index_each(db):
     names = {index_name("tiny-clip"), index_name("tiny_clip")}
-    everything = names | {summary_index_name("tiny-clip"), summary_index_name("tiny_clip")}
+    everything = names | {summary_index_name("tiny-clip"), summary_index_name("tiny_clip"),
+                          description_index_name("tiny-clip"), description_index_name("tiny_clip")}
     try:
         with db.transaction():
             assert ensure_index(db, "tiny-clip", 16) and ensure_index(db, "tiny_clip", 32)
@@ -62,5 +64,36 @@ def test_an_index_built_by_an_older_release_is_reported_until_rebuilt_with_the_c
             assert rebuild_all(db) == ["m"]
         assert outdated_indexes(db) == []
         assert "WITH (m='32', ef_construction='200')" in _indexes(db)[index_name("m")]
+    finally:
+        _drop(db, _indexes(db))
+
+
+def _described(conn, rows) -> None:
+    conn.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+                 "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
+    for track_id, model, content, vector in rows:
+        conn.execute("INSERT INTO embeddings (partition_key, track_id, kind, content, model_name, model_version, dim, "
+                     "embedding) VALUES ('v.mp4@1', %s, 'track_text', %s, %s, 'r1', 3, %s)",
+                     (track_id, content, model, vector))
+
+
+def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_track_has(db):
+    """Migration 9 fills description_vectors from the tracks' vectors, one per model and description, and
+    builds its graph under the name the code uses; `reelgraph index rebuild` forgets descriptions gone."""
+    _described(db, [(1, "m", "red car, stationary", "[1,0,0]"), (2, "m", "red car, stationary", "[1,0,0]"),
+                    (3, "m", "person walking north", "[0,1,0]"), (4, "other", "red car, stationary", "[0,0,1]")])
+    [migration] = [sql for version, _, sql in MIGRATIONS if version == 9]
+    try:
+        db.execute("DROP TABLE description_vectors; DROP INDEX embeddings_by_description")
+        db.execute(migration)
+        stored = db.execute("SELECT model_name, content, embedding::text FROM description_vectors ORDER BY 1, 2").fetchall()
+        assert stored == [("m", "person walking north", "[0,1,0]"), ("m", "red car, stationary", "[1,0,0]"),
+                          ("other", "red car, stationary", "[0,0,1]")]
+        assert {description_index_name("m"), description_index_name("other")} <= set(_indexes(db))
+        db.execute("DELETE FROM embeddings WHERE track_id = 3")
+        with db.transaction():
+            rebuild_all(db)
+        assert db.execute("SELECT content FROM description_vectors WHERE model_name = 'm'").fetchall() == [
+            ("red car, stationary",)]
     finally:
         _drop(db, _indexes(db))
