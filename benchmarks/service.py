@@ -101,7 +101,9 @@ def load(dsn: str, n_tracks: int, embedder, model_name: str, noise: float = 0.0)
         conn.execute("SET maintenance_work_mem = '2GB'")
         with conn.transaction():
             ensure_index(conn, model_name, int(base.shape[1]))
-        conn.execute("ANALYZE")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")  # as autovacuum leaves the tables after a bulk load
 
 
 def _class(text: str) -> str:

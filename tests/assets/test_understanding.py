@@ -144,8 +144,7 @@ def test_camera_and_time_filters(find, processed, conn, vector_path, text_model)
     from video_analysis.store.search import few_candidates
 
     params = {**SearchFilters(camera="kitchen").__dict__}
-    assert few_candidates(conn, SearchFilters(camera="kitchen"), params, "track_text",
-                          text_model[0].name) == (vector_path == "exact")
+    assert few_candidates(conn, SearchFilters(camera="kitchen"), params) == (vector_path == "exact")
     kitchen = find("bottle", camera="kitchen")
     assert kitchen and {h.partition_key for h in kitchen} == {processed.partitions["kitchen"]}
     assert all(h.starts_at.date().isoformat() == "2026-01-15" for h in kitchen)
@@ -286,7 +285,8 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
     from video_analysis.store.vector_index import ensure_index
 
     def hnsw_indexes():
-        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%'")}
+        return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'embeddings_hnsw%' "
+                                           "OR indexname LIKE 'descriptions_ivfflat%'")}
 
     before = [(h.partition_key, h.track_id) for h in find("bottle")]
     model_indexes = {index_name("all-minilm-l6-v2"), summary_index_name("all-minilm-l6-v2"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -22,6 +22,7 @@ RRF_K = 60
 SUMMARY_WEIGHT = 0.5  # of a summary's ranks in fusion, against a track's or an incident's
 CANDIDATES = 100  # per retriever, before fusion, at most
 EF_SEARCH = 2 * CANDIDATES
+DESCRIPTION_PROBES = 10
 
 
 def pool_for(limit: int) -> int:
@@ -156,11 +157,11 @@ ORDER BY distance, partition_key, track_id
 # month of ten cameras. A graph walk would pass ~50 tracks for each one that passes, each tested, where
 # computing every distance of those few is cheaper and exact. Below this many candidates, it is done so.
 EXACT_BELOW = 10_000
+# Counted as tracks, from the videos' index to the tracks' key (index only): reading each one's embedding
+# row to test its model took 105 ms for a camera at 1M tracks.
 _CANDIDATE_COUNT = """
 SELECT count(*) FROM (
-    SELECT 1 FROM videos v JOIN embeddings e ON e.partition_key = v.partition_key
-    WHERE e.kind = {{kind}} AND e.model_name = {{model}} AND {narrowing}
-    LIMIT {bound}
+    SELECT 1 FROM videos v JOIN tracks t ON t.partition_key = v.partition_key WHERE {narrowing} LIMIT {bound}
 ) candidates
 """
 
@@ -200,10 +201,13 @@ def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: in
 
 
 # Tracks' text vectors by their descriptions: tracks described alike share one vector, so the nearest
-# distinct descriptions are found first, through the graph over them alone (table description_vectors),
-# then each one's tracks, in that order, that pass the filters. A graph over every track's copy of a shared
-# vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M tracks, against 1.00;
-# benchmarks/README.md). Ties between tracks of one description go by key, as in the exact scan.
+# distinct descriptions are found first (table description_vectors, ~50 times fewer rows than tracks, its
+# IVFFlat index), then each one's tracks, in that order, that pass the filters. A graph over every track's
+# copy of a shared vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M
+# tracks, against 1.00; benchmarks/README.md). Ties go by key, as in the exact scan: tracks of one
+# description, or of descriptions ranked alike by words (a track seen for 1 s does not come first for
+# sorting first by its sentence). A description's tracks are found by its md5 alone (an index-only scan; two descriptions
+# sharing an md5 by accident is a chance of about 2^-128).
 _NEAREST_DESCRIPTIONS = """
 SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
 FROM description_vectors WHERE model_name = {{model}}
@@ -212,15 +216,25 @@ LIMIT {limit}
 """
 _DESCRIBED_TRACKS = """
 SELECT e.partition_key, e.track_id, n.distance
-FROM unnest(%(contents)s::text[], %(distances)s::float8[]) WITH ORDINALITY AS n(content, distance, place)
+FROM unnest(%(contents)s::text[], %(distances)s::float8[]) AS n(content, distance)
 CROSS JOIN LATERAL (
     SELECT e.partition_key, e.track_id FROM embeddings e
-    WHERE e.kind = 'track_text' AND e.model_name = {{model}} AND md5(e.content) = md5(n.content)
-      AND e.content = n.content AND {matches}
+    WHERE e.kind = 'track_text' AND e.model_name = {{model}} AND md5(e.content) = md5(n.content) AND {matches}
     ORDER BY e.partition_key, e.track_id
     LIMIT %(pool)s
 ) e
-ORDER BY n.place, e.partition_key, e.track_id
+ORDER BY n.distance, e.partition_key, e.track_id
+"""
+# Descriptions holding every word of the query, best ranked first (the words retriever's counterpart).
+# Ranking reads each match, so only the first FULL_TEXT_RANKED matches are ranked.
+_WORDS_DESCRIPTIONS = """
+SELECT content, -ts_rank_cd(content_tsv, q) AS distance FROM (
+    SELECT content, content_tsv, q FROM description_vectors, websearch_to_tsquery('english', %(query)s) q
+    WHERE model_name = {{model}} AND content_tsv @@ q
+    LIMIT {ranked}
+) matches
+ORDER BY distance, content
+LIMIT {limit}
 """
 # How many descriptions each expansion takes, nearest first: most pools fill from the first few (a
 # description has ~50 tracks), a filter passing 2% of tracks needs a few dozen.
@@ -228,21 +242,46 @@ _DESCRIPTION_BATCHES = (16, 48, 136)
 DESCRIPTIONS_WALKED = sum(_DESCRIPTION_BATCHES)
 
 
-def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
-                     dim: int) -> list[dict] | None:
-    """The tracks nearest ``params["vector"]`` by their descriptions' vectors, within the filters and
-    ``params["max_distance"]``, at most ``params["pool"]``; None when the nearest DESCRIPTIONS_WALKED
-    descriptions hold too few tracks that pass (a filter on what few of them describe) and the graph
-    over every track must be walked instead."""
-    literals = {"model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
-    statement = sql.SQL(_NEAREST_DESCRIPTIONS.format(limit=DESCRIPTIONS_WALKED)).format(**literals)
+# Videos a filter may list by key for an expansion; past this many, sending the list costs more than a
+# lookup of each track's video (a camera's month at 1M tracks: 5,000 videos, 49 ms against 17 ms).
+LISTED_VIDEOS = 2_000
+
+
+def _expansion_matches(conn: psycopg.Connection, filters: SearchFilters, params: dict) -> str | None:
+    """The filters as a test on a description's track ``e``, adding what it needs to ``params``; None
+    when no video passes them.
+
+    Filters that narrow to few videos are tested as membership of those videos, listed once (a camera's
+    week at 1M tracks: 1,150 videos, a hash probe per track), so the tracks' own tests (their time window)
+    run only for tracks of those videos: 26 ms against 79 ms."""
+    narrowing = _video_narrowing(filters)
+    if narrowing is None:
+        return _track_matches(filters, "e")
+    videos = conn.execute(f"SELECT array_agg(partition_key) FROM (SELECT v.partition_key FROM videos v "
+                          f"WHERE {narrowing} LIMIT {LISTED_VIDEOS + 1}) listed", params).fetchone()[0]
+    if not videos:
+        return None
+    if len(videos) > LISTED_VIDEOS:
+        return _track_matches(filters, "e")
+    params["videos"] = videos
+    rest = replace(filters, video=None, camera=None, history=True)  # what the list does not already test
+    return "e.partition_key = ANY(%(videos)s) AND " + _track_matches(rest, "e")
+
+
+def _described(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
+               nearest: list[dict], walked_all: bool) -> list[dict] | None:
+    """The tracks of the descriptions ``nearest`` (content, distance; best first) that pass the filters,
+    in that order, at most ``params["pool"]``; None when ``walked_all`` (more descriptions remain) and
+    they do not fill the pool: a filter on what few of them describe."""
+    params = dict(params)
+    matches = _expansion_matches(conn, filters, params)
+    if matches is None:
+        return []
+    expand = sql.SQL(_DESCRIBED_TRACKS.format(matches=matches)).format(model=sql.Literal(model_name))
+    found, start = [], 0
     with conn.cursor(row_factory=dict_row) as cursor:
-        nearest = cursor.execute(statement, params).fetchall()
-        within = [row for row in nearest if row["distance"] <= params["max_distance"]]
-        expand = sql.SQL(_DESCRIBED_TRACKS.format(matches=_track_matches(filters, "e"))).format(**literals)
-        found, start = [], 0
         for size in _DESCRIPTION_BATCHES:
-            batch = within[start:start + size]
+            batch = nearest[start:start + size]
             start += size
             if not batch:
                 break
@@ -250,9 +289,34 @@ def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: d
                                              "distances": [row["distance"] for row in batch]}).fetchall()
             if len(found) >= params["pool"]:
                 return found[:params["pool"]]
-    if len(nearest) == DESCRIPTIONS_WALKED and len(within) == len(nearest):
-        return None  # more descriptions lie within the floor than were walked
-    return found
+    return None if walked_all else found
+
+
+def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
+                     dim: int) -> list[dict] | None:
+    """The tracks nearest ``params["vector"]`` by their descriptions' vectors, within the filters and
+    ``params["max_distance"]``, at most ``params["pool"]``; None when the nearest DESCRIPTIONS_WALKED
+    descriptions hold too few tracks that pass, and the graph over every track must be walked instead."""
+    literals = {"model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
+    statement = sql.SQL(_NEAREST_DESCRIPTIONS.format(limit=DESCRIPTIONS_WALKED)).format(**literals)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        # an iterative IVFFlat scan may return rows slightly out of order
+        nearest = sorted(cursor.execute(statement, params).fetchall(), key=lambda row: row["distance"])
+    within = [row for row in nearest if row["distance"] <= params["max_distance"]]
+    walked_all = len(nearest) == DESCRIPTIONS_WALKED and len(within) == len(nearest)  # more lie within the floor
+    return _described(conn, filters, params, model_name, within, walked_all)
+
+
+def described_words(conn: psycopg.Connection, filters: SearchFilters, params: dict,
+                    model_name: str) -> list[dict] | None:
+    """The tracks whose description holds every word of ``params["query"]``, best ranked first, within
+    the filters, at most ``params["pool"]``: the descriptions are matched, then expanded to their tracks.
+    None when the DESCRIPTIONS_WALKED best do not fill the pool and more match."""
+    statement = sql.SQL(_WORDS_DESCRIPTIONS.format(ranked=FULL_TEXT_RANKED, limit=DESCRIPTIONS_WALKED)).format(
+        model=sql.Literal(model_name))
+    with conn.cursor(row_factory=dict_row) as cursor:
+        matching = cursor.execute(statement, params).fetchall()
+    return _described(conn, filters, params, model_name, matching, len(matching) == DESCRIPTIONS_WALKED)
 
 
 def nearest_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str, model_name: str,
@@ -264,7 +328,7 @@ def nearest_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dic
     by distinct descriptions for text vectors, else through the HNSW graph of every track's vector.
     """
     if narrowed is None:
-        narrowed = few_candidates(conn, filters, params, kind, model_name)
+        narrowed = few_candidates(conn, filters, params)
     if not narrowed and kind == "track_text":
         found = described_tracks(conn, filters, params, model_name, dim)
         if found is not None:
@@ -273,14 +337,25 @@ def nearest_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dic
         return cursor.execute(vector_statement(filters, kind, model_name, dim, exact=narrowed), params).fetchall()
 
 
-def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str,
-                   model_name: str) -> bool:
-    """Whether the filters leave so few tracks of this kind and model that an exact scan is the faster."""
+def matching_words(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
+                   narrowed: bool) -> list[dict]:
+    """The full-text retriever: tracks whose description holds every word of ``params["query"]``, best
+    ranked first, within the filters. Over the tracks of few videos when ``narrowed``, else by distinct
+    descriptions (a description shared by ~50 tracks is matched and ranked once), else over every track."""
+    if not narrowed:
+        found = described_words(conn, filters, params, model_name)
+        if found is not None:
+            return found
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(text_statement(filters, narrowed), params).fetchall()
+
+
+def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dict) -> bool:
+    """Whether the filters leave so few tracks that an exact scan is the faster."""
     narrowing = _video_narrowing(filters)
     if narrowing is None:
         return False
-    statement = sql.SQL(_CANDIDATE_COUNT.format(narrowing=narrowing, bound=int(EXACT_BELOW))).format(
-        kind=sql.Literal(kind), model=sql.Literal(model_name))
+    statement = _CANDIDATE_COUNT.format(narrowing=narrowing, bound=int(EXACT_BELOW))
     return conn.execute(statement, params).fetchone()[0] < EXACT_BELOW
 
 
@@ -362,6 +437,10 @@ def _search_transaction(conn: psycopg.Connection):
         conn.execute("SET LOCAL random_page_cost = 1.1")
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
         conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
+        # distinct descriptions: 10 of sqrt(n) lists (vector_index.description_lists), then more until the
+        # LIMIT is met (few descriptions in all, or a long list of them asked for)
+        conn.execute(f"SET LOCAL ivfflat.probes = {DESCRIPTION_PROBES}")
+        conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
         yield conn
 
 
@@ -408,17 +487,16 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     similarities: dict[tuple[str, int], float] = {}
     with _search_transaction(conn):
-        narrowed = few_candidates(conn, filters, params, "track_text", model_name)
+        narrowed = few_candidates(conn, filters, params)
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
             max_distance = 2.0 if floor is None else 1.0 - floor
             rows = nearest_tracks(conn, filters, {**params, "vector": _vector_literal(vector),
                                                   "max_distance": max_distance},
-                                  kind, model_id, vector.shape[0], narrowed if kind == "track_text" else None)
+                                  kind, model_id, vector.shape[0], narrowed)
             rankings[name] = _ranked(rows, similarities if name == "text_vector" else None)
-        with conn.cursor(row_factory=dict_row) as cursor:
-            words = cursor.execute(text_statement(filters, narrowed), {**params, "query": in_class_words(query)})
-            rankings["full_text"] = _ranked(words.fetchall())
+        rankings["full_text"] = _ranked(matching_words(conn, filters, {**params, "query": in_class_words(query)},
+                                                       model_name, narrowed))
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)

@@ -33,12 +33,23 @@ def summary_index_name(model_name: str) -> str:
 
 
 def description_index_name(model_name: str) -> str:
-    """The model's index over distinct descriptions (table ``description_vectors``), which search walks
-    for tracks' text vectors: a graph over every track's copy of a shared vector is mostly duplicates."""
-    return index_name(model_name) + "_d"
+    """The model's IVFFlat index over distinct descriptions (table ``description_vectors``), which search
+    reads for tracks' text vectors."""
+    return index_name(model_name).replace("embeddings_hnsw_", "descriptions_ivfflat_", 1)
+
+
+def description_lists(count: int) -> int:
+    """IVFFlat lists for ``count`` descriptions: the square root, so a search that probes 10 lists reads
+    ~10 * sqrt(count) vectors (1,400 of 20,000)."""
+    return max(1, round(count ** 0.5))
 
 
 _INDEX_LOCK = 0x5EE1_1D3C
+
+# Distinct descriptions are not walked as a graph: sentences in the pipeline's words differ by a number
+# or a colour, so they lie in tight clusters of near-equals, and an HNSW graph over them (m 32 or 64)
+# found the nearest description for 75-85% of queries at 20,000 descriptions. Clusters are what IVFFlat
+# partitions by: 141 lists, 10 probed, found it for all, in ~1 ms (benchmarks/README.md).
 
 # The graph's build settings. pgvector's defaults (m 16, ef_construction 64) reach a recall@10 of 0.68 at
 # 1M tracks and 0.79 at 100k on descriptions in the pipeline's words, which differ by a word or two and
@@ -55,15 +66,34 @@ def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
     if conn.execute("SELECT EXISTS (SELECT 1 FROM vector_index_holds)").fetchone()[0]:
         return False
-    for name, table, rows in ((index_name(model_name), "embeddings", ""),
-                              (summary_index_name(model_name), "embeddings", " AND kind = 'summary_text'"),
-                              (description_index_name(model_name), "description_vectors", "")):
+    for name, rows in ((index_name(model_name), ""), (summary_index_name(model_name), " AND kind = 'summary_text'")):
         conn.execute(sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            "CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
             "WITH (m = {m}, ef_construction = {ef}) WHERE model_name = {model}" + rows
-        ).format(name=sql.Identifier(name), table=sql.Identifier(table), dim=sql.Literal(int(dim)),
-                 model=sql.Literal(model_name), m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION)))
+        ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
+                 m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION)))
+    _ensure_description_index(conn, model_name, dim)
     return True
+
+
+def _ensure_description_index(conn: psycopg.Connection, model_name: str, dim: int) -> None:
+    """Build the model's IVFFlat index over its descriptions, and build it again once they have grown
+    fourfold: its lists are trained on the rows there at build time, and new rows join the nearest list,
+    so lists made for few rows grow long. A build takes ~1 s per 20,000 descriptions, and each takes
+    twice the last one's lists, so a store builds it ~log4 of its descriptions times in all."""
+    name = description_index_name(model_name)
+    count = conn.execute("SELECT count(*) FROM description_vectors WHERE model_name = %s", (model_name,)).fetchone()[0]
+    options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = %s AND relkind = 'i'", (name,)).fetchone()
+    if options is not None:
+        built = int(next((o.split("=")[1] for o in options[0] or [] if o.startswith("lists=")), 1))
+        if description_lists(count) < 2 * built:
+            return
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(name)))
+    conn.execute(sql.SQL(
+        "CREATE INDEX {name} ON description_vectors USING ivfflat ((embedding::vector({dim})) vector_cosine_ops) "
+        "WITH (lists = {lists}) WHERE model_name = {model}"
+    ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
+             lists=sql.Literal(description_lists(count))))
 
 
 def sync_descriptions(conn: psycopg.Connection) -> int:
