@@ -310,8 +310,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                         HAVING min(dim) = max(dim)) m;
                 FOR i IN 1 .. coalesce(array_length(models, 1), 0) LOOP
                     EXECUTE format(
-                        'CREATE INDEX %I ON description_vectors '
-                        'USING ivfflat ((embedding::vector(%s)) vector_cosine_ops) WITH (lists = %s) WHERE model_name = %L',
+                        'CREATE INDEX %I ON description_vectors USING ivfflat '
+                        '((embedding::vector(%s)) vector_cosine_ops) WITH (lists = %s) WHERE model_name = %L',
                         'descriptions_ivfflat_'
                             || left(btrim(regexp_replace(lower(models[i]), '[^a-z0-9]+', '_', 'g'), '_'), 30)
                             || '_' || left(md5(models[i]), 8),

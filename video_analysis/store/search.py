@@ -206,7 +206,7 @@ def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: in
 # copy of a shared vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M
 # tracks, against 1.00; benchmarks/README.md). Ties go by key, as in the exact scan: tracks of one
 # description, or of descriptions ranked alike by words (a track seen for 1 s does not come first for
-# sorting first by its sentence). A description's tracks are found by its md5 alone (an index-only scan; two descriptions
+# sorting first by its sentence). A description's tracks are found by its md5 alone (two descriptions
 # sharing an md5 by accident is a chance of about 2^-128).
 _NEAREST_DESCRIPTIONS = """
 SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance

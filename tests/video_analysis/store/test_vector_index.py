@@ -89,7 +89,8 @@ def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_
             db.execute("DROP TABLE description_vectors; DROP INDEX embeddings_by_description; "
                        "DROP STATISTICS embeddings_per_description")
             db.execute(migration)
-        stored = db.execute("SELECT model_name, content, embedding::text FROM description_vectors ORDER BY 1, 2").fetchall()
+        stored = db.execute("SELECT model_name, content, embedding::text FROM description_vectors "
+                            "ORDER BY 1, 2").fetchall()
         assert stored == [("m", "person walking north", "[0,1,0]"), ("m", "red car, stationary", "[1,0,0]"),
                           ("other", "red car, stationary", "[0,0,1]")]
         assert {description_index_name("m"), description_index_name("other")} <= set(_indexes(db))
