@@ -423,10 +423,13 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import torch
     import uvicorn
 
     from service.app import create_app
+    from video_analysis.runtime.settings import Settings
 
+    torch.set_num_threads(max(1, Settings.from_env().service_torch_threads))
     app = create_app(service_context(answers=True))
     print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")

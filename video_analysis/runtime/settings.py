@@ -66,6 +66,10 @@ class Settings:
     # Who writes answers to questions: "auto" is the profile's vision-language model (the summarizer) when its
     # weights are present, "off" the template alone. Either way every sentence cites a retrieved row.
     answer_writer: str = field(default_factory=lambda: _answer_writer(_env("REELGRAPH_ANSWER_WRITER", "auto")))
+    # torch threads in `reelgraph serve`. A query's embedding is one short sentence; with more threads, torch's
+    # idle threads spin on the cores PostgreSQL then needs for the same request (p95 131 -> 69 ms at 1M
+    # tracks on 2 cores, benchmarks/README.md). Raise it for an answer writer generating on the CPU.
+    service_torch_threads: int = field(default_factory=lambda: int(_env("REELGRAPH_SERVICE_TORCH_THREADS", "1")))
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 
