@@ -7,8 +7,9 @@ folder: 20 tracks per video, 10 cameras, 30 days. Their descriptions are sentenc
 words (one per 50 tracks, at least 2,000), embedded with the real text model, and each track stores its
 sentence's vector, as the embeddings stage stores a description's: tracks described alike share a vector.
 With --noise S, each track's vector gets Gaussian noise of S per dimension instead: every track distinct,
-its nearest neighbours set by the noise, the hardest case for a graph index. The model's HNSW index is
-built as the embeddings stage builds it. Then `reelgraph serve` runs on that database, and every query
+its nearest neighbours set by the noise, the hardest case for a graph index. The distinct descriptions'
+vectors and the model's indexes are built as the embeddings stage builds them. With --home, the state
+folder is kept and a database loaded before with the one size asked for is reused. Then `reelgraph serve` runs on that database, and every query
 goes through HTTP, fusion, filters and all, as a client sees it.
 
 Recall@10 is the vector retriever's top 10 with the index against an exact scan, same filters, counted two

@@ -236,9 +236,9 @@ SELECT content, -ts_rank_cd(content_tsv, q) AS distance FROM (
 ORDER BY distance, content
 LIMIT {limit}
 """
-# How many descriptions each expansion takes, nearest first: most pools fill from the first few (a
-# description has ~50 tracks), a filter passing 2% of tracks needs a few dozen.
-_DESCRIPTION_BATCHES = (16, 48, 136)
+# How many descriptions each expansion takes, nearest first: without filters the first two fill most
+# pools (a description has ~50 tracks), a filter passing 2% of tracks needs a few dozen.
+_DESCRIPTION_BATCHES = (2, 14, 48, 136)
 DESCRIPTIONS_WALKED = sum(_DESCRIPTION_BATCHES)
 
 
