@@ -9,8 +9,8 @@ sentence's vector, as the embeddings stage stores a description's: tracks descri
 With --noise S, each track's vector gets Gaussian noise of S per dimension instead: every track distinct,
 its nearest neighbours set by the noise, the hardest case for a graph index. The distinct descriptions'
 vectors and the model's indexes are built as the embeddings stage builds them. With --home, the state
-folder is kept and a database loaded before with the one size asked for is reused. Then `reelgraph serve` runs on that database, and every query
-goes through HTTP, fusion, filters and all, as a client sees it.
+folder is kept and a database loaded before with the one size asked for is reused. Then `reelgraph serve`
+runs on that database, and every query goes through HTTP, fusion, filters and all, as a client sees it.
 
 Recall@10 is the vector retriever's top 10 with the index against an exact scan, same filters, counted two
 ways: by track (which 10 rows) and by distance (a returned track counts when it is as close as the exact

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from video_analysis.events.incidents import TrackFacts
+from video_analysis.store import vector_index
 from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.tracking import TrackSummary
@@ -167,6 +168,7 @@ def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, 
     """
     from pgvector import Vector
 
+    vector_index.lock_indexes(conn)  # before any row: see lock_indexes
     if model is None or not items:
         items, vectors = [], np.zeros((0, 1), np.float32)
     dim = int(vectors.shape[1])

@@ -58,12 +58,21 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 
 
+def lock_indexes(conn: psycopg.Connection) -> None:
+    """Hold the index lock until the transaction ends (re-entrant).
+
+    Writers of vectors take it before their first row, not only to build an index: a writer that held
+    rows of description_vectors or embeddings while it waited here would block a writer holding the
+    lock from rebuilding an index on them, and the two would deadlock."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+
+
 def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
     """Create the model's HNSW index unless it exists or a bulk load holds index builds back.
 
     Serialised: concurrent runs may both ask. Returns False while held.
     """
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+    lock_indexes(conn)
     if conn.execute("SELECT EXISTS (SELECT 1 FROM vector_index_holds)").fetchone()[0]:
         return False
     for name, rows in ((index_name(model_name), ""), (summary_index_name(model_name), " AND kind = 'summary_text'")):

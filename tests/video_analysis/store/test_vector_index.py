@@ -101,3 +101,28 @@ def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_
             ("red car, stationary",)]
     finally:
         _drop(db, _indexes(db))
+
+
+def test_the_descriptions_index_is_built_again_as_they_grow_fourfold(db):
+    """IVFFlat lists are trained on the rows present at build time: sqrt(n) lists, built again at 4x."""
+    def lists():
+        options = db.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (description_index_name("m"),))
+        return options.fetchone()[0]
+
+    def add(first, count):
+        for i in range(first, first + count):
+            db.execute("INSERT INTO description_vectors (model_name, content, model_version, dim, embedding) "
+                       "VALUES ('m', %s, 'r1', 3, %s)", (f"description {i}", f"[1,{i},0]"))
+        with db.transaction():
+            ensure_index(db, "m", 3)
+
+    try:
+        add(0, 1)
+        assert lists() == ["lists=1"]
+        add(1, 1)  # 2 descriptions: 1 list still, under twice the one built
+        assert lists() == ["lists=1"]
+        add(2, 14)  # 16: 4 lists
+        assert lists() == ["lists=4"]
+    finally:
+        db.execute("DELETE FROM description_vectors WHERE model_name = 'm'")
+        _drop(db, _indexes(db))
