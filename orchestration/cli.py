@@ -446,7 +446,7 @@ def cmd_index(args) -> int:
         else:
             conn.execute("SET maintenance_work_mem = '1GB'")
             models = vector_index.rebuild_all(conn)
-    print(f"{args.action}: HNSW indexes of {', '.join(models) or 'no models'}")
+    print(f"{args.action}: vector indexes of {', '.join(models) or 'no models'}")
     return 0
 
 
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
 
-    index = commands.add_parser("index", help="HNSW indexes: drop before a large backfill, rebuild after it")
+    index = commands.add_parser("index", help="vector indexes: drop before a large backfill, rebuild after it")
     index.add_argument("action", choices=["drop", "rebuild"])
     index.set_defaults(func=cmd_index)
 

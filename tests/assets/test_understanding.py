@@ -132,12 +132,12 @@ def test_a_filter_the_nearest_descriptions_miss_walks_every_tracks_graph(find, m
     are spent, the tracks' own graph is walked, and the answers are those of the full walk."""
     from video_analysis.store import search as search_module
 
-    exact = [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")]
-    assert exact  # people are far from "bottle", but within no floor here
+    walked = [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")]
+    assert walked  # people are far from "bottle", but within no floor here
     monkeypatch.setattr(search_module, "EXACT_BELOW", 0)
     monkeypatch.setattr(search_module, "_DESCRIPTION_BATCHES", (1,))
     monkeypatch.setattr(search_module, "DESCRIPTIONS_WALKED", 1)
-    assert [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")] == exact
+    assert [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")] == walked
 
 
 def test_camera_and_time_filters(find, processed, conn, vector_path, text_model):
@@ -293,7 +293,7 @@ def test_indexes_can_be_dropped_for_a_backfill_and_rebuilt(processed, conn, find
                      description_index_name("all-minilm-l6-v2")}
     assert hnsw_indexes() == model_indexes
     try:
-        assert "drop: HNSW indexes of all-minilm-l6-v2" in run_cli("index", "drop", check=True).stdout
+        assert "drop: vector indexes of all-minilm-l6-v2" in run_cli("index", "drop", check=True).stdout
         assert hnsw_indexes() == set()
         assert [(h.partition_key, h.track_id) for h in find("bottle")] == before  # exact scan meanwhile
         assert ensure_index(conn, "all-minilm-l6-v2", 384) is False  # the embeddings stage does not re-create it

@@ -10,7 +10,7 @@ import numpy as np
 from video_analysis.events.incidents import IncidentRules, detect_incidents, incidents_json, safety_score, summary_text
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
-from video_analysis.store import catalog, quality
+from video_analysis.store import catalog, quality, vector_index
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import (
     ModelStamp,
@@ -55,6 +55,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
         if narrated:
             text, generator = narrated, summarizer_name or "vision-language model"
     with db.session() as conn:
+        vector_index.lock_indexes(conn)  # first, as every writer of vectors: see lock_indexes
         replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                         facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__},
                         generator=generator)

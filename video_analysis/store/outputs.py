@@ -174,9 +174,19 @@ def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, 
     dim = int(vectors.shape[1])
     rows = ((track_id, content, model.name, model.version, dim, Vector(vector))
             for (track_id, content), vector in zip(items, vectors, strict=True))
+    replaced = conn.execute(  # the descriptions this partition held, some perhaps held by no other track
+        "SELECT DISTINCT model_name, md5(content) FROM embeddings WHERE partition_key = %s AND kind = 'track_text' "
+        "AND content IS NOT NULL", (partition_key,)).fetchall() if kind == "track_text" else []
     written = replace_partition_rows(
         conn, "embeddings", partition_key, ("track_id", "content", "model_name", "model_version", "dim", "embedding"),
         rows, scope={"kind": kind}, binary_types=["int4", "text", "text", "text", "int4", "vector"])
+    if replaced:  # a description no track has any more is not searched
+        conn.execute(
+            """DELETE FROM description_vectors d USING unnest(%s::text[], %s::text[]) AS old (model_name, hash)
+               WHERE d.model_name = old.model_name AND md5(d.content) = old.hash
+                 AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.kind = 'track_text'
+                                   AND e.model_name = old.model_name AND md5(e.content) = old.hash)""",
+            ([model for model, _ in replaced], [digest for _, digest in replaced]))
     if kind == "track_text" and written:
         # Each description's vector once, for search's graph over distinct descriptions; in the order of
         # the unique key, so two runs adding the same descriptions at once lock them in one order.

@@ -272,9 +272,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         9,
         "each distinct description's vector once, with its own IVFFlat index; tracks found by their description",
         """
-        -- Tracks described alike share a description and so a vector: a camera's month holds ~50 tracks per
-        -- distinct sentence. Search finds the nearest distinct descriptions (an IVFFlat index, built by
-        -- video_analysis/store/vector_index.py), then expands each to its tracks (search.py).
+        -- Tracks described alike share a description and so a vector (in the service benchmark's month of
+        -- ten cameras, ~50 tracks per distinct sentence). Search finds the nearest distinct descriptions
+        -- (an IVFFlat index, built by video_analysis/store/vector_index.py), then expands each to its
+        -- tracks (search.py).
         CREATE TABLE description_vectors (
             model_name     text NOT NULL,
             content        text NOT NULL,
@@ -298,6 +299,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- how many tracks share a description, for the planner: without it, it guessed 5,000 rather than 50
         -- and merged each description's tracks with every video (155 ms against 4 ms at 1M tracks)
         CREATE STATISTICS embeddings_per_description ON (md5(content)) FROM embeddings;
+        ANALYZE embeddings;  -- now: on a large table autovacuum would wait for a tenth of it to change
+        ANALYZE description_vectors;
         DO $$
         DECLARE
             models text[];

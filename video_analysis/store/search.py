@@ -206,7 +206,8 @@ def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: in
 # copy of a shared vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M
 # tracks, against 1.00; benchmarks/README.md). Ties go by key, as in the exact scan: tracks of one
 # description, or of descriptions ranked alike by words (a track seen for 1 s does not come first for
-# sorting first by its sentence). A description's tracks are found by its md5 alone (two descriptions
+# sorting first by its sentence) within one expansion; ties across two expansions keep the descriptions'
+# order. A description's tracks are found by its md5 alone (two descriptions
 # sharing an md5 by accident is a chance of about 2^-128).
 _NEAREST_DESCRIPTIONS = """
 SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
@@ -226,14 +227,17 @@ CROSS JOIN LATERAL (
 ORDER BY n.distance, e.partition_key, e.track_id
 """
 # Descriptions holding every word of the query, best ranked first (the words retriever's counterpart).
-# Ranking reads each match, so only the first FULL_TEXT_RANKED matches are ranked.
+# Ranking reads each match, so only the first FULL_TEXT_RANKED matches are ranked. Descriptions the words
+# rank alike (a one-word query ranks most alike) go by meaning: the one nearest the query's vector first,
+# not the first in the alphabet ("on screen for 1 seconds" before "for 30").
 _WORDS_DESCRIPTIONS = """
 SELECT content, -ts_rank_cd(content_tsv, q) AS distance FROM (
-    SELECT content, content_tsv, q FROM description_vectors, websearch_to_tsquery('english', %(query)s) q
+    SELECT content, content_tsv, embedding, q
+    FROM description_vectors, websearch_to_tsquery('english', %(query)s) q
     WHERE model_name = {{model}} AND content_tsv @@ q
     LIMIT {ranked}
 ) matches
-ORDER BY distance, content
+ORDER BY distance, embedding <=> %(vector)s::vector, content
 LIMIT {limit}
 """
 # How many descriptions each expansion takes, nearest first: without filters the first two fill most
@@ -309,9 +313,11 @@ def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: d
 
 def described_words(conn: psycopg.Connection, filters: SearchFilters, params: dict,
                     model_name: str) -> list[dict] | None:
-    """The tracks whose description holds every word of ``params["query"]``, best ranked first, within
-    the filters, at most ``params["pool"]``: the descriptions are matched, then expanded to their tracks.
-    None when the DESCRIPTIONS_WALKED best do not fill the pool and more match."""
+    """The tracks whose description holds every word of ``params["query"]``, best ranked first (ties by
+    nearness to ``params["vector"]``), within the filters, at most ``params["pool"]``: the descriptions
+    are matched, then expanded to their tracks. None when the DESCRIPTIONS_WALKED best do not fill the
+    pool and more match. Only described tracks whose description's vector is stored are found this way
+    (the embeddings stage stores it right after the attributes stage writes the description)."""
     statement = sql.SQL(_WORDS_DESCRIPTIONS.format(ranked=FULL_TEXT_RANKED, limit=DESCRIPTIONS_WALKED)).format(
         model=sql.Literal(model_name))
     with conn.cursor(row_factory=dict_row) as cursor:
@@ -488,15 +494,16 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     similarities: dict[tuple[str, int], float] = {}
     with _search_transaction(conn):
         narrowed = few_candidates(conn, filters, params)
+        vectors = {}
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
+            vectors[name] = _vector_literal(vector)
             max_distance = 2.0 if floor is None else 1.0 - floor
-            rows = nearest_tracks(conn, filters, {**params, "vector": _vector_literal(vector),
-                                                  "max_distance": max_distance},
+            rows = nearest_tracks(conn, filters, {**params, "vector": vectors[name], "max_distance": max_distance},
                                   kind, model_id, vector.shape[0], narrowed)
             rankings[name] = _ranked(rows, similarities if name == "text_vector" else None)
-        rankings["full_text"] = _ranked(matching_words(conn, filters, {**params, "query": in_class_words(query)},
-                                                       model_name, narrowed))
+        words = {**params, "query": in_class_words(query), "vector": vectors["text_vector"]}
+        rankings["full_text"] = _ranked(matching_words(conn, filters, words, model_name, narrowed))
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)

@@ -47,9 +47,10 @@ def description_lists(count: int) -> int:
 _INDEX_LOCK = 0x5EE1_1D3C
 
 # Distinct descriptions are not walked as a graph: sentences in the pipeline's words differ by a number
-# or a colour, so they lie in tight clusters of near-equals, and an HNSW graph over them (m 32 or 64)
-# found the nearest description for 75-85% of queries at 20,000 descriptions. Clusters are what IVFFlat
-# partitions by: 141 lists, 10 probed, found it for all, in ~1 ms (benchmarks/README.md).
+# or a colour, so they lie in tight clusters of near-equals, and an HNSW graph over them (m 32 or 64,
+# ef_search 200 to 1000) found the nearest description for 75-90% of queries at 20,000 descriptions.
+# Clusters are what IVFFlat partitions by: 141 lists, 10 probed, found it for all, in ~1 ms
+# (benchmarks/README.md).
 
 # The graph's build settings. pgvector's defaults (m 16, ef_construction 64) reach a recall@10 of 0.68 at
 # 1M tracks and 0.79 at 100k on descriptions in the pipeline's words, which differ by a word or two and
@@ -88,8 +89,11 @@ def ensure_index(conn: psycopg.Connection, model_name: str, dim: int) -> bool:
 def _ensure_description_index(conn: psycopg.Connection, model_name: str, dim: int) -> None:
     """Build the model's IVFFlat index over its descriptions, and build it again once they have grown
     fourfold: its lists are trained on the rows there at build time, and new rows join the nearest list,
-    so lists made for few rows grow long. A build takes ~1 s per 20,000 descriptions, and each takes
-    twice the last one's lists, so a store builds it ~log4 of its descriptions times in all."""
+    so lists made for few rows grow long. A build took 0.7 s at 20,000 descriptions, and each takes
+    twice the last one's lists, so a store builds it ~log4 of its descriptions times in all. Built under
+    another name and swapped in at the end: searches read the old one meanwhile, and wait only for the
+    swap (dropping an index locks its table until the transaction ends). A model without descriptions
+    (an image model) gets none."""
     name = description_index_name(model_name)
     count = conn.execute("SELECT count(*) FROM description_vectors WHERE model_name = %s", (model_name,)).fetchone()[0]
     options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = %s AND relkind = 'i'", (name,)).fetchone()
@@ -97,12 +101,18 @@ def _ensure_description_index(conn: psycopg.Connection, model_name: str, dim: in
         built = int(next((o.split("=")[1] for o in options[0] or [] if o.startswith("lists=")), 1))
         if description_lists(count) < 2 * built:
             return
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(name)))
+    elif count == 0:
+        return
+    building = name[:58] + "_next"
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(building)))
     conn.execute(sql.SQL(
         "CREATE INDEX {name} ON description_vectors USING ivfflat ((embedding::vector({dim})) vector_cosine_ops) "
         "WITH (lists = {lists}) WHERE model_name = {model}"
-    ).format(name=sql.Identifier(name), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
+    ).format(name=sql.Identifier(building), dim=sql.Literal(int(dim)), model=sql.Literal(model_name),
              lists=sql.Literal(description_lists(count))))
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {name}").format(name=sql.Identifier(name)))
+    conn.execute(sql.SQL("ALTER INDEX {building} RENAME TO {name}").format(building=sql.Identifier(building),
+                                                                          name=sql.Identifier(name)))
 
 
 def sync_descriptions(conn: psycopg.Connection) -> int:
@@ -151,6 +161,7 @@ def drop_all(conn: psycopg.Connection, held_by: str = "reelgraph index drop") ->
 
 def rebuild_all(conn: psycopg.Connection) -> list[str]:
     """Release any hold, then build (or rebuild) the HNSW index of every model with rows."""
+    lock_indexes(conn)  # before any row it changes: see lock_indexes
     conn.execute("DELETE FROM vector_index_holds")
     sync_descriptions(conn)
     models = indexed_models(conn)

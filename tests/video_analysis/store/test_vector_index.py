@@ -21,8 +21,7 @@ def _drop(conn, names) -> None:
 
 def test_two_models_whose_names_slug_alike_get_an_index_each(db):
     names = {index_name("tiny-clip"), index_name("tiny_clip")}
-    everything = names | {summary_index_name("tiny-clip"), summary_index_name("tiny_clip"),
-                          description_index_name("tiny-clip"), description_index_name("tiny_clip")}
+    everything = names | {summary_index_name("tiny-clip"), summary_index_name("tiny_clip")}
     try:
         with db.transaction():
             assert ensure_index(db, "tiny-clip", 16) and ensure_index(db, "tiny_clip", 32)
@@ -32,6 +31,8 @@ def test_two_models_whose_names_slug_alike_get_an_index_each(db):
         assert "vector(16)" in indexes[index_name("tiny-clip")] and "'tiny-clip'" in indexes[index_name("tiny-clip")]
         assert "vector(32)" in indexes[index_name("tiny_clip")]
         assert all(len(name) <= 63 for name in everything)  # PostgreSQL would cut longer names, and collide
+        # no descriptions, no index over them
+        assert not {description_index_name("tiny-clip"), description_index_name("tiny_clip")} & set(indexes)
     finally:
         _drop(db, everything)
 
@@ -126,3 +127,24 @@ def test_the_descriptions_index_is_built_again_as_they_grow_fourfold(db):
     finally:
         db.execute("DELETE FROM description_vectors WHERE model_name = 'm'")
         _drop(db, _indexes(db))
+
+
+def test_a_re_run_keeps_each_description_once_and_forgets_those_no_track_has(db, pg_dsn):
+    import numpy as np
+
+    from video_analysis.store.db import connect
+    from video_analysis.store.outputs import ModelStamp, replace_embeddings
+
+    db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+               "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now()), ('w.mp4@1', 'local', 'w.mp4', '1', 1, now())")
+    vectors = np.eye(3, dtype=np.float32)
+    with connect(pg_dsn) as conn:
+        with conn.transaction():
+            replace_embeddings(conn, "w.mp4@1", "track_text", ModelStamp("m", "r1"), [(1, "shared")], vectors[:1])
+            replace_embeddings(conn, "v.mp4@1", "track_text", ModelStamp("m", "r1"),
+                               [(1, "shared"), (2, "old"), (3, "old")], vectors)
+        assert [r[0] for r in db.execute("SELECT content FROM description_vectors ORDER BY 1")] == ["old", "shared"]
+        with conn.transaction():  # the re-run words track 2 and 3 anew and no longer sees track 1
+            replace_embeddings(conn, "v.mp4@1", "track_text", ModelStamp("m", "r1"), [(2, "new"), (3, "new")],
+                               vectors[:2])
+    assert [r[0] for r in db.execute("SELECT content FROM description_vectors ORDER BY 1")] == ["new", "shared"]
