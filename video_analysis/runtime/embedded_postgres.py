@@ -12,6 +12,12 @@ copied once beside the data instead.
 Only password holders get in: the server authenticates with scram-sha-256 against a generated password
 kept next to the data folder (``postgres.password``, mode 0600), and accepts loopback TCP only. A data
 folder initialised by an older version with ``trust`` is switched over on its next start.
+
+Memory: PostgreSQL's default cache (128 MB) holds a twentieth of the tables at a million tracks, and a
+search then waits on reads its first time. The server caches an eighth of this machine's memory (between
+128 MB and 4 GB; ``REELGRAPH_POSTGRES_SHARED_BUFFERS`` overrides it, in PostgreSQL's units), and with
+pg_prewarm's autoprewarm it saves what it holds every five minutes and reads it back after a restart or a
+reboot, so searches are warm again without waiting for users to warm them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -40,6 +47,30 @@ host    all    all    ::1/128         scram-sha-256
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not be initialised or started."""
+
+
+def shared_buffers_mb(memory_bytes: int | None = None) -> int:
+    """The embedded server's cache: an eighth of the machine's memory (the machine also runs the models), at
+    least PostgreSQL's default of 128 MB, at most 4 GB."""
+    if memory_bytes is None:
+        memory_bytes = _memory_bytes()
+    return max(128, min(4096, memory_bytes // 8 // 2**20))
+
+
+def _memory_bytes() -> int:
+    """This machine's memory, or the container's limit when one is set (cgroup v2, then v1)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limit = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            return min(memory, int(limit))
+    return memory
+
+
+_SIZE = re.compile(r"\d+(kB|MB|GB|TB)?")
 
 
 def _embedded_postgres():
@@ -278,12 +309,14 @@ class EmbeddedPostgres:
         upgrade_trust = _trusts_anyone(self._read_hba())
         port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
+        memory = self._memory_options()  # a bad setting is an error, not a reason to start otherwise
         log.info("starting embedded PostgreSQL on 127.0.0.1:%d", port)
-        self._command(
-            "pg_ctl", ["-D", str(self.pgdata), "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.logfile),
-                       "-o", options, "start"],
-            timeout=START_TIMEOUT_S + 10,
-        )
+        try:
+            self._pg_ctl_start(f"{options} {memory}")
+        except EmbeddedPostgresError as exc:  # e.g. a cache the machine cannot map: PostgreSQL's defaults
+            log.warning("embedded PostgreSQL did not start with its memory settings (%s); starting it with "
+                        "PostgreSQL's defaults", str(exc).splitlines()[0])
+            self._pg_ctl_start(options)
         deadline = time.monotonic() + START_TIMEOUT_S
         while (running := self.running_port()) is None:
             if time.monotonic() > deadline:
@@ -292,6 +325,24 @@ class EmbeddedPostgres:
         if upgrade_trust:
             self._require_password(running)
         return running
+
+    def _pg_ctl_start(self, options: str) -> None:
+        self._command(
+            "pg_ctl", ["-D", str(self.pgdata), "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.logfile),
+                       "-o", options, "start"],
+            timeout=START_TIMEOUT_S + 10,
+        )
+
+    def _memory_options(self) -> str:
+        buffers = (os.environ.get("REELGRAPH_POSTGRES_SHARED_BUFFERS") or "").strip() or f"{shared_buffers_mb()}MB"
+        if not _SIZE.fullmatch(buffers):
+            raise EmbeddedPostgresError(f"REELGRAPH_POSTGRES_SHARED_BUFFERS must be a size such as 2GB or 512MB, "
+                                        f"not {buffers!r}")
+        options = f"-c shared_buffers={buffers}"
+        library = self._bin_path().parent / "lib"
+        if any((library / f"pg_prewarm{suffix}").exists() for suffix in (".so", ".dylib")):  # else starts plain
+            options += " -c shared_preload_libraries=pg_prewarm"
+        return options
 
     @contextmanager
     def _password_for_initdb(self):

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import time
 
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
 from video_analysis.store import db, schema
@@ -132,5 +133,36 @@ def test_a_pid_file_naming_a_reused_pid_does_not_stop_the_server_starting(tmp_pa
         dsn = server.start()
         with db.connect(dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.discard()
+
+
+def test_the_server_caches_an_eighth_of_memory_and_keeps_its_cache_across_restarts(tmp_path, monkeypatch):
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgresError, shared_buffers_mb
+
+    assert shared_buffers_mb(24 * 2**30) == 3072 and shared_buffers_mb(512 * 2**20) == 128
+    assert shared_buffers_mb(256 * 2**30) == 4096
+    server = EmbeddedPostgres(tmp_path / "state" / "postgres")
+    monkeypatch.setenv("REELGRAPH_POSTGRES_SHARED_BUFFERS", "96MB")
+    try:
+        with db.connect(server.start(), autocommit=True) as conn:
+            assert conn.execute("SHOW shared_buffers").fetchone()[0] == "96MB"
+            conn.execute("CREATE TABLE kept AS SELECT g AS x FROM generate_series(1, 100000) g")
+            assert conn.execute("SELECT sum(x) FROM kept").fetchone()[0] == 5000050000
+        server.stop()  # autoprewarm writes down the blocks the cache held
+        assert (server.pgdata / "autoprewarm.blocks").exists()
+        server.start()  # and reads them back
+        deadline = time.monotonic() + 30
+        while "autoprewarm successfully prewarmed" not in server.logfile.read_text():
+            assert time.monotonic() < deadline, server.logfile.read_text()[-2000:]
+            time.sleep(0.2)
+        server.stop()
+        monkeypatch.setenv("REELGRAPH_POSTGRES_SHARED_BUFFERS", "96MB; rm -rf /")
+        try:
+            server.start()
+            raise AssertionError("a malformed size must not start the server")
+        except EmbeddedPostgresError as exc:
+            assert "REELGRAPH_POSTGRES_SHARED_BUFFERS" in str(exc)
+        assert server.running_port() is None
     finally:
         server.discard()
