@@ -376,9 +376,11 @@ def _supervise(command: list[str], cwd: Path, url: str) -> int:
             return process.wait()
 
 
-def service_context(answers: bool = False):
+def service_context(answers: bool = False, serving: bool = False):
     """The review service's database, store and models, loaded once; with ``answers``, also the language
-    model that writes answers (when the profile has one and its weights are cached)."""
+    model that writes answers (when the profile has one and its weights are cached). ``serving``: for a
+    process answering many queries, whose text model then embeds them through ONNX Runtime (see
+    Settings.query_embedder); a one-off query would spend more loading it than it saves."""
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext
     from video_analysis.runtime.settings import Settings
@@ -387,6 +389,8 @@ def service_context(answers: bool = False):
     settings = Settings.from_env()
     models = ModelRegistryResource()
     model, embedder = models.load("text_embedder")
+    if serving and settings.query_embedder == "onnx":
+        embedder = _fast_query_embedder(embedder, settings)
     image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
     writer_model, writer = None, None
     if answers and settings.answer_writer != "off":
@@ -403,6 +407,20 @@ def service_context(answers: bool = False):
         min_summary_similarity=settings.search_min_summary_similarity,
         min_incident_similarity=settings.search_min_incident_similarity, answer_writer=writer,
         answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url)
+
+
+def _fast_query_embedder(embedder, settings):
+    """The text model through ONNX Runtime, exported once into the models cache; else the model as it is."""
+    from video_analysis.vision.embedders import OnnxTextEmbedder, TextEmbedder
+
+    if not isinstance(embedder, TextEmbedder):  # an image-text model embeds queries as it is
+        return embedder
+    try:
+        return OnnxTextEmbedder.exported(embedder, settings.home.ensure().root / "models" / "onnx",
+                                         threads=settings.service_torch_threads)
+    except Exception as exc:  # noqa: BLE001 - torch embeds the same vectors, only slower
+        log.warning("queries are embedded through torch (%s: %s)", type(exc).__name__, exc)
+        return embedder
 
 
 def cmd_ask(args) -> int:
@@ -430,7 +448,7 @@ def cmd_serve(args) -> int:
     from video_analysis.runtime.settings import Settings
 
     torch.set_num_threads(max(1, Settings.from_env().service_torch_threads))
-    app = create_app(service_context(answers=True))
+    app = create_app(service_context(answers=True, serving=True))
     print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
     return 0

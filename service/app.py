@@ -181,7 +181,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         with ctx.database.session() as conn:
             videos = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
         return {"status": "ok", "videos": videos, "text_model": ctx.text_model_name,
-                "image_model": ctx.image_model_name}
+                "image_model": ctx.image_model_name,
+                "query_embedder": getattr(ctx.text_embedder, "backend", "torch")}
 
     @app.get("/api/search")
     def search_footage(

@@ -77,7 +77,9 @@ def served(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
 
 def test_health_reports_the_catalogue_and_the_model(served):
     health = served.client.get("/api/health").json()
-    assert health == {"status": "ok", "videos": 2, "text_model": "all-minilm-l6-v2", "image_model": None}
+    # queries embedded through ONNX Runtime: the same vectors as torch's (a test below compares the results)
+    assert health == {"status": "ok", "videos": 2, "text_model": "all-minilm-l6-v2", "image_model": None,
+                      "query_embedder": "onnxruntime"}
 
 
 def test_searching_bottle_puts_the_bottle_clip_first_with_what_a_card_needs(served):

@@ -21,6 +21,14 @@ def _answer_writer(value: str | None) -> str:
         raise ValueError(f"REELGRAPH_ANSWER_WRITER must be 'auto' or 'off', not {value!r}")
     return value
 
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (_env(name, default) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: StateHome = field(default_factory=StateHome.from_env)
@@ -70,6 +78,10 @@ class Settings:
     # idle threads spin on the cores PostgreSQL then needs for the same request (p95 131 -> 69 ms at 1M
     # tracks on 2 cores, benchmarks/README.md). Raise it for an answer writer generating on the CPU.
     service_torch_threads: int = field(default_factory=lambda: int(_env("REELGRAPH_SERVICE_TORCH_THREADS", "1")))
+    # How `reelgraph serve` embeds queries: "onnx" (ONNX Runtime, on as many threads as torch gets above;
+    # exported from the text model once, ~10 ms a query against ~38 ms on this project's 2-core machine) or
+    # "torch". Where the export cannot be made (another pooling, no onnxruntime), torch embeds them.
+    query_embedder: str = field(default_factory=lambda: _choice("REELGRAPH_QUERY_EMBEDDER", "onnx", ("onnx", "torch")))
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 
