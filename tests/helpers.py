@@ -196,7 +196,7 @@ def sample_clips_processed(pg_dsn: str, person_clip: Path, bottle_clip: Path, in
         patch.setenv("REELGRAPH_SETTLE_SECONDS", "0")
         patch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
         with connect(pg_dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE videos, description_vectors CASCADE")
+            conn.execute("TRUNCATE videos, descriptions, description_vectors CASCADE")
         (inbox / "cameras/kitchen").mkdir(parents=True)
         shutil.copyfile(person_clip, inbox / "one-by-one-person-detection.mp4")
         shutil.copyfile(bottle_clip, inbox / KITCHEN_KEY)

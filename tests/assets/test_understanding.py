@@ -135,16 +135,15 @@ def test_a_filter_the_nearest_descriptions_miss_walks_every_tracks_graph(find, m
     walked = [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")]
     assert walked  # people are far from "bottle", but within no floor here
     monkeypatch.setattr(search_module, "EXACT_BELOW", 0)
-    monkeypatch.setattr(search_module, "_DESCRIPTION_BATCHES", (1,))
     monkeypatch.setattr(search_module, "DESCRIPTIONS_WALKED", 1)
     assert [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")] == walked
 
 
 def test_camera_and_time_filters(find, processed, conn, vector_path, text_model):
-    from video_analysis.store.search import few_candidates
+    from video_analysis.store.search import narrow
 
     params = {**SearchFilters(camera="kitchen").__dict__}
-    assert few_candidates(conn, SearchFilters(camera="kitchen"), params) == (vector_path == "exact")
+    assert narrow(conn, SearchFilters(camera="kitchen"), params).few == (vector_path == "exact")
     kitchen = find("bottle", camera="kitchen")
     assert kitchen and {h.partition_key for h in kitchen} == {processed.partitions["kitchen"]}
     assert all(h.starts_at.date().isoformat() == "2026-01-15" for h in kitchen)

@@ -1,8 +1,9 @@
 """Stage outputs in PostgreSQL: what each stage writes for one partition, and what later stages read back.
 
-Every write goes through `writer.replace_partition_rows` (COPY, replaced per partition under that
-partition's lock, in the caller's transaction). Reads return typed rows (psycopg's `dict_row`), never
-positional tuples.
+Every partition's rows are written through `writer.replace_partition_rows` (COPY, replaced per partition
+under that partition's lock, in the caller's transaction); the tables of distinct descriptions shared by
+all partitions (`descriptions`, `description_vectors`) are kept beside them under their own locks.
+Reads return typed rows (psycopg's `dict_row`), never positional tuples.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def replace_tracks(conn: psycopg.Connection, partition_key: str, tracks: list[Tr
     Track ids restart at 1 on every run, so an old attribute or vector left behind would describe a
     different object under the same id.
     """
+    vector_index.lock_descriptions(conn)  # before the partition's lock, as the attributes stage takes them
+    described = _descriptions_of(conn, partition_key)
     rows = (
         (t.track_id, class_names[t.class_id], t.first_t, t.last_t, t.frames_seen, t.mean_confidence, t.max_step_px,
          json.dumps(t.path), t.best_frame, t.best_t, *t.best_box, thumbnails.get(t.track_id), model.name,
@@ -86,7 +89,23 @@ def replace_tracks(conn: psycopg.Connection, partition_key: str, tracks: list[Tr
         "model_version"), rows)
     conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = ANY(%s)",
                  (partition_key, list(TRACK_EMBEDDING_KINDS)))
+    _forget_descriptions(conn, described)  # the old tracks' attributes went by cascade
     return written
+
+
+def _descriptions_of(conn: psycopg.Connection, partition_key: str) -> list[str]:
+    """The md5 of each distinct description the partition's tracks have."""
+    return [digest for digest, in conn.execute(
+        "SELECT DISTINCT md5(description) FROM track_attributes WHERE partition_key = %s", (partition_key,))]
+
+
+def _forget_descriptions(conn: psycopg.Connection, hashes: list[str]) -> None:
+    """Drop from table ``descriptions`` those of ``hashes`` no track has any more (they would take places
+    among the descriptions search walks, and find nothing)."""
+    if hashes:
+        conn.execute("""DELETE FROM descriptions d USING unnest(%s::text[]) AS old (hash)
+                        WHERE md5(d.content) = old.hash AND NOT EXISTS (
+                            SELECT 1 FROM track_attributes a WHERE md5(a.description) = old.hash)""", (hashes,))
 
 
 @dataclass(frozen=True)
@@ -118,16 +137,26 @@ def load_tracks(conn: psycopg.Connection, partition_key: str) -> list[StoredTrac
 
 def replace_attributes(conn: psycopg.Connection, partition_key: str, attributes: list, profile: str,
                        extras: dict[int, dict] | None = None) -> int:
+    """Replace the partition's attributes, and keep table ``descriptions`` holding each distinct description
+    some track has (search matches words there, then finds the tracks)."""
+    vector_index.lock_descriptions(conn)
+    described = _descriptions_of(conn, partition_key)
     rows = (
         (a.track_id, a.class_name, a.upper_color, a.lower_color, a.color, a.apparent_height, a.speed_px_s,
          a.speed_heights_s, a.motion, a.heading, a.displacement_px, a.dwell_s, a.zones,
          json.dumps((extras or {}).get(a.track_id, {})), a.description, profile)
         for a in attributes
     )
-    return replace_partition_rows(conn, "track_attributes", partition_key, (
+    written = replace_partition_rows(conn, "track_attributes", partition_key, (
         "track_id", "class_name", "upper_color", "lower_color", "color", "apparent_height", "speed_px_s",
         "speed_heights_s", "motion", "heading", "displacement_px", "dwell_s", "zones", "extras", "description",
         "profile"), rows)
+    _forget_descriptions(conn, described)
+    conn.execute("""INSERT INTO descriptions (content)
+                    SELECT DISTINCT ON (md5(description)) description FROM track_attributes
+                     WHERE partition_key = %s ORDER BY md5(description)
+                    ON CONFLICT DO NOTHING""", (partition_key,))
+    return written
 
 
 def load_descriptions(conn: psycopg.Connection, partition_key: str) -> list[tuple[int, str]]:
@@ -188,8 +217,8 @@ def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, 
                                    AND e.model_name = old.model_name AND md5(e.content) = old.hash)""",
             ([model for model, _ in replaced], [digest for _, digest in replaced]))
     if kind == "track_text" and written:
-        # Each description's vector once, for search's graph over distinct descriptions; in the order of
-        # the unique key, so two runs adding the same descriptions at once lock them in one order.
+        # Each description's vector once, for search's index over distinct descriptions (two runs adding
+        # the same descriptions at once are kept apart by the index lock taken above).
         conn.execute(
             """INSERT INTO description_vectors (model_name, content, model_version, dim, embedding)
                SELECT DISTINCT ON (md5(content)) model_name, content, model_version, dim, embedding

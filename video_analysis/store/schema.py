@@ -324,6 +324,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         END $$;
         """,
     ),
+    (
+        10,
+        "each distinct description's text once, written with the attributes; tracks found by their description",
+        """
+        -- Search by words matches distinct descriptions, then expands each to its tracks (search.py). Read
+        -- from the attributes, not from the descriptions' vectors: a track whose embeddings stage has not
+        -- run yet (or failed) is found by its words all the same.
+        CREATE TABLE descriptions (
+            content      text NOT NULL,
+            content_tsv  tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED
+        );
+        INSERT INTO descriptions (content)
+        SELECT DISTINCT ON (md5(description)) description FROM track_attributes ORDER BY md5(description);
+        CREATE UNIQUE INDEX descriptions_one_per_text ON descriptions (md5(content));
+        CREATE INDEX descriptions_tsv ON descriptions USING gin (content_tsv);
+        -- a description's tracks, in the order search breaks ties between them (ANALYZE gathers how many
+        -- tracks share one from this index's expression: the planner needs it, see migration 9)
+        CREATE INDEX track_attributes_by_description ON track_attributes (md5(description), partition_key, track_id);
+        ANALYZE track_attributes;
+        ANALYZE descriptions;
+        ALTER TABLE description_vectors DROP COLUMN content_tsv;  -- words are matched in descriptions now
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

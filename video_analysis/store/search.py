@@ -202,167 +202,190 @@ def vector_statement(filters: SearchFilters, kind: str, model_name: str, dim: in
 
 # Tracks' text vectors by their descriptions: tracks described alike share one vector, so the nearest
 # distinct descriptions are found first (table description_vectors, ~50 times fewer rows than tracks, its
-# IVFFlat index), then each one's tracks, in that order, that pass the filters. A graph over every track's
-# copy of a shared vector is mostly duplicates, and a walk among equals stalls (recall@10 0.90 at 1M
-# tracks, against 1.00; benchmarks/README.md). Ties go by key, as in the exact scan: tracks of one
-# description, or of descriptions ranked alike by words (a track seen for 1 s does not come first for
-# sorting first by its sentence) within one expansion; ties across two expansions keep the descriptions'
-# order. A description's tracks are found by its md5 alone (two descriptions
-# sharing an md5 by accident is a chance of about 2^-128).
-_NEAREST_DESCRIPTIONS = """
-SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
-FROM description_vectors WHERE model_name = {{model}}
-ORDER BY distance
-LIMIT {limit}
-"""
+# IVFFlat index), then each one's tracks that pass the filters, nearest description first, in one
+# statement that stops once the pool is full. A graph over every track's copy of a shared vector is mostly
+# duplicates, and a walk among equals stalls (recall@10 0.90 at 1M tracks, against 1.00;
+# benchmarks/README.md). Tracks at the same distance go by key, as in the exact scan. A description's
+# tracks are found by its md5 alone: two descriptions sharing one by accident is a chance of about 2^-128.
+DESCRIPTIONS_WALKED = 200
 _DESCRIBED_TRACKS = """
+WITH described AS MATERIALIZED ({descriptions})
 SELECT e.partition_key, e.track_id, n.distance
-FROM unnest(%(contents)s::text[], %(distances)s::float8[]) AS n(content, distance)
+FROM (SELECT content, distance, position FROM described WHERE {within} ORDER BY position) n
 CROSS JOIN LATERAL (
-    SELECT e.partition_key, e.track_id FROM embeddings e
-    WHERE e.kind = 'track_text' AND e.model_name = {{model}} AND md5(e.content) = md5(n.content) AND {matches}
+    SELECT e.partition_key, e.track_id FROM {tracks} AND {matches}
     ORDER BY e.partition_key, e.track_id
     LIMIT %(pool)s
 ) e
-ORDER BY n.distance, e.partition_key, e.track_id
+ORDER BY n.position, e.partition_key, e.track_id
+LIMIT %(pool)s
+"""
+# A description's tracks, read from the attributes: their rows are narrow (the embeddings' hold a vector
+# each, and reading ~1,700 of those for a camera's week at 1M tracks took 22 ms against 9), and a track
+# is found by meaning once described, as by words.
+_TRACKS_BY_TEXT = "track_attributes e WHERE md5(e.description) = md5(n.content)"
+# The nearest descriptions, by the model's IVFFlat index (an iterative scan may return them slightly out of
+# order: position is their exact order, equal distances sharing one).
+_NEAREST_DESCRIPTIONS = """
+SELECT content, distance, dense_rank() OVER (ORDER BY distance) AS position FROM (
+    SELECT content, embedding::vector({{dim}}) <=> %(vector)s::vector({{dim}}) AS distance
+    FROM description_vectors WHERE model_name = {{model}}
+    ORDER BY distance
+    LIMIT {limit}
+) nearest
 """
 # Descriptions holding every word of the query, best ranked first (the words retriever's counterpart).
 # Ranking reads each match, so only the first FULL_TEXT_RANKED matches are ranked. Descriptions the words
 # rank alike (a one-word query ranks most alike) go by meaning: the one nearest the query's vector first,
 # not the first in the alphabet ("on screen for 1 seconds" before "for 30").
 _WORDS_DESCRIPTIONS = """
-SELECT content, -ts_rank_cd(content_tsv, q) AS distance FROM (
-    SELECT content, content_tsv, embedding, q
-    FROM description_vectors, websearch_to_tsquery('english', %(query)s) q
-    WHERE model_name = {{model}} AND content_tsv @@ q
-    LIMIT {ranked}
-) matches
-ORDER BY distance, embedding <=> %(vector)s::vector, content
-LIMIT {limit}
+SELECT content, distance, row_number() OVER (ORDER BY distance, nearness, content) AS position FROM (
+    SELECT content, -ts_rank_cd(content_tsv, q) AS distance,
+           (SELECT v.embedding <=> %(vector)s::vector FROM description_vectors v
+             WHERE v.model_name = {{model}} AND md5(v.content) = md5(matches.content)) AS nearness
+    FROM (
+        SELECT content, content_tsv, q FROM descriptions, websearch_to_tsquery('english', %(query)s) q
+        WHERE content_tsv @@ q
+        LIMIT {ranked}
+    ) matches
+    ORDER BY distance, nearness, content
+    LIMIT {limit}
+) best
 """
-# How many descriptions each expansion takes, nearest first: without filters the first two fill most
-# pools (a description has ~50 tracks), a filter passing 2% of tracks needs a few dozen.
-_DESCRIPTION_BATCHES = (2, 14, 48, 136)
-DESCRIPTIONS_WALKED = sum(_DESCRIPTION_BATCHES)
 
 
-# Videos a filter may list by key for an expansion; past this many, sending the list costs more than a
-# lookup of each track's video (a camera's month at 1M tracks: 5,000 videos, 49 ms against 17 ms).
+# Videos a filter may list by key, found once per search; past this many, testing each track's video is
+# the cheaper (a camera's month at 1M tracks: 5,000 videos).
 LISTED_VIDEOS = 2_000
+_LISTED = """
+WITH listed AS MATERIALIZED (SELECT v.partition_key FROM videos v WHERE {narrowing} LIMIT {listed})
+SELECT (SELECT array_agg(partition_key) FROM listed),
+       (SELECT CASE WHEN t.reltuples >= 0 AND v.reltuples > 0 THEN t.reltuples / v.reltuples END  -- -1: never
+          FROM pg_class t, pg_class v WHERE t.oid = 'tracks'::regclass AND v.oid = 'videos'::regclass)
+"""
 
 
-def _expansion_matches(conn: psycopg.Connection, filters: SearchFilters, params: dict) -> str | None:
-    """The filters as a test on a description's track ``e``, adding what it needs to ``params``; None
-    when no video passes them.
+@dataclass(frozen=True)
+class Narrowing:
+    """What the filters leave, found once per search for every retriever."""
 
-    Filters that narrow to few videos are tested as membership of those videos, listed once (a camera's
-    week at 1M tracks: 1,150 videos, a hash probe per track), so the tracks' own tests (their time window)
-    run only for tracks of those videos: 26 ms against 79 ms."""
+    few: bool = False  # so few tracks that computing each one's distance beats any index
+    videos: list[str] | None = None  # the videos that pass, when the filters narrow to at most LISTED_VIDEOS
+
+
+def narrow(conn: psycopg.Connection, filters: SearchFilters, params: dict) -> Narrowing:
+    """The videos the filters leave (when they narrow by video to few) and whether their tracks are few.
+
+    Their tracks are estimated from the tables' statistics (tracks per video) when they have been gathered:
+    counting a camera's week of them took 5 ms at 1M tracks, and a wrong guess costs time, not results.
+    Read in binary: psycopg writes and parses a long array of keys as text in ~6 ms, in binary in ~0.5."""
     narrowing = _video_narrowing(filters)
     if narrowing is None:
+        return Narrowing()
+    statement = _LISTED.format(narrowing=narrowing, listed=LISTED_VIDEOS + 1)
+    with conn.cursor(binary=True) as cursor:
+        videos, tracks_per_video = cursor.execute(statement, params).fetchone()
+    videos = videos or []
+    listed = videos if len(videos) <= LISTED_VIDEOS else None
+    if tracks_per_video is not None:  # else the tables were never analysed
+        estimate = len(videos) * tracks_per_video  # over more than LISTED_VIDEOS: at least this many
+        if listed is not None or estimate >= EXACT_BELOW:
+            return Narrowing(few=estimate < EXACT_BELOW, videos=listed)
+    if listed is not None:
+        counted = _CANDIDATE_COUNT.format(narrowing="v.partition_key = ANY(%(videos)b)", bound=int(EXACT_BELOW))
+        return Narrowing(few=conn.execute(counted, {"videos": videos}).fetchone()[0] < EXACT_BELOW, videos=listed)
+    counted = _CANDIDATE_COUNT.format(narrowing=narrowing, bound=int(EXACT_BELOW))
+    return Narrowing(few=conn.execute(counted, params).fetchone()[0] < EXACT_BELOW)
+
+
+def _expansion_matches(filters: SearchFilters, narrowing: Narrowing) -> str:
+    """The filters as a test on a description's track ``e``. Listed videos are tested as membership of
+    their list (hashed once per statement), so the tracks' own tests (their time window) run only for
+    tracks of those videos: a camera's week at 1M tracks, 5 ms against 20 ms for a lookup of each
+    track's video."""
+    if narrowing.videos is None:
         return _track_matches(filters, "e")
-    videos = conn.execute(f"SELECT array_agg(partition_key) FROM (SELECT v.partition_key FROM videos v "
-                          f"WHERE {narrowing} LIMIT {LISTED_VIDEOS + 1}) listed", params).fetchone()[0]
-    if not videos:
-        return None
-    if len(videos) > LISTED_VIDEOS:
-        return _track_matches(filters, "e")
-    params["videos"] = videos
     rest = replace(filters, video=None, camera=None, history=True)  # what the list does not already test
-    return "e.partition_key = ANY(%(videos)s) AND " + _track_matches(rest, "e")
+    # Written on the key's value (|| ''), not the key: as a condition of the description's index scan, the
+    # planner would price the list element by element (4.5 ms to plan a camera's week, against 1.8).
+    return "e.partition_key || '' = ANY(%(videos)b) AND " + _track_matches(rest, "e")
 
 
 def _described(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
-               nearest: list[dict], walked_all: bool) -> list[dict] | None:
-    """The tracks of the descriptions ``nearest`` (content, distance; best first) that pass the filters,
-    in that order, at most ``params["pool"]``; None when ``walked_all`` (more descriptions remain) and
-    they do not fill the pool: a filter on what few of them describe."""
-    params = dict(params)
-    matches = _expansion_matches(conn, filters, params)
-    if matches is None:
-        return []
-    expand = sql.SQL(_DESCRIBED_TRACKS.format(matches=matches)).format(model=sql.Literal(model_name))
-    found, start = [], 0
+               narrowing: Narrowing, descriptions: str, within: str, tracks: str) -> list[dict] | None:
+    """The ``tracks`` of the ``descriptions`` (a statement of content, distance, position) that pass the
+    filters, best first, at most ``params["pool"]``; None when they do not fill the pool although all
+    DESCRIPTIONS_WALKED descriptions were ``within`` reach: a filter on what few of them describe."""
+    statement = sql.SQL(_DESCRIBED_TRACKS.format(descriptions=descriptions, within=within, tracks=tracks,
+                                                 matches=_expansion_matches(filters, narrowing)))
+    params = {**params, "videos": narrowing.videos}
+    model = sql.Literal(model_name)
     with conn.cursor(row_factory=dict_row) as cursor:
-        for size in _DESCRIPTION_BATCHES:
-            batch = nearest[start:start + size]
-            start += size
-            if not batch:
-                break
-            found += cursor.execute(expand, {**params, "contents": [row["content"] for row in batch],
-                                             "distances": [row["distance"] for row in batch]}).fetchall()
-            if len(found) >= params["pool"]:
-                return found[:params["pool"]]
-    return None if walked_all else found
+        found = cursor.execute(statement.format(model=model), params).fetchall()
+        if len(found) >= params["pool"]:
+            return found
+        walked = sql.SQL(f"SELECT count(*) AS n FROM ({descriptions}) d WHERE {within}").format(model=model)
+        if cursor.execute(walked, params).fetchone()["n"] >= DESCRIPTIONS_WALKED:
+            return None
+    return found
 
 
 def described_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
-                     dim: int) -> list[dict] | None:
+                     dim: int, narrowing: Narrowing = Narrowing()) -> list[dict] | None:  # noqa: B008 (frozen)
     """The tracks nearest ``params["vector"]`` by their descriptions' vectors, within the filters and
     ``params["max_distance"]``, at most ``params["pool"]``; None when the nearest DESCRIPTIONS_WALKED
     descriptions hold too few tracks that pass, and the graph over every track must be walked instead."""
-    literals = {"model": sql.Literal(model_name), "dim": sql.Literal(int(dim))}
-    statement = sql.SQL(_NEAREST_DESCRIPTIONS.format(limit=DESCRIPTIONS_WALKED)).format(**literals)
-    with conn.cursor(row_factory=dict_row) as cursor:
-        # an iterative IVFFlat scan may return rows slightly out of order
-        nearest = sorted(cursor.execute(statement, params).fetchall(), key=lambda row: row["distance"])
-    within = [row for row in nearest if row["distance"] <= params["max_distance"]]
-    walked_all = len(nearest) == DESCRIPTIONS_WALKED and len(within) == len(nearest)  # more lie within the floor
-    return _described(conn, filters, params, model_name, within, walked_all)
+    nearest = _NEAREST_DESCRIPTIONS.format(limit=DESCRIPTIONS_WALKED).replace("{dim}", str(int(dim)))
+    return _described(conn, filters, params, model_name, narrowing, nearest, "distance <= %(max_distance)s",
+                      _TRACKS_BY_TEXT)
 
 
-def described_words(conn: psycopg.Connection, filters: SearchFilters, params: dict,
-                    model_name: str) -> list[dict] | None:
+def described_words(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
+                    narrowing: Narrowing = Narrowing()) -> list[dict] | None:  # noqa: B008 (frozen)
     """The tracks whose description holds every word of ``params["query"]``, best ranked first (ties by
     nearness to ``params["vector"]``), within the filters, at most ``params["pool"]``: the descriptions
     are matched, then expanded to their tracks. None when the DESCRIPTIONS_WALKED best do not fill the
-    pool and more match. Only described tracks whose description's vector is stored are found this way
-    (the embeddings stage stores it right after the attributes stage writes the description)."""
-    statement = sql.SQL(_WORDS_DESCRIPTIONS.format(ranked=FULL_TEXT_RANKED, limit=DESCRIPTIONS_WALKED)).format(
-        model=sql.Literal(model_name))
-    with conn.cursor(row_factory=dict_row) as cursor:
-        matching = cursor.execute(statement, params).fetchall()
-    return _described(conn, filters, params, model_name, matching, len(matching) == DESCRIPTIONS_WALKED)
+    pool and more match. The attributes stage keeps the distinct descriptions (table ``descriptions``), so a
+    track is found by its words whether or not its embeddings stage has run."""
+    matching = _WORDS_DESCRIPTIONS.format(ranked=FULL_TEXT_RANKED, limit=DESCRIPTIONS_WALKED)
+    return _described(conn, filters, params, model_name, narrowing, matching, "TRUE", _TRACKS_BY_TEXT)
 
 
 def nearest_tracks(conn: psycopg.Connection, filters: SearchFilters, params: dict, kind: str, model_name: str,
-                   dim: int, narrowed: bool | None = None) -> list[dict]:
+                   dim: int, narrowing: Narrowing | None = None) -> list[dict]:
     """The vector retriever: tracks nearest ``params["vector"]`` (rows of partition_key, track_id,
     distance), within the filters and ``params["max_distance"]``, at most ``params["pool"]``.
 
-    Exact over the tracks of few videos when the filters leave few (``narrowed``; asked when None), else
+    Exact over the tracks of few videos when the filters leave few (``narrowing``; found when None), else
     by distinct descriptions for text vectors, else through the HNSW graph of every track's vector.
     """
-    if narrowed is None:
-        narrowed = few_candidates(conn, filters, params)
-    if not narrowed and kind == "track_text":
-        found = described_tracks(conn, filters, params, model_name, dim)
+    if narrowing is None:
+        narrowing = narrow(conn, filters, params)
+    if narrowing.videos == []:
+        return []
+    if not narrowing.few and kind == "track_text":
+        found = described_tracks(conn, filters, params, model_name, dim, narrowing)
         if found is not None:
             return found
     with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(vector_statement(filters, kind, model_name, dim, exact=narrowed), params).fetchall()
+        statement = vector_statement(filters, kind, model_name, dim, exact=narrowing.few)
+        return cursor.execute(statement, params).fetchall()
 
 
 def matching_words(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
-                   narrowed: bool) -> list[dict]:
+                   narrowing: Narrowing) -> list[dict]:
     """The full-text retriever: tracks whose description holds every word of ``params["query"]``, best
-    ranked first, within the filters. Over the tracks of few videos when ``narrowed``, else by distinct
-    descriptions (a description shared by ~50 tracks is matched and ranked once), else over every track."""
-    if not narrowed:
-        found = described_words(conn, filters, params, model_name)
+    ranked first, within the filters. Over the tracks of few videos when the narrowing leaves few, else by
+    distinct descriptions (a description shared by ~50 tracks is matched and ranked once), else over every
+    track."""
+    if narrowing.videos == []:
+        return []
+    if not narrowing.few:
+        found = described_words(conn, filters, params, model_name, narrowing)
         if found is not None:
             return found
     with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(text_statement(filters, narrowed), params).fetchall()
-
-
-def few_candidates(conn: psycopg.Connection, filters: SearchFilters, params: dict) -> bool:
-    """Whether the filters leave so few tracks that an exact scan is the faster."""
-    narrowing = _video_narrowing(filters)
-    if narrowing is None:
-        return False
-    statement = _CANDIDATE_COUNT.format(narrowing=narrowing, bound=int(EXACT_BELOW))
-    return conn.execute(statement, params).fetchone()[0] < EXACT_BELOW
+        return cursor.execute(text_statement(filters, narrowing.few), params).fetchall()
 
 
 # Tracks whose description holds every word of the query, best ranked first. Ranking reads each match,
@@ -424,6 +447,21 @@ WHERE (t.partition_key, t.track_id) IN (SELECT * FROM unnest(%(keys)s::text[], %
 """
 
 
+_SEARCH_SETTINGS = f"""SELECT
+    set_config('plan_cache_mode', 'force_custom_plan', true),
+    -- Index lookups priced as on SSD with the data in memory (PostgreSQL's default, 4, prices a disk
+    -- seek): a camera's week is then reached by its videos' keys, not by reading every track (10 ms
+    -- against 51 ms at 100k tracks).
+    set_config('random_page_cost', '1.1', true),
+    set_config('hnsw.iterative_scan', 'relaxed_order', true),  -- keep filling results under filters
+    set_config('hnsw.ef_search', '{EF_SEARCH}', true),  -- recall at 1M vectors: benchmarks/README.md
+    -- distinct descriptions: 10 of sqrt(n) lists (vector_index.description_lists), then more until the
+    -- LIMIT is met (few descriptions in all, or a long list of them asked for)
+    set_config('ivfflat.probes', '{DESCRIPTION_PROBES}', true),
+    set_config('ivfflat.iterative_scan', 'relaxed_order', true)
+"""
+
+
 @contextmanager
 def _search_transaction(conn: psycopg.Connection):
     """A transaction whose queries are planned for their actual parameters.
@@ -436,17 +474,7 @@ def _search_transaction(conn: psycopg.Connection):
     Inside a caller's transaction this is a savepoint, and the settings last until that transaction ends.
     """
     with conn.transaction():
-        conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        # Index lookups priced as on SSD with the data in memory (PostgreSQL's default, 4, prices a disk
-        # seek): a camera's week is then reached by its videos' keys, not by reading every track (10 ms
-        # against 51 ms at 100k tracks).
-        conn.execute("SET LOCAL random_page_cost = 1.1")
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")  # keep filling results under filters
-        conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")  # recall at 1M vectors: benchmarks/README.md
-        # distinct descriptions: 10 of sqrt(n) lists (vector_index.description_lists), then more until the
-        # LIMIT is met (few descriptions in all, or a long list of them asked for)
-        conn.execute(f"SET LOCAL ivfflat.probes = {DESCRIPTION_PROBES}")
-        conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+        conn.execute(_SEARCH_SETTINGS)  # one round trip: each costs ~0.5 ms on a busy machine
         yield conn
 
 
@@ -493,17 +521,17 @@ def search(conn: psycopg.Connection, query: str, embedder, model_name: str,
     rankings: dict[str, dict[tuple[str, int], int]] = {}
     similarities: dict[tuple[str, int], float] = {}
     with _search_transaction(conn):
-        narrowed = few_candidates(conn, filters, params)
+        narrowing = narrow(conn, filters, params)
         vectors = {}
         for name, kind, model, model_id, floor in retrievers:
             vector = model.embed([query])[0]
             vectors[name] = _vector_literal(vector)
             max_distance = 2.0 if floor is None else 1.0 - floor
             rows = nearest_tracks(conn, filters, {**params, "vector": vectors[name], "max_distance": max_distance},
-                                  kind, model_id, vector.shape[0], narrowed)
+                                  kind, model_id, vector.shape[0], narrowing)
             rankings[name] = _ranked(rows, similarities if name == "text_vector" else None)
         words = {**params, "query": in_class_words(query), "vector": vectors["text_vector"]}
-        rankings["full_text"] = _ranked(matching_words(conn, filters, words, model_name, narrowed))
+        rankings["full_text"] = _ranked(matching_words(conn, filters, words, model_name, narrowing))
         scores = reciprocal_rank_fusion(rankings)
         top = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
         return _hits(conn, top, scores, rankings, similarities)

@@ -45,6 +45,7 @@ def description_lists(count: int) -> int:
 
 
 _INDEX_LOCK = 0x5EE1_1D3C
+_DESCRIPTIONS_LOCK = 0x5EE1_DE5C
 
 # Distinct descriptions are not walked as a graph: sentences in the pipeline's words differ by a number
 # or a colour, so they lie in tight clusters of near-equals, and an HNSW graph over them (m 32 or 64,
@@ -57,6 +58,13 @@ _INDEX_LOCK = 0x5EE1_1D3C
 # so lie close together; a denser graph built with a wider search holds 0.95 (benchmarks/README.md).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
+
+
+def lock_descriptions(conn: psycopg.Connection) -> None:
+    """Hold the lock on table ``descriptions`` until the transaction ends (re-entrant): a run forgetting a
+    description no track of its own has any more must not miss another run adding it again. Taken after the
+    index lock by whoever takes both, never before it."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DESCRIPTIONS_LOCK,))
 
 
 def lock_indexes(conn: psycopg.Connection) -> None:
@@ -116,9 +124,15 @@ def _ensure_description_index(conn: psycopg.Connection, model_name: str, dim: in
 
 
 def sync_descriptions(conn: psycopg.Connection) -> int:
-    """Make ``description_vectors`` hold exactly the descriptions tracks have: those no track has any more
-    go (a re-run or a deleted video leaves them), any a bulk load wrote past the embeddings stage come.
-    Returns the rows added."""
+    """Make ``descriptions`` and ``description_vectors`` hold exactly the descriptions tracks have: those no
+    track has any more go (a deleted video leaves them), any a bulk load wrote past the attributes and
+    embeddings stages come. Returns the vectors added."""
+    lock_descriptions(conn)
+    conn.execute("""DELETE FROM descriptions d WHERE NOT EXISTS (
+                        SELECT 1 FROM track_attributes a WHERE md5(a.description) = md5(d.content))""")
+    conn.execute("""INSERT INTO descriptions (content)
+                    SELECT DISTINCT ON (md5(description)) description FROM track_attributes ORDER BY md5(description)
+                    ON CONFLICT DO NOTHING""")
     conn.execute("""DELETE FROM description_vectors d WHERE NOT EXISTS (
                         SELECT 1 FROM embeddings e WHERE e.kind = 'track_text' AND e.model_name = d.model_name
                           AND md5(e.content) = md5(d.content) AND e.content = d.content)""")

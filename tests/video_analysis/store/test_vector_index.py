@@ -90,6 +90,7 @@ def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_
             db.execute("DROP TABLE description_vectors; DROP INDEX embeddings_by_description; "
                        "DROP STATISTICS embeddings_per_description")
             db.execute(migration)
+            db.execute("ALTER TABLE description_vectors DROP COLUMN content_tsv")  # as migration 10 does
         stored = db.execute("SELECT model_name, content, embedding::text FROM description_vectors "
                             "ORDER BY 1, 2").fetchall()
         assert stored == [("m", "person walking north", "[0,1,0]"), ("m", "red car, stationary", "[1,0,0]"),
@@ -148,3 +149,87 @@ def test_a_re_run_keeps_each_description_once_and_forgets_those_no_track_has(db,
             replace_embeddings(conn, "v.mp4@1", "track_text", ModelStamp("m", "r1"), [(2, "new"), (3, "new")],
                                vectors[:2])
     assert [r[0] for r in db.execute("SELECT content FROM description_vectors ORDER BY 1")] == ["new", "shared"]
+
+
+def _tracks(conn, partition_key: str, descriptions: dict[int, str]) -> None:
+    conn.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+                 "VALUES (%s, 'local', %s, '1', 1, now()) ON CONFLICT DO NOTHING",
+                 (partition_key, partition_key.split("@")[0]))
+    for track_id in descriptions:
+        conn.execute("INSERT INTO tracks (partition_key, track_id, class_name, first_t, last_t, frames_seen, "
+                     "mean_confidence, max_step_px, path, best_frame, best_x1, best_y1, best_x2, best_y2, model_name, "
+                     "model_version) VALUES (%s, %s, 'car', 0, 1, 5, 0.9, 1, '[]', 0, 0, 0, 1, 1, 'd', '1')",
+                     (partition_key, track_id))
+
+
+def _attributes(dsn: str, partition_key: str, descriptions: dict[int, str]) -> None:
+    """The attributes stage's writer, as a run calls it (one transaction)."""
+    from video_analysis.store import db
+    from video_analysis.store.outputs import replace_attributes
+    from video_analysis.vision.attributes import TrackAttributes
+
+    found = [TrackAttributes(track_id, "car", None, None, "red", 0.2, 0.0, 0.0, "stationary", None, 0.0, 1.0,
+                             description=text) for track_id, text in descriptions.items()]
+    with db.session(dsn) as conn:
+        replace_attributes(conn, partition_key, found, profile="offline")
+
+
+def test_the_attributes_keep_each_description_once_and_a_re_run_forgets_those_no_track_has(db, pg_dsn):
+    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
+    _tracks(db, "w.mp4@1", {1: ""})
+    _attributes(pg_dsn, "w.mp4@1", {1: "red car, stationary"})
+    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "blue car, moving"})
+    assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
+        "blue car, moving", "red car, stationary"]
+    _attributes(pg_dsn, "v.mp4@1", {2: "gray car, parked", 3: "gray car, parked"})  # a re-run, described anew
+    assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
+        "gray car, parked", "red car, stationary"]  # w's track still has "red car"
+
+
+def test_words_find_a_described_track_whose_vectors_are_not_stored(db, pg_dsn):
+    """Words are matched in the descriptions the attributes stage keeps: a track whose embeddings stage has
+    not run (or failed) is found by its words without a narrowing filter, as it is with one."""
+    from video_analysis.store.search import EXACT_BELOW, Narrowing, SearchFilters, matching_words
+
+    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
+    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
+    assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+    params = {**SearchFilters().__dict__, "query": "red car", "pool": 20, "vector": "[1,0,0]"}
+    unnarrowed = matching_words(db, SearchFilters(), params, "m", Narrowing())
+    assert [(r["partition_key"], r["track_id"]) for r in unnarrowed] == [("v.mp4@1", 1), ("v.mp4@1", 3)]
+    assert EXACT_BELOW > 3
+    one_video = {**params, "video": "v.mp4@1"}
+    for narrowing in (Narrowing(few=True, videos=["v.mp4@1"]), Narrowing(few=False, videos=["v.mp4@1"])):
+        # scanned over the video's tracks, or expanded from the descriptions within the listed video
+        narrowed = matching_words(db, SearchFilters(video="v.mp4@1"), one_video, "m", narrowing)
+        assert [(r["partition_key"], r["track_id"]) for r in narrowed] == [("v.mp4@1", 1), ("v.mp4@1", 3)]
+    assert matching_words(db, SearchFilters(video="w.mp4@1"), {**params, "video": "w.mp4@1"}, "m",
+                          Narrowing(few=False, videos=["w.mp4@1"])) == []
+
+
+def test_a_filter_s_tracks_are_counted_or_estimated_alike(db, pg_dsn, monkeypatch):
+    """Whether a filter leaves few tracks (then scanned exactly) is estimated from the tables' statistics
+    once gathered, else counted; both must say the same of the same rows."""
+    from video_analysis.store import search as search_module
+
+    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
+    params = {**search_module.SearchFilters(video="v.mp4@1").__dict__}
+    for analysed in (False, True):
+        if analysed:
+            db.execute("ANALYZE videos, tracks")
+        for bound, few in ((3, False), (4, True)):
+            monkeypatch.setattr(search_module, "EXACT_BELOW", bound)
+            found = search_module.narrow(db, search_module.SearchFilters(video="v.mp4@1"), params)
+            assert (found.few, found.videos) == (few, ["v.mp4@1"]), (analysed, bound)
+
+
+def test_migration_10_keeps_each_description_of_the_tracks_once(db, pg_dsn):
+    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
+    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
+    [migration] = [sql for version, _, sql in MIGRATIONS if version == 10]
+    with db.transaction():  # a failed migration leaves the schema as it was, for the tests that follow
+        db.execute("DROP TABLE descriptions; DROP INDEX track_attributes_by_description; "
+                   "ALTER TABLE description_vectors ADD COLUMN content_tsv tsvector")
+        db.execute(migration)
+    assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
+        "blue car, moving", "red car, stationary"]
