@@ -86,7 +86,7 @@ def bench_sensor(counts: list[int]) -> None:
             from video_analysis.store import db
 
             with db.connect(db.resolve_dsn(None, home / "postgres"), autocommit=True) as conn:
-                conn.execute("TRUNCATE videos, description_vectors CASCADE")
+                conn.execute("TRUNCATE videos, descriptions, description_vectors CASCADE")
             shutil.rmtree(inbox)
     finally:
         EmbeddedPostgres(home / "postgres").discard()
