@@ -186,6 +186,24 @@ def test_the_attributes_keep_each_description_once_and_a_re_run_forgets_those_no
         "gray car, parked", "red car, stationary"]  # w's track still has "red car"
 
 
+def test_a_re_run_of_the_tracks_forgets_the_descriptions_of_the_tracks_it_replaced(db, pg_dsn):
+    from video_analysis.store import db as store
+    from video_analysis.store.outputs import ModelStamp, replace_tracks
+    from video_analysis.vision.tracking import TrackSummary
+
+    _tracks(db, "v.mp4@1", {1: "", 2: ""})
+    _tracks(db, "w.mp4@1", {1: ""})
+    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving"})
+    _attributes(pg_dsn, "w.mp4@1", {1: "red car, stationary"})
+    track = TrackSummary(track_id=1, class_id=2, first_t=0.0, last_t=1.0, frames_seen=5, mean_confidence=0.9,
+                         path=[[0.0, 1.0, 1.0]], best_frame=0, best_box=(0, 0, 1, 1), max_step_px=1.0)
+    with store.session(pg_dsn) as conn:  # tracked anew: the attributes go with the old tracks (cascade)
+        replace_tracks(conn, "v.mp4@1", [track], {2: "car"}, {}, ModelStamp("d", "2"))
+    assert db.execute("SELECT count(*) FROM track_attributes WHERE partition_key = 'v.mp4@1'").fetchone()[0] == 0
+    assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
+        "red car, stationary"]  # still w's
+
+
 def test_words_find_a_described_track_whose_vectors_are_not_stored(db, pg_dsn):
     """Words are matched in the descriptions the attributes stage keeps: a track whose embeddings stage has
     not run (or failed) is found by its words without a narrowing filter, as it is with one."""
@@ -233,3 +251,18 @@ def test_migration_10_keeps_each_description_of_the_tracks_once(db, pg_dsn):
         db.execute(migration)
     assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
         "blue car, moving", "red car, stationary"]
+
+
+def test_meaning_finds_every_track_of_a_described_sentence_once_its_vector_is_stored(db, pg_dsn):
+    """A description's vector is stored once (by the first track embedded with it); every track described
+    so is then found by meaning, nearest description first, ties by key."""
+    from video_analysis.store.search import Narrowing, SearchFilters, _search_transaction, described_tracks
+
+    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
+    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
+    db.execute("INSERT INTO description_vectors (model_name, content, model_version, dim, embedding) VALUES "
+               "('m', 'red car, stationary', 'r1', 3, '[1,0,0]'), ('m', 'blue car, moving', 'r1', 3, '[0,1,0]')")
+    params = {**SearchFilters().__dict__, "query": "", "pool": 20, "vector": "[0.9,0.1,0]", "max_distance": 2.0}
+    with _search_transaction(db):
+        found = described_tracks(db, SearchFilters(), params, "m", 3, Narrowing())
+    assert [(r["track_id"], round(r["distance"], 3)) for r in found] == [(1, 0.006), (3, 0.006), (2, 0.89)]
