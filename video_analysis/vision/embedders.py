@@ -130,12 +130,15 @@ class OnnxTextEmbedder:
             partial = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}")
             try:
                 _export(modules[0].auto_model, tokenizer, partial)
-                _check(cls(partial, tokenizer, max_length, embedder.dim, threads), embedder)
                 os.replace(partial, onnx_path)  # whole or not at all: a process killed mid-export leaves none
             finally:
                 partial.unlink(missing_ok=True)
         exported = cls(onnx_path, tokenizer, max_length, embedder.dim, threads)
-        _check(exported, embedder)  # on every load too (~0.1 s): a file from another export is never used
+        try:
+            _check(exported, embedder)  # on every load (~0.1 s): an export that differs is never used
+        except ValueError:
+            onnx_path.unlink(missing_ok=True)  # nor kept: the next start exports again
+            raise
         return exported
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
