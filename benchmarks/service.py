@@ -97,6 +97,7 @@ def load(dsn: str, n_tracks: int, embedder, model_name: str, noise: float = 0.0)
             for i, pick in enumerate(picks):
                 copy.write_row((_key(i // 20, n_tracks, start), "track_text", i % 20, texts[pick], model_name, "1",
                                 int(base.shape[1]), Vector(vectors[i])))
+        load_summaries(conn, n_tracks // 20, embedder, model_name, rng)
         sync_descriptions(conn)  # as the embeddings stage adds each new description's vector
         conn.commit()
         conn.execute("SET maintenance_work_mem = '2GB'")
@@ -105,6 +106,50 @@ def load(dsn: str, n_tracks: int, embedder, model_name: str, noise: float = 0.0)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")  # as autovacuum leaves the tables after a bulk load
+
+
+INCIDENT_DETAILS = {"loitering": "stayed within 1.2 body heights for {n} s", "running": "moved at {n} body heights/s",
+                    "crowding": "{n} people at once", "zone_intrusion": "entered zone door for {n} s",
+                    "unattended_object": "backpack left with nobody around for {n} s"}
+
+
+def load_summaries(conn, n_videos: int, embedder, model_name: str, rng) -> None:
+    """A summary per video, as the summaries stage writes it (its incidents, text and text vector): one
+    video in five with an incident, so the events' retrievers search as many rows as a real store's."""
+    from pgvector import Vector
+
+    from video_analysis.events.incidents import Incident, TrackFacts, incidents_json, summary_text
+
+    types = sorted(INCIDENT_DETAILS)
+    texts, rows = {}, []
+    for v in range(n_videos):
+        incidents = []
+        if rng.random() < 0.2:
+            kind, start = types[rng.integers(len(types))], float(rng.integers(0, 500))
+            incidents.append(Incident(kind, start, start + 40, [int(rng.integers(20))],
+                                      INCIDENT_DETAILS[kind].format(n=int(rng.integers(5, 60)))))
+        tracks = [TrackFacts(i, "person" if i < 14 else "car", 0.0, 30.0, [], 100.0)
+                  for i in range(int(rng.integers(1, 20)))]
+        score = 100 - 10 * len(incidents)
+        text = summary_text(600.0, f"cam{v % 10}", tracks, incidents, score)
+        texts.setdefault(text, None)
+        rows.append((v, incidents, text, score))
+    distinct = list(texts)
+    vectors = dict(zip(distinct, embedder.embed(distinct), strict=True))
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    n_tracks = n_videos * 20
+    with conn.cursor().copy("COPY summaries (partition_key, safety_score, incident_count, incidents, summary, facts, "
+                            "generator) FROM STDIN") as copy:
+        for v, incidents, text, score in rows:
+            copy.write_row((_key(v, n_tracks, start), score, len(incidents), json.dumps(incidents_json(incidents)),
+                            text, "{}", "template"))
+    with conn.cursor().copy("COPY embeddings (partition_key, kind, track_id, content, model_name, model_version, "
+                            "dim, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "text", "int4", "text", "text", "text", "int4", "vector"])
+        for v, _, text, _ in rows:
+            vector = vectors[text]
+            copy.write_row((_key(v, n_tracks, start), "summary_text", None, text, model_name, "1",
+                            int(vector.shape[0]), Vector(vector)))
 
 
 def _class(text: str) -> str:

@@ -347,6 +347,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE description_vectors DROP COLUMN content_tsv;  -- words are matched in descriptions now
         """,
     ),
+    (
+        11,
+        "incidents found by their words through an index",
+        """
+        -- Search by words tests each incident's type and detail; this index finds the summaries whose
+        -- incidents hold all the words first, instead of reading every summary (57 ms at 50,000 videos).
+        -- Each incident's text as search reads it ("running moved at ..."), one after the other: a phrase
+        -- within one incident is a phrase here too, and the incident's own text decides.
+        CREATE FUNCTION incident_words(incidents jsonb) RETURNS tsvector
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE
+            AS $$ SELECT to_tsvector('english'::regconfig, coalesce(string_agg(
+                      replace(i->>'type', '_', ' ') || ' ' || coalesce(i->>'detail', ''), ' . '), ''))
+                  FROM jsonb_array_elements(incidents) i $$;
+        CREATE INDEX summaries_incident_words ON summaries USING gin (incident_words(incidents));
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
