@@ -58,7 +58,8 @@ class PooledDatabase:
 
         self.dsn = dsn
         # check: a connection broken by a database restart is replaced before use, not failed on a request
-        self.pool = ConnectionPool(dsn, min_size=1, max_size=max_size, configure=_register_vector, open=True,
+        # two at least: a search runs its tracks and its events side by side, each on its own connection
+        self.pool = ConnectionPool(dsn, min_size=2, max_size=max_size, configure=_register_vector, open=True,
                                    check=ConnectionPool.check_connection,
                                    kwargs={"connect_timeout": CONNECT_TIMEOUT_S})
 
