@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,8 +136,9 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
     """Tracks, incidents and summaries matching ``q``, best first, as the API returns them.
 
     Tracks and events are searched side by side, each on a connection of its own, so the database works
-    on both at once and the query's embedding (made once, shared through the embedder's memory) overlaps
-    the other side's first statements: the search takes about as long as the slower side, not the sum."""
+    on both at once: the search takes about as long as the slower side, not the sum. The query is embedded
+    once, shared through the embedder's memory (with a filter by video, while the tracks' side lists the
+    videos)."""
 
     def tracks() -> list[dict]:
         with ctx.database.session() as conn:
@@ -156,7 +157,10 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
     sides = [side for side, kinds in ((tracks, (None, "track")), (events, (None, "incident", "summary")))
              if kind in kinds]
     elsewhere = [ctx.workers.submit(side) for side in sides[1:]]
-    hits = sides[0]() if sides else []
+    try:
+        hits = sides[0]() if sides else []
+    finally:
+        wait(elsewhere)  # a side that failed does not leave the other running on, unobserved
     for future in elsewhere:
         hits += future.result()
     # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.

@@ -53,12 +53,13 @@ class PooledDatabase:
     """A long-lived process's database (the review service): connections kept open and reused, so a
     request does not pay for a new connection and its password handshake."""
 
-    def __init__(self, dsn: str, max_size: int = 8):
+    def __init__(self, dsn: str, max_size: int = 16):
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
         # check: a connection broken by a database restart is replaced before use, not failed on a request
-        # two at least: a search runs its tracks and its events side by side, each on its own connection
+        # two at least, and twice the searches served at once: a search runs its tracks and its events side
+        # by side, each on its own connection
         self.pool = ConnectionPool(dsn, min_size=2, max_size=max_size, configure=_register_vector, open=True,
                                    check=ConnectionPool.check_connection,
                                    kwargs={"connect_timeout": CONNECT_TIMEOUT_S})

@@ -358,7 +358,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE FUNCTION incident_words(incidents jsonb) RETURNS tsvector
             LANGUAGE sql IMMUTABLE PARALLEL SAFE
             AS $$ SELECT to_tsvector('english'::regconfig, coalesce(string_agg(
-                      replace(i->>'type', '_', ' ') || ' ' || coalesce(i->>'detail', ''), ' . '), ''))
+                      replace(i->>'type', '_', ' ') || ' ' || coalesce(i->>'detail', ''), ' '), ''))
                   FROM jsonb_array_elements(incidents) i $$;
         CREATE INDEX summaries_incident_words ON summaries USING gin (incident_words(incidents));
         """,

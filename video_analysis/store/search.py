@@ -658,13 +658,14 @@ LIMIT %(pool)s
 """
 
 # Incidents by words: all of the query's words in the incident's type and detail, tested on the summaries
-# whose incidents hold them all (index summaries_incident_words).
+# whose incidents hold them all (index summaries_incident_words; {words}, left out for a query that
+# excludes a word: one incident may lack it while another of the same summary has it).
 _INCIDENTS_BY_TEXT = """
 WITH q AS (SELECT websearch_to_tsquery('english', %(query)s) AS q)
 SELECT v.partition_key, v.object_key, v.camera, v.recorded_at, i.value AS incident
 FROM videos v JOIN summaries s USING (partition_key), jsonb_array_elements(s.incidents) i, q
 WHERE q.q::text <> ''
-  AND incident_words(s.incidents) @@ websearch_to_tsquery('english', %(query)s)
+  AND {words}
   AND to_tsvector('english', replace(i.value->>'type', '_', ' ') || ' ' || coalesce(i.value->>'detail', '')) @@ q.q
   AND (%(incident)s::text IS NULL OR i.value->>'type' = %(incident)s) AND """ + _EVENT_FILTERS + """
   AND (%(since)s::timestamptz IS NULL
@@ -685,7 +686,8 @@ _SUMMARY_WINDOW = """
 
 # Summaries by meaning, first without the filters: the nearest summaries of the model, each marked whether
 # it passes them. When not all of these are within the relevance floor, every summary within it is among
-# them, and the ones that pass are the answer; the graph walk is then as short as without filters. A
+# them (as far as the index finds them: it is approximate, as the filtered walk is), and the ones that
+# pass are the answer; the graph walk is then as short as without filters. A
 # filtered walk goes on until the pool is full of passing summaries, although the floor keeps few: a
 # camera's, 17 ms p50 at 50,000 videos, against ~3 ms.
 _SUMMARY_NEAREST = """
@@ -773,7 +775,7 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
         incidents = {}
         if kind in (None, "incident"):
             incidents = {"incident_meaning": cursor.execute(_INCIDENTS, params).fetchall() if types else [],
-                         "incident_text": cursor.execute(_INCIDENTS_BY_TEXT, params).fetchall()}
+                         "incident_text": cursor.execute(_incidents_by_text(query), params).fetchall()}
         summaries = {}
         if filters.incident is None and kind in (None, "summary"):
             nearest = _nearest_summaries(conn, filters, params, model_name, int(vector.shape[0]))
@@ -805,13 +807,26 @@ def search_events(conn: psycopg.Connection, query: str, embedder, model_name: st
     return [EventHit(**{**events[key].__dict__, "score": round(scores[key], 5)}) for key in top]
 
 
+# A word the query excludes, as websearch_to_tsquery reads it: "-" opening a word. Read broadly (a
+# hyphen after a space anywhere, quoted or not): a query taken for excluding costs time, never results.
+_EXCLUDES = re.compile(r"(?:^|\s)-\S")
+
+
+def _incidents_by_text(query: str) -> str:
+    words = ("TRUE" if _EXCLUDES.search(query)
+             else "incident_words(s.incidents) @@ websearch_to_tsquery('english', %(query)s)")
+    return _INCIDENTS_BY_TEXT.replace("{words}", words)
+
+
 def _nearest_summaries(conn: psycopg.Connection, filters: SearchFilters, params: dict, model_name: str,
                        dim: int) -> list[dict]:
     """Summaries nearest ``params["vector"]`` within the filters and the floor, at most ``params["pool"]``."""
     literals = {"model": sql.Literal(model_name), "dim": sql.Literal(dim)}
     with conn.cursor(row_factory=dict_row) as cursor:
         nearest = cursor.execute(sql.SQL(_SUMMARY_NEAREST).format(**literals), params).fetchall()
-        if len(nearest) < params["pool"]:  # not all within the floor: every summary within it is here
+        if len(nearest) < params["pool"] or all(row["passes"] for row in nearest):
+            # not all within the floor: every summary within it is here (as far as the index finds them);
+            # or every one passes the filters: they are the nearest that do
             return [row for row in nearest if row["passes"]]
         videos = narrow(conn, filters, params).videos
         if videos == []:
