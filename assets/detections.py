@@ -9,10 +9,12 @@ from assets.raw_video import raw_video
 from assets.video_stage import batch_setup, materialize_videos, model_code_version, video_stage_asset
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.stages import detect
+from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 
 
 class DetectionConfig(Config):
-    sample_fps: float = Field(default=2.0, description="Frames analysed per second of video; 0 = every frame.")
+    sample_fps: float = Field(default=DEFAULT_SAMPLE_FPS, description="Frames analysed per second of video, rounded "
+                              "to a whole step of the video's frames; 0 = every frame.")
     batch_size: int = Field(default=8, description="Frames per model call.")
 
 
@@ -21,7 +23,7 @@ class DetectionConfig(Config):
     gpu=True,
     group="vision",
     kinds={"pytorch", "postgres"},
-    code_version=model_code_version("detect-v2", "detector"),
+    code_version=model_code_version("detect-v3", "detector"),
     description="Boxes, classes and scores on sampled frames (table `detections`), stamped with the model; the "
     "one full decode of the video, which also finds how much of it decodes (ready or partial footage).",
     checks=("boxes_inside_frame", "scores_in_unit_range", "footage_complete"),

@@ -30,7 +30,8 @@ class ModelRegistryResource(ConfigurableResource):
         resolved = self.resolve(task, allow_download)
         key = (task, resolved.path)
         if key not in self._loaded:
-            self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path)
+            self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path,
+                                           cache_dir=self.registry(allow_download).cache_dir)
         return resolved, self._loaded[key]
 
     def load_optional(self, task: str, allow_download: bool = True):

@@ -12,7 +12,7 @@ from video_analysis.vision.frames import Frame
 
 def test_offline_profile_resolves_the_packaged_ssd_and_verifies_it(tmp_path):
     model = ModelRegistry(tmp_path, profile="offline").resolve("detector")
-    assert (model.name, model.backend, model.profile) == ("ssd-mobilenet-v2-coco", "opencv-tf", "offline")
+    assert (model.name, model.backend, model.profile) == ("ssd-mobilenet-v2-coco", "openvino-tf", "offline")
     assert model.path.name == "frozen_inference_graph.pb" and model.config_path.suffix == ".pbtxt"
     assert list((tmp_path / "verified").iterdir())  # checksum verified once, then remembered
 
@@ -138,8 +138,9 @@ def test_yolo_built_from_config_runs_through_the_registry_loader(tmp_path, tiny_
 
 def test_load_detector_honours_a_zero_confidence(tmp_path, tiny_yolo):
     ssd = ModelRegistry(tmp_path, profile="offline").resolve("detector")
-    assert load_detector(ssd.backend, ssd.path, ssd.config_path).confidence == 0.4  # the default
-    assert load_detector(ssd.backend, ssd.path, ssd.config_path, confidence=0.0).confidence == 0.0
+    for backend in ("openvino-tf", "opencv-tf"):
+        assert load_detector(backend, ssd.path, ssd.config_path, cache_dir=tmp_path).confidence == 0.3  # default
+        assert load_detector(backend, ssd.path, ssd.config_path, confidence=0.0, cache_dir=tmp_path).confidence == 0
     assert load_detector("ultralytics", tiny_yolo, confidence=0.0).confidence == 0.0
 
 

@@ -12,7 +12,7 @@ from video_analysis.store.db import Database
 from video_analysis.store.outputs import ModelStamp, replace_detections
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeError
-from video_analysis.vision.passes import detect_video
+from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ STAGE = "detections"
 
 
 def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector, model: ModelStamp, *,
-        sample_fps: float | None = 2.0, batch_size: int = 8, run_id: str | None = None) -> StageResult:
+        sample_fps: float | None = DEFAULT_SAMPLE_FPS, batch_size: int = 8, run_id: str | None = None) -> StageResult:
     """Detect on every sampled frame and replace the video's detections, stamped with the model."""
     with db.session() as conn:
         video = catalog.ready_video(conn, partition_key)

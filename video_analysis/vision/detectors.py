@@ -1,11 +1,18 @@
 """Detector backends behind one interface: frames in, ``Detections`` out.
 
 - ``ultralytics``: any YOLO checkpoint (.pt, or exported ONNX/TensorRT engines), on CUDA when present.
-- ``opencv-tf``: SSD-MobileNet-v2 COCO (TensorFlow frozen graph) through OpenCV DNN, CPU, no network.
+- ``openvino-tf``: SSD-MobileNet-v2 COCO (TensorFlow frozen graph) through OpenVINO, CPU, no network: the
+  offline profile's detector (see benchmarks/README.md for its speed against OpenCV DNN).
+- ``opencv-tf``: the same graph through OpenCV DNN, kept to compare against.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +39,13 @@ _TF_COCO = {
 }
 
 
+log = logging.getLogger(__name__)
+
+# Boxes scored below this reach the tracker too: ByteTrack keeps a track alive through them (its second,
+# low-score association) without starting tracks from them. Chosen on ground truth (benchmarks/quality.py).
+SSD_CONFIDENCE = 0.3
+
+
 class Detector(Protocol):
     class_names: dict[int, str]
 
@@ -55,7 +69,7 @@ class OpenCVSSDDetector:
 
     input_size = (300, 300)
 
-    def __init__(self, weights: Path, config: Path, confidence: float = 0.4):
+    def __init__(self, weights: Path, config: Path, confidence: float = SSD_CONFIDENCE):
         self.net = cv2.dnn.readNetFromTensorflow(str(weights), str(config))
         self.confidence = confidence
         self.class_names = dict(_TF_COCO)
@@ -79,6 +93,81 @@ class OpenCVSSDDetector:
             scores.append(rows[:, 2])
             classes.append(rows[:, 1].astype(np.int32))
         return _stack(frames, boxes, scores, classes)
+
+
+class OpenVINOSSDDetector:
+    """SSD-MobileNet-v2 COCO frozen graph through OpenVINO on the CPU.
+
+    The graph is converted once into OpenVINO's own format in ``cache_dir`` (reading the TensorFlow graph
+    takes seconds on every load), and compiled for one 300x300 frame a request: batches go through frame by
+    frame, which measured faster on the CPU than one request of eight (the graph's per-image NMS dominates).
+    """
+
+    input_size = (300, 300)
+
+    def __init__(self, weights: Path, cache_dir: Path | None = None, confidence: float = SSD_CONFIDENCE,
+                 threads: int | None = None):
+        import openvino as ov
+
+        self.confidence = confidence
+        self.class_names = dict(_TF_COCO)
+        cache_dir = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir()) / "reelgraph-models"
+        core = ov.Core()
+        model = core.read_model(str(_converted_graph(core, Path(weights), cache_dir)))
+        model.reshape([1, self.input_size[1], self.input_size[0], 3])
+        config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir / "openvino" / "compiled")}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.model = core.compile_model(model, "CPU", config)
+        # The frozen graph's outputs, by their tensor names: boxes (y1, x1, y2, x2, normalised), class ids
+        # (COCO 1..90), scores, and the number of valid rows.
+        outputs = {name: o for o in self.model.outputs for name in o.get_names()}
+        self._boxes, self._classes, self._scores, self._count = (
+            outputs[f"{name}:0"] for name in ("detection_boxes", "detection_classes", "detection_scores",
+                                              "num_detections"))
+        self.request = self.model.create_infer_request()
+
+    def detect(self, frames: list[Frame]) -> Detections:
+        if not frames:
+            return Detections.empty()
+        boxes, scores, classes = [], [], []
+        for frame in frames:
+            h, w = frame.image.shape[:2]
+            rgb = cv2.cvtColor(cv2.resize(frame.image, self.input_size, interpolation=cv2.INTER_LINEAR),
+                               cv2.COLOR_BGR2RGB)
+            result = self.request.infer([rgb[None]])
+            count = int(result[self._count][0])
+            score = result[self._scores][0, :count]
+            cls = result[self._classes][0, :count].astype(np.int32)
+            keep = (score >= self.confidence) & np.isin(cls, list(self.class_names))
+            yxyx = np.clip(result[self._boxes][0, :count][keep], 0.0, 1.0)
+            boxes.append(yxyx[:, [1, 0, 3, 2]] * np.array([w, h, w, h], np.float32))
+            scores.append(score[keep])
+            classes.append(cls[keep])
+        return _stack(frames, boxes, scores, classes)
+
+
+def _converted_graph(core, weights: Path, cache_dir: Path) -> Path:
+    """The TensorFlow graph in OpenVINO's format, converted once per graph (by content) into the cache."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    target = Path(cache_dir) / "openvino" / digest
+    if (target / "model.xml").exists() and (target / "model.bin").exists():
+        return target / "model.xml"
+    import openvino as ov
+
+    log.info("converting %s to OpenVINO's format (once) into %s", weights.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
+    try:
+        ov.save_model(core.read_model(str(weights)), str(partial / "model.xml"))
+        try:
+            os.rename(partial, target)  # atomic: another worker sees all of it or none
+        except OSError:
+            if not (target / "model.xml").exists():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target / "model.xml"
 
 
 class UltralyticsDetector:
@@ -116,7 +205,10 @@ def _default_device() -> str:
         return "cpu"
 
 
-def load_detector(backend: str, weights: Path, config: Path | None = None, confidence: float | None = None):
+def load_detector(backend: str, weights: Path, config: Path | None = None, confidence: float | None = None,
+                  cache_dir: Path | None = None):
+    if backend == "openvino-tf":
+        return OpenVINOSSDDetector(weights, cache_dir, **({"confidence": confidence} if confidence is not None else {}))
     if backend == "opencv-tf":
         if config is None:
             raise ValueError("the opencv-tf backend needs the graph's .pbtxt config")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load_model(backend: str, path: Path, config: Path | None = None):
-    if backend in ("opencv-tf", "ultralytics"):
+def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: Path | None = None):
+    """``cache_dir`` keeps what a backend derives from a checkpoint once (a converted graph, compiled code)."""
+    if backend in ("openvino-tf", "opencv-tf", "ultralytics"):
         from video_analysis.vision.detectors import load_detector
 
-        return load_detector(backend, path, config)
+        return load_detector(backend, path, config, cache_dir=cache_dir)
     if backend in ("sentence-transformers", "transformers-clip"):
         from video_analysis.vision.embedders import load_embedder
 

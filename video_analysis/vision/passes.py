@@ -10,7 +10,7 @@ import numpy as np
 
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
-from video_analysis.vision.frames import DecodeReport, batched, frames_at, iter_frames
+from video_analysis.vision.frames import DecodeReport, batched, effective_sample_fps, frames_at, iter_frames
 from video_analysis.vision.images import draw_boxes, make_thumbnail
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
@@ -21,6 +21,10 @@ from video_analysis.vision.tracking import (
 )
 
 TRACK_THUMBNAIL_PX = 128
+# Frames analysed per second of video, by default. Chosen on ground truth with the tracker's settings
+# (benchmarks/quality.py): at 2 fps people move further than their own width between samples and tracks
+# split; at 6 (every 4th frame of 25 fps) the offline detector and tracker hold identities.
+DEFAULT_SAMPLE_FPS = 6.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class DetectionPass:
         return self.seconds / max(1, self.frames_processed)
 
 
-def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: float | None,
+def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: float | None = DEFAULT_SAMPLE_FPS,
                  batch_size: int = 8) -> DetectionPass:
     """Run the detector on sampled frames: the one full decode of a video, on its own thread while the model
     works. Damaged packets are skipped and counted in the pass's decode report."""
@@ -64,7 +68,7 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         labels = [f"{detector.class_names.get(int(c), c)} {conf:.2f}"
                   for c, conf in zip(boxes.class_id, boxes.confidence, strict=True)]
         preview = make_thumbnail(draw_boxes(busiest[1], boxes.xyxy, labels), width=320)
-    rate = sample_fps if sample_fps and 0 < sample_fps < fps else fps
+    rate = effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)
     return DetectionPass(Detections.concat(parts), sampled, rate, report, time.perf_counter() - started, preview)
 
 

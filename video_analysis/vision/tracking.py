@@ -3,6 +3,14 @@
 The tracker is created per video (IDs restart at 1) and is stepped once per *sampled* frame,
 including frames with no detections, so lost tracks age correctly. Its buffer is expressed in
 seconds and converted to sampled frames, so tracking behaves the same at any sampling rate.
+
+Two changes make ByteTrack hold at a few frames a second, where people move further than their own
+width between samples (both chosen on ground truth, benchmarks/quality.py):
+
+- Association by buffered IoU (C-BIoU, Yang et al., WACV 2023): boxes are widened by a share of their
+  size before IoU, so a person who moved beside their predicted box still overlaps it.
+- A track's first sighting keeps its id: ByteTrack confirms a new track on its second match and reports
+  nothing for the first, which at 2 fps is a quarter or more of a short track's evidence.
 """
 
 from __future__ import annotations
@@ -20,18 +28,33 @@ MAX_PATH_POINTS = 64
 class TrackerSettings:
     high_threshold: float = 0.5
     low_threshold: float = 0.1
-    new_track_threshold: float = 0.5
+    new_track_threshold: float = 0.6
     match_threshold: float = 0.8
     lost_seconds: float = 3.0
     min_frames: int = 2  # tracks seen in fewer sampled frames are dropped as flicker
+    buffer: float = 0.5  # boxes widened by this share of their width and height on each side before IoU
 
 
 DEFAULT_TRACKER = TrackerSettings()
 
 
+def _widened(boxes: np.ndarray, buffer: float) -> list[np.ndarray]:
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    return list(np.concatenate([boxes[:, 0:2] - buffer * size, boxes[:, 2:4] + buffer * size], axis=1))
+
+
 def _bytetrack(settings: TrackerSettings, sample_fps: float):
     from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.trackers.utils import matching
     from ultralytics.utils import IterableSimpleNamespace
+
+    class BufferedByteTracker(BYTETracker):
+        def get_dists(self, tracks, detections):
+            if not settings.buffer or not tracks or not detections:
+                return super().get_dists(tracks, detections)
+            dists = matching.iou_distance(_widened(np.array([t.xyxy for t in tracks]), settings.buffer),
+                                          _widened(np.array([d.xyxy for d in detections]), settings.buffer))
+            return matching.fuse_score(dists, detections) if self.args.fuse_score else dists
 
     args = IterableSimpleNamespace(
         tracker_type="bytetrack",
@@ -42,7 +65,7 @@ def _bytetrack(settings: TrackerSettings, sample_fps: float):
         match_thresh=settings.match_threshold,
         fuse_score=True,
     )
-    return BYTETracker(args)
+    return BufferedByteTracker(args)
 
 
 def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps: float,
@@ -52,6 +75,7 @@ def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps:
     order = np.argsort(detections.frame_index, kind="stable")
     detections = detections[order]
     tracker_ids = np.full(len(detections), -1, dtype=np.int64)
+    first_sighting: dict[int, int] = {}  # id of a track not yet confirmed -> its first detection's row
     starts = np.searchsorted(detections.frame_index, sampled_frames, side="left")
     ends = np.searchsorted(detections.frame_index, sampled_frames, side="right")
     for start, end in zip(starts, ends, strict=True):
@@ -60,6 +84,13 @@ def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps:
         if len(output):
             # rows: x1, y1, x2, y2, track_id, score, cls, idx (idx: position within this frame's detections)
             tracker_ids[start + output[:, 7].astype(int)] = output[:, 4].astype(np.int64)
+        for track in tracker.tracked_stracks:
+            if not track.is_activated and track.frame_id == tracker.frame_id:
+                first_sighting.setdefault(int(track.track_id), start + int(track.idx))
+    confirmed = set(np.unique(tracker_ids[tracker_ids >= 0]).tolist())
+    for track_id, row in first_sighting.items():
+        if track_id in confirmed and tracker_ids[row] < 0:
+            tracker_ids[row] = track_id
     if settings.min_frames > 1:
         ids, counts = np.unique(tracker_ids[tracker_ids >= 0], return_counts=True)
         tracker_ids[np.isin(tracker_ids, ids[counts < settings.min_frames])] = -1

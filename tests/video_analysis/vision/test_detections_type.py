@@ -59,3 +59,30 @@ def test_sampling_a_real_clip_streams_in_order(person_clip):
     assert all(f.image.shape == (432, 768, 3) for f in frames[:3])
     first = next(iter_frames(person_clip))  # abandoning the iterator early stops the decoder cleanly
     assert first.index == 0 and first.timestamp == 0.0
+
+
+def test_a_walker_moving_further_than_its_width_between_samples_keeps_one_track():
+    # 2 fps: 55 px a sample for a 50 px wide person; plain IoU sees no overlap between samples.
+    fast = _walker(12, 0, 55)
+    assert len(summarize_tracks(assign_tracks(fast, list(range(12)), 2.0))) == 1
+    # without the buffer every sighting starts a track that never confirms: the walker is lost altogether
+    assert len(summarize_tracks(assign_tracks(fast, list(range(12)), 2.0, TrackerSettings(buffer=0.0)))) == 0
+
+
+def test_a_track_born_after_the_first_frame_keeps_its_first_sighting():
+    early, late = _walker(10, 0, 5), _walker(10, 500, -5)
+    late = late[late.frame_index >= 4]
+    tracked = assign_tracks(Detections.concat([early, late]), list(range(10)), 2.0)
+    newcomer = tracked[tracked.xyxy[:, 0] > 300]
+    assert newcomer.frame_index.min() == 4 and (newcomer.tracker_id >= 0).all()
+    assert len(np.unique(newcomer.tracker_id)) == 1
+
+
+def test_sampling_steps_by_whole_frames_of_the_video():
+    from video_analysis.vision.frames import effective_sample_fps, sampling_period_s
+
+    assert sampling_period_s(6.0, 25.0) == 4 / 25 and effective_sample_fps(6.0, 25.0) == 6.25
+    assert sampling_period_s(6.0, 30.0) == 5 / 30 and sampling_period_s(6.0, 15.0) == 3 / 15
+    assert sampling_period_s(2.0) == 0.5 and sampling_period_s(0) == 0 and sampling_period_s(30.0, 25.0) == 0
+    twenty_five = _frames_at([i / 25 for i in range(25)])
+    assert [f.index for f in sampled(twenty_five, 6.0, 25.0)] == [0, 4, 8, 12, 16, 20, 24]

@@ -1,0 +1,1 @@
+"""Measuring what the pipeline says against hand-labelled truth (MOTChallenge sequences)."""
