@@ -18,9 +18,10 @@ class SummaryConfig(Config):
     """One-off overrides for a run; the standing rules live in the zones file's `rules:` section."""
 
     loiter_seconds: float | None = Field(default=None,
-                                         description="A person staying in one spot this long is loitering.")
+                                         description="A person staying in one area this long is loitering.")
     crowd_size: int | None = Field(default=None, description="This many people on screen at once is crowding.")
-    unattended_seconds: float | None = Field(default=None, description="A bag alone this long is left unattended.")
+    unattended_seconds: float | None = Field(default=None,
+                                             description="An object alone this long is left unattended.")
 
 
 @video_stage_asset(
@@ -28,9 +29,10 @@ class SummaryConfig(Config):
     group="understanding",
     kinds={"python", "postgres"},
     # The rules and zones in force are part of the version: editing them marks the summaries stale.
-    code_version=f"summary-v2-{rules_fingerprint(Settings.from_env().zones_path)}",
-    description="Per video (table `summaries`): rule-based incidents (loitering, crowding, running, zone "
-    "intrusion, unattended object) with times and track ids, a 0-100 safety score, and a summary text "
+    code_version=f"summary-v3-{rules_fingerprint(Settings.from_env().zones_path)}",
+    description="Per video (table `summaries`): rule-based incidents (loitering as dwell in one area over a "
+    "person's track fragments, crowding, running, zone intrusion, unattended object from the scene's static "
+    "regions and the detector's sightings) with times and track ids, a 0-100 safety score, and a summary text "
     "(templated, or written by a vision-language model in `full` when its JSON output validates).",
     checks=("one_summary_per_video", "safety_score_in_range"),
 )

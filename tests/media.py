@@ -77,3 +77,54 @@ def corrupt_middle(source: Path, target: Path, length: int = 4000, seed: int = 1
     data[middle:middle + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
     target.write_bytes(bytes(data))
     return target
+
+
+def object_cutout(source: Path, time_s: float, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A real object photographed in ``source``: its pixels inside ``box`` (x1, y1, x2, y2) at ``time_s`` and a
+    mask of the object alone (GrabCut from the box), to paste into another scene."""
+    capture = cv2.VideoCapture(str(source))
+    capture.set(cv2.CAP_PROP_POS_MSEC, time_s * 1000)
+    ok, image = capture.read()
+    capture.release()
+    assert ok, f"{source} has no frame at {time_s} s"
+    x1, y1, x2, y2 = box
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.grabCut(image, mask, (x1, y1, x2 - x1, y2 - y1), np.zeros((1, 65)), np.zeros((1, 65)), 5,
+                cv2.GC_INIT_WITH_RECT)
+    alpha = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)[y1:y2, x1:x2]
+    return image[y1:y2, x1:x2].copy(), cv2.GaussianBlur(alpha, (3, 3), 0)
+
+
+def composite_left_object(scene: Path, target: Path, cutout: tuple[np.ndarray, np.ndarray], *, at: tuple[int, int],
+                          height: int, from_s: float) -> Path:
+    """``scene`` re-encoded with the cut-out object standing at ``at`` (its bottom centre, in pixels), ``height``
+    pixels tall, from ``from_s`` seconds to the end: an object left in a real scene."""
+    pixels, alpha = cutout
+    width = max(1, round(pixels.shape[1] * height / pixels.shape[0]))
+    pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA)[..., None]
+    x1, y1 = at[0] - width // 2, at[1] - height
+    reader = cv2.VideoCapture(str(scene))
+    rate = reader.get(cv2.CAP_PROP_FPS)
+    with av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1000),
+                                options={"preset": "veryfast", "crf": "20"})
+        stream.width = int(reader.get(cv2.CAP_PROP_FRAME_WIDTH)) // 2 * 2
+        stream.height = int(reader.get(cv2.CAP_PROP_FRAME_HEIGHT)) // 2 * 2
+        stream.pix_fmt = "yuv420p"
+        index = 0
+        while True:
+            ok, image = reader.read()
+            if not ok:
+                break
+            image = np.ascontiguousarray(image[: stream.height, : stream.width])
+            if index / rate >= from_s:
+                region = image[y1:y1 + height, x1:x1 + width].astype(np.float32)
+                image[y1:y1 + height, x1:x1 + width] = (alpha * pixels + (1 - alpha) * region).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+            index += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    reader.release()
+    return target

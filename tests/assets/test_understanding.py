@@ -181,6 +181,8 @@ def test_summaries_and_incident_filter(processed, conn, find):
     person_summary = next(r for r in rows if r[0] == partitions["person"])
     assert re.match(r"139 seconds of the footage: \d+ people( and [^.]*)? tracked\.", person_summary[3]), \
         person_summary[3]
+    # Nothing is left behind in this clip, and nobody stays 30 s: the default rules find no incident.
+    assert person_summary[1:3] == (100, 0) and "No incidents." in person_summary[3], person_summary[3]
 
     # A stricter loitering rule on the real clip: the person who stands ~25 s at the table loiters.
     config = {"ops": {"summaries": {"config": {"loiter_seconds": 20}}}}

@@ -9,7 +9,7 @@ from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
-from video_analysis.store.outputs import ModelStamp, replace_detections
+from video_analysis.store.outputs import ModelStamp, replace_detections, replace_static_objects
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video
@@ -33,6 +33,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
         raise DecodeError(reason)
     with db.session() as conn:
         rows = replace_detections(conn, partition_key, found.detections, detector.class_names, model)
+        replace_static_objects(conn, partition_key, found.static_objects)
         decode = found.decode
         coverage = catalog.save_decode(conn, partition_key, frames=decode.frames, errors=decode.errors,
                                        covered_s=decode.covered_s, gaps=decode.gaps,
@@ -60,6 +61,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
         "duration_s": coverage.duration_s,
         "gaps": [list(gap) for gap in coverage.gaps],
         "seconds_per_frame": round(found.seconds_per_frame, 4),
+        "static_objects": len(found.static_objects),
     }
     if found.preview_jpeg:
         metadata["preview"] = found.preview_jpeg

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from video_analysis.events.incidents import IncidentRules, detect_incidents, incidents_json, safety_score, summary_text
+from video_analysis.events.incidents import (
+    PEOPLE,
+    VEHICLES,
+    IncidentRules,
+    detect_incidents,
+    incidents_json,
+    safety_score,
+    summary_text,
+)
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality, vector_index
@@ -15,6 +23,7 @@ from video_analysis.store.db import Database
 from video_analysis.store.outputs import (
     ModelStamp,
     StoredTrack,
+    load_scene_evidence,
     load_tracks,
     person_colour_counts,
     replace_embeddings,
@@ -39,8 +48,9 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
         video = catalog.ready_video(conn, partition_key)
         facts = track_facts(conn, partition_key)
         colours = person_colour_counts(conn, partition_key)
+        scene = load_scene_evidence(conn, partition_key, (PEOPLE, *VEHICLES, *rules.unattended_classes))
     restricted = {z.name for z in load_zones(zones_file, video.camera) if z.restricted}
-    incidents = detect_incidents(facts, restricted, rules)
+    incidents = detect_incidents(facts, restricted, rules, scene, (video.width, video.height))
     score = safety_score(incidents, rules)
     partial_s = video.footage_s if video.status == "partial" else None
     text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s)

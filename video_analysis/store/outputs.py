@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from video_analysis.events.incidents import TrackFacts
+from video_analysis.events.incidents import SceneEvidence, TrackFacts
 from video_analysis.store import vector_index
 from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.detections import Detections
+from video_analysis.vision.scene import StaticRegion
 from video_analysis.vision.tracking import TrackSummary
 
 # Embedding kinds that describe tracks: they go when the tracks they describe are replaced.
@@ -44,6 +46,32 @@ def replace_detections(conn: psycopg.Connection, partition_key: str, detections:
     )
     return replace_partition_rows(conn, "detections", partition_key, (
         "frame_index", "t", "class_name", "confidence", "x1", "y1", "x2", "y2", "model_name", "model_version"), rows)
+
+
+def replace_static_objects(conn: psycopg.Connection, partition_key: str, regions: list[StaticRegion]) -> int:
+    rows = ((i, r.first_t, r.last_t, *r.xyxy, r.samples) for i, r in enumerate(regions, start=1))
+    return replace_partition_rows(conn, "static_objects", partition_key, (
+        "object_id", "first_t", "last_t", "x1", "y1", "x2", "y2", "samples"), rows)
+
+
+def load_scene_evidence(conn: psycopg.Connection, partition_key: str, classes: Sequence[str]) -> SceneEvidence:
+    """What the scene rules read: the static regions, and the sightings of ``classes`` (people, vehicles,
+    objects that may be left) as the detector reported them, whether or not they became tracks."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        regions = [StaticRegion(r["first_t"], r["last_t"], (r["x1"], r["y1"], r["x2"], r["y2"]), r["samples"])
+                   for r in cursor.execute("""SELECT first_t, last_t, x1, y1, x2, y2, samples FROM static_objects
+                                              WHERE partition_key = %s ORDER BY object_id""", (partition_key,))]
+        rows = cursor.execute(
+            """SELECT t, class_name, confidence, x1, y1, x2, y2 FROM detections
+               WHERE partition_key = %s AND class_name = ANY(%s) ORDER BY t""",
+            (partition_key, list(classes))).fetchall()
+    return SceneEvidence(
+        regions,
+        times=np.array([r["t"] for r in rows], np.float64),
+        classes=np.array([r["class_name"] for r in rows], object),
+        confidence=np.array([r["confidence"] for r in rows], np.float32),
+        xyxy=np.array([(r["x1"], r["y1"], r["x2"], r["y2"]) for r in rows], np.float32).reshape(len(rows), 4),
+    )
 
 
 def load_detections(conn: psycopg.Connection, partition_key: str) -> tuple[Detections, dict[int, str]]:
@@ -181,7 +209,7 @@ def track_facts(conn: psycopg.Connection, partition_key: str) -> list[TrackFacts
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             """SELECT t.track_id, t.class_name, t.first_t, t.last_t, t.path, t.best_y2 - t.best_y1 AS box_height,
-                      a.motion, a.speed_heights_s, a.zones
+                      a.motion, a.speed_heights_s, a.zones, a.upper_color, a.lower_color
                FROM tracks t JOIN track_attributes a USING (partition_key, track_id)
                WHERE t.partition_key = %s ORDER BY t.first_t""",
             (partition_key,),

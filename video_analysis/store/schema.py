@@ -363,6 +363,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX summaries_incident_words ON summaries USING gin (incident_words(incidents));
         """,
     ),
+    (
+        12,
+        "static objects: what appeared in a scene and stayed still",
+        """
+        -- Regions the detection pass saw appear and stay still (vision/scene.py), whatever the detector made
+        -- of them: the evidence for unattended objects. Replaced with the partition's detections.
+        CREATE TABLE static_objects (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            object_id      integer NOT NULL,
+            first_t        double precision NOT NULL,
+            last_t         double precision NOT NULL,
+            x1 real NOT NULL, y1 real NOT NULL, x2 real NOT NULL, y2 real NOT NULL,
+            samples        integer NOT NULL,
+            PRIMARY KEY (partition_key, object_id)
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

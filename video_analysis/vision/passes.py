@@ -12,6 +12,7 @@ from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeReport, batched, effective_sample_fps, frames_at, iter_frames
 from video_analysis.vision.images import draw_boxes, make_thumbnail
+from video_analysis.vision.scene import StaticObjectFinder, StaticRegion
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
     TrackerSettings,
@@ -25,6 +26,8 @@ TRACK_THUMBNAIL_PX = 128
 # (benchmarks/quality.py): at 2 fps people move further than their own width between samples and tracks
 # split; at 6 (every 4th frame of 25 fps) the offline detector and tracker hold identities.
 DEFAULT_SAMPLE_FPS = 6.0
+# Static regions shorter than this are not kept: no rule asks about things left for only seconds.
+STATIC_MIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class DetectionPass:
     decode: DecodeReport  # what decoded: frames, errors, covered time, gaps
     seconds: float
     preview_jpeg: bytes | None  # the busiest sampled frame with its boxes drawn
+    static_objects: list[StaticRegion]  # what appeared and stayed still, whatever the detector saw
 
     @property
     def frames_processed(self) -> int:
@@ -51,6 +55,8 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
     works. Damaged packets are skipped and counted in the pass's decode report."""
     started = time.perf_counter()
     report = DecodeReport(fps)
+    rate = effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)
+    scene = StaticObjectFinder(rate or 1.0)
     parts: list[Detections] = []
     sampled: list[int] = []
     busiest: tuple[int, np.ndarray | None, Detections | None] = (-1, None, None)
@@ -59,6 +65,7 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         parts.append(found)
         sampled.extend(frame.index for frame in batch)
         for frame in batch:
+            scene.add(frame.image, frame.timestamp)
             mine = found[found.frame_index == frame.index]
             if len(mine) > busiest[0]:
                 busiest = (len(mine), frame.image, mine)
@@ -68,8 +75,8 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         labels = [f"{detector.class_names.get(int(c), c)} {conf:.2f}"
                   for c, conf in zip(boxes.class_id, boxes.confidence, strict=True)]
         preview = make_thumbnail(draw_boxes(busiest[1], boxes.xyxy, labels), width=320)
-    rate = effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)
-    return DetectionPass(Detections.concat(parts), sampled, rate, report, time.perf_counter() - started, preview)
+    return DetectionPass(Detections.concat(parts), sampled, rate, report, time.perf_counter() - started, preview,
+                         scene.regions(min_seconds=STATIC_MIN_SECONDS))
 
 
 def track_video(detections: Detections, frames: list[int], effective_fps: float,

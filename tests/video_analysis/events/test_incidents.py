@@ -1,10 +1,14 @@
+import numpy as np
+
 from video_analysis.events.incidents import (
     IncidentRules,
+    SceneEvidence,
     TrackFacts,
     detect_incidents,
     safety_score,
     summary_text,
 )
+from video_analysis.vision.scene import StaticRegion
 
 
 def _person(track_id, start, end, moving_px_per_s=0.0, motion="walking", zones=(), height=150.0):
@@ -33,13 +37,65 @@ def test_running_crowding_and_zone_intrusion():
     assert crowding.type == "crowding" and crowding.start_t == 4 and len(crowding.track_ids) >= 5
 
 
-def test_unattended_bag_needs_nobody_around():
-    bag = TrackFacts(7, "backpack", 0, 90, [[0, 50, 50], [90, 50, 50]], 40, motion="stationary")
-    owner_leaves = _person(1, 0, 20, moving_px_per_s=30)
-    [incident] = detect_incidents([bag, owner_leaves], set())
-    assert incident.type == "unattended_object" and incident.track_ids == [7] and "70 s" in incident.detail
-    people_stay = [_person(1, 0, 50, moving_px_per_s=30), _person(2, 45, 90, moving_px_per_s=30)]
-    assert detect_incidents([bag, *people_stay], set()) == []
+def test_a_bag_is_unattended_once_its_owner_is_away_whoever_else_passes():
+    bag = TrackFacts(7, "backpack", 0, 90, [[0, 250, 355], [90, 250, 355]], 40, motion="stationary")
+    owner_leaves = _person(1, 0, 20, motion="stationary")  # beside the bag for 20 s, then gone
+    far_away = TrackFacts(3, "person", 30, 80, [[t, 1500 + 40 * t, 300] for t in range(30, 81)], 150.0)
+    [incident] = detect_incidents([bag, owner_leaves, far_away], set())
+    assert incident.type == "unattended_object" and incident.track_ids == [7, 1]
+    assert incident.detail == ("backpack left with nobody near for 70 s, away from the person beside it when it "
+                               "appeared (track 1)")
+    owner_stays = _person(1, 0, 90, motion="stationary")
+    assert [i.type for i in detect_incidents([bag, owner_stays], set())] == ["loitering"]  # the bag is watched
+    stranger = _person(2, 25, 90, motion="stationary")  # PETS 2006: a stranger beside it does not attend it
+    assert "unattended_object" in {i.type for i in detect_incidents([bag, owner_leaves, stranger], set())}
+
+
+def _sightings(rows: list[tuple[float, str, tuple]], regions=()) -> SceneEvidence:
+    return SceneEvidence(list(regions), np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], object),
+                         np.full(len(rows), 0.6, np.float32), np.array([r[2] for r in rows], np.float32).reshape(-1, 4))
+
+
+def test_a_bag_the_detector_sees_only_now_and_then_is_still_found():
+    bag = (600, 380, 640, 420)
+    glimpses = [(t, "suitcase", bag) for t in (5, 19, 33, 61)]  # four sightings in a minute: never one track
+    owner = [(t, "person", (560, 200, 640, 420)) for t in np.arange(0, 5, 0.5)]
+    [incident] = detect_incidents([], set(), scene=_sightings(glimpses + owner))
+    assert incident.type == "unattended_object" and (incident.start_t, incident.end_t) == (5, 61)
+    assert incident.detail == "suitcase left with nobody near for 56 s, seen by the detector 4 times"
+
+
+def test_a_static_region_is_a_left_object_unless_a_person_or_vehicle_explains_it():
+    left = StaticRegion(10.0, 80.0, (100, 300, 130, 400))
+    passer_by = [(t, "person", (1500, 100, 1600, 420)) for t in np.arange(0, 80, 0.5)]  # 4 heights away
+    [incident] = detect_incidents([], set(), scene=_sightings(passer_by, [left]))
+    assert incident.detail == "object left with nobody near for 70 s, never recognised by the detector"
+
+    standing = [(t, "person", (90, 80, 150, 410)) for t in np.arange(10, 80, 0.5)]  # someone standing there
+    assert detect_incidents([], set(), scene=_sightings(standing, [left])) == []
+    parked = StaticRegion(10.0, 80.0, (300, 200, 500, 330))
+    car = [(t, "car", (290, 190, 510, 340)) for t in np.arange(10, 80, 2.0)]
+    assert detect_incidents([], set(), scene=_sightings(passer_by + car, [parked])) == []
+    near = [(t, "person", (140, 150, 200, 420)) for t in np.arange(0, 80, 10.0)]  # someone comes by every 10 s
+    assert detect_incidents([], set(), scene=_sightings(near, [left])) == []
+
+
+def test_loitering_is_dwell_in_an_area_over_a_persons_fragments():
+    # Someone walks around one parked car for 50 s; the tracker loses them twice (behind it), for a few seconds.
+    def around(track_id, start, end, upper="black"):
+        path = [[t, 400 + 150 * np.cos(t / 6), 300 + 40 * np.sin(t / 6)] for t in np.arange(start, end, 0.5)]
+        return TrackFacts(track_id, "person", start, end - 0.5, path, 150.0, upper_color=upper, lower_color="blue")
+
+    fragments = [around(1, 0, 15), around(2, 19, 33), around(5, 36, 50)]
+    [incident] = detect_incidents(fragments, set())
+    assert incident.type == "loitering" and incident.track_ids == [1, 2, 5]
+    assert incident.detail == "stayed 50 s within 2.5 body heights of one place, seen as 3 track fragments"
+    # the same fragments worn by three different people are three short visits
+    strangers = [around(1, 0, 15, "black"), around(2, 19, 33, "red"), around(5, 36, 50, "white")]
+    assert detect_incidents(strangers, set()) == []
+    # and one person who walks on, away from the car, is not loitering
+    passing = TrackFacts(9, "person", 0, 45, [[t, 30.0 * t, 300] for t in range(46)], 150.0)
+    assert detect_incidents([passing], set()) == []
 
 
 def test_score_and_summary():
