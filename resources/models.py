@@ -28,10 +28,11 @@ class ModelRegistryResource(ConfigurableResource):
     def load(self, task: str, allow_download: bool = True):
         """(resolved checkpoint, loaded model); loaded once per process and reused across partitions."""
         resolved = self.resolve(task, allow_download)
-        key = (task, resolved.path)
+        device = Settings.from_env().device
+        key = (task, resolved.path, device)
         if key not in self._loaded:
             self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path,
-                                           cache_dir=self.registry(allow_download).cache_dir)
+                                           cache_dir=self.registry(allow_download).cache_dir, device=device)
         return resolved, self._loaded[key]
 
     def load_optional(self, task: str, allow_download: bool = True):

@@ -85,6 +85,9 @@ class Settings:
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 
+    # The device every model that can use a GPU is built on: auto (CUDA when torch sees it), cpu, cuda or cuda:N.
+    device: str = field(default_factory=lambda: _env("REELGRAPH_DEVICE", "auto") or "auto")
+
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
 

@@ -1,6 +1,7 @@
 """Detector backends behind one interface: frames in, ``Detections`` out.
 
-- ``ultralytics``: any YOLO checkpoint (.pt, or exported ONNX/TensorRT engines), on CUDA when present.
+- ``ultralytics``: any YOLO checkpoint (.pt, or ONNX, OpenVINO and TensorRT exports), on the device
+  `loaders.model_device` chooses.
 - ``openvino-tf``: SSD-MobileNet-v2 COCO (TensorFlow frozen graph) through OpenVINO, CPU, no network: the
   offline profile's detector (see benchmarks/README.md for its speed against OpenCV DNN).
 - ``opencv-tf``: the same graph through OpenCV DNN, kept to compare against.
@@ -171,7 +172,7 @@ def _converted_graph(core, weights: Path, cache_dir: Path) -> Path:
 
 
 class UltralyticsDetector:
-    """Any YOLO checkpoint Ultralytics can load; batched, on CUDA when available."""
+    """Any YOLO checkpoint or export Ultralytics can load (.pt, .onnx, an OpenVINO folder); batched."""
 
     def __init__(self, weights: Path, confidence: float = 0.25, device: str | None = None, imgsz: int = 640):
         from ultralytics import YOLO
@@ -179,7 +180,7 @@ class UltralyticsDetector:
         self.model = YOLO(str(weights), task="detect")
         self.confidence = confidence
         self.imgsz = imgsz
-        self.device = device or _default_device()
+        self.device = device or "cpu"
         self.class_names = dict(self.model.names)
 
     def detect(self, frames: list[Frame]) -> Detections:
@@ -196,17 +197,8 @@ class UltralyticsDetector:
         return _stack(frames, boxes, scores, classes)
 
 
-def _default_device() -> str:
-    try:
-        import torch
-
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
 def load_detector(backend: str, weights: Path, config: Path | None = None, confidence: float | None = None,
-                  cache_dir: Path | None = None):
+                  cache_dir: Path | None = None, device: str = "cpu"):
     if backend == "openvino-tf":
         return OpenVINOSSDDetector(weights, cache_dir, **({"confidence": confidence} if confidence is not None else {}))
     if backend == "opencv-tf":
@@ -214,5 +206,6 @@ def load_detector(backend: str, weights: Path, config: Path | None = None, confi
             raise ValueError("the opencv-tf backend needs the graph's .pbtxt config")
         return OpenCVSSDDetector(weights, config, **({"confidence": confidence} if confidence is not None else {}))
     if backend == "ultralytics":
-        return UltralyticsDetector(weights, **({"confidence": confidence} if confidence is not None else {}))
+        return UltralyticsDetector(weights, device=device,
+                                   **({"confidence": confidence} if confidence is not None else {}))
     raise ValueError(f"unknown detector backend {backend!r}")

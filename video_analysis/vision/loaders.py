@@ -1,30 +1,55 @@
-"""One place that turns a resolved checkpoint (backend + files) into a loaded model."""
+"""One place that turns a resolved checkpoint (backend + files) into a loaded model, on one chosen device."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+# Backends that run on the CPU whatever the device: they get no device argument.
+CPU_ONLY_BACKENDS = ("openvino-tf", "opencv-tf")
 
-def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: Path | None = None):
-    """``cache_dir`` keeps what a backend derives from a checkpoint once (a converted graph, compiled code)."""
+
+def model_device(requested: str | None = None) -> str:
+    """The device every model that can use a GPU is built on: ``auto`` (or nothing) takes the first CUDA
+    device when torch sees one and the CPU otherwise; ``cpu``, ``cuda`` or ``cuda:N`` are taken as asked, and
+    asking for CUDA where torch sees none is an error rather than a silent fall back."""
+    choice = (requested or "auto").strip().lower()
+    import torch
+
+    if choice == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if choice == "cpu":
+        return "cpu"
+    if choice == "cuda" or choice.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {choice!r} was asked for (REELGRAPH_DEVICE), but torch sees no CUDA device "
+                               "on this machine; use auto or cpu")
+        return "cuda:0" if choice == "cuda" else choice
+    raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda or cuda:N")
+
+
+def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: Path | None = None,
+               device: str | None = None):
+    """``cache_dir`` keeps what a backend derives from a checkpoint once (a converted graph, compiled code);
+    ``device`` is as `model_device` takes it."""
+    device = "cpu" if backend in CPU_ONLY_BACKENDS else model_device(device)
     if backend in ("openvino-tf", "opencv-tf", "ultralytics"):
         from video_analysis.vision.detectors import load_detector
 
-        return load_detector(backend, path, config, cache_dir=cache_dir)
+        return load_detector(backend, path, config, cache_dir=cache_dir, device=device)
     if backend in ("sentence-transformers", "transformers-clip"):
         from video_analysis.vision.embedders import load_embedder
 
-        return load_embedder(backend, path)
+        return load_embedder(backend, path, device)
     if backend == "transformers-image-classification":
         from video_analysis.vision.appearance import ImageClassifier
 
-        return ImageClassifier(path)
+        return ImageClassifier(path, device)
     if backend == "transformers-depth":
         from video_analysis.vision.appearance import DepthEstimator
 
-        return DepthEstimator(path)
+        return DepthEstimator(path, device)
     if backend == "transformers-image-text-to-text":
         from video_analysis.vision.narration import VisionLanguageSummarizer
 
-        return VisionLanguageSummarizer(path)
+        return VisionLanguageSummarizer(path, device)
     raise ValueError(f"unknown model backend {backend!r}")

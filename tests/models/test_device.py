@@ -1,0 +1,55 @@
+"""Every model that can use a GPU takes its device from one place (loaders.model_device, REELGRAPH_DEVICE)."""
+
+import pytest
+import torch
+
+from models import ModelRegistry
+from resources import ModelRegistryResource
+from video_analysis.vision.loaders import load_model, model_device
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def _devices(model) -> set[str]:
+    """Where a loaded model's weights are."""
+    if hasattr(model, "model") and hasattr(model.model, "parameters"):
+        return {str(p.device) for p in model.model.parameters()}
+    return {str(model.device)}
+
+
+def test_auto_takes_cuda_when_torch_sees_it_and_cpu_otherwise():
+    assert model_device("auto") == model_device(None) == ("cuda:0" if HAS_CUDA else "cpu")
+    assert model_device("CPU") == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        model_device("tpu")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA: the error is for machines without")
+def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_silent_cpu(tmp_path, tiny_yolo, monkeypatch):
+    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+        load_model("ultralytics", tiny_yolo, device="cuda")
+    monkeypatch.setenv("REELGRAPH_DEVICE", "cuda:0")
+    monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
+    with pytest.raises(RuntimeError, match="REELGRAPH_DEVICE"):
+        ModelRegistryResource().load("text_embedder")
+
+
+def test_every_gpu_capable_backend_is_built_on_the_chosen_device(tmp_path, tiny_yolo, tiny_clip, tiny_attribute_models,
+                                                                 tiny_vlm, monkeypatch):
+    forced = "cuda:0" if HAS_CUDA else "cpu"
+    text = ModelRegistry(tmp_path, profile="offline").resolve("text_embedder")
+    loaded = {
+        "ultralytics": load_model("ultralytics", tiny_yolo, device=forced),
+        "sentence-transformers": load_model(text.backend, text.path, device=forced),
+        "clip": load_model("transformers-clip", tiny_clip, device=forced),
+        "age": load_model("transformers-image-classification", tiny_attribute_models["age"], device=forced),
+        "depth": load_model("transformers-depth", tiny_attribute_models["depth"], device=forced),
+        "vlm": load_model("transformers-image-text-to-text", tiny_vlm, device=forced),
+    }
+    for name, model in loaded.items():
+        assert _devices(model) == {forced}, name
+    # through the resource, as the assets load them: REELGRAPH_DEVICE decides
+    monkeypatch.setenv("REELGRAPH_DEVICE", "cpu")
+    monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
+    _, embedder = ModelRegistryResource().load("text_embedder")
+    assert _devices(embedder) == {"cpu"}
