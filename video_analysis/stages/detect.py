@@ -9,7 +9,12 @@ from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
-from video_analysis.store.outputs import ModelStamp, replace_detections, replace_static_objects
+from video_analysis.store.outputs import (
+    ModelStamp,
+    replace_detections,
+    replace_sighting_crops,
+    replace_static_objects,
+)
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video
@@ -34,6 +39,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
     with db.session() as conn:
         rows = replace_detections(conn, partition_key, found.detections, detector.class_names, model)
         replace_static_objects(conn, partition_key, found.static_objects)
+        replace_sighting_crops(conn, partition_key, found.crops)
         decode = found.decode
         coverage = catalog.save_decode(conn, partition_key, frames=decode.frames, errors=decode.errors,
                                        covered_s=decode.covered_s, gaps=decode.gaps,

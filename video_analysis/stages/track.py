@@ -9,9 +9,9 @@ from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import MissingUpstreamError, StageResult
 from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
-from video_analysis.store.outputs import ModelStamp, load_detections, replace_tracks
+from video_analysis.store.outputs import ModelStamp, load_detections, load_sighting_crops, replace_tracks
 from video_analysis.vision.evidence import TrackPolicy, policy_for_camera
-from video_analysis.vision.passes import track_thumbnails, track_video
+from video_analysis.vision.passes import crop_key, track_thumbnails, track_video
 
 STAGE = "tracks"
 
@@ -26,6 +26,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPo
         video = catalog.ready_video(conn, partition_key)
         detections, class_names = load_detections(conn, partition_key)
         detection_pass = catalog.stage_record(conn, partition_key, "detections")
+        crops = load_sighting_crops(conn, partition_key)
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
     tracked = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
@@ -33,10 +34,10 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPo
     kept = [policy.keeps(class_names[t.class_id], t.frames_seen, t.mean_confidence) for t in tracked]
     found = [t for t, keep in zip(tracked, kept, strict=True) if keep]
     dropped = Counter(class_names[t.class_id] for t, keep in zip(tracked, kept, strict=True) if not keep)
-    thumbnails = {}
-    if found:
+    thumbnails = track_thumbnails(None, found, crops) if found else {}
+    if len(thumbnails) < len(found):  # crops the detection pass did not keep: seek to them
         with store.local_copy(video.obj) as path:
-            thumbnails = track_thumbnails(path, found)
+            thumbnails = track_thumbnails(path, found, crops)
     model = ModelStamp(detection_pass.details.get("model_name", "unknown"), detection_pass.model_version or "unknown")
     with db.session() as conn:
         rows = replace_tracks(conn, partition_key, found, class_names, thumbnails, model)
@@ -47,4 +48,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPo
     examples = [{"track": t.track_id, "class": class_names[t.class_id], "from_s": round(t.first_t, 1),
                  "to_s": round(t.last_t, 1), "frames": t.frames_seen} for t in found[:5]]
     return StageResult(rows, {"per_class": dict(per_class.most_common()), "examples": examples,
-                              "left_out": dict(dropped.most_common()), "policy": policy.describe()}, findings)
+                              "left_out": dict(dropped.most_common()), "policy": policy.describe(),
+                              "crops_from_detection_pass": sum(1 for t in found
+                                                               if crop_key(t.best_frame, t.best_box) in crops)},
+                       findings)

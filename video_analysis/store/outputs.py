@@ -21,6 +21,7 @@ from video_analysis.events.incidents import SceneEvidence, TrackFacts
 from video_analysis.store import vector_index
 from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.detections import Detections
+from video_analysis.vision.passes import crop_key
 from video_analysis.vision.scene import StaticRegion
 from video_analysis.vision.tracking import TrackSummary
 
@@ -52,6 +53,20 @@ def replace_static_objects(conn: psycopg.Connection, partition_key: str, regions
     rows = ((i, r.first_t, r.last_t, *r.xyxy, r.samples) for i, r in enumerate(regions, start=1))
     return replace_partition_rows(conn, "static_objects", partition_key, (
         "object_id", "first_t", "last_t", "x1", "y1", "x2", "y2", "samples"), rows)
+
+
+def replace_sighting_crops(conn: psycopg.Connection, partition_key: str, crops: dict[tuple, bytes]) -> int:
+    """Crops keyed as `passes.crop_key` makes them: (frame index, x1, y1, x2, y2)."""
+    rows = ((key[0], *key[1:], jpeg) for key, jpeg in crops.items())
+    return replace_partition_rows(conn, "sighting_crops", partition_key,
+                                  ("frame_index", "x1", "y1", "x2", "y2", "jpeg"), rows)
+
+
+def load_sighting_crops(conn: psycopg.Connection, partition_key: str) -> dict[tuple, bytes]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute("SELECT frame_index, x1, y1, x2, y2, jpeg FROM sighting_crops WHERE partition_key = %s",
+                              (partition_key,)).fetchall()
+    return {crop_key(r["frame_index"], (r["x1"], r["y1"], r["x2"], r["y2"])): bytes(r["jpeg"]) for r in rows}
 
 
 def load_scene_evidence(conn: psycopg.Connection, partition_key: str, classes: Sequence[str]) -> SceneEvidence:

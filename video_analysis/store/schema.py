@@ -365,7 +365,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         12,
-        "static objects: what appeared in a scene and stayed still",
+        "static objects, and the crops of each track's best sighting taken in the detection pass",
         """
         -- Regions the detection pass saw appear and stay still (vision/scene.py), whatever the detector made
         -- of them: the evidence for unattended objects. Replaced with the partition's detections.
@@ -378,6 +378,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             samples        integer NOT NULL,
             PRIMARY KEY (partition_key, object_id)
         );
+
+        -- A small JPEG of each track's best sighting, cut while the detection pass had the frame in memory:
+        -- the tracks stage takes its thumbnails from here instead of seeking back into the video.
+        CREATE TABLE sighting_crops (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            frame_index    integer NOT NULL,
+            x1 real NOT NULL, y1 real NOT NULL, x2 real NOT NULL, y2 real NOT NULL,
+            jpeg           bytea NOT NULL
+        );
+        CREATE INDEX sighting_crops_video ON sighting_crops (partition_key);
         """,
     ),
 ]

@@ -1,4 +1,9 @@
-"""Passes over one video: detect on sampled frames, track the detections, crop each track's best sighting."""
+"""Passes over one video: detect on sampled frames, track the detections, crop each track's best sighting.
+
+The detection pass is the one full decode of a video, so everything that needs pixels happens there while
+each frame is in memory: the static-object cue, and each track's best-sighting crop (the tracker runs along,
+as the tracks stage will run it again over the stored boxes), so no stage seeks back into the file.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from video_analysis.vision.detections import Detections
@@ -15,9 +21,11 @@ from video_analysis.vision.images import draw_boxes, make_thumbnail
 from video_analysis.vision.scene import StaticObjectFinder, StaticRegion
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
+    OnlineTracker,
     TrackerSettings,
     TrackSummary,
     assign_tracks,
+    sighting_score,
     summarize_tracks,
 )
 
@@ -30,6 +38,43 @@ DEFAULT_SAMPLE_FPS = 6.0
 STATIC_MIN_SECONDS = 10.0
 
 
+def crop_key(frame_index: int, xyxy) -> tuple:
+    """How a sighting's crop is found again from its track's best sighting (frame and box)."""
+    return (int(frame_index), *(round(float(v), 1) for v in xyxy))
+
+
+def _crop(image: np.ndarray, xyxy, size: int = TRACK_THUMBNAIL_PX) -> np.ndarray | None:
+    x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
+    crop = image[max(0, y1):max(y1 + 1, y2), max(0, x1):max(x1 + 1, x2)]
+    if crop.size == 0:
+        return None
+    scale = size / max(crop.shape[:2])
+    return cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
+
+
+class BestSightings:
+    """Each track's best sighting so far (``sighting_score``, first one on ties, as `summarize_tracks` picks),
+    with a small crop of it; a track born on a frame competes from that frame, as its first sighting counts."""
+
+    def __init__(self):
+        self._best: dict[int, tuple[float, tuple, np.ndarray]] = {}
+
+    def offer(self, image: np.ndarray, detections: Detections, ids: np.ndarray) -> None:
+        scores = sighting_score(detections.xyxy, detections.confidence)
+        for row in np.flatnonzero(ids >= 0):
+            track_id, score = int(ids[row]), float(scores[row])
+            if track_id not in self._best or score > self._best[track_id][0]:
+                crop = _crop(image, detections.xyxy[row])
+                if crop is not None:
+                    key = crop_key(detections.frame_index[row], detections.xyxy[row])
+                    self._best[track_id] = (score, key, crop)
+
+    def jpegs(self) -> dict[tuple, bytes]:
+        """Crop key -> JPEG thumbnail, one per track."""
+        return {key: make_thumbnail(crop, width=crop.shape[1]) for _, key, crop in self._best.values()}
+
+
 @dataclass(frozen=True)
 class DetectionPass:
     detections: Detections
@@ -39,6 +84,7 @@ class DetectionPass:
     seconds: float
     preview_jpeg: bytes | None  # the busiest sampled frame with its boxes drawn
     static_objects: list[StaticRegion]  # what appeared and stayed still, whatever the detector saw
+    crops: dict[tuple, bytes]  # best sighting of each track (`crop_key`) -> JPEG thumbnail
 
     @property
     def frames_processed(self) -> int:
@@ -57,6 +103,7 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
     report = DecodeReport(fps)
     rate = effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)
     scene = StaticObjectFinder(rate or 1.0)
+    tracker, sightings = OnlineTracker(rate or 1.0), BestSightings()
     parts: list[Detections] = []
     sampled: list[int] = []
     busiest: tuple[int, np.ndarray | None, Detections | None] = (-1, None, None)
@@ -67,6 +114,8 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         for frame in batch:
             scene.add(frame.image, frame.timestamp)
             mine = found[found.frame_index == frame.index]
+            confirmed, born = tracker.step(mine)
+            sightings.offer(frame.image, mine, np.where(confirmed >= 0, confirmed, born))
             if len(mine) > busiest[0]:
                 busiest = (len(mine), frame.image, mine)
     preview = None
@@ -76,7 +125,7 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
                   for c, conf in zip(boxes.class_id, boxes.confidence, strict=True)]
         preview = make_thumbnail(draw_boxes(busiest[1], boxes.xyxy, labels), width=320)
     return DetectionPass(Detections.concat(parts), sampled, rate, report, time.perf_counter() - started, preview,
-                         scene.regions(min_seconds=STATIC_MIN_SECONDS))
+                         scene.regions(min_seconds=STATIC_MIN_SECONDS), sightings.jpegs())
 
 
 def track_video(detections: Detections, frames: list[int], effective_fps: float,
@@ -84,18 +133,19 @@ def track_video(detections: Detections, frames: list[int], effective_fps: float,
     return summarize_tracks(assign_tracks(detections, frames, effective_fps, settings))
 
 
-def track_thumbnails(path: Path, tracks: list[TrackSummary], size: int = TRACK_THUMBNAIL_PX) -> dict[int, bytes]:
-    """A small JPEG crop of each track at its best sighting, by seeking to those times (no full decode)."""
-    images = frames_at(path, {t.best_t for t in tracks})
-    crops = {}
-    for track in tracks:
+def track_thumbnails(path: Path | None, tracks: list[TrackSummary], crops: dict[tuple, bytes] | None = None,
+                     size: int = TRACK_THUMBNAIL_PX) -> dict[int, bytes]:
+    """A small JPEG crop of each track at its best sighting: the one the detection pass kept (``crops``), or,
+    for a track it has none of, one taken by seeking to that time (no full decode)."""
+    crops = crops or {}
+    thumbnails = {t.track_id: crops[key] for t in tracks if (key := crop_key(t.best_frame, t.best_box)) in crops}
+    missing = [t for t in tracks if t.track_id not in thumbnails]
+    if not missing or path is None:
+        return thumbnails
+    images = frames_at(path, {t.best_t for t in missing})
+    for track in missing:
         image = images.get(track.best_t)
-        if image is None:
-            continue
-        x1, y1, x2, y2 = (int(round(v)) for v in track.best_box)
-        crop = image[max(0, y1):max(y1 + 1, y2), max(0, x1):max(x1 + 1, x2)]
-        if crop.size == 0:
-            continue
-        scale = size / max(crop.shape[:2])
-        crops[track.track_id] = make_thumbnail(crop, width=max(1, round(crop.shape[1] * scale)))
-    return crops
+        crop = _crop(image, track.best_box, size) if image is not None else None
+        if crop is not None:
+            thumbnails[track.track_id] = make_thumbnail(crop, width=crop.shape[1])
+    return thumbnails

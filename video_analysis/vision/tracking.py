@@ -68,10 +68,32 @@ def _bytetrack(settings: TrackerSettings, sample_fps: float):
     return BufferedByteTracker(args)
 
 
+class OnlineTracker:
+    """The tracker stepped one analysed frame at a time: what `assign_tracks` runs over a stored video, and
+    what the detection pass runs while each frame is still in memory (to keep each track's best crop)."""
+
+    def __init__(self, sample_fps: float, settings: TrackerSettings = DEFAULT_TRACKER):
+        self._tracker = _bytetrack(settings, sample_fps)
+
+    def step(self, frame: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """(confirmed, born) track ids for the frame's rows, -1 where none: ``confirmed`` as ByteTrack reports
+        them, ``born`` the ids of tracks that start on this frame and are not confirmed yet."""
+        confirmed = np.full(len(frame), -1, dtype=np.int64)
+        born = np.full(len(frame), -1, dtype=np.int64)
+        output = self._tracker.update(frame)
+        if len(output):
+            # rows: x1, y1, x2, y2, track_id, score, cls, idx (idx: position within this frame's detections)
+            confirmed[output[:, 7].astype(int)] = output[:, 4].astype(np.int64)
+        for track in self._tracker.tracked_stracks:
+            if not track.is_activated and track.frame_id == self._tracker.frame_id:
+                born[int(track.idx)] = int(track.track_id)
+        return confirmed, born
+
+
 def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps: float,
                   settings: TrackerSettings = DEFAULT_TRACKER) -> Detections:
     """Detections with ``tracker_id`` filled (-1 for detections not in a confirmed track)."""
-    tracker = _bytetrack(settings, sample_fps)
+    tracker = OnlineTracker(sample_fps, settings)
     order = np.argsort(detections.frame_index, kind="stable")
     detections = detections[order]
     tracker_ids = np.full(len(detections), -1, dtype=np.int64)
@@ -79,23 +101,25 @@ def assign_tracks(detections: Detections, sampled_frames: list[int], sample_fps:
     starts = np.searchsorted(detections.frame_index, sampled_frames, side="left")
     ends = np.searchsorted(detections.frame_index, sampled_frames, side="right")
     for start, end in zip(starts, ends, strict=True):
-        frame = detections[start:end]
-        output = tracker.update(frame)
-        if len(output):
-            # rows: x1, y1, x2, y2, track_id, score, cls, idx (idx: position within this frame's detections)
-            tracker_ids[start + output[:, 7].astype(int)] = output[:, 4].astype(np.int64)
-        for track in tracker.tracked_stracks:
-            if not track.is_activated and track.frame_id == tracker.frame_id:
-                first_sighting.setdefault(int(track.track_id), start + int(track.idx))
-    confirmed = set(np.unique(tracker_ids[tracker_ids >= 0]).tolist())
+        confirmed, born = tracker.step(detections[start:end])
+        tracker_ids[start:end] = confirmed
+        for row in np.flatnonzero(born >= 0):
+            first_sighting.setdefault(int(born[row]), start + int(row))
+    confirmed_ids = set(np.unique(tracker_ids[tracker_ids >= 0]).tolist())
     for track_id, row in first_sighting.items():
-        if track_id in confirmed and tracker_ids[row] < 0:
+        if track_id in confirmed_ids and tracker_ids[row] < 0:
             tracker_ids[row] = track_id
     if settings.min_frames > 1:
         ids, counts = np.unique(tracker_ids[tracker_ids >= 0], return_counts=True)
         tracker_ids[np.isin(tracker_ids, ids[counts < settings.min_frames])] = -1
     return Detections(detections.xyxy, detections.confidence, detections.class_id, detections.frame_index,
                       detections.timestamp, tracker_ids)
+
+
+def sighting_score(xyxy: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """How good a sighting is for a track's picture: confident and large."""
+    areas = np.prod(xyxy[:, 2:4] - xyxy[:, 0:2], axis=1)
+    return confidence * np.sqrt(np.maximum(areas, 1.0))
 
 
 @dataclass(frozen=True)
@@ -119,8 +143,7 @@ def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
         part = tracked[tracked.tracker_id == track_id]
         classes, counts = np.unique(part.class_id, return_counts=True)
         centres = (part.xyxy[:, 0:2] + part.xyxy[:, 2:4]) / 2
-        areas = np.prod(part.xyxy[:, 2:4] - part.xyxy[:, 0:2], axis=1)
-        best = int(np.argmax(part.confidence * np.sqrt(np.maximum(areas, 1.0))))
+        best = int(np.argmax(sighting_score(part.xyxy, part.confidence)))
         keep = np.unique(np.linspace(0, len(part) - 1, min(len(part), MAX_PATH_POINTS)).astype(int))
         steps = np.linalg.norm(np.diff(centres, axis=0), axis=1) if len(part) > 1 else np.zeros(1)
         summaries.append(TrackSummary(

@@ -99,3 +99,26 @@ def test_only_tracks_of_the_cameras_classes_with_enough_evidence_are_kept(chain,
     zones.write_text("track_classes:\n  '*': [" + ", ".join(sorted(classes)) + "]\n")
     again = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})), zones_file=zones)
     assert again.rows == everything.rows
+
+
+def test_track_pictures_come_from_the_detection_pass_without_seeking(chain, db):
+    """The detection pass keeps each track's best-sighting crop; the tracks stage finds one for every track
+    (the video is never opened again), the same picture a seek to that sighting gives."""
+    from video_analysis.store.outputs import load_detections
+    from video_analysis.vision.images import decode_jpeg
+    from video_analysis.vision.passes import track_thumbnails, track_video
+
+    c = chain
+    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)
+    result = track.run(c["db"], c["key"], c["store"])
+    assert result.rows > 0 and result.metadata["crops_from_detection_pass"] == result.rows
+
+    stored = dict(db.execute("SELECT track_id, thumbnail_jpeg FROM tracks WHERE partition_key = %s", (c["key"],)))
+    detections, _ = load_detections(db, c["key"])
+    record = catalog.stage_record(db, c["key"], "detections")
+    tracks = track_video(detections, record.details["sampled_frames"], record.details["sample_fps"])
+    with c["store"].local_copy(c["store"].head("short.mp4")) as path:
+        seeked = track_thumbnails(path, [t for t in tracks if t.track_id in stored], crops={})
+    for track_id, jpeg in stored.items():
+        kept, sought = decode_jpeg(bytes(jpeg)).astype(int), decode_jpeg(seeked[track_id]).astype(int)
+        assert kept.shape == sought.shape and abs(kept - sought).mean() < 6, track_id
