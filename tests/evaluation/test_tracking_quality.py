@@ -23,6 +23,10 @@ from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 REPO = Path(__file__).resolve().parents[2]
 # sequence: (MOTA, IDF1) floors at the defaults, offline profile
 FLOORS = {"TUD-Campus": (60.0, 65.0), "TUD-Stadtmitte": (62.0, 75.0)}
+# the same with the full profile's detector path: the YOLOv8n int8 export in ../shared/models (AGPL weights: read
+# from there, never copied into the repository) through the ultralytics backend on the CPU
+YOLO_EXPORT = "yolov8n_int8.onnx"
+YOLO_FLOORS = {"TUD-Campus": (52.0, 67.0), "TUD-Stadtmitte": (75.0, 80.0)}
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +99,23 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
     area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
     return inter / (area(box) + area(boxes) - inter)
+
+
+@pytest.fixture(scope="module")
+def yolo_detector(mot_folder):
+    from video_analysis.vision.loaders import load_model
+
+    weights = Path(os.environ.get("REELGRAPH_SHARED_MODELS", REPO.parent / "shared" / "models")) / YOLO_EXPORT
+    if not weights.is_file():
+        pytest.fail(f"{weights} is missing (set REELGRAPH_SHARED_MODELS to the folder that holds it)", pytrace=False)
+    return load_model("ultralytics", weights, device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(YOLO_FLOORS))
+def test_the_ultralytics_path_with_real_weights_holds_at_the_defaults(mot_folder, yolo_detector, name):
+    sequence = load_sequence(mot_folder / name)
+    run = track_footage(sequence, yolo_detector, sample_fps=DEFAULT_SAMPLE_FPS, policy=Settings().track_policy())
+    got = score(sequence.ground_truth, run.tracked, run.frames)
+    mota, idf1 = YOLO_FLOORS[name]
+    assert got.mota >= mota and got.idf1 >= idf1, got
