@@ -59,8 +59,12 @@ class BestSightings:
 
     def __init__(self):
         self._best: dict[int, tuple[float, tuple, np.ndarray]] = {}
+        self._confirmed: set[int] = set()
 
-    def offer(self, image: np.ndarray, detections: Detections, ids: np.ndarray) -> None:
+    def offer(self, image: np.ndarray, detections: Detections, confirmed: np.ndarray, born: np.ndarray) -> None:
+        """One analysed frame: its detections and the tracker's ids for them (`OnlineTracker.step`)."""
+        self._confirmed.update(confirmed[confirmed >= 0].tolist())
+        ids = np.where(confirmed >= 0, confirmed, born)
         scores = sighting_score(detections.xyxy, detections.confidence)
         for row in np.flatnonzero(ids >= 0):
             track_id, score = int(ids[row]), float(scores[row])
@@ -71,8 +75,9 @@ class BestSightings:
                     self._best[track_id] = (score, key, crop)
 
     def jpegs(self) -> dict[tuple, bytes]:
-        """Crop key -> JPEG thumbnail, one per track."""
-        return {key: make_thumbnail(crop, width=crop.shape[1]) for _, key, crop in self._best.values()}
+        """Crop key -> JPEG thumbnail, one per track the tracker confirmed (a one-frame flicker gets none)."""
+        return {key: make_thumbnail(crop, width=crop.shape[1]) for track_id, (_, key, crop) in self._best.items()
+                if track_id in self._confirmed}
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,7 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
         for frame in batch:
             scene.add(frame.image, frame.timestamp)
             mine = found[found.frame_index == frame.index]
-            confirmed, born = tracker.step(mine)
-            sightings.offer(frame.image, mine, np.where(confirmed >= 0, confirmed, born))
+            sightings.offer(frame.image, mine, *tracker.step(mine))
             if len(mine) > busiest[0]:
                 busiest = (len(mine), frame.image, mine)
     preview = None
