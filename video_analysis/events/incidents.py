@@ -225,19 +225,18 @@ def _overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def _sighting_clusters(times: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray, int]]:
-    """Sightings of one place grouped over time (first, last, median box, count): a bag the detector sees
+    """Sightings of one place grouped over time (first, last, mean box, count): a bag the detector sees
     now and then, whose sightings never make one track."""
-    clusters: list[list] = []  # [times, boxes]
+    clusters: list[list] = []  # [first, last, sum of boxes, count]
     for t, box in zip(times, boxes, strict=True):
         for cluster in clusters:
-            middle = np.median(np.array(cluster[1]), axis=0)
+            middle = cluster[2] / cluster[3]
             if _overlap(middle, box[None])[0] >= 0.5 and _overlap(box, middle[None])[0] >= 0.5:
-                cluster[0].append(t)
-                cluster[1].append(box)
+                cluster[1], cluster[2], cluster[3] = t, cluster[2] + box, cluster[3] + 1
                 break
         else:
-            clusters.append([[t], [box]])
-    return [(min(c[0]), max(c[0]), np.median(np.array(c[1]), axis=0), len(c[0])) for c in clusters]
+            clusters.append([t, t, box.astype(np.float64), 1])
+    return [(first, last, total / n, n) for first, last, total, n in clusters]
 
 
 def _longest_alone(start: float, end: float, near_times: np.ndarray) -> float:
