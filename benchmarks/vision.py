@@ -1,6 +1,6 @@
 """Detection throughput per backend, our overhead against a plain loop, and peak memory vs video length.
 
-    .venv/bin/python benchmarks/vision.py [--video PATH] [--sample-fps 2] [--device cpu|cuda:0]
+    .venv/bin/python benchmarks/vision.py [--video PATH] [--sample-fps 6] [--device cpu|cuda:0]
 
 Prints a markdown table. "plain" decodes with cv2 in the same thread and calls the same model on the
 same sampled frames in batches of the same size; "reelgraph" is video_analysis.vision.passes.detect_video
@@ -24,20 +24,26 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from video_analysis.vision.detectors import OpenCVSSDDetector, UltralyticsDetector  # noqa: E402
+from video_analysis.vision.detectors import (  # noqa: E402
+    OpenCVSSDDetector,
+    OpenVINOSSDDetector,
+    UltralyticsDetector,
+)
 from video_analysis.vision.frames import Frame  # noqa: E402
-from video_analysis.vision.passes import detect_video  # noqa: E402
+from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
 BATCH = 8
 
 
 def build_detector(backend: str, device: str, yolo_weights: str | None):
-    if backend == "ssd-mobilenet-v2 (opencv)":
+    if backend.startswith("ssd-mobilenet-v2"):
         from models import ModelRegistry
 
-        model = ModelRegistry(Path(tempfile.gettempdir()) / "reelgraph-bench-models", profile="offline").resolve(
-            "detector")
+        cache = Path(tempfile.gettempdir()) / "reelgraph-bench-models"
+        model = ModelRegistry(cache, profile="offline").resolve("detector")
+        if backend == "ssd-mobilenet-v2 (openvino)":
+            return OpenVINOSSDDetector(model.path, cache)
         return OpenCVSSDDetector(model.path, model.config_path)
     if yolo_weights is None:
         from ultralytics import YOLO
@@ -108,10 +114,11 @@ def measure_memory(video: Path, backend: str, device: str, sample_fps: float) ->
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--video", type=Path, default=Path(os.environ.get("REELGRAPH_BENCH_VIDEO", DEFAULT_VIDEO)))
-    parser.add_argument("--sample-fps", type=float, default=2.0)
+    parser.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--yolo-weights")
-    parser.add_argument("--backends", default="ssd-mobilenet-v2 (opencv),yolo11n (ultralytics)")
+    parser.add_argument("--backends", default="ssd-mobilenet-v2 (openvino),ssd-mobilenet-v2 (opencv),"
+                        "yolo11n (ultralytics)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", nargs=2, metavar=("VIDEO", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
