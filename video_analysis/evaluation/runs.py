@@ -16,7 +16,7 @@ from video_analysis.evaluation.mot import Boxes, Sequence
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.evidence import TrackPolicy
-from video_analysis.vision.passes import detect_video
+from video_analysis.vision.passes import detect_video, track_detections
 from video_analysis.vision.tracking import DEFAULT_TRACKER, TrackerSettings, assign_tracks, summarize_tracks
 
 SCORED_CLASS = "person"  # what the sequences label
@@ -50,7 +50,8 @@ def track_footage(sequence: Sequence, detector: Detector, *, sample_fps: float |
         raise FileNotFoundError(f"{sequence.folder} has no video file to run the detector on")
     found = detect_video(sequence.video, detector, fps=sequence.fps, sample_fps=sample_fps)
     started = time.perf_counter()
-    tracked = assign_tracks(found.detections, found.sampled_frames, found.sample_fps, settings)
+    tracked = track_detections(found.detections, found.sampled_frames, found.sample_fps, settings, found.crops,
+                               (sequence.width, sequence.height))
     boxes = _kept_person_boxes(tracked, detector.class_names, policy)
     return TrackingRun(boxes, [i + 1 for i in found.sampled_frames], found.seconds, time.perf_counter() - started)
 

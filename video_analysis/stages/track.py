@@ -29,7 +29,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPo
         crops = load_sighting_crops(conn, partition_key)
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
-    tracked = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"])
+    tracked = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"],
+                          crops=crops, frame_size=(video.width, video.height))
     policy = policy_for_camera(policy or TrackPolicy(None, 1, 0.0), zones_file, video.camera)
     kept = [policy.keeps(class_names[t.class_id], t.frames_seen, t.mean_confidence) for t in tracked]
     found = [t for t, keep in zip(tracked, kept, strict=True) if keep]

@@ -17,14 +17,16 @@ import numpy as np
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeReport, batched, effective_sample_fps, frames_at, iter_frames
-from video_analysis.vision.images import draw_boxes, make_thumbnail
+from video_analysis.vision.images import decode_jpeg, draw_boxes, make_thumbnail
 from video_analysis.vision.scene import StaticObjectFinder, StaticRegion
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
     OnlineTracker,
     TrackerSettings,
     TrackSummary,
+    appearance,
     assign_tracks,
+    relink,
     sighting_score,
     summarize_tracks,
 )
@@ -132,9 +134,26 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
                          scene.regions(min_seconds=STATIC_MIN_SECONDS), sightings.jpegs())
 
 
+def track_detections(detections: Detections, frames: list[int], effective_fps: float,
+                     settings: TrackerSettings = DEFAULT_TRACKER, crops: dict[tuple, bytes] | None = None,
+                     frame_size: tuple[int, int] | None = None) -> Detections:
+    """Detections with track ids: the tracker over the analysed frames, then its fragments re-linked by
+    motion and by the appearance of the crops the detection pass kept (none given: no re-linking)."""
+    tracked = assign_tracks(detections, frames, effective_fps, settings)
+    if not crops:
+        return tracked
+    signatures = {}
+    for fragment in summarize_tracks(tracked):
+        signature = appearance(decode_jpeg(crops.get(crop_key(fragment.best_frame, fragment.best_box))))
+        if signature is not None:
+            signatures[fragment.track_id] = signature
+    return relink(tracked, signatures, frame_size, settings)
+
+
 def track_video(detections: Detections, frames: list[int], effective_fps: float,
-                settings: TrackerSettings = DEFAULT_TRACKER) -> list[TrackSummary]:
-    return summarize_tracks(assign_tracks(detections, frames, effective_fps, settings))
+                settings: TrackerSettings = DEFAULT_TRACKER, crops: dict[tuple, bytes] | None = None,
+                frame_size: tuple[int, int] | None = None) -> list[TrackSummary]:
+    return summarize_tracks(track_detections(detections, frames, effective_fps, settings, crops, frame_size))
 
 
 def track_thumbnails(path: Path | None, tracks: list[TrackSummary], crops: dict[tuple, bytes] | None = None,

@@ -11,6 +11,10 @@ width between samples (both chosen on ground truth, benchmarks/quality.py):
   size before IoU, so a person who moved beside their predicted box still overlaps it.
 - A track's first sighting keeps its id: ByteTrack confirms a new track on its second match and reports
   nothing for the first, which at 2 fps is a quarter or more of a short track's evidence.
+
+After tracking, `relink` joins the fragments a person's track breaks into when the detector misses them
+for a moment (occluded, turned away): a fragment lost inside the picture and one of the same class that
+starts within seconds where its motion leads, looking the same (colour histograms of their best crops).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class TrackerSettings:
     lost_seconds: float = 3.0
     min_frames: int = 2  # tracks seen in fewer sampled frames are dropped as flicker
     buffer: float = 0.5  # boxes widened by this share of their width and height on each side before IoU
+    relink_seconds: float = 5.0  # fragments at most this far apart in time may be one object's
+    relink_heights: float = 1.5  # ... when the later starts within this many box heights of where motion leads
+    relink_appearance: float = 0.45  # ... and their crops' colour histograms are this close (Bhattacharyya)
 
 
 DEFAULT_TRACKER = TrackerSettings()
@@ -161,3 +168,92 @@ def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
             max_step_px=float(steps.max()),
         ))
     return summaries
+
+
+def appearance(crop_bgr: np.ndarray | None) -> np.ndarray | None:
+    """A colour signature of a crop: hue-saturation histograms of its upper and lower halves (clothing),
+    from the middle of the box (less background)."""
+    import cv2
+
+    if crop_bgr is None or crop_bgr.size == 0:
+        return None
+    height, width = crop_bgr.shape[:2]
+    middle = crop_bgr[:, int(width * 0.2):max(int(width * 0.8), int(width * 0.2) + 1)]
+    hsv = cv2.cvtColor(middle, cv2.COLOR_BGR2HSV)
+    halves = (hsv[: height // 2], hsv[height // 2:]) if height >= 2 else (hsv, hsv)
+    hists = [cv2.calcHist([half], [0, 1], None, [16, 4], [0, 180, 0, 256]).ravel() for half in halves]
+    return np.concatenate([h / max(float(h.sum()), 1.0) for h in hists]).astype(np.float32)
+
+
+def _appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya distance between two signatures (0 the same, 1 nothing in common), halves averaged."""
+    half = len(a) // 2
+    parts = [(a[:half], b[:half]), (a[half:], b[half:])]
+    return float(np.mean([np.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(x * y))))) for x, y in parts]))
+
+
+def relink(tracked: Detections, signatures: dict[int, np.ndarray], frame_size: tuple[int, int] | None = None,
+           settings: TrackerSettings = DEFAULT_TRACKER) -> Detections:
+    """``tracked`` with the fragments of one object under one id (the earliest fragment's).
+
+    A fragment joins an earlier one of the same class when the earlier was lost inside the picture (not at
+    its edge), the later starts within ``relink_seconds``, within ``relink_heights`` box heights of where the
+    earlier's last motion leads, and both have a signature (`appearance`) within ``relink_appearance``.
+    The closest pairs are joined first, each fragment at most once on each side."""
+    ids = np.unique(tracked.tracker_id[tracked.tracker_id >= 0])
+    if len(ids) < 2:
+        return tracked
+    ends, starts = {}, {}
+    for track_id in ids:
+        part = tracked[tracked.tracker_id == track_id]
+        order = np.argsort(part.timestamp, kind="stable")
+        part = part[order]
+        classes, counts = np.unique(part.class_id, return_counts=True)
+        centres = (part.xyxy[:, :2] + part.xyxy[:, 2:]) / 2
+        velocity = ((centres[-1] - centres[max(0, len(part) - 4)]) /
+                    max(float(part.timestamp[-1] - part.timestamp[max(0, len(part) - 4)]), 1e-6)
+                    if len(part) > 1 else np.zeros(2))
+        ends[int(track_id)] = (float(part.timestamp[-1]), part.xyxy[-1], velocity, int(classes[np.argmax(counts)]))
+        starts[int(track_id)] = (float(part.timestamp[0]), part.xyxy[0])
+
+    def at_edge(box: np.ndarray) -> bool:
+        """Lost with its centre near the border: it walked out. (A big box touching the border is often
+        someone close to the camera, well inside the picture.)"""
+        if frame_size is None:
+            return False
+        x, y = (box[:2] + box[2:]) / 2
+        return min(x, frame_size[0] - x) < 0.08 * frame_size[0] or min(y, frame_size[1] - y) < 0.08 * frame_size[1]
+
+    pairs = []
+    for earlier, (end_t, end_box, velocity, cls) in ends.items():
+        if at_edge(end_box) or earlier not in signatures:
+            continue
+        height = max(float(end_box[3] - end_box[1]), 1.0)
+        for later, (start_t, start_box) in starts.items():
+            gap = start_t - end_t
+            if later == earlier or not 0 < gap <= settings.relink_seconds or ends[later][3] != cls \
+                    or later not in signatures:
+                continue
+            led_to = (end_box[:2] + end_box[2:]) / 2 + velocity * gap
+            apart = float(np.hypot(*(((start_box[:2] + start_box[2:]) / 2) - led_to))) / height
+            looks = _appearance_distance(signatures[earlier], signatures[later])
+            if apart <= settings.relink_heights and looks <= settings.relink_appearance:
+                pairs.append((looks + apart / settings.relink_heights * settings.relink_appearance, earlier, later))
+    joined_from, joined_to, root = set(), set(), {int(i): int(i) for i in ids}
+    for _, earlier, later in sorted(pairs):
+        if earlier in joined_from or later in joined_to:
+            continue
+        joined_from.add(earlier)
+        joined_to.add(later)
+        root[later] = earlier
+    if not joined_to:
+        return tracked
+
+    def find(track_id: int) -> int:
+        while root[track_id] != track_id:
+            track_id = root[track_id]
+        return track_id
+
+    new_ids = np.array([find(int(i)) if i >= 0 else -1 for i in tracked.tracker_id], np.int64)
+    return Detections(tracked.xyxy, tracked.confidence, tracked.class_id, tracked.frame_index, tracked.timestamp,
+                      new_ids)

@@ -86,3 +86,22 @@ def test_sampling_steps_by_whole_frames_of_the_video():
     assert sampling_period_s(2.0) == 0.5 and sampling_period_s(0) == 0 and sampling_period_s(30.0, 25.0) == 0
     twenty_five = _frames_at([i / 25 for i in range(25)])
     assert [f.index for f in sampled(twenty_five, 6.0, 25.0)] == [0, 4, 8, 12, 16, 20, 24]
+
+
+def test_fragments_of_one_person_lost_for_a_moment_are_relinked_by_motion_and_looks():
+    from video_analysis.vision.tracking import appearance, relink
+
+    walker = _walker(30, 100, 10)  # 2 fps, 10 px a sample: 20 px/s
+    seen = ~np.isin(walker.frame_index, range(10, 18))  # missed for 4 s (behind a pillar): past the tracker's 3 s
+    tracked = assign_tracks(walker[seen], list(range(30)), 2.0)
+    assert len(np.unique(tracked.tracker_id[tracked.tracker_id >= 0])) == 2
+    red, blue = np.zeros((64, 32, 3), np.uint8), np.zeros((64, 32, 3), np.uint8)
+    red[..., 2], blue[..., 0] = 200, 200
+    first, second = sorted(np.unique(tracked.tracker_id[tracked.tracker_id >= 0]).tolist())
+    same = relink(tracked, {first: appearance(red), second: appearance(red)}, (1280, 720))
+    assert set(same.tracker_id[same.tracker_id >= 0].tolist()) == {first}
+    unlike = relink(tracked, {first: appearance(red), second: appearance(blue)}, (1280, 720))
+    assert set(unlike.tracker_id[unlike.tracker_id >= 0].tolist()) == {first, second}
+    # lost with its centre at the picture's edge: it walked out, and whoever comes in is someone else
+    at_edge = relink(tracked, {first: appearance(red), second: appearance(red)}, (230, 720))
+    assert set(at_edge.tracker_id[at_edge.tracker_id >= 0].tolist()) == {first, second}
