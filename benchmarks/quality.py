@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score  # noqa: E402
 from video_analysis.evaluation.runs import track_footage, track_public_detections  # noqa: E402
 from video_analysis.runtime.settings import Settings  # noqa: E402
-from video_analysis.vision.frames import effective_sample_fps  # noqa: E402
+from video_analysis.vision.frames import effective_sample_fps, sampling_period_s  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS  # noqa: E402
 
 MOT = REPO.parent / "shared" / "data" / "mot"
@@ -113,7 +113,7 @@ def main() -> None:
                   f"| {got.frames} | {got.mota:.1f} | {got.idf1:.1f} | {got.hota:.1f} | {got.recall:.1f} "
                   f"| {got.precision:.1f} | {got.id_switches} | {1000 * run.seconds_per_frame:.0f} |", flush=True)
         if sequence.public_detections is not None:
-            step = max(1, round(sequence.fps / DEFAULT_SAMPLE_FPS))
+            step = max(1, round(sampling_period_s(DEFAULT_SAMPLE_FPS, sequence.fps) * sequence.fps))
             for mode, every in (("tracker alone, every frame", 1), ("tracker alone, default rate", step)):
                 run = track_public_detections(sequence, every=every, policy=policy)
                 got = score(gt, run.tracked, run.frames)

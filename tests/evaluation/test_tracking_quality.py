@@ -31,7 +31,7 @@ YOLO_FLOORS = {"TUD-Campus": (52.0, 67.0), "TUD-Stadtmitte": (75.0, 80.0)}
 
 @pytest.fixture(scope="module")
 def mot_folder(sample_videos) -> Path:
-    """The labelled sequences; like the sample clips, required in CI and skipped (saying why) elsewhere."""
+    """The labelled sequences: a missing one fails the test, saying where they were looked for."""
     folder = Path(os.environ.get("REELGRAPH_MOT_SEQUENCES", REPO.parent / "shared" / "data" / "mot"))
     missing = [name for name in FLOORS if not (folder / name / "gt" / "gt.txt").is_file()]
     if missing:

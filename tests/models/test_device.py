@@ -11,10 +11,13 @@ HAS_CUDA = torch.cuda.is_available()
 
 
 def _devices(model) -> set[str]:
-    """Where a loaded model's weights are."""
-    if hasattr(model, "model") and hasattr(model.model, "parameters"):
-        return {str(p.device) for p in model.model.parameters()}
-    return {str(model.device)}
+    """Where a loaded model runs: the detector's own device (Ultralytics moves YOLO's weights on its first
+    predict), otherwise where the weights are."""
+    from video_analysis.vision.detectors import UltralyticsDetector
+
+    if isinstance(model, UltralyticsDetector):
+        return {model.device}
+    return {str(p.device) for p in model.model.parameters()}
 
 
 def test_auto_takes_cuda_when_torch_sees_it_and_cpu_otherwise():
@@ -25,9 +28,16 @@ def test_auto_takes_cuda_when_torch_sees_it_and_cpu_otherwise():
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA: the error is for machines without")
-def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_silent_cpu(tmp_path, tiny_yolo, monkeypatch):
-    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
-        load_model("ultralytics", tiny_yolo, device="cuda")
+def test_cuda_asked_for_where_there_is_none_is_an_error_not_a_silent_cpu(tmp_path, tiny_yolo, tiny_clip, tiny_vlm,
+                                                                         tiny_attribute_models, monkeypatch):
+    # every backend that can use a GPU asks the one chooser: each refuses CUDA here rather than run on the CPU
+    text = ModelRegistry(tmp_path, profile="offline").resolve("text_embedder")
+    for backend, path in [("ultralytics", tiny_yolo), (text.backend, text.path), ("transformers-clip", tiny_clip),
+                          ("transformers-image-classification", tiny_attribute_models["age"]),
+                          ("transformers-depth", tiny_attribute_models["depth"]),
+                          ("transformers-image-text-to-text", tiny_vlm)]:
+        with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+            load_model(backend, path, device="cuda")
     monkeypatch.setenv("REELGRAPH_DEVICE", "cuda:0")
     monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
     with pytest.raises(RuntimeError, match="REELGRAPH_DEVICE"):

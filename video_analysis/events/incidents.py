@@ -136,7 +136,7 @@ def _same_clothes(a: TrackFacts, b: TrackFacts) -> bool:
 
 def _left_view(track: TrackFacts, frame_size: tuple[int, int] | None) -> bool:
     """The track ends at the edge of the picture: the person walked out, rather than being lost inside it."""
-    if frame_size is None:
+    if frame_size is None or None in frame_size or not track.path:
         return False
     width, height = frame_size
     x, y = track.path[-1][1:3]
@@ -150,7 +150,7 @@ def presences(people: list[TrackFacts], rules: IncidentRules,
     was lost inside the picture (not at its edge) at most ``relink_seconds`` before, within
     ``relink_radius_heights`` of where it begins, in the same colours."""
     chains: list[list[TrackFacts]] = []
-    for track in sorted(people, key=lambda t: t.first_t):
+    for track in sorted((t for t in people if t.path), key=lambda t: t.first_t):
         best: tuple[float, list[TrackFacts]] | None = None
         for chain in chains:
             last = chain[-1]
@@ -226,17 +226,30 @@ def _overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def _sighting_clusters(times: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray, int]]:
     """Sightings of one place grouped over time (first, last, mean box, count): a bag the detector sees
-    now and then, whose sightings never make one track."""
-    clusters: list[list] = []  # [first, last, sum of boxes, count]
-    for t, box in zip(times, boxes, strict=True):
-        for cluster in clusters:
-            middle = cluster[2] / cluster[3]
-            if _overlap(middle, box[None])[0] >= 0.5 and _overlap(box, middle[None])[0] >= 0.5:
-                cluster[1], cluster[2], cluster[3] = t, cluster[2] + box, cluster[3] + 1
-                break
-        else:
-            clusters.append([t, t, box.astype(np.float64), 1])
-    return [(first, last, total / n, n) for first, last, total, n in clusters]
+    now and then, whose sightings never make one track. Each sighting is compared with every cluster's mean
+    box at once; a sighting and a mean that each cover half of the other are one place."""
+    first: list[float] = []
+    last: list[float] = []
+    sums = np.zeros((0, 4))
+    counts = np.zeros(0)
+    for t, box in zip(times, boxes.astype(np.float64), strict=True):
+        if len(counts):
+            means = sums / counts[:, None]
+            lo, hi = np.maximum(box[:2], means[:, :2]), np.minimum(box[2:], means[:, 2:])
+            inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+            areas = np.prod(means[:, 2:] - means[:, :2], axis=1)
+            same = (inter >= 0.5 * max(float(np.prod(box[2:] - box[:2])), 1e-6)) & (inter >= 0.5 * areas)
+            if same.any():
+                i = int(np.argmax(same))
+                sums[i] += box
+                counts[i] += 1
+                last[i] = t
+                continue
+        sums = np.vstack([sums, box])
+        counts = np.append(counts, 1)
+        first.append(t)
+        last.append(t)
+    return [(first[i], last[i], sums[i] / counts[i], int(counts[i])) for i in range(len(counts))]
 
 
 def _longest_alone(start: float, end: float, near_times: np.ndarray) -> float:

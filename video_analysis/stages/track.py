@@ -11,7 +11,8 @@ from video_analysis.store import catalog, quality
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import ModelStamp, load_detections, load_sighting_crops, replace_tracks
 from video_analysis.vision.evidence import TrackPolicy, policy_for_camera
-from video_analysis.vision.passes import crop_key, track_thumbnails, track_video
+from video_analysis.vision.images import crop_key
+from video_analysis.vision.passes import track_thumbnails, track_video
 
 STAGE = "tracks"
 
@@ -30,7 +31,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, policy: TrackPo
     if detection_pass is None:
         raise MissingUpstreamError(f"{partition_key}: detections have not been materialized")
     tracked = track_video(detections, detection_pass.details["sampled_frames"], detection_pass.details["sample_fps"],
-                          crops=crops, frame_size=(video.width, video.height))
+                          crops=crops, frame_size=(video.width, video.height) if video.width and video.height else None)
     policy = policy_for_camera(policy or TrackPolicy(None, 1, 0.0), zones_file, video.camera)
     kept = [policy.keeps(class_names[t.class_id], t.frames_seen, t.mean_confidence) for t in tracked]
     found = [t for t, keep in zip(tracked, kept, strict=True) if keep]

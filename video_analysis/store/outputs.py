@@ -21,7 +21,7 @@ from video_analysis.events.incidents import SceneEvidence, TrackFacts
 from video_analysis.store import vector_index
 from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.detections import Detections
-from video_analysis.vision.passes import crop_key
+from video_analysis.vision.images import crop_key
 from video_analysis.vision.scene import StaticRegion
 from video_analysis.vision.tracking import TrackSummary
 

@@ -22,7 +22,7 @@ CCTV_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "backp
 @dataclass(frozen=True)
 class TrackPolicy:
     classes: frozenset[str] | None  # None: every class
-    min_frames: int = 2  # sampled frames a track was seen on (2 at 2 fps: half a second apart)
+    min_frames: int = 2  # sampled frames a track was seen on (at the default 6 fps: a third of a second)
     min_confidence: float = 0.45  # mean detector confidence over those frames
 
     def keeps(self, class_name: str, frames_seen: int, mean_confidence: float) -> bool:

@@ -8,6 +8,11 @@ import numpy as np
 THUMBNAIL_WIDTH = 160
 
 
+def crop_key(frame_index: int, xyxy) -> tuple:
+    """How a sighting's crop is found again from its track's best sighting (frame and box)."""
+    return (int(frame_index), *(round(float(v), 1) for v in xyxy))
+
+
 def make_thumbnail(frame: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
     """A small JPEG of a BGR frame, scaled to ``width`` pixels."""
     height = max(1, round(frame.shape[0] * width / frame.shape[1]))

@@ -17,7 +17,7 @@ import numpy as np
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeReport, batched, effective_sample_fps, frames_at, iter_frames
-from video_analysis.vision.images import decode_jpeg, draw_boxes, make_thumbnail
+from video_analysis.vision.images import crop_key, decode_jpeg, draw_boxes, make_thumbnail
 from video_analysis.vision.scene import StaticObjectFinder, StaticRegion
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
@@ -40,11 +40,6 @@ DEFAULT_SAMPLE_FPS = 6.0
 STATIC_MIN_SECONDS = 10.0
 
 
-def crop_key(frame_index: int, xyxy) -> tuple:
-    """How a sighting's crop is found again from its track's best sighting (frame and box)."""
-    return (int(frame_index), *(round(float(v), 1) for v in xyxy))
-
-
 def _crop(image: np.ndarray, xyxy, size: int = TRACK_THUMBNAIL_PX) -> np.ndarray | None:
     x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
     crop = image[max(0, y1):max(y1 + 1, y2), max(0, x1):max(x1 + 1, x2)]
@@ -62,10 +57,14 @@ class BestSightings:
     def __init__(self):
         self._best: dict[int, tuple[float, tuple, np.ndarray]] = {}
         self._confirmed: set[int] = set()
+        self._born: set[int] = set()
 
     def offer(self, image: np.ndarray, detections: Detections, confirmed: np.ndarray, born: np.ndarray) -> None:
         """One analysed frame: its detections and the tracker's ids for them (`OnlineTracker.step`)."""
         self._confirmed.update(confirmed[confirmed >= 0].tolist())
+        for track_id in self._born - self._confirmed:  # born last frame, not confirmed now: ByteTrack dropped it
+            self._best.pop(track_id, None)
+        self._born = set(born[born >= 0].tolist())
         ids = np.where(confirmed >= 0, confirmed, born)
         scores = sighting_score(detections.xyxy, detections.confidence)
         for row in np.flatnonzero(ids >= 0):
@@ -108,9 +107,11 @@ def detect_video(path: Path, detector: Detector, *, fps: float, sample_fps: floa
     works. Damaged packets are skipped and counted in the pass's decode report."""
     started = time.perf_counter()
     report = DecodeReport(fps)
-    rate = effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)
-    scene = StaticObjectFinder(rate or 1.0)
-    tracker, sightings = OnlineTracker(rate or 1.0), BestSightings()
+    # Frames analysed per second; where the video states no rate, 1 stands in (the tracker's buffer and the
+    # tracks stage, which reads this rate back, then agree).
+    rate = (effective_sample_fps(sample_fps, fps) if fps > 0 else (sample_fps or 0.0)) or 1.0
+    scene = StaticObjectFinder(rate)
+    tracker, sightings = OnlineTracker(rate), BestSightings()
     parts: list[Detections] = []
     sampled: list[int] = []
     busiest: tuple[int, np.ndarray | None, Detections | None] = (-1, None, None)

@@ -95,18 +95,25 @@ class StaticObjectFinder:
         self._closed: list[StaticRegion] = []
         self._last_t = 0.0
         self._reference: np.ndarray | None = None  # slow mean of the gain-corrected frames, for the gain
+        self._size: tuple[int, int] | None = None
 
     def add(self, image: np.ndarray, t: float) -> None:
         height, width = image.shape[:2]
-        self._scale = width / WORK_WIDTH
-        small = cv2.resize(image, (WORK_WIDTH, max(1, round(height / self._scale))), interpolation=cv2.INTER_AREA)
+        if self._size is None:  # the working size is fixed by the first frame, whatever later frames are
+            self._scale = width / WORK_WIDTH
+            self._size = (WORK_WIDTH, max(1, round(height / self._scale)))
+        small = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         small = self._match_exposure(cv2.GaussianBlur(small, (5, 5), 0).astype(np.float32))
         small = _edges(small)
         changed = self._long.apply(small, learningRate=self._long_rate) > 0
         moving = self._short.apply(small, learningRate=self._short_rate) > 0
         still = changed & ~moving
-        if self._evidence is None:
+        if self._evidence is None or self._evidence.shape != still.shape:
             self._evidence = np.zeros(still.shape, np.int32)
+        if still.mean() > 0.5:  # most of the picture changed at once: the camera, not the scene
+            self._evidence[:] = 0
+            self._track([], t)
+            return
         # Evidence grows while a pixel stays changed-and-still, and drains twice as fast otherwise.
         self._evidence = np.where(still, self._evidence + 1, np.maximum(self._evidence - 2, 0))
         self._track(self._components(self._evidence >= self._confirm, small), t)
@@ -115,11 +122,12 @@ class StaticObjectFinder:
     def _match_exposure(self, small: np.ndarray) -> np.ndarray:
         """The frame scaled so its brightness matches the reference: the median of per-pixel ratios is the
         camera's gain change, whatever part of the scene something new covers."""
-        if self._reference is None:
+        if self._reference is None or float(self._reference.mean()) < 8.0:  # none yet, or a black start
             self._reference = small.copy()
         else:
-            ratio = np.median(self._reference / np.maximum(small, 4.0))
-            small = np.clip(small * ratio, 0, 255)
+            lit = (self._reference > 16) & (small > 16)  # black pixels say nothing of the gain
+            ratio = float(np.median(self._reference[lit] / small[lit])) if lit.sum() > 0.1 * lit.size else 1.0
+            small = np.clip(small * min(2.0, max(0.5, ratio)), 0, 255)
             self._reference += (small - self._reference) * 0.05
         return small.astype(np.uint8)
 
