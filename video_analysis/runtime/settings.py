@@ -63,7 +63,7 @@ class Settings:
     # Search: a track whose description is less similar than this (cosine, text vectors) to the query is no
     # match; calibrated on the sample clips (README, Search).
     search_min_similarity: float = field(
-        default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SIMILARITY", "0.25")))
+        default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SIMILARITY", "0.3")))
     # Search over video summaries: the same for a summary's vector (long texts sit closer to any question).
     search_min_summary_similarity: float = field(
         default_factory=lambda: float(_env("REELGRAPH_SEARCH_MIN_SUMMARY_SIMILARITY", "0.3")))
