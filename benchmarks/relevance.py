@@ -28,8 +28,8 @@ EVENTS = ["was anyone hanging around?", "someone hanging around", "loitering nea
           "is there a crowd?", "people gathering", "anyone running?", "somebody sprinting", "did someone leave a bag?",
           "someone in the restricted area", "was anybody waiting by the door?"]
 NOT_EVENTS = ["lorry", "truck", "car", "bicycle", "dog", "fire", "bottle", "where is the red car?", "a man in black"]
-ABSENT = ["car", "a red car", "dog", "a black dog", "people fighting", "bicycle", "truck", "airplane", "a cat on the sofa", "fire",
-          "where is the red car?", "did a dog walk by?"]
+ABSENT = ["car", "a red car", "dog", "a black dog", "people fighting", "bicycle", "truck", "airplane",
+          "a cat on the sofa", "fire", "where is the red car?", "did a dog walk by?"]
 
 
 def main() -> None:
