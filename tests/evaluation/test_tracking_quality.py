@@ -31,7 +31,8 @@ YOLO_FLOORS = {"TUD-Campus": (52.0, 67.0), "TUD-Stadtmitte": (75.0, 80.0)}
 
 @pytest.fixture(scope="module")
 def mot_folder(sample_videos) -> Path:
-    """The labelled sequences: a missing one fails the test, saying where they were looked for."""
+    """The labelled sequences beside the sample clips: a missing one fails the test, saying where it was looked
+    for (outside CI, a machine without the sample clips skips it with them: see ``sample_videos``)."""
     folder = Path(os.environ.get("REELGRAPH_MOT_SEQUENCES", REPO.parent / "shared" / "data" / "mot"))
     missing = [name for name in FLOORS if not (folder / name / "gt" / "gt.txt").is_file()]
     if missing:
