@@ -15,6 +15,7 @@ from models import ModelRegistry
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score
 from video_analysis.evaluation.runs import track_footage
 from video_analysis.runtime.settings import Settings
+from video_analysis.vision.detections import box_iou
 from video_analysis.vision.detectors import OpenCVSSDDetector, OpenVINOSSDDetector
 from video_analysis.vision.frames import iter_frames
 from video_analysis.vision.loaders import load_model
@@ -88,18 +89,12 @@ def test_openvino_finds_the_boxes_opencv_dnn_finds(offline_detector, person_clip
             for box, cls, conf in zip(want.xyxy, want.class_id, want.confidence, strict=True):
                 same = got[got.class_id == cls]
                 assert len(same), f"{clip.name} frame {frame.index}: class {cls} missed"
-                ious = _iou(box, same.xyxy)
+                ious = box_iou(box, same.xyxy)[0]
                 best = int(np.argmax(ious))
                 assert ious[best] >= 0.85 and abs(same.confidence[best] - conf) <= 0.08
                 compared += 1
     assert compared >= 50
 
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
 
 
 @pytest.fixture(scope="module")

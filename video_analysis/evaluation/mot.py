@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from video_analysis.vision.detections import box_iou
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
 
@@ -110,14 +112,8 @@ class Scores:
 
 def _ious(gt: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     """IoU between xywh boxes, [len(gt), len(tracked)]."""
-    if len(gt) == 0 or len(tracked) == 0:
-        return np.zeros((len(gt), len(tracked)))
-    g = np.concatenate([gt[:, :2], gt[:, :2] + gt[:, 2:]], axis=1)[:, None, :]
-    t = np.concatenate([tracked[:, :2], tracked[:, :2] + tracked[:, 2:]], axis=1)[None, :, :]
-    inter = np.prod(np.clip(np.minimum(g[..., 2:], t[..., 2:]) - np.maximum(g[..., :2], t[..., :2]), 0, None),
-                    axis=2)
-    union = np.prod(g[..., 2:] - g[..., :2], axis=2) + np.prod(t[..., 2:] - t[..., :2], axis=2) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    corners = lambda xywh: np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)  # noqa: E731
+    return box_iou(corners(np.asarray(gt).reshape(-1, 4)), corners(np.asarray(tracked).reshape(-1, 4)))
 
 
 def score(ground_truth: Boxes, tracked: Boxes, frames: list[int] | None = None) -> Scores:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from video_analysis.vision.detections import box_areas, box_intersections
 from video_analysis.wording import count, listing
 
 PEOPLE = "person"
@@ -219,9 +220,7 @@ def _overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Share of ``box``'s area that each of ``boxes`` covers."""
     if not len(boxes):
         return np.zeros(0)
-    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    return inter / max(float(np.prod(box[2:] - box[:2])), 1e-6)
+    return box_intersections(box, boxes)[0] / max(float(box_areas(np.asarray(box))), 1e-6)
 
 
 def _sighting_clusters(times: np.ndarray, boxes: np.ndarray) -> list[tuple[float, float, np.ndarray, int]]:
@@ -235,10 +234,8 @@ def _sighting_clusters(times: np.ndarray, boxes: np.ndarray) -> list[tuple[float
     for t, box in zip(times, boxes.astype(np.float64), strict=True):
         if len(counts):
             means = sums / counts[:, None]
-            lo, hi = np.maximum(box[:2], means[:, :2]), np.minimum(box[2:], means[:, 2:])
-            inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-            areas = np.prod(means[:, 2:] - means[:, :2], axis=1)
-            same = (inter >= 0.5 * max(float(np.prod(box[2:] - box[:2])), 1e-6)) & (inter >= 0.5 * areas)
+            inter = box_intersections(box, means)[0]
+            same = (inter >= 0.5 * max(float(box_areas(box)), 1e-6)) & (inter >= 0.5 * box_areas(means))
             if same.any():
                 i = int(np.argmax(same))
                 sums[i] += box

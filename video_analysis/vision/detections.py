@@ -58,3 +58,24 @@ class Detections:
 
 
 _FIELDS = ("xyxy", "confidence", "class_id", "frame_index", "timestamp", "tracker_id")
+
+
+def box_areas(xyxy: np.ndarray) -> np.ndarray:
+    """Areas of (N, 4) corner boxes (zero for inverted ones)."""
+    return np.prod(np.clip(xyxy[..., 2:4] - xyxy[..., 0:2], 0, None), axis=-1)
+
+
+def box_intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection areas of corner boxes, [len(a), len(b)]."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.prod(np.clip(hi - lo, 0, None), axis=2)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of corner boxes, [len(a), len(b)] (0 where both are empty)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    inter = box_intersections(a, b)
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from video_analysis.vision.detections import box_iou
+
 WORK_WIDTH = 320  # pixels: the models run on a small copy of each frame
 
 
@@ -58,14 +60,6 @@ def _edges(image: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
     magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
     return np.clip(magnitude / 4.0, 0, 255).astype(np.uint8)
-
-
-def _iou(a: tuple, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -155,8 +149,9 @@ class StaticObjectFinder:
     def _track(self, boxes: list[np.ndarray], t: float) -> None:
         seen = set()
         for box in boxes:
-            best = max(range(len(self._open)), key=lambda i: _iou(self._open[i].xyxy, box), default=None)
-            if best is not None and best not in seen and _iou(self._open[best].xyxy, box) >= 0.3:
+            overlaps = box_iou(box, np.array([r.xyxy for r in self._open]))[0] if self._open else np.zeros(0)
+            best = int(np.argmax(overlaps)) if len(overlaps) else None
+            if best is not None and best not in seen and overlaps[best] >= 0.3:
                 region = self._open[best]
                 region.last_t, region.samples = t, region.samples + 1
                 region.xyxy = tuple(float(v) for v in box)

@@ -110,6 +110,10 @@ def test_track_pictures_come_from_the_detection_pass_without_seeking(chain, db):
 
     c = chain
     detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)
+    crops = db.execute("SELECT count(*) FROM sighting_crops WHERE partition_key = %s", (c["key"],)).fetchone()[0]
+    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)  # a re-run replaces them
+    assert db.execute("SELECT count(*) FROM sighting_crops WHERE partition_key = %s",
+                      (c["key"],)).fetchone()[0] == crops > 0
     result = track.run(c["db"], c["key"], c["store"])
     assert result.rows > 0 and result.metadata["crops_from_detection_pass"] == result.rows
 
