@@ -123,7 +123,39 @@ def cmd_doctor(args) -> int:
 
 
 # -- status ----------------------------------------------------------------------------------------
+def _when_text(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def cmd_camera_status(args) -> int:
+    from resources import PostgresResource
+    from video_analysis.store import cameras
+
+    with PostgresResource().session() as conn:
+        found = cameras.camera_health(conn)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in found], indent=2))
+        return 0
+    if not found:
+        print("no cameras recorded yet (list them in cameras.yaml and run `reelgraph record`)")
+        return 0
+    header = ["camera", "state", "last packet (UTC)", "last segment (UTC)", "gaps 24 h", "note"]
+    rows = []
+    for c in found:
+        gaps = ", ".join(f"{_when_text(g.started_at)[11:]}-{_when_text(g.ended_at)[11:] if g.ended_at else 'now'}"
+                         for g in c.gaps[-3:])
+        note = c.silence or c.last_error or ""
+        rows.append([c.name, c.state, _when_text(c.last_packet_at), _when_text(c.last_segment_at),
+                     f"{len(c.gaps)}" + (f" ({gaps})" if gaps else ""), note[:90]])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_status(args) -> int:
+    if args.cameras:
+        return cmd_camera_status(args)
     from assets import VIDEO_STAGES
     from resources import PostgresResource
     from video_analysis.store import catalog
@@ -150,6 +182,49 @@ def cmd_status(args) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+# -- record ----------------------------------------------------------------------------------------
+def cmd_record(args) -> int:
+    """Record every camera of the cameras file until SIGTERM or SIGINT; the open segments are published."""
+    import signal
+    import threading
+
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.recording.cameras import CamerasFileError, cameras_path, load_cameras
+    from video_analysis.recording.health import HealthBoard
+    from video_analysis.recording.recorder import Publisher, Recorder
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import db
+
+    home = Settings.from_env().home.ensure()
+    path = Path(args.cameras) if args.cameras else cameras_path(home.root)
+    try:
+        cameras = load_cameras(path)
+    except CamerasFileError as exc:
+        print(f"reelgraph record: {exc}", file=sys.stderr)
+        return 2
+    store = ObjectStoreResource().store()
+    for camera in cameras:
+        print(f"camera {camera.name}: {camera.shown_url} ({camera.kind}, {camera.segment_seconds} s segments)")
+    if args.check:
+        return 0
+    database = PostgresResource()
+    board = HealthBoard(lambda: db.connect(database.dsn()), cameras)
+    stop = threading.Event()
+
+    def stopping(signum, _frame):
+        if not stop.is_set():
+            log.warning("%s: closing the open segments, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+    print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
+          flush=True)
+    published = Recorder(cameras, Publisher(store, home.root / "recording"), board).run(stop)
+    print("stopped; segments published: " + ", ".join(f"{k} {v}" for k, v in published.items()), flush=True)
     return 0
 
 
@@ -494,12 +569,19 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="one row per video with each stage's state")
     status.add_argument("--json", action="store_true")
     status.add_argument("--limit", type=int, default=1000)
+    status.add_argument("--cameras", action="store_true",
+                        help="live cameras instead: recording or not, last packet and segment, gaps in 24 h")
     status.set_defaults(func=cmd_status)
 
     process = commands.add_parser("process", help="register local files and run every stage in-process")
     process.add_argument("files", nargs="+")
     process.add_argument("--prefix", default="", help="key prefix in the store, e.g. cameras/lobby/")
     process.set_defaults(func=cmd_process)
+
+    record = commands.add_parser("record", help="record live cameras (cameras.yaml) into segments for the pipeline")
+    record.add_argument("--cameras", help="cameras file (default $REELGRAPH_CAMERAS, else <state folder>/cameras.yaml)")
+    record.add_argument("--check", action="store_true", help="read the cameras file, print it and exit")
+    record.set_defaults(func=cmd_record)
 
     register = commands.add_parser("register", help="catalogue stored videos as partitions without running "
                                      "them (bulk imports, then `reelgraph backfill`)")

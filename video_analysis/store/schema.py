@@ -390,6 +390,38 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX sighting_crops_video ON sighting_crops (partition_key);
         """,
     ),
+    (
+        13,
+        "live cameras: each camera's recording state and the gaps in its recording",
+        """
+        -- One row per camera that `reelgraph record` pulls; it refreshes the row every few seconds, so a row
+        -- whose updated_at is old belongs to a recorder that is no longer running.
+        CREATE TABLE cameras (
+            name              text PRIMARY KEY,
+            url               text NOT NULL,          -- credentials masked
+            segment_seconds   integer NOT NULL,
+            state             text NOT NULL CHECK (state IN ('connecting', 'recording', 'reconnecting', 'stopped')),
+            clock             text,                   -- where segment times come from: stream or receive
+            last_packet_at    timestamptz,
+            last_segment_at   timestamptz,            -- when the last segment was published
+            last_segment_key  text,
+            last_error        text,
+            started_at        timestamptz NOT NULL DEFAULT now(),
+            updated_at        timestamptz NOT NULL DEFAULT now(),
+            alerted_at        timestamptz             -- the camera-silence sensor's one alert per outage
+        );
+
+        -- Spans with no recording: from the last packet before a drop (or before the recorder stopped) to the
+        -- first packet after it. An open gap (ended_at NULL) is still going on.
+        CREATE TABLE camera_gaps (
+            camera      text NOT NULL REFERENCES cameras (name) ON DELETE CASCADE,
+            started_at  timestamptz NOT NULL,
+            ended_at    timestamptz CHECK (ended_at >= started_at),
+            reason      text NOT NULL,
+            PRIMARY KEY (camera, started_at)
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

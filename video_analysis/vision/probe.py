@@ -25,6 +25,7 @@ from pathlib import Path
 
 import av
 
+from video_analysis.recording.segments import TAG_PLANNED_S
 from video_analysis.vision.frames import (
     DecodeError,
     FrameCursor,
@@ -149,6 +150,7 @@ def probe_video(path: Path) -> VideoProbe:
     rotation = samples[0][1]
     with av.open(str(path), metadata_errors="ignore") as again:
         info = stream_info(again, again.streams.video[0], rotation)
+        planned = _planned_seconds(again.metadata)
     if info.width <= 0 or info.height <= 0:
         raise VideoProbeError(f"the video stream has no usable geometry ({info.width}x{info.height})")
     if info.width * info.height > max_pixels():
@@ -160,6 +162,10 @@ def probe_video(path: Path) -> VideoProbe:
     if missing > allowed_shortfall_s(fps):
         status = "partial"
         notes.append(f"the recording stops at {indexed:.1f} s of its {duration:.1f} s")
+    if planned is not None and planned - indexed > allowed_shortfall_s(fps):
+        status = "partial"
+        notes.append(f"the recorded segment stops at {indexed:.1f} s of the {planned:.0f} s to its boundary "
+                     "(the stream dropped or the recorder stopped)")
     if index.stopped_early:
         status = "partial"
         notes.append(f"the container cannot be read past {indexed:.1f} s ({index.stopped_early})")
@@ -169,6 +175,15 @@ def probe_video(path: Path) -> VideoProbe:
         height=info.height, rotation=rotation, frame_count=index.packets, header_frame_count=info.header_frames,
         duration_s=round(duration, 3), indexed_s=round(min(indexed, duration), 3), size_bytes=size,
         sha256=file_sha256(path), thumbnail_jpeg=make_thumbnail(thumbnail), status=status, notes=notes)
+
+
+def _planned_seconds(metadata: dict) -> float | None:
+    """The span a camera segment was planned to cover (`reelgraph record` writes it); None for other files."""
+    try:
+        planned = float(metadata.get(TAG_PLANNED_S, ""))
+    except ValueError:
+        return None
+    return planned if math.isfinite(planned) and planned > 0 else None
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Recording live cameras into archive segments that the pipeline picks up like any upload."""

@@ -1,0 +1,111 @@
+"""The cameras file: which streams `reelgraph record` pulls, and how long its segments are.
+
+```yaml
+cameras:
+  lobby:
+    url: rtsp://viewer:${LOBBY_PASSWORD}@10.0.0.7:554/stream1   # RTSP (TCP), HLS (http...m3u8) or a file
+    segment_seconds: 600                                        # optional
+```
+
+Credentials stay in the environment: ``${NAME}`` in a URL is replaced by that variable when the file is read,
+and only the redacted URL is ever logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from video_analysis.runtime.redact import redact
+
+CAMERAS_ENV = "REELGRAPH_CAMERAS"
+DEFAULT_SEGMENT_SECONDS = 600
+# A stream that delivers no packet for this long is stalled: the recorder closes it and reconnects.
+DEFAULT_STALL_SECONDS = 10.0
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class CamerasFileError(ValueError):
+    """The cameras file cannot be used as written; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Camera:
+    name: str
+    url: str  # credentials filled in: never log it, log `shown_url`
+    segment_seconds: int = DEFAULT_SEGMENT_SECONDS
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+
+    @property
+    def kind(self) -> str:
+        """``rtsp``, ``hls`` or ``file`` (a local video looped in real time: a demo camera)."""
+        lowered = self.url.lower()
+        if lowered.startswith(("rtsp://", "rtsps://")):
+            return "rtsp"
+        if lowered.startswith(("http://", "https://")):
+            return "hls"
+        return "file"
+
+    @property
+    def shown_url(self) -> str:
+        return redact(self.url)
+
+    def __repr__(self) -> str:  # never the password, whatever prints the object
+        return f"Camera(name={self.name!r}, url={self.shown_url!r}, segment_seconds={self.segment_seconds})"
+
+
+def cameras_path(home_root: Path) -> Path:
+    """$REELGRAPH_CAMERAS, else ``cameras.yaml`` in the state folder."""
+    configured = os.environ.get(CAMERAS_ENV, "").strip()
+    return Path(configured).expanduser() if configured else home_root / "cameras.yaml"
+
+
+def _expand(url: str, where: str, environ) -> str:
+    missing = [name for name in _VARIABLE.findall(url) if name not in environ]
+    if missing:
+        raise CamerasFileError(f"{where}: the URL uses ${{{missing[0]}}}, which is not set in the environment")
+    return _VARIABLE.sub(lambda m: environ[m.group(1)], url)
+
+
+def load_cameras(path: Path, environ=None) -> list[Camera]:
+    """The cameras in ``path``, checked: names usable in object keys, a URL each, sane segment lengths."""
+    environ = os.environ if environ is None else environ
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError as exc:
+        raise CamerasFileError(f"no cameras file at {path} (write one, or point ${CAMERAS_ENV} at it)") from exc
+    except yaml.YAMLError as exc:
+        raise CamerasFileError(f"{path} is not valid YAML: {exc}") from exc
+    entries = document.get("cameras") if isinstance(document, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise CamerasFileError(f"{path}: expected a `cameras:` mapping of camera names to their settings")
+    cameras = []
+    for name, entry in entries.items():
+        where = f"{path}: camera {name!r}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise CamerasFileError(f"{where}: a name is letters, digits, '.', '_' or '-' (it becomes part of keys)")
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or not entry["url"].strip():
+            raise CamerasFileError(f"{where}: needs a `url`")
+        unknown = set(entry) - {"url", "segment_seconds", "stall_seconds"}
+        if unknown:
+            raise CamerasFileError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        try:
+            segment = int(entry.get("segment_seconds", DEFAULT_SEGMENT_SECONDS))
+            stall = float(entry.get("stall_seconds", DEFAULT_STALL_SECONDS))
+        except (TypeError, ValueError) as exc:
+            raise CamerasFileError(f"{where}: segment_seconds and stall_seconds are numbers") from exc
+        if not 10 <= segment <= 24 * 3600:
+            raise CamerasFileError(f"{where}: segment_seconds must be between 10 and 86400, not {segment}")
+        if not 1 <= stall <= 600:
+            raise CamerasFileError(f"{where}: stall_seconds must be between 1 and 600, not {stall}")
+        url = _expand(entry["url"].strip(), where, environ)
+        cameras.append(Camera(name=name, url=url, segment_seconds=segment, stall_seconds=stall))
+    return cameras

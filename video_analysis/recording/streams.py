@@ -1,0 +1,159 @@
+"""One connection to a camera: its video packets, each with the wall-clock time it shows.
+
+Packets are never decoded (the recorder copies them), so a camera costs little more than its network.
+
+Wall-clock times, in this order of trust:
+- RTSP: the server's RTCP sender reports (FFmpeg's ``start_time_realtime``) place the stream on the
+  camera's clock, to within the report interval;
+- otherwise (HLS, RTSP servers that send no reports): the time the first packet was received, advanced by
+  the stream's own timestamps. A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time
+  (a camera with a wrong clock, a timestamp jump) is re-anchored on the receive time, with a warning.
+- a file camera: the time its loop started, advanced by the file's timestamps (played in real time).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+
+from video_analysis.recording.cameras import Camera
+
+log = logging.getLogger(__name__)
+
+CLOCK_TOLERANCE_S = 300.0
+
+
+class StreamLost(RuntimeError):
+    """The stream could not be opened, ended, stalled or broke; the recorder reconnects."""
+
+
+@dataclass
+class TimedPacket:
+    packet: av.Packet
+    wall: float  # seconds since the epoch, UTC
+
+    @property
+    def keyframe(self) -> bool:
+        return bool(self.packet.is_keyframe)
+
+
+class StreamReader:
+    """The camera's first video stream, opened with a read timeout: a stall raises `StreamLost`."""
+
+    def __init__(self, camera: Camera, stop: threading.Event, transport: str = "tcp"):
+        self.camera = camera
+        self.stop = stop
+        self.clock = "receive"
+        self.transport = transport
+        self.container = self._open()
+        if not self.container.streams.video:
+            self.container.close()
+            raise StreamLost("the stream has no video")
+        self.stream = self.container.streams.video[0]
+
+    def _open(self):
+        """The container; RTSP over TCP (no losses), over UDP only where the server refuses TCP."""
+        camera = self.camera
+        timeout = None if camera.kind == "file" else (camera.stall_seconds, camera.stall_seconds)
+        options: dict[str, str] = {}
+        if camera.kind == "hls":  # reconnect inside FFmpeg for one lost fetch, not for a dead server
+            options.update({"reconnect": "1", "reconnect_streamed": "1", "reconnect_delay_max": "2"})
+        transports = [self.transport, *(["udp"] if self.transport == "tcp" else [])] if camera.kind == "rtsp" \
+            else [None]
+        for transport in transports:
+            if transport:
+                options["rtsp_transport"] = transport
+            try:
+                container = av.open(camera.url, options=options, timeout=timeout, metadata_errors="ignore")
+            except (av.HTTPBadRequestError, av.HTTPOtherClientError) as exc:
+                if transport != transports[-1]:  # 400/461 to SETUP: this server does not take RTP over TCP
+                    log.warning("%s: the server refuses RTSP over %s (%s); trying %s", camera.name,
+                                transport.upper(), _reason(exc), transports[-1].upper())
+                    continue
+                raise StreamLost(f"cannot open the stream: {_reason(exc)}") from exc
+            except (av.FFmpegError, OSError) as exc:
+                raise StreamLost(f"cannot open the stream: {_reason(exc)}") from exc
+            self.transport = transport or self.transport
+            return container
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail again; it is gone either way
+            pass
+
+    def packets(self) -> Iterator[TimedPacket]:
+        if self.camera.kind == "file":
+            yield from self._looped_file()
+            return
+        base = self.stream.time_base
+        anchor = None
+        try:
+            for packet in self.container.demux(self.stream):
+                if self.stop.is_set():
+                    return
+                if packet.pts is None or packet.dts is None or packet.size == 0:
+                    continue  # before the parser found its footing, or a flush marker
+                seconds = float(packet.pts * base)
+                received = time.time()
+                if anchor is None:
+                    anchor = self._anchor(seconds, received)
+                wall = anchor + seconds
+                if abs(wall - received) > CLOCK_TOLERANCE_S:
+                    log.warning("%s: stream time is %.0f s from the receive time; using the receive time",
+                                self.camera.name, wall - received)
+                    self.clock, anchor = "receive", received - seconds
+                    wall = received
+                yield TimedPacket(packet, wall)
+        except (av.FFmpegError, OSError) as exc:
+            raise StreamLost(f"the stream broke off: {_reason(exc)}") from exc
+        raise StreamLost("the stream ended")
+
+    def _anchor(self, seconds: float, received: float) -> float:
+        """Wall time of stream time 0."""
+        realtime = getattr(self.container, "start_time_realtime", None)
+        if self.camera.kind == "rtsp" and realtime and abs(realtime / 1e6 - received) < CLOCK_TOLERANCE_S:
+            self.clock = "stream"
+            return realtime / 1e6
+        self.clock = "receive"
+        return received - seconds
+
+    def _looped_file(self) -> Iterator[TimedPacket]:
+        """A local file played in real time, over and over, as a camera would send it."""
+        started = time.time()
+        offset = 0.0  # seconds of earlier loops
+        while not self.stop.is_set():
+            base = self.stream.time_base
+            first = None
+            last = 0.0
+            for packet in self.container.demux(self.stream):
+                if packet.pts is None or packet.dts is None or packet.size == 0:
+                    continue
+                seconds = float(packet.pts * base)
+                first = seconds if first is None else first
+                position = offset + seconds - first
+                last = max(last, seconds - first)
+                if self.stop.wait(max(0.0, started + position - time.time())):
+                    return
+                shift = int(round((offset - first) / base))
+                packet.pts += shift
+                packet.dts += shift
+                yield TimedPacket(packet, started + position)
+            if first is None:
+                raise StreamLost("the file holds no video packets")
+            offset += last + 1.0 / float(self.stream.average_rate or 25)
+            self.container.close()
+            self.container = av.open(self.camera.url, metadata_errors="ignore")
+            self.stream = self.container.streams.video[0]
+
+
+def _reason(exc: Exception) -> str:
+    from video_analysis.runtime.redact import redact
+
+    return redact(str(exc))  # FFmpeg errors quote the URL, credentials included
