@@ -4,6 +4,7 @@ from dagster import Definitions
 
 from assets import ALL_ASSETS
 from orchestration.alerts import failure_alert_sensor
+from orchestration.cameras import camera_silence_sensor
 from orchestration.executors import build_executor
 from orchestration.jobs import daily_report_job, daily_report_schedule, process_video_job
 from orchestration.sensors import video_upload_sensor
@@ -27,7 +28,7 @@ defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[process_video_job, daily_report_job],
     schedules=[daily_report_schedule],
-    sensors=[video_upload_sensor, failure_alert_sensor],
+    sensors=[video_upload_sensor, failure_alert_sensor, camera_silence_sensor],
     resources=build_resources(),
     executor=build_executor(),
 )

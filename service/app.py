@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from video_analysis.events.answers import grounded_answer
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, ObjectStoreError, S3Store
-from video_analysis.store import catalog
+from video_analysis.store import cameras, catalog
 from video_analysis.store.db import Database, PooledDatabase
 from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
@@ -325,9 +325,41 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             hits = similar_tracks(conn, partition_key, track_id, limit=limit)
         return {"partition_key": partition_key, "track_id": track_id, "hits": [_hit(h, ctx) for h in hits]}
 
+    @app.get("/api/cameras")
+    def camera_list() -> dict:
+        """Live cameras: recording or not, last packet and segment, gaps in the last 24 h, latest thumbnail."""
+        with ctx.database.session() as conn:
+            found = cameras.camera_health(conn)
+            latest = dict(conn.execute(
+                """SELECT DISTINCT ON (camera) camera, partition_key FROM videos
+                   WHERE camera = ANY(%s) AND thumbnail_jpeg IS NOT NULL AND superseded_by IS NULL
+                   ORDER BY camera, recorded_at DESC""", ([c.name for c in found],)).fetchall())
+        return {"cameras": [{**c.as_dict(), "latest_partition": latest.get(c.name),
+                             "thumbnail_url": f"{_video_path(latest[c.name])}/thumbnail.jpg"
+                             if c.name in latest else None} for c in found]}
+
+    @app.get("/api/cameras/{camera}/day")
+    def camera_day(camera: str, day: Annotated[date | None, Query(description="UTC day; today if absent")] = None
+                   ) -> dict:
+        """One camera's day: segments with safety scores, incidents and gaps, each with where to play it."""
+        day = day or datetime.now(timezone.utc).date()
+        with ctx.database.session() as conn:
+            known = conn.execute("SELECT 1 FROM cameras WHERE name = %s UNION SELECT 1 FROM videos WHERE camera = %s "
+                                 "LIMIT 1", (camera, camera)).fetchone()
+            if not known:
+                raise HTTPException(404, f"no camera {camera!r}")
+            found = cameras.camera_day(conn, camera, day)
+        for item in found["segments"] + found["incidents"]:
+            item["video_url"] = f"{_video_path(item['partition_key'])}/video"
+        return found
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/cameras", include_in_schema=False)
+    def cameras_page() -> FileResponse:
+        return FileResponse(STATIC / "cameras.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

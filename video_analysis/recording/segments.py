@@ -72,7 +72,7 @@ class SegmentWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="mp4", options={
             # fragments at each keyframe: the file plays up to its last fragment even if we are killed
-            "movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags"})
+            "movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags", "flush_packets": "1"})
         self.stream = self.container.add_stream_from_template(template)
         self.container.metadata[TAG_PLANNED_S] = f"{planned_end - start_wall:.3f}"
 

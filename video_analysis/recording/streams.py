@@ -5,8 +5,9 @@ Packets are never decoded (the recorder copies them), so a camera costs little m
 Wall-clock times, in this order of trust:
 - RTSP: the server's RTCP sender reports (FFmpeg's ``start_time_realtime``) place the stream on the
   camera's clock, to within the report interval;
-- otherwise (HLS, RTSP servers that send no reports): the time the first packet was received, advanced by
-  the stream's own timestamps. A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time
+- otherwise (HLS, RTSP servers that send no reports, or whose first report comes after the first packet):
+  the receive time, advanced by the stream's own timestamps, taken at the live edge (the packet that arrived
+  soonest after its stream time: a server's burst of buffered packets on connecting does not count). A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time
   (a camera with a wrong clock, a timestamp jump) is re-anchored on the receive time, with a warning.
 - a file camera: the time its loop started, advanced by the file's timestamps (played in real time).
 """
@@ -104,6 +105,10 @@ class StreamReader:
                 received = time.time()
                 if anchor is None:
                     anchor = self._anchor(seconds, received)
+                elif self.clock == "receive":
+                    # A server sends what it buffered in a burst on connecting: those packets are older than
+                    # their arrival. The live edge is where arrival minus stream time is smallest.
+                    anchor = min(anchor, received - seconds)
                 wall = anchor + seconds
                 if abs(wall - received) > CLOCK_TOLERANCE_S:
                     log.warning("%s: stream time is %.0f s from the receive time; using the receive time",
@@ -111,6 +116,8 @@ class StreamReader:
                     self.clock, anchor = "receive", received - seconds
                     wall = received
                 yield TimedPacket(packet, wall)
+        except av.ExitError as exc:  # the read timeout interrupted FFmpeg
+            raise StreamLost(f"stalled: no packet for {self.camera.stall_seconds:g} s") from exc
         except (av.FFmpegError, OSError) as exc:
             raise StreamLost(f"the stream broke off: {_reason(exc)}") from exc
         raise StreamLost("the stream ended")

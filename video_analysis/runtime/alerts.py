@@ -1,4 +1,4 @@
-"""Failure alerts: one JSON payload per failed run, to the log and to a webhook (Slack-compatible text)."""
+"""Alerts: one JSON payload per failed run or silent camera, to the log and to a webhook (Slack-compatible text)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,22 @@ class FailureAlert:
         return {**asdict(self), "text": self.text}
 
 
-def send(alert: FailureAlert, webhook_url: str | None, timeout_s: float = 10.0) -> bool:
+@dataclass(frozen=True)
+class CameraAlert:
+    camera: str
+    silent_since: str  # ISO time, UTC
+    reason: str
+    last_segment: str | None
+
+    @property
+    def text(self) -> str:
+        return f"reelgraph camera {self.camera} is silent since {self.silent_since}: {self.reason}"
+
+    def payload(self) -> dict:
+        return {**asdict(self), "text": self.text}
+
+
+def send(alert: FailureAlert | CameraAlert, webhook_url: str | None, timeout_s: float = 10.0) -> bool:
     """Log the alert; POST it to the webhook when one is configured. Returns whether the webhook took it."""
     log.error(alert.text)
     if not webhook_url:

@@ -88,6 +88,10 @@ class Settings:
     # The device every model that can use a GPU is built on: auto (CUDA when torch sees it), cpu, cuda or cuda:N.
     device: str = field(default_factory=lambda: _env("REELGRAPH_DEVICE", "auto") or "auto")
 
+    # Live cameras: a stream lost for this long makes its camera silent (one alert per outage). A camera that
+    # published nothing for two segment lengths is silent too.
+    camera_lost_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_CAMERA_LOST_SECONDS", "20")))
+
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
 
