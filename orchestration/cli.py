@@ -413,17 +413,50 @@ def cmd_dev(args) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(samples / SAMPLE_CLIP, target)
             print(f"sample clip placed in the inbox: {target} (the upload sensor picks it up)")
+    recorder = _start_recorder(home) if args.record else None
     print(f"drop videos into {store.describe()}; UI on http://{args.host}:{args.port}")
     command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
     workspace = CHECKOUT / "workspace.yaml"
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "orchestration.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, f"[{args.host}]" if ":" in args.host else args.host)
-    return _supervise([dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
-                      f"http://{host}:{args.port}")
+    try:
+        return _supervise([dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
+                          f"http://{host}:{args.port}", companions=[recorder] if recorder else [])
+    finally:
+        if recorder is not None:
+            _stop_companion(recorder)
 
 
-def _supervise(command: list[str], cwd: Path, url: str) -> int:
+def _start_recorder(home):
+    """`reelgraph record`, in its own process (analysis can never stall it), when a cameras file exists."""
+    import subprocess
+
+    from video_analysis.recording.cameras import cameras_path
+
+    cameras_file = cameras_path(home.root)
+    if not cameras_file.exists():
+        return None
+    print(f"recording the cameras of {cameras_file} (`reelgraph record`; --no-record to leave them)")
+    reelgraph = shutil.which("reelgraph") or str(Path(sys.executable).parent / "reelgraph")
+    return subprocess.Popen([reelgraph, "record", "--cameras", str(cameras_file)])
+
+
+def _stop_companion(process, timeout_s: float = 30) -> None:
+    """SIGTERM (the recorder publishes its open segments), then SIGKILL after ``timeout_s``."""
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _supervise(command: list[str], cwd: Path, url: str, companions: list | None = None) -> int:
     """Run `dagster dev` and watch that its code server keeps answering (orchestration/watchdog.py)."""
     import signal
     import subprocess
@@ -438,6 +471,9 @@ def _supervise(command: list[str], cwd: Path, url: str) -> int:
     def stop(*_):
         stopping.append(True)
         process.send_signal(signal.SIGTERM)
+        for companion in companions or []:
+            if companion.poll() is None:
+                companion.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -626,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
+    dev.add_argument("--no-record", dest="record", action="store_false",
+                     help="do not start `reelgraph record`, even with a cameras file in the state folder")
     dev.set_defaults(func=cmd_dev)
 
     ask = commands.add_parser("ask", help="a question about the footage, answered from the matching rows, cited")

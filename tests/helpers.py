@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,9 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance
 
 REPO = Path(__file__).resolve().parents[1]
-REELGRAPH = Path(sys.executable).parent / "reelgraph"
+BIN = Path(sys.executable).parent
+REELGRAPH = BIN / "reelgraph"
+MANIFEST = REPO / "models" / "manifest.yaml"
 
 # Counted by eye on a contact sheet of one-by-one-person-detection.mp4: six people cross the room one
 # at a time, in these intervals (seconds).
@@ -230,6 +235,51 @@ def ensure_chromium() -> tuple[str, str] | None:
     return found()
 
 
+def start_service(env: dict, log_path: Path, timeout_s: float = 120):
+    """`reelgraph serve` on a free port, as a user starts it; returns (process, its URL) once it answers."""
+    import httpx
+
+    port = free_port()
+    log = open(log_path, "w+")  # noqa: SIM115 - the service writes into it for as long as it runs
+    server = subprocess.Popen([str(REELGRAPH), "serve", "--port", str(port)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/api/health", timeout=10).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            log.seek(0)
+            raise AssertionError("reelgraph serve did not come up:\n" + log.read()[-3000:])
+        time.sleep(0.5)
+
+
+def headless_chrome():
+    """A headless Chromium through Selenium; fails in CI and skips elsewhere where it cannot be had."""
+    import pytest
+
+    chromium = ensure_chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            raise AssertionError("chromium and chromedriver are missing and could not be installed")
+        pytest.skip("chromium and chromedriver are missing and cannot be installed here (not root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
 def alert_sink():
     """A real HTTP endpoint standing for a Slack-style webhook; returns (the alerts it received, the server)."""
     import threading
@@ -262,3 +312,83 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0, co
             return found
         time.sleep(interval_s)
     raise AssertionError(f"{what} within {timeout_s:.0f} s\n{context()}")
+
+
+class DevStack:
+    """`reelgraph dev` as a user starts it, in its own state folder; ``home_files`` are written there first
+    (a cameras file, a zones file)."""
+
+    def __init__(self, folder: Path, home_files: dict[str, str] | None = None):
+        from orchestration.backfill import DagsterWebserver
+        from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
+
+        self.home = folder / "home"
+        self.home.mkdir(parents=True)
+        for name, text in (home_files or {}).items():
+            (self.home / name).write_text(text)
+        self.manifest = folder / "manifest.yaml"
+        shutil.copyfile(MANIFEST, self.manifest)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.alerts, self.alert_sink = alert_sink()
+        self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
+                    "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
+                    "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
+                    "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}
+        for name in ("REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL", "REELGRAPH_CAMERAS"):
+            self.env.pop(name, None)
+        self.log_path = folder / "dev.log"
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen([str(BIN / "reelgraph"), "dev", "--no-sample", "--port", str(port)],
+                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.server = EmbeddedPostgres(self.home / "postgres")
+        self.webserver = DagsterWebserver(self.url)
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-4000:]
+
+    def wait_until_up(self, timeout_s=180):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.webserver.query("{ version }") and (self.home / "inbox").is_dir():
+                    return
+            except Exception:  # noqa: BLE001 - WebserverError: not up yet
+                pass
+            time.sleep(1)
+        raise AssertionError("reelgraph dev did not come up\n" + self.log_tail())
+
+    def sql(self, query, params=()):
+        from video_analysis.store import db
+
+        with db.connect(self.server.dsn(self.server.running_port())) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def cli(self, *args) -> str:
+        done = subprocess.run([str(BIN / "reelgraph"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.server.discard()
+        self.alert_sink.shutdown()
+        self.log.close()
+
+    def instance(self):
+        from dagster import DagsterInstance
+
+        return DagsterInstance.from_config(str(self.home / "dagster"))
+
+    def wait_for(self, condition, timeout_s: float, what: str):
+        return wait_for(condition, timeout_s, what, context=self.log_tail)
+
+    def stage_states(self, object_key: str) -> dict:
+        return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "
+                             "WHERE v.object_key = %s", (object_key,)))

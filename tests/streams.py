@@ -72,7 +72,8 @@ class RtspCamera:
 
     def up(self) -> RtspCamera:
         self.server = _start([self.binary, "--clientport", str(self.client_port), "--serverport",
-                              str(self.source_port), "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"], self.folder / f"{self.name}-server.log")
+                              str(self.source_port), "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
+                             self.folder / f"{self.name}-server.log")
         time.sleep(0.7)  # the server listens within a few hundred milliseconds
         self.feed = _start([sys.executable, "-m", "tests.stream_publisher", str(self.clip),
                             f"rtsp://127.0.0.1:{self.source_port}/{self.name}"], self.folder / f"{self.name}-feed.log")

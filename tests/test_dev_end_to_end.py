@@ -5,94 +5,17 @@ that batch videos per run, including a re-run of only what a new model version m
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from orchestration.backfill import DagsterWebserver, WebserverError
-from tests.helpers import REPO, alert_sink, free_port, wait_for
-from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
-from video_analysis.store import db
+from tests.helpers import DevStack
 
 pytestmark = pytest.mark.slow
 
 STAGES = ["raw_video", "detections", "tracks", "attributes", "embeddings", "summaries"]
-BIN = Path(sys.executable).parent
-MANIFEST = REPO / "models" / "manifest.yaml"
-
-
-class DevStack:
-    def __init__(self, folder: Path):
-        self.home = folder / "home"
-        self.home.mkdir(parents=True)
-        self.manifest = folder / "manifest.yaml"
-        shutil.copyfile(MANIFEST, self.manifest)
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.alerts, self.alert_sink = alert_sink()
-        self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
-                    "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
-                    "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
-                    "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}
-        for name in ("REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL"):
-            self.env.pop(name, None)
-        self.log_path = folder / "dev.log"
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([str(BIN / "reelgraph"), "dev", "--no-sample", "--port", str(port)],
-                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        self.server = EmbeddedPostgres(self.home / "postgres")
-        self.webserver = DagsterWebserver(self.url)
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text()[-4000:]
-
-    def wait_until_up(self, timeout_s=180):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if self.webserver.query("{ version }") and (self.home / "inbox").is_dir():
-                    return
-            except WebserverError:
-                pass
-            time.sleep(1)
-        raise AssertionError("reelgraph dev did not come up\n" + self.log_tail())
-
-    def sql(self, query, params=()):
-        with db.connect(self.server.dsn(self.server.running_port())) as conn:
-            return conn.execute(query, params).fetchall()
-
-    def cli(self, *args) -> str:
-        done = subprocess.run([str(BIN / "reelgraph"), *args], env=self.env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.server.discard()
-        self.alert_sink.shutdown()
-        self.log.close()
-
-    def instance(self):
-        from dagster import DagsterInstance
-
-        return DagsterInstance.from_config(str(self.home / "dagster"))
-
-    def wait_for(self, condition, timeout_s: float, what: str):
-        return wait_for(condition, timeout_s, what, context=self.log_tail)
-
-    def stage_states(self, object_key: str) -> dict:
-        return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "
-                             "WHERE v.object_key = %s", (object_key,)))
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,25 @@ def test_compose_takes_credentials_from_an_ignored_env_file_and_publishes_on_loo
     assert ignored.returncode == 0
 
 
+def test_the_recorder_runs_on_the_light_image_in_compose_and_kubernetes():
+    from video_analysis.recording.cameras import load_cameras
+
+    services = yaml.safe_load((REPO / "deploy/docker-compose.yml").read_text())["services"]
+    recorder = services["recorder"]
+    assert recorder["build"]["dockerfile"] == "deploy/Dockerfile.ingest" and "deploy" not in recorder
+    assert recorder["command"][:2] == ["reelgraph", "record"]
+    assert recorder["environment"]["REELGRAPH_S3_BUCKET"] == "raw-videos"  # segments go where uploads go
+    cameras = load_cameras(REPO / "deploy/compose/cameras.yaml", environ={"LOBBY_PASSWORD": "x"})
+    assert [c.name for c in cameras] == ["lobby"] and cameras[0].kind == "rtsp"
+    documents = list(yaml.safe_load_all((REPO / "deploy/k8s/recorder.yaml").read_text()))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "ingest" in container["image"] and container["args"][:2] == ["reelgraph", "record"]
+    assert deployment["spec"]["replicas"] == 1 and "nvidia.com/gpu" not in str(container)
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    assert "cameras:" in config["data"]["cameras.yaml"]
+
+
 def test_light_image_requirements_carry_no_deep_learning_stack():
     lines = (REPO / "deploy/requirements-ingest.txt").read_text().lower()
     assert not any(name in lines for name in ("torch", "ultralytics", "transformers"))

@@ -5,7 +5,6 @@ as a user would start it. Browser screenshots are kept in test-artifacts/ (or $R
 """
 
 import os
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,10 @@ import pytest
 from tests.helpers import (
     KITCHEN_KEY,
     PEOPLE_ON_SCREEN,
-    REELGRAPH,
     REPO,
-    ensure_chromium,
-    free_port,
+    headless_chrome,
     sample_clips_processed,
+    start_service,
     wait_for,
 )
 
@@ -49,30 +47,14 @@ def served(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
         assert materialize([summaries], partition_key=partitions["person"], instance=instance,
                            resources=build_resources(), raise_on_error=False,
                            run_config={"ops": {"summaries": {"config": {"loiter_seconds": 20}}}}).success
-        port = free_port()
-        log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w+")
-        server = subprocess.Popen([str(REELGRAPH), "serve", "--port", str(port)], env=dict(os.environ),
-                                  stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        server, url = start_service(dict(os.environ), tmp_path_factory.mktemp("serve") / "serve.log")
         client = httpx.Client(base_url=url, timeout=60)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise AssertionError("reelgraph serve did not come up:\n" + log.read()[-3000:])
-            time.sleep(0.5)
         try:
             yield Served(url, partitions, client)
         finally:
             client.close()
             server.terminate()
             server.wait(30)
-            log.close()
 
 
 def test_health_reports_the_catalogue_and_the_model(served):
@@ -209,21 +191,7 @@ def test_the_api_is_described_by_openapi(served):
 # -- the page, in a real browser ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
-    chromium = ensure_chromium()
-    if chromium is None:
-        if os.environ.get("CI"):
-            raise AssertionError("chromium and chromedriver are missing and could not be installed")
-        pytest.skip("chromium and chromedriver are missing and cannot be installed here (not root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium[0]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                     "--autoplay-policy=no-user-gesture-required"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chrome()
     yield driver
     driver.quit()
 

@@ -7,8 +7,9 @@ Wall-clock times, in this order of trust:
   camera's clock, to within the report interval;
 - otherwise (HLS, RTSP servers that send no reports, or whose first report comes after the first packet):
   the receive time, advanced by the stream's own timestamps, taken at the live edge (the packet that arrived
-  soonest after its stream time: a server's burst of buffered packets on connecting does not count). A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time
-  (a camera with a wrong clock, a timestamp jump) is re-anchored on the receive time, with a warning.
+  soonest after its stream time: a server's burst of buffered packets on connecting does not count).
+  A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time (a camera with a wrong clock, a
+  timestamp jump) is re-anchored on the receive time, with a warning.
 - a file camera: the time its loop started, advanced by the file's timestamps (played in real time).
 """
 

@@ -151,12 +151,11 @@ def camera_health(conn: psycopg.Connection, *, now: datetime | None = None, lost
             silent_since, silence = open_gaps[0].started_at, f"stream lost: {open_gaps[0].reason}"
         quiet_from = last_segment or started
         if (now - quiet_from).total_seconds() >= 2 * segment_s:
-            since = quiet_from
-            if silent_since is None or since < silent_since:
-                silent_since = since
-            silence = (f"nothing published for {_span((now - quiet_from).total_seconds())} (two segments are "
-                       f"{_span(2 * segment_s)})" + ("; the recorder is not running" if state == "no recorder"
-                                                     else ""))
+            quiet = (f"nothing published for {_span((now - quiet_from).total_seconds())} (two segments are "
+                     f"{_span(2 * segment_s)})" + ("; the recorder is not running" if state == "no recorder" else ""))
+            # the older silence dates it; a lost stream says more about why
+            silence = f"{silence}; {quiet}" if silence else quiet
+            silent_since = min(silent_since or quiet_from, quiet_from)
         found.append(CameraHealth(name, url, segment_s, state, clock, last_packet, last_segment, last_key, error,
                                   updated, alerted, silent_since, silence, gaps.get(name, [])))
     return found

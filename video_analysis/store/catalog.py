@@ -109,11 +109,12 @@ def save_probe(conn: psycopg.Connection, partition_key: str, probe: VideoProbe) 
         """UPDATE videos SET status = %s, error = NULL, attempts = attempts + 1, probed_at = now(),
                   sha256 = %s, container = %s, codec = %s, fps = %s, width = %s, height = %s, rotation = %s,
                   frame_count = %s, header_frame_count = %s, duration_s = %s, thumbnail_jpeg = %s,
-                  covered_s = %s, notes = %s, decoded_frames = NULL, decode_errors = NULL, gaps = NULL
+                  covered_s = %s, notes = %s, planned_s = %s, decoded_frames = NULL, decode_errors = NULL,
+                  gaps = NULL
            WHERE partition_key = %s""",
         (probe.status, probe.sha256, probe.container, probe.codec, probe.fps, probe.width, probe.height,
          probe.rotation, probe.frame_count, probe.header_frame_count, probe.duration_s, probe.thumbnail_jpeg,
-         probe.indexed_s, probe.notes, partition_key),
+         probe.indexed_s, probe.notes, probe.planned_s, partition_key),
     )
     _refresh_superseded(conn, partition_key)  # a usable re-upload now stands for its key
 
@@ -136,13 +137,17 @@ def save_decode(conn: psycopg.Connection, partition_key: str, *, frames: int, er
     """Record what the full decode found, and decide ready or partial by what decoded over time.
 
     `ready` when the decoded frames cover the container's duration (to within `allowed_shortfall_s`), with
-    no decode error and no gap; anything less is `partial`, with the reasons.
+    no decode error and no gap; anything less is `partial`, with the reasons. A camera segment is measured
+    against the span the recorder planned for it: one its stream's drop cut short is partial too.
     """
-    duration, fps = conn.execute("SELECT duration_s, fps FROM videos WHERE partition_key = %s",
-                                 (partition_key,)).fetchone()
+    duration, fps, planned = conn.execute("SELECT duration_s, fps, planned_s FROM videos WHERE partition_key = %s",
+                                          (partition_key,)).fetchone()
     notes = []
     if covered_s < duration - allowed_shortfall_s(fps):
         notes.append(f"{covered_s:.1f} s of {duration:.1f} s decoded")
+    elif planned and covered_s < planned - allowed_shortfall_s(fps):
+        notes.append(f"the recorded segment stops at {covered_s:.1f} s of the {planned:.0f} s to its boundary "
+                     "(the stream dropped or the recorder stopped)")
     if errors:
         notes.append(f"{errors} damaged packet{'s' if errors != 1 else ''} skipped")
     if gaps:

@@ -420,6 +420,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             reason      text NOT NULL,
             PRIMARY KEY (camera, started_at)
         );
+
+        -- A camera segment's span to its boundary, as the recorder planned it: one that ends early is partial.
+        ALTER TABLE videos ADD COLUMN planned_s double precision;
         """,
     ),
 ]

@@ -65,6 +65,7 @@ class VideoProbe:
     thumbnail_jpeg: bytes
     status: str = "ready"  # ready | partial
     notes: list[str] = field(default_factory=list)
+    planned_s: float | None = None  # a camera segment's span to its boundary, as the recorder planned it
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -174,7 +175,8 @@ def probe_video(path: Path) -> VideoProbe:
         container=sniff_container(head) or info.container, codec=info.codec, fps=round(fps, 3), width=info.width,
         height=info.height, rotation=rotation, frame_count=index.packets, header_frame_count=info.header_frames,
         duration_s=round(duration, 3), indexed_s=round(min(indexed, duration), 3), size_bytes=size,
-        sha256=file_sha256(path), thumbnail_jpeg=make_thumbnail(thumbnail), status=status, notes=notes)
+        sha256=file_sha256(path), thumbnail_jpeg=make_thumbnail(thumbnail), status=status, notes=notes,
+        planned_s=planned)
 
 
 def _planned_seconds(metadata: dict) -> float | None:
