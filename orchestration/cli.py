@@ -124,7 +124,9 @@ def cmd_doctor(args) -> int:
 
 # -- status ----------------------------------------------------------------------------------------
 def _when_text(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+    from datetime import timezone
+
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
 def cmd_camera_status(args) -> int:
@@ -194,7 +196,7 @@ def cmd_record(args) -> int:
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.recording.cameras import CamerasFileError, cameras_path, load_cameras
     from video_analysis.recording.health import HealthBoard
-    from video_analysis.recording.recorder import Publisher, Recorder
+    from video_analysis.recording.recorder import Recorder, RecorderBusy
     from video_analysis.runtime.settings import Settings
     from video_analysis.store import db
 
@@ -223,7 +225,11 @@ def cmd_record(args) -> int:
     signal.signal(signal.SIGINT, stopping)
     print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
           flush=True)
-    published = Recorder(cameras, Publisher(store, home.root / "recording"), board).run(stop)
+    try:
+        published = Recorder(cameras, store, home.root / "recording", board).run(stop)
+    except RecorderBusy as exc:
+        print(f"reelgraph record: {exc}", file=sys.stderr)
+        return 1
     print("stopped; segments published: " + ", ".join(f"{k} {v}" for k, v in published.items()), flush=True)
     return 0
 

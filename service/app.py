@@ -333,7 +333,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             latest = dict(conn.execute(
                 """SELECT DISTINCT ON (camera) camera, partition_key FROM videos
                    WHERE camera = ANY(%s) AND thumbnail_jpeg IS NOT NULL AND superseded_by IS NULL
-                   ORDER BY camera, recorded_at DESC""", ([c.name for c in found],)).fetchall())
+                   ORDER BY camera, recorded_at DESC NULLS LAST""", ([c.name for c in found],)).fetchall())
         return {"cameras": [{**c.as_dict(), "latest_partition": latest.get(c.name),
                              "thumbnail_url": f"{_video_path(latest[c.name])}/thumbnail.jpg"
                              if c.name in latest else None} for c in found]}

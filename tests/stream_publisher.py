@@ -22,8 +22,8 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         out = av.open(str(folder / "live.m3u8"), "w", format="hls", options={
             "hls_time": "2", "hls_list_size": "6", "hls_flags": "delete_segments+program_date_time+omit_endlist"})
-    source = av.open(args.clip)
-    stream = out.add_stream_from_template(source.streams.video[0])
+    with av.open(args.clip) as first:
+        stream = out.add_stream_from_template(first.streams.video[0])
     started, offset = time.monotonic(), 0.0
     while True:
         source = av.open(args.clip)

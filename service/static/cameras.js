@@ -28,6 +28,7 @@ async function getJSON(url) {
 }
 
 const clock = (iso) => iso ? new Date(iso).toISOString().slice(11, 19) : "-";
+const words = (type) => String(type || "incident").replaceAll("_", " ");
 const scoreColour = (score) => score === null || score === undefined ? "#b8bec8" : `hsl(${score * 1.2}, 62%, 42%)`;
 
 function cameraCard(camera) {
@@ -80,6 +81,7 @@ function span(day) {
   const midnight = Date.parse(`${day.day}T00:00:00Z`);
   if (!times.length) return [midnight, midnight + 86400000];
   const from = Math.max(midnight, Math.min(...times)), to = Math.min(midnight + 86400000, Math.max(...times));
+  if (to <= from) return [midnight, midnight + 86400000];  // nothing inside the day (a gap from before it)
   const pad = Math.max((to - from) * 0.02, 1000);
   return [from - pad, to + pad];
 }
@@ -96,7 +98,7 @@ function axis(svg, x, from, to, y, width) {
 
 function drawTimeline(day, from, to) {
   const svg = $("timeline"), width = 1000, left = 70, lanes = {segments: 6, incidents: 36, gaps: 60};
-  const x = (t) => left + (t - from) / (to - from) * (width - left - 10);
+  const x = (t) => left + (Math.min(Math.max(t, from), to) - from) / (to - from) * (width - left - 10);
   svg.replaceChildren();
   for (const [name, y] of Object.entries(lanes)) svg.append(shape("text", {x: 0, y: y + 13, class: "lane"}, name));
   for (const s of day.segments) {
@@ -112,9 +114,9 @@ function drawTimeline(day, from, to) {
     const at = Date.parse(incident.at);
     const marker = shape("circle", {cx: x(at), cy: lanes.incidents + 9, r: 7, class: "incident-marker",
                                     "data-partition": incident.partition_key, "data-start": incident.start_s});
-    marker.append(shape("title", {}, `${incident.type.replace("_", " ")} at ${clock(incident.at)}: ${incident.detail}`));
+    marker.append(shape("title", {}, `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}`));
     marker.addEventListener("click", () => play(incident.video_url, incident.start_s || 0,
-                                                `${incident.type.replace("_", " ")} at ${clock(incident.at)}`));
+                                                `${words(incident.type)} at ${clock(incident.at)}`));
     svg.append(marker);
   }
   for (const gap of day.gaps) {
@@ -129,7 +131,7 @@ function drawTimeline(day, from, to) {
 
 function drawScores(day, from, to) {
   const svg = $("score-chart"), width = 1000, left = 70, height = 90;
-  const x = (t) => left + (t - from) / (to - from) * (width - left - 10);
+  const x = (t) => left + (Math.min(Math.max(t, from), to) - from) / (to - from) * (width - left - 10);
   const y = (score) => 6 + (100 - score) / 100 * (height - 12);
   svg.replaceChildren(shape("text", {x: 0, y: 14, class: "lane"}, "safety"));
   for (const level of [0, 50, 100]) {
@@ -158,9 +160,9 @@ async function showDay(camera, date) {
     drawScores(day, from, to);
     $("day-incidents").replaceChildren(...day.incidents.map((incident) => {
       const button = element("button", {type: "button", class: "incident", "data-start": incident.start_s},
-        `${incident.type.replace("_", " ")} at ${clock(incident.at)}: ${incident.detail}`);
+        `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}`);
       button.addEventListener("click", () => play(incident.video_url, incident.start_s || 0,
-                                                  `${incident.type.replace("_", " ")} at ${clock(incident.at)}`));
+                                                  `${words(incident.type)} at ${clock(incident.at)}`));
       return element("li", {}, button);
     }));
     $("status").textContent = `${camera}: ${day.segments.length} segments, ${day.incidents.length} incidents, ` +

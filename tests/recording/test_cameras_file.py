@@ -21,15 +21,21 @@ cameras:
   lobby:
     url: rtsp://viewer:${LOBBY_PASSWORD}@10.0.0.7:554/stream1
     segment_seconds: 60
-  yard: http://10.0.0.8/live/index.m3u8
+  yard: http://10.0.0.8/live/index.m3u8?token=${LOBBY_PASSWORD}
   demo:
     url: /videos/demo.mp4
 """)
     lobby, yard, demo = load_cameras(path, environ={"LOBBY_PASSWORD": "s3cret!"})
     assert lobby.url == "rtsp://viewer:s3cret!@10.0.0.7:554/stream1"
-    assert "s3cret" not in lobby.shown_url and "s3cret" not in repr(lobby)
+    assert lobby.shown_url == "rtsp://viewer:***@10.0.0.7:554/stream1" and "s3cret" not in repr(lobby)
+    # a password with '@', ':' or '/' is encoded into the URL, and still masked whole
+    (odd, *_) = load_cameras(path, environ={"LOBBY_PASSWORD": "p@ss:w/rd"})
+    assert odd.url == "rtsp://viewer:p%40ss%3Aw%2Frd@10.0.0.7:554/stream1"
+    assert odd.shown_url == "rtsp://viewer:***@10.0.0.7:554/stream1"
     assert (lobby.kind, yard.kind, demo.kind) == ("rtsp", "hls", "file")
     assert (lobby.segment_seconds, yard.segment_seconds) == (60, 600)
+    assert yard.shown_url == "http://10.0.0.8/live/index.m3u8?***"  # a token in the query is masked too
+    assert (lobby.stall_seconds, yard.stall_seconds) == (10, 30)  # HLS waits a playlist segment between reads
 
 
 @pytest.mark.parametrize("text, says", [

@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import yaml
 
@@ -26,6 +27,8 @@ CAMERAS_ENV = "REELGRAPH_CAMERAS"
 DEFAULT_SEGMENT_SECONDS = 600
 # A stream that delivers no packet for this long is stalled: the recorder closes it and reconnects.
 DEFAULT_STALL_SECONDS = 10.0
+# HLS arrives a playlist segment at a time: FFmpeg waits up to a segment's length between reads.
+DEFAULT_HLS_STALL_SECONDS = 30.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -54,7 +57,18 @@ class Camera:
 
     @property
     def shown_url(self) -> str:
-        return redact(self.url)
+        """The URL with its password and query (tokens) masked: what logs and the database hold."""
+        parts = urlsplit(self.url)
+        if not parts.scheme or not parts.netloc:
+            return redact(self.url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        user = f"{parts.username}:***@" if parts.password is not None else (f"{parts.username}@" if parts.username
+                                                                           else "")
+        port = f":{parts.port}" if parts.port else ""
+        query = "?***" if parts.query else ""
+        return f"{parts.scheme}://{user}{host}{port}{parts.path}{query}"
 
     def __repr__(self) -> str:  # never the password, whatever prints the object
         return f"Camera(name={self.name!r}, url={self.shown_url!r}, segment_seconds={self.segment_seconds})"
@@ -67,10 +81,22 @@ def cameras_path(home_root: Path) -> Path:
 
 
 def _expand(url: str, where: str, environ) -> str:
+    """``${NAME}`` replaced by the variable; inside the user:password part, percent-encoded (a password may hold
+    '@', ':' or '/')."""
     missing = [name for name in _VARIABLE.findall(url) if name not in environ]
     if missing:
         raise CamerasFileError(f"{where}: the URL uses ${{{missing[0]}}}, which is not set in the environment")
-    return _VARIABLE.sub(lambda m: environ[m.group(1)], url)
+    scheme_end = url.find("://")
+    authority_end = len(url) if scheme_end < 0 else next(
+        (i for i in range(scheme_end + 3, len(url)) if url[i] in "/?#"), len(url))
+    userinfo_end = url.rfind("@", 0, authority_end)
+
+    def value(match: re.Match) -> str:
+        text = environ[match.group(1)]
+        in_userinfo = scheme_end >= 0 and scheme_end + 3 <= match.start() < userinfo_end
+        return quote(text, safe="!$&'()*+,;=") if in_userinfo else text  # RFC 3986 userinfo, less ":"
+
+    return _VARIABLE.sub(value, url)
 
 
 def load_cameras(path: Path, environ=None) -> list[Camera]:
@@ -97,9 +123,10 @@ def load_cameras(path: Path, environ=None) -> list[Camera]:
         unknown = set(entry) - {"url", "segment_seconds", "stall_seconds"}
         if unknown:
             raise CamerasFileError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        hls = entry["url"].strip().lower().startswith(("http://", "https://"))
         try:
             segment = int(entry.get("segment_seconds", DEFAULT_SEGMENT_SECONDS))
-            stall = float(entry.get("stall_seconds", DEFAULT_STALL_SECONDS))
+            stall = float(entry.get("stall_seconds", DEFAULT_HLS_STALL_SECONDS if hls else DEFAULT_STALL_SECONDS))
         except (TypeError, ValueError) as exc:
             raise CamerasFileError(f"{where}: segment_seconds and stall_seconds are numbers") from exc
         if not 10 <= segment <= 24 * 3600:

@@ -54,15 +54,23 @@ class HealthBoard:
 
     def update(self, camera: str, **changes) -> None:
         with self._lock:
-            self._rows[camera] = replace(self._rows[camera], **changes)
+            if camera in self._rows:
+                self._rows[camera] = replace(self._rows[camera], **changes)
 
     def gap_opened(self, camera: str, started: datetime, reason: str, ended: datetime | None = None) -> None:
         with self._lock:
             self._gap_events.append(("open", camera, started, reason, ended))
 
-    def gap_closed(self, camera: str, started: datetime, ended: datetime) -> None:
+    def gap_closed(self, camera: str, ended: datetime) -> None:
+        """The camera records again: every gap still open for it ends here."""
         with self._lock:
-            self._gap_events.append(("close", camera, started, None, ended))
+            self._gap_events.append(("close", camera, None, None, ended))
+
+    def forget(self, camera: str) -> None:
+        """Another recorder reports this camera: this one says nothing about it."""
+        with self._lock:
+            self._rows.pop(camera, None)
+            self._started.discard(camera)
 
     def close(self) -> None:
         """Stop the writer after one last flush."""
@@ -88,7 +96,7 @@ class HealthBoard:
                     if kind == "open":
                         camera_store.open_gap(conn, camera, begun, reason, ended)
                     else:
-                        camera_store.close_gap(conn, camera, begun, ended)
+                        camera_store.close_open_gaps(conn, camera, ended)
         except Exception as exc:  # noqa: BLE001 - the database may be away; recording goes on
             if not self._failing:
                 log.warning("camera health: the database is unavailable (%s); reports wait in memory",

@@ -3,15 +3,17 @@
 One thread per camera, each on its own: a camera that fails never stops another. Analysis runs elsewhere
 (the upload sensor finds the published segments), so nothing it does can stall recording.
 
-A segment is published only when closed: renamed into the inbox (same file system, so atomic), or uploaded
-to S3 (multipart for large files) and then removed. A segment that cannot be published stays in the spool
-and is retried with the next one, and at the next start.
+A segment is published only when closed, by the camera's own publisher thread: renamed into the inbox (same
+file system, so atomic), or uploaded to S3 (multipart for large files) and then removed. A segment that cannot
+be published stays in the spool and is tried again, and at the next start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import queue
 import threading
 import time
 from datetime import datetime
@@ -41,102 +43,126 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 10.0
 # Last-packet times reach the health board at most this often (they change with every packet).
 PACKET_REPORT_S = 1.0
+# A segment that could not be published is tried again after this long.
+PUBLISH_RETRY_S = 30.0
+# At a restart, a longer span since the last packet an earlier recorder reported is a gap.
+RESTART_GAP_S = 1.0
 
 
-class Publisher:
-    """Moves closed segments to where the pipeline looks: the local inbox or the S3 bucket."""
+def spool_folder(store: ObjectStore, spool_root: Path, camera: str) -> Path:
+    """Where a camera's segments are written: beside their final place in the inbox (an atomic rename publishes
+    them), or a local folder when they go to S3."""
+    folder = store.root / "cameras" / camera if isinstance(store, LocalFolderStore) else Path(spool_root) / camera
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
-    def __init__(self, store: ObjectStore, spool_root: Path):
+
+class Publisher(threading.Thread):
+    """Publishes one camera's closed segments, in order, on a thread of its own: a slow upload or a store that is
+    away never holds up reading any camera's stream. A segment that cannot be published waits and is tried
+    again; whatever is still waiting when the recorder stops is published by its next start."""
+
+    def __init__(self, store: ObjectStore, camera: str, on_published):
+        super().__init__(name=f"publish-{camera}", daemon=True)
         self.store = store
-        self.spool_root = Path(spool_root)
-        self._pending: dict[str, list[Path]] = {}
-        self._lock = threading.Lock()
+        self.camera = camera
+        self.on_published = on_published  # (key) -> None
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._pending: list[Path] = []
+        self._stopping = False
 
-    def spool(self, camera: str) -> Path:
-        """Where a camera's segments are written: beside their final place in the inbox (an atomic rename
-        publishes them), or a local folder for S3."""
-        if isinstance(self.store, LocalFolderStore):
-            folder = self.store.root / "cameras" / camera
-        else:
-            folder = self.spool_root / camera
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def submit(self, path: Path) -> None:
+        self._queue.put(path)
 
-    def publish(self, camera: str, path: Path) -> str | None:
-        """Publish this segment and any waiting before it; returns its key, or None when it must wait."""
-        with self._lock:
-            queue = self._pending.setdefault(camera, [])
-            queue.append(path)
-            published = None
-            while queue:
-                key = self._publish_one(camera, queue[0])
-                if key is None:
-                    return None
-                queue.pop(0)
-                published = key
-            return published
+    def close(self, timeout_s: float) -> None:
+        self._queue.put(None)
+        self.join(timeout_s)
+        if self.is_alive():
+            log.warning("%s: segments still being published at stop stay in the spool for the next start",
+                        self.camera)
 
-    def _publish_one(self, camera: str, path: Path) -> str | None:
-        key = segment_key(camera, published_name(path) or path.name)
+    def run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=PUBLISH_RETRY_S if self._pending else None)
+            except queue.Empty:
+                item = ...  # time to try the waiting ones again
+            if item is None:
+                self._stopping = True
+            elif item is not ...:
+                self._pending.append(item)
+            while self._pending and self._publish(self._pending[0]):
+                self._pending.pop(0)
+            if self._stopping:
+                return
+
+    def _publish(self, path: Path) -> bool:
+        key = segment_key(self.camera, published_name(path) or path.name)
         try:
             if isinstance(self.store, LocalFolderStore):
                 os.replace(path, self.store.root / key)
             else:
                 self.store.put(path, key)
                 remove_quietly(path)
-        except Exception as exc:  # noqa: BLE001 - the store may be away: keep the file, retry with the next
-            log.error("%s: cannot publish %s (%s); kept in %s and retried with the next segment", camera, key,
+        except Exception as exc:  # noqa: BLE001 - the store may be away: keep the file, try again
+            log.error("%s: cannot publish %s (%s); kept in %s and tried again", self.camera, key,
                       redact(str(exc)), path.parent)
-            return None
-        log.info("%s: published %s", camera, key)
-        return key
+            return self._stopping  # at stop, leave it for the next start
+        log.info("%s: published %s", self.camera, key)
+        self.on_published(key)
+        return True
 
 
 class CameraRecorder(threading.Thread):
-    """One camera: connect, cut, publish, reconnect with backoff; gaps reported to the health board."""
+    """One camera: connect, cut, hand closed segments to its publisher, reconnect with backoff; gaps reported to
+    the health board."""
 
-    def __init__(self, camera: Camera, publisher: Publisher, board: HealthBoard, stop: threading.Event,
+    def __init__(self, camera: Camera, store: ObjectStore, spool: Path, board: HealthBoard, stop: threading.Event,
                  left_behind: LeftBehind | None = None):
         super().__init__(name=f"camera-{camera.name}", daemon=True)
         self.camera = camera
-        self.publisher = publisher
         self.board = board
         self.stop = stop
-        self.left_behind = left_behind or LeftBehind()
-        self.spool = publisher.spool(camera.name)
+        self.spool = spool
         self.names: set[str] = set()
         self.published = 0
-        self.transport = "tcp"  # RTSP: UDP once the server refused TCP
+        self.publisher = Publisher(store, camera.name, self._published)
+        left_behind = left_behind or LeftBehind()
+        # a gap an earlier recorder left open goes on until our first packet
+        self.gap: tuple[datetime, str] | None = left_behind.open_gap
+        self.last_packet: float | None = left_behind.last_packet_at.timestamp() if left_behind.last_packet_at else None
+        self.connected_before = False
 
     def run(self) -> None:
-        self._salvage()
+        self.publisher.start()
+        try:
+            self._salvage()
+            self._record()
+        finally:
+            self.publisher.close(timeout_s=10)
+
+    def _record(self) -> None:
         backoff = BACKOFF_FIRST_S
-        # a gap an earlier recorder left open goes on until our first packet
-        gap: tuple[datetime, str] | None = self.left_behind.open_gap
-        earlier = self.left_behind.last_packet_at
-        last_packet: float | None = earlier.timestamp() if earlier else None
         while not self.stop.is_set():
+            before = self.last_packet
             try:
-                received, reason = self._record_connection(gap)
+                reason = self._record_connection()
             except Exception as exc:  # noqa: BLE001 - anything else (a full disk) is logged and retried too
                 log.exception("%s: recording failed", self.camera.name)
-                received, reason = None, f"recording failed: {redact(str(exc))}"
-            if received is not None:
-                last_packet, gap, backoff = received, None, BACKOFF_FIRST_S
+                reason = f"recording failed: {redact(str(exc))}"
+            if self.last_packet != before:
+                backoff = BACKOFF_FIRST_S  # it recorded: the next failure starts the backoff again
             if self.stop.is_set():
                 break
-            if gap is None:
-                begun = utc(last_packet) if last_packet is not None else utc(time.time())
-                gap = (begun, reason)
+            if self.gap is None:
+                begun = utc(self.last_packet if self.last_packet is not None else time.time())
+                self.gap = (begun, reason)
                 self.board.gap_opened(self.camera.name, begun, reason)
             self.board.update(self.camera.name, state="reconnecting", last_error=reason)
             log.warning("%s: %s; reconnecting in %.0f s", self.camera.name, reason, backoff)
             self.stop.wait(backoff)
             backoff = min(BACKOFF_MAX_S, backoff * 2)
-        if gap is not None:
-            self.board.update(self.camera.name, state="stopped")
-        else:
-            self.board.update(self.camera.name, state="stopped", last_error=None)
+        self.board.update(self.camera.name, state="stopped")
 
     def _salvage(self) -> None:
         """Publish what a killed recorder left half-written (it plays up to its last fragment)."""
@@ -146,95 +172,137 @@ class CameraRecorder(threading.Thread):
                             path.name)
                 remove_quietly(path)
                 continue
-            log.warning("%s: publishing %s, cut short when an earlier recorder stopped", self.camera.name, path.name)
+            log.warning("%s: publishing %s, left by an earlier recorder", self.camera.name, path.name)
             self.names.add(published_name(path) or path.name)
-            self._published(self.publisher.publish(self.camera.name, path))
+            self.publisher.submit(path)
 
-    def _published(self, key: str | None) -> None:
-        if key:
-            self.published += 1
-            self.board.update(self.camera.name, last_segment_at=utc(time.time()), last_segment_key=key)
+    def _published(self, key: str) -> None:
+        self.published += 1
+        self.board.update(self.camera.name, last_segment_at=utc(time.time()), last_segment_key=key)
 
-    def _record_connection(self, gap: tuple[datetime, str] | None) -> tuple[float | None, str]:
-        """Record until the stream is lost or we are stopped: (the last packet's wall time, why it ended)."""
+    def _record_connection(self) -> str:
+        """Record until the stream is lost or we are stopped; returns why it ended."""
         name = self.camera.name
         self.board.update(name, state="connecting")
         try:
-            reader = StreamReader(self.camera, self.stop, self.transport)
-            self.transport = reader.transport
+            reader = StreamReader(self.camera, self.stop)
         except StreamLost as exc:
-            return None, str(exc)
+            return str(exc)
         writer: SegmentWriter | None = None
-        last: float | None = None
+        first = True
         reported = 0.0
         reason = "the recorder stopped"
         try:
-            for timed in reader.packets():
-                if last is None:
-                    self._first_packet(timed.wall, gap, reader.clock)
-                last = timed.wall
-                if writer is None or (timed.keyframe and timed.wall >= writer.planned_end):
-                    if writer is not None:
-                        self._finish(writer)
-                        writer = None
-                    if not timed.keyframe:
-                        continue  # a segment starts at a keyframe, to play on its own
-                    writer = self._open_segment(reader, timed.wall)
-                writer.write(timed.packet, timed.wall)
-                if timed.wall - reported >= PACKET_REPORT_S:
-                    reported = timed.wall
-                    self.board.update(name, last_packet_at=utc(timed.wall))
-        except StreamLost as exc:
-            reason = str(exc)
+            try:
+                for timed in reader.packets():
+                    if first:
+                        self._first_packet(timed.wall, reader.clock)
+                        first = False
+                    self.last_packet = timed.wall
+                    if writer is None or (timed.keyframe and timed.wall >= writer.planned_end):
+                        if writer is not None:
+                            self._finish(writer, reader)
+                            writer = None
+                        if not timed.keyframe:
+                            continue  # a segment starts at a keyframe, to play on its own
+                        writer = self._open_segment(reader, timed)
+                    writer.write(timed.packet, timed.wall)
+                    if timed.wall - reported >= PACKET_REPORT_S:
+                        reported = timed.wall
+                        self.board.update(name, last_packet_at=utc(timed.wall))
+            except StreamLost as exc:
+                reason = str(exc)
+            finally:
+                if writer is not None:
+                    self._finish(writer, reader)
         finally:
-            if writer is not None:
-                self._finish(writer)
             reader.close()
-        if last is not None:
-            self.board.update(name, last_packet_at=utc(last))
-        return last, reason
+        if self.last_packet is not None and not first:
+            self.board.update(name, last_packet_at=utc(self.last_packet))
+        return reason
 
-    def _first_packet(self, wall: float, gap: tuple[datetime, str] | None, clock: str) -> None:
+    def _first_packet(self, wall: float, clock: str) -> None:
         name = self.camera.name
-        if gap is not None:
-            self.board.gap_closed(name, gap[0], utc(wall))
-            log.info("%s: stream back after %.0f s", name, wall - gap[0].timestamp())
-        else:
-            earlier = self.left_behind.last_packet_at
-            if earlier and wall - earlier.timestamp() > 2 * self.camera.stall_seconds:
-                self.board.gap_opened(name, earlier, "the recorder was not running", ended=utc(wall))
-        self.left_behind = LeftBehind()
+        if self.gap is not None:
+            self.board.gap_closed(name, utc(wall))
+            log.info("%s: stream back after %.0f s", name, wall - self.gap[0].timestamp())
+            self.gap = None
+        elif not self.connected_before and self.last_packet and wall - self.last_packet > RESTART_GAP_S:
+            self.board.gap_opened(name, utc(self.last_packet), "the recorder was not running", ended=utc(wall))
+        self.connected_before = True
         self.board.update(name, state="recording", clock=clock, last_error=None)
         log.info("%s: recording (segment times from the %s clock)", name, clock)
 
-    def _open_segment(self, reader: StreamReader, wall: float) -> SegmentWriter:
-        name = segment_name(wall, self.names)
+    def _open_segment(self, reader: StreamReader, timed) -> SegmentWriter:
+        name = segment_name(timed.wall, self.names)
         self.names.add(name)
-        end = next_boundary(wall, self.camera.segment_seconds)
-        return SegmentWriter(self.spool / spool_name(name), reader.stream, wall, end)
+        end = next_boundary(timed.wall, self.camera.segment_seconds)
+        writer = SegmentWriter(self.spool / spool_name(name), reader.stream, timed.wall, end)
+        writer.first_seconds = timed.seconds
+        return writer
 
-    def _finish(self, writer: SegmentWriter) -> None:
+    def _finish(self, writer: SegmentWriter, reader: StreamReader) -> None:
         path = writer.close()
         if writer.packets == 0:
             remove_quietly(path)
             return
-        self._published(self.publisher.publish(self.camera.name, path))
+        settled = reader.wall_of(writer.first_seconds)
+        if abs(settled - writer.start_wall) >= 1.0:
+            # the receive clock settled after the segment began (a burst of buffered packets on connecting):
+            # name the segment by when its first frame was live
+            name = segment_name(settled, self.names)
+            self.names.add(name)
+            renamed = path.with_name(spool_name(name))
+            os.replace(path, renamed)
+            path = renamed
+        self.publisher.submit(path)
+
+
+class SpoolLock:
+    """One recorder per camera: a second one (`reelgraph dev` started one, a user another) leaves the camera."""
+
+    def __init__(self, spool: Path):
+        self.path = spool / ".recorder.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
 
 
 class Recorder:
     """Every camera of the cameras file, recorded until ``stop`` is set."""
 
-    def __init__(self, cameras: list[Camera], publisher: Publisher, board: HealthBoard):
+    def __init__(self, cameras: list[Camera], store: ObjectStore, spool_root: Path, board: HealthBoard):
         self.cameras = cameras
-        self.publisher = publisher
+        self.store = store
+        self.spool_root = Path(spool_root)
         self.board = board
 
     def run(self, stop: threading.Event) -> dict[str, int]:
         """Record until ``stop``; each camera finishes and publishes its open segment. Returns segments
-        published per camera."""
+        published per camera (an error when another recorder already records every camera)."""
+        threads, locks = [], []
         previous = self.board.left_behind()
+        for camera in self.cameras:
+            spool = spool_folder(self.store, self.spool_root, camera.name)
+            lock = SpoolLock(spool)
+            if not lock.acquire():
+                log.error("%s: another recorder records this camera (%s is locked); this one leaves it",
+                          camera.name, lock.path)
+                self.board.forget(camera.name)
+                continue
+            locks.append(lock)
+            threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, previous.get(camera.name)))
+        if not threads:
+            raise RecorderBusy("every camera of the cameras file is recorded by another recorder")
         self.board.start()
-        threads = [CameraRecorder(c, self.publisher, self.board, stop, previous.get(c.name)) for c in self.cameras]
         for thread in threads:
             thread.start()
         reported: set[str] = set()
@@ -244,6 +312,10 @@ class Recorder:
                     reported.add(thread.camera.name)
                     log.error("%s: its recording thread ended; restart `reelgraph record`", thread.camera.name)
         for thread in threads:
-            thread.join(timeout=thread.camera.stall_seconds + 20)
+            thread.join(timeout=thread.camera.stall_seconds + 15)
         self.board.close()
         return {t.camera.name: t.published for t in threads}
+
+
+class RecorderBusy(RuntimeError):
+    """Another recorder holds every camera."""

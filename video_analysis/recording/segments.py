@@ -67,8 +67,11 @@ class SegmentWriter:
         self.start_wall = start_wall
         self.planned_end = planned_end
         self.last_wall = start_wall
+        self.first_seconds = 0.0  # stream time of the first packet
         self.packets = 0
+        self.dropped = 0
         self._origin: int | None = None
+        self._last_dts: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="mp4", options={
             # fragments at each keyframe: the file plays up to its last fragment even if we are killed
@@ -87,6 +90,10 @@ class SegmentWriter:
         packet.dts -= self._origin
         if packet.dts < 0 or packet.pts < 0:
             return  # belongs before this segment's first keyframe (reordered frames)
+        if self._last_dts is not None and packet.dts <= self._last_dts:
+            self.dropped += 1  # a repeated or backward timestamp (lost packets, a camera's glitch): MP4 refuses it
+            return
+        self._last_dts = packet.dts
         packet.stream = self.stream
         self.container.mux(packet)
         self.packets += 1

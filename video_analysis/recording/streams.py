@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import av
 
 from video_analysis.recording.cameras import Camera
+from video_analysis.runtime.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class StreamLost(RuntimeError):
 class TimedPacket:
     packet: av.Packet
     wall: float  # seconds since the epoch, UTC
+    seconds: float = 0.0  # stream time
 
     @property
     def keyframe(self) -> bool:
@@ -47,11 +49,11 @@ class TimedPacket:
 class StreamReader:
     """The camera's first video stream, opened with a read timeout: a stall raises `StreamLost`."""
 
-    def __init__(self, camera: Camera, stop: threading.Event, transport: str = "tcp"):
+    def __init__(self, camera: Camera, stop: threading.Event):
         self.camera = camera
         self.stop = stop
         self.clock = "receive"
-        self.transport = transport
+        self.anchor: float | None = None  # wall time of stream time 0
         self.container = self._open()
         if not self.container.streams.video:
             self.container.close()
@@ -59,30 +61,36 @@ class StreamReader:
         self.stream = self.container.streams.video[0]
 
     def _open(self):
-        """The container; RTSP over TCP (no losses), over UDP only where the server refuses TCP."""
+        """The container; RTSP over TCP (no losses), over UDP where the server refuses TCP."""
         camera = self.camera
         timeout = None if camera.kind == "file" else (camera.stall_seconds, camera.stall_seconds)
         options: dict[str, str] = {}
-        if camera.kind == "hls":  # reconnect inside FFmpeg for one lost fetch, not for a dead server
-            options.update({"reconnect": "1", "reconnect_streamed": "1", "reconnect_delay_max": "2"})
-        transports = [self.transport, *(["udp"] if self.transport == "tcp" else [])] if camera.kind == "rtsp" \
-            else [None]
+        if camera.kind == "hls":  # start at the live edge; reconnect inside FFmpeg for one lost fetch
+            options.update({"live_start_index": "-1", "reconnect": "1", "reconnect_streamed": "1",
+                            "reconnect_delay_max": "2"})
+        transports = ["tcp", "udp"] if camera.kind == "rtsp" else [None]
         for transport in transports:
             if transport:
                 options["rtsp_transport"] = transport
             try:
-                container = av.open(camera.url, options=options, timeout=timeout, metadata_errors="ignore")
-            except (av.HTTPBadRequestError, av.HTTPOtherClientError) as exc:
-                if transport != transports[-1]:  # 400/461 to SETUP: this server does not take RTP over TCP
-                    log.warning("%s: the server refuses RTSP over %s (%s); trying %s", camera.name,
-                                transport.upper(), _reason(exc), transports[-1].upper())
-                    continue
-                raise StreamLost(f"cannot open the stream: {_reason(exc)}") from exc
+                return av.open(camera.url, options=options, timeout=timeout, metadata_errors="ignore")
+            except (ConnectionRefusedError, av.ExitError) as exc:  # nobody answers: UDP would not either
+                raise StreamLost(f"cannot open the stream: {self._reason(exc)}") from exc
             except (av.FFmpegError, OSError) as exc:
-                raise StreamLost(f"cannot open the stream: {_reason(exc)}") from exc
-            self.transport = transport or self.transport
-            return container
+                if transport == "tcp":  # 400, 461 (unsupported transport): some servers take RTP over UDP only
+                    log.info("%s: RTSP over TCP refused (%s); trying UDP", camera.name, self._reason(exc))
+                    continue
+                raise StreamLost(f"cannot open the stream: {self._reason(exc)}") from exc
         raise AssertionError("unreachable")
+
+    def _reason(self, exc: Exception) -> str:
+        """FFmpeg's message, which quotes the URL: shown masked."""
+        return redact(str(exc).replace(self.camera.url, self.camera.shown_url))
+
+    def wall_of(self, seconds: float) -> float:
+        """The wall time of a stream time, by the anchor as it stands now (it settles after a connection's
+        first burst)."""
+        return (self.anchor or 0.0) + seconds
 
     def close(self) -> None:
         try:
@@ -95,7 +103,6 @@ class StreamReader:
             yield from self._looped_file()
             return
         base = self.stream.time_base
-        anchor = None
         try:
             for packet in self.container.demux(self.stream):
                 if self.stop.is_set():
@@ -104,23 +111,23 @@ class StreamReader:
                     continue  # before the parser found its footing, or a flush marker
                 seconds = float(packet.pts * base)
                 received = time.time()
-                if anchor is None:
-                    anchor = self._anchor(seconds, received)
+                if self.anchor is None:
+                    self.anchor = self._anchor(seconds, received)
                 elif self.clock == "receive":
                     # A server sends what it buffered in a burst on connecting: those packets are older than
                     # their arrival. The live edge is where arrival minus stream time is smallest.
-                    anchor = min(anchor, received - seconds)
-                wall = anchor + seconds
+                    self.anchor = min(self.anchor, received - seconds)
+                wall = self.anchor + seconds
                 if abs(wall - received) > CLOCK_TOLERANCE_S:
                     log.warning("%s: stream time is %.0f s from the receive time; using the receive time",
                                 self.camera.name, wall - received)
-                    self.clock, anchor = "receive", received - seconds
+                    self.clock, self.anchor = "receive", received - seconds
                     wall = received
-                yield TimedPacket(packet, wall)
+                yield TimedPacket(packet, wall, seconds)
         except av.ExitError as exc:  # the read timeout interrupted FFmpeg
             raise StreamLost(f"stalled: no packet for {self.camera.stall_seconds:g} s") from exc
         except (av.FFmpegError, OSError) as exc:
-            raise StreamLost(f"the stream broke off: {_reason(exc)}") from exc
+            raise StreamLost(f"the stream broke off: {self._reason(exc)}") from exc
         raise StreamLost("the stream ended")
 
     def _anchor(self, seconds: float, received: float) -> float:
@@ -135,6 +142,7 @@ class StreamReader:
     def _looped_file(self) -> Iterator[TimedPacket]:
         """A local file played in real time, over and over, as a camera would send it."""
         started = time.time()
+        self.anchor = started
         offset = 0.0  # seconds of earlier loops
         while not self.stop.is_set():
             base = self.stream.time_base
@@ -152,16 +160,14 @@ class StreamReader:
                 shift = int(round((offset - first) / base))
                 packet.pts += shift
                 packet.dts += shift
-                yield TimedPacket(packet, started + position)
+                yield TimedPacket(packet, started + position, position)
             if first is None:
                 raise StreamLost("the file holds no video packets")
             offset += last + 1.0 / float(self.stream.average_rate or 25)
             self.container.close()
-            self.container = av.open(self.camera.url, metadata_errors="ignore")
+            try:
+                self.container = av.open(self.camera.url, metadata_errors="ignore")
+            except (av.FFmpegError, OSError) as exc:
+                raise StreamLost(f"cannot reopen the file: {exc}") from exc
             self.stream = self.container.streams.video[0]
 
-
-def _reason(exc: Exception) -> str:
-    from video_analysis.runtime.redact import redact
-
-    return redact(str(exc))  # FFmpeg errors quote the URL, credentials included

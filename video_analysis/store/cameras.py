@@ -1,6 +1,6 @@
 """Live cameras in the database: what the recorder reports, and what status, the page and alerts read.
 
-The recorder writes (`save_camera`, `open_gap`, `close_gap`); everything else reads (`camera_health`,
+The recorder writes (`save_camera`, `open_gap`, `close_open_gaps`); everything else reads (`camera_health`,
 `camera_day`). A camera is *silent* when its stream has been lost for `lost_after_s`, or when it has published
 nothing for two segment lengths (which also catches a recorder that is not running at all).
 """
@@ -74,9 +74,10 @@ def open_gap(conn: psycopg.Connection, camera: str, started_at: datetime, reason
     )
 
 
-def close_gap(conn: psycopg.Connection, camera: str, started_at: datetime, ended_at: datetime) -> None:
-    conn.execute("UPDATE camera_gaps SET ended_at = %s WHERE camera = %s AND started_at = %s",
-                 (max(ended_at, started_at), camera, started_at))
+def close_open_gaps(conn: psycopg.Connection, camera: str, ended_at: datetime) -> None:
+    """The camera records again: every gap still open for it ends at ``ended_at``."""
+    conn.execute("UPDATE camera_gaps SET ended_at = greatest(%s, started_at) WHERE camera = %s AND ended_at IS NULL",
+                 (ended_at, camera))
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,14 @@ def camera_health(conn: psycopg.Connection, *, now: datetime | None = None, lost
         silent_since, silence = None, None
         if open_gaps and (now - open_gaps[0].started_at).total_seconds() >= lost_after_s:
             silent_since, silence = open_gaps[0].started_at, f"stream lost: {open_gaps[0].reason}"
+        elif state == "recording" and last_packet and (now - last_packet).total_seconds() >= lost_after_s:
+            silent_since, silence = last_packet, "no packet although the recorder says it records"
+        elif state == "no recorder":
+            silent_since, silence = updated, "its recorder stopped reporting (not running?)"
         quiet_from = last_segment or started
         if (now - quiet_from).total_seconds() >= 2 * segment_s:
             quiet = (f"nothing published for {_span((now - quiet_from).total_seconds())} (two segments are "
-                     f"{_span(2 * segment_s)})" + ("; the recorder is not running" if state == "no recorder" else ""))
+                     f"{_span(2 * segment_s)})")
             # the older silence dates it; a lost stream says more about why
             silence = f"{silence}; {quiet}" if silence else quiet
             silent_since = min(silent_since or quiet_from, quiet_from)

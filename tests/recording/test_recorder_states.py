@@ -1,0 +1,83 @@
+"""The recorder's states and gaps with a real database and a real (file) camera, no stream server: what it
+records while the camera is missing, when it comes back, and a second recorder for the same camera."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import av
+import pytest
+
+from tests.helpers import wait_for
+from video_analysis.recording.cameras import Camera
+from video_analysis.recording.health import HealthBoard
+from video_analysis.recording.recorder import Recorder, RecorderBusy
+from video_analysis.recording.segments import SegmentWriter
+from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.store import cameras
+from video_analysis.store.db import connect
+from video_analysis.vision.probe import probe_video
+
+
+@pytest.fixture
+def cameras_db(db):
+    db.execute("TRUNCATE cameras CASCADE")
+    return db
+
+
+def _recorder(pg_dsn, inbox, spool_root, camera):
+    board = HealthBoard(lambda: connect(pg_dsn), [camera])
+    return Recorder([camera], LocalFolderStore(inbox), spool_root, board)
+
+
+def test_a_missing_camera_is_a_gap_until_its_first_packet_and_the_cut_segment_is_partial(
+        tmp_path, pg_dsn, cameras_db, person_clip):
+    inbox = tmp_path / "inbox"
+    source = tmp_path / "camera.mp4"  # not there yet: the camera cannot be opened
+    camera = Camera("door", str(source), segment_seconds=60)
+    recorder = _recorder(pg_dsn, inbox, tmp_path / "spool", camera)
+    stop = threading.Event()
+    thread = threading.Thread(target=recorder.run, args=(stop,))
+    thread.start()
+    try:
+        state = lambda: {c.name: c for c in cameras.camera_health(cameras_db)}.get("door")  # noqa: E731
+        wait_for(lambda: state() and state().state == "reconnecting", 20, "the missing camera noticed")
+        (gap,) = state().gaps
+        assert gap.ended_at is None and gap.reason.startswith("cannot open the stream")
+        shutil.copyfile(person_clip, source)
+        wait_for(lambda: state().state == "recording", 30, "recording once the camera is there")
+        time.sleep(4)
+        # a second recorder for the same camera leaves it to this one
+        with pytest.raises(RecorderBusy):
+            _recorder(pg_dsn, inbox, tmp_path / "spool", camera).run(threading.Event())
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    door = state()
+    (gap,) = door.gaps
+    assert gap.ended_at is not None and gap.ended_at > gap.started_at
+    assert door.state == "stopped" and door.last_segment_key.startswith("cameras/door/")
+    (segment,) = sorted((inbox / "cameras" / "door").glob("[0-9]*.mp4"))
+    probe = probe_video(segment)
+    assert probe.status == "partial" and 3 <= probe.duration_s <= 10, probe  # stopped long before its boundary
+    assert cameras.camera_health(cameras_db)[0].url == str(source)
+
+
+def test_a_repeated_or_backward_timestamp_is_dropped_not_fatal(tmp_path, person_clip):
+    with av.open(str(person_clip)) as source:
+        stream = source.streams.video[0]
+        writer = SegmentWriter(tmp_path / "segment.mp4", stream, 0.0, 60.0)
+        packets = [p for _, p in zip(range(40), source.demux(stream), strict=False) if p.dts is not None]
+        for index, packet in enumerate(packets):
+            writer.write(packet, index / 10)
+            if index == 20:  # the same timestamps again, as a camera's glitch or lost packets give
+                again = av.Packet(bytes(packet))
+                again.pts, again.dts, again.time_base = packet.pts + writer._origin, packet.dts + writer._origin, \
+                    packet.time_base
+                writer.write(again, index / 10)
+        writer.close()
+    assert writer.dropped == 1 and writer.packets == len(packets)
+    assert probe_video(tmp_path / "segment.mp4").frame_count == len(packets)
