@@ -10,6 +10,7 @@ and asks the webserver for one asset backfill through its GraphQL API: the same 
 historical footage that a backfill then processes in batches.
 """
 
+import http.client
 import json
 import logging
 import urllib.error
@@ -48,10 +49,14 @@ class DagsterWebserver:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 payload = json.load(response)
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-            raise WebserverError(f"Dagster webserver at {self.url}: {exc}") from exc
+        # OSError: refused, reset (RemoteDisconnected), timed out; HTTPException: a truncated answer (IncompleteRead)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            raise WebserverError(f"Dagster webserver at {self.url}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get("data") or payload.get("errors"), (dict, list)):
+            raise WebserverError(f"Dagster webserver at {self.url}: not a GraphQL answer")
         if payload.get("errors"):
-            raise WebserverError("; ".join(error.get("message", str(error)) for error in payload["errors"]))
+            raise WebserverError("; ".join(str(error.get("message", error)) if isinstance(error, dict) else str(error)
+                                           for error in payload["errors"]))
         return payload["data"]
 
 

@@ -491,6 +491,13 @@ def _supervise(command: list[str], cwd: Path, url: str, companions: list | None 
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             process.kill()
             return process.wait()
+    finally:  # whatever ended the watch, `dagster dev` never runs on unsupervised
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def service_context(answers: bool = False, serving: bool = False):

@@ -129,8 +129,11 @@ def watch(process, webserver: DagsterWebserver, interval_s: float = 15.0) -> int
             break
         try:
             watchdog.check()
-        except WebserverError as exc:
-            log.debug("webserver not answering yet: %s", exc)
+        except WebserverError as exc:  # not up yet, restarting, or resetting connections: look again next time
+            log.debug("webserver not answering: %s", exc)
+        except (KeyError, TypeError, AttributeError) as exc:  # an answer of another shape (another Dagster)
+            log.warning("the webserver's answer was not understood (%s: %s); looking again next time",
+                        type(exc).__name__, exc)
         except IngestionStopped as exc:
             log.error("INGESTION STOPPED: %s", exc)
             print(f"reelgraph dev: ingestion stopped: {exc}", flush=True)

@@ -85,3 +85,46 @@ def test_reloads_that_do_not_help_stop_dev_loudly():
     webserver.fail()
     with pytest.raises(IngestionStopped, match="still fails after 3 reloads.*restart `reelgraph dev`"):
         watchdog.check()
+
+
+def _resetting_server():
+    """A real TCP server that accepts each connection and resets it (RST), as a crashing webserver does."""
+    import socket
+    import struct
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_a_webserver_that_resets_connections_is_a_failed_check_and_the_watch_goes_on():
+    import subprocess
+    import sys
+
+    from orchestration.backfill import DagsterWebserver, WebserverError
+    from orchestration.watchdog import watch
+
+    server = _resetting_server()
+    webserver = DagsterWebserver(f"http://127.0.0.1:{server.getsockname()[1]}", timeout_s=5)
+    try:
+        with pytest.raises(WebserverError, match="Dagster webserver"):
+            webserver.query("{ version }")
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); raise SystemExit(7)"])
+        # several checks against the resetting server while the child runs; the watch ends with the child's status
+        assert watch(child, webserver, interval_s=0.3) == 7
+    finally:
+        server.close()
