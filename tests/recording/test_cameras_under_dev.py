@@ -52,8 +52,8 @@ def test_cameras_recorded_under_dev_are_analysed_and_their_day_is_shown(tmp_path
         "cameras.yaml": _cameras_file({name: s.url for name, s in streams.items()}), "zones.yaml": ZONES})
     try:
         dev.wait_until_up()
-        into = time.time() % SEGMENT_S  # the whole recording (and ~12 s to connect) before the next boundary
-        if into > SEGMENT_S - RECORD_S - 12:
+        into = time.time() % SEGMENT_S  # the whole recording (and ~20 s to connect) before the next boundary
+        if into > SEGMENT_S - RECORD_S - 20:
             time.sleep(SEGMENT_S - into + 1)
         for stream in streams.values():  # people cross the clip from its 8th second: record the first one
             stream.up()
@@ -70,7 +70,7 @@ def test_cameras_recorded_under_dev_are_analysed_and_their_day_is_shown(tmp_path
             stream.down()
         dev.wait_for(lambda: not any(hidden(c) for c in streams), 30, "the cut segments published")
         recorded = {c: sorted(p.name for p in (inbox / c).glob("[0-9]*.mp4")) for c in streams}
-        assert all(len(names) == 1 for names in recorded.values()), recorded
+        assert all(1 <= len(names) <= 2 for names in recorded.values()), recorded  # 2 if a slow start crossed 1:00
 
         def analysed():
             states = dev.sql("SELECT v.object_key, s.stage, s.status FROM stage_runs s JOIN videos v "
@@ -84,9 +84,9 @@ def test_cameras_recorded_under_dev_are_analysed_and_their_day_is_shown(tmp_path
         dev.wait_for(analysed, 900, "every recorded segment through the six stages")
         per_camera = dict(dev.sql("SELECT camera, count(*) FROM videos v JOIN summaries USING (partition_key) "
                                   "GROUP BY camera"))
-        assert per_camera == {c: 1 for c in streams}, per_camera
-        partial = dict(dev.sql("SELECT camera, status FROM videos"))
-        assert partial == {c: "partial" for c in streams}, partial  # cut short by the drop, and said so
+        assert per_camera == {c: len(names) for c, names in recorded.items()}, per_camera
+        last = dict(dev.sql("SELECT DISTINCT ON (camera) camera, status FROM videos ORDER BY camera, recorded_at DESC"))
+        assert last == {c: "partial" for c in streams}, last  # the segment the drop cut short, and said so
         incidents = dict(dev.sql("SELECT camera, sum(incident_count) FROM videos JOIN summaries "
                                  "USING (partition_key) GROUP BY camera"))
         assert all(incidents[c] >= 1 for c in streams), incidents
@@ -137,7 +137,7 @@ def _check_the_cameras_page(url: str, streams: dict) -> None:
         next(c for c in cards if c.get_attribute("data-camera") == "front").click()
         segments = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#timeline rect.segment"), 30,
                             "the day's segments", interval_s=0.2)
-        assert len(segments) == 1
+        assert 1 <= len(segments) <= 2
         fills = {s.get_attribute("fill") for s in segments}
         assert "#b8bec8" not in fills, fills  # every segment scored
         assert browser.find_elements(By.CSS_SELECTOR, "#timeline rect.gap")  # the outage, drawn as a gap
