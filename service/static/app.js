@@ -1,17 +1,6 @@
 // The search page: no framework, no build step, nothing fetched from outside this service.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== null && value !== undefined) node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);  // strings become text: no HTML injection
-  return node;
-}
-
 function seconds(value) {
   const whole = Math.floor(value);
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
@@ -49,13 +38,6 @@ function card(hit) {
 function show(hits, message) {
   $("results").replaceChildren(...hits.map(card));
   $("status").textContent = hits.length ? `${hits.length} results` : (message || "nothing matches");
-}
-
-async function getJSON(url) {
-  const response = await fetch(url);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
 }
 
 async function runSearch(event) {

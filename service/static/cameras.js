@@ -1,30 +1,13 @@
 // The cameras page: each camera's state, and one camera's day drawn as SVG (no library, nothing from outside).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-
-function element(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== null && value !== undefined) node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child);  // strings become text: no HTML injection
-  return node;
-}
 
 function shape(tag, attributes = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== null) node.textContent = text;
   return node;
-}
-
-async function getJSON(url) {
-  const response = await fetch(url);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
 }
 
 const clock = (iso) => iso ? new Date(iso).toISOString().slice(11, 19) : "-";
