@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request
+import psycopg
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from service.access import SESSION_COOKIE, SESSION_SECONDS, AccessMiddleware, AccessPolicy, session_value
 from video_analysis.events.answers import grounded_answer
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, ObjectStoreError, S3Store
 from video_analysis.store import cameras, catalog
-from video_analysis.store.db import Database, PooledDatabase
+from video_analysis.store.db import Database, PooledDatabase, store_identity
 from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,9 @@ class ServiceContext:
     dagster_url: str = "http://127.0.0.1:3000"
     # the second side of each search (events, while the request's thread searches tracks)
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "search"))
+    # at most this many answers and searches at once; beyond them a request gets 429 (Settings)
+    max_answers: int = 2
+    max_searches: int = 8
 
     def __post_init__(self):
         if not isinstance(self.text_embedder, RememberingEmbedder):
@@ -180,9 +186,53 @@ def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: in
                           for citation in found.citations]}
 
 
-def create_app(ctx: ServiceContext) -> FastAPI:
+class Busy(Exception):
+    """More requests of a kind than the service serves at once."""
+
+
+class Slots:
+    """At most ``size`` requests of one kind at once; one more is refused at once (429), not queued, so a
+    burst of slow requests cannot take every worker thread from health checks, thumbnails and the page."""
+
+    def __init__(self, size: int, what: str):
+        self._free, self.what = threading.BoundedSemaphore(max(1, size)), what
+
+    def __enter__(self):
+        if not self._free.acquire(blocking=False):
+            raise Busy(self.what)
+        return self
+
+    def __exit__(self, *_):
+        self._free.release()
+
+
+def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastAPI:
+    """The API and the page. ``policy`` says who may use them (default: open, on loopback names only)."""
+    policy = policy or AccessPolicy.for_bind("127.0.0.1", frozenset())
     app = FastAPI(title="reelgraph", summary="Search and review what reelgraph found in the footage.",
                   version="1")
+    # outermost first: a wrong Host is refused before anything else, then control characters and sign-in
+    app.add_middleware(AccessMiddleware, policy=policy)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(policy.hosts))
+    answers, searches = Slots(ctx.max_answers, "answers"), Slots(ctx.max_searches, "searches")
+    database_name: list[str] = []
+
+    @app.exception_handler(Busy)
+    async def busy(_request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse({"detail": f"too many {exc.args[0]} at once; retry in a few seconds"}, status_code=429,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def too_long(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a request's statement was cancelled: %s", exc)
+        return JSONResponse({"detail": "the database took longer than this service allows for one request; "
+                                       "narrow it (camera, since, until) or retry"}, status_code=503)
+
+    @app.exception_handler(psycopg.errors.LockNotAvailable)
+    async def locked(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("a request waited too long on a lock: %s", exc)
+        return JSONResponse({"detail": "the database is busy (a migration or an index build); retry shortly"},
+                            status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -197,12 +247,37 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                             status_code=500)
 
     @app.get("/api/health")
-    def health() -> dict:
+    def health(request: Request) -> dict:
+        """Status for anyone (probes); the catalogue, models and database to those signed in. ``database``
+        names the store, so a client can tell this service reads the same one as itself."""
         with ctx.database.session() as conn:
             videos = conn.execute("SELECT count(*) FROM videos").fetchone()[0]
-        return {"status": "ok", "videos": videos, "text_model": ctx.text_model_name,
+            if not database_name:
+                database_name.append(store_identity(conn))
+        if not request.state.signed_in:
+            return {"status": "ok"}
+        return {"status": "ok", "videos": videos, "database": database_name[0], "text_model": ctx.text_model_name,
                 "image_model": ctx.image_model_name,
                 "query_embedder": getattr(ctx.text_embedder, "backend", "torch")}
+
+    @app.post("/api/session", status_code=204, include_in_schema=False)
+    def sign_in(request: Request, token: Annotated[str, Body(embed=True, max_length=1000)]) -> Response:
+        """The page's sign-in: a valid token gets a cookie the browser sends with every request of this
+        site only (HttpOnly, SameSite=Strict)."""
+        if policy.open:
+            return Response(status_code=204)
+        if not policy.token_matches(token.strip()):
+            raise HTTPException(401, "that token is not valid here")
+        response = Response(status_code=204)
+        response.set_cookie(SESSION_COOKIE, session_value(token.strip()), max_age=SESSION_SECONDS, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        return response
+
+    @app.delete("/api/session", status_code=204, include_in_schema=False)
+    def sign_out() -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
 
     @app.get("/api/search")
     def search_footage(
@@ -224,7 +299,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             raise HTTPException(422, "q: the query is blank")
         filters = SearchFilters(video=video, camera=camera, since=_utc(since), until=_utc(until),
                                 class_name=class_name, color=color, incident=incident, history=history)
-        hits = find(ctx, q, filters, kind, limit)
+        with searches:
+            hits = find(ctx, q, filters, kind, limit)
         return {"query": q, "hits": hits, **({} if hits else {"message": NOTHING_MATCHES})}
 
     @app.get("/api/ask")
@@ -237,7 +313,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """An answer built only from the matching rows; every sentence cites its video and time."""
         if not q.strip():
             raise HTTPException(422, "q: the question is blank")
-        return answer(ctx, q, SearchFilters(camera=camera, since=_utc(since), until=_utc(until)))
+        with answers:
+            return answer(ctx, q, SearchFilters(camera=camera, since=_utc(since), until=_utc(until)))
 
     @app.get("/api/videos")
     def videos(limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
@@ -250,41 +327,52 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             "superseded_by": v.superseded_by, "stages": v.stages, "url": _video_path(v.partition_key),
         } for v in found]}
 
-    @app.get("/api/videos/{partition_key:path}/tracks/{track_id}/thumbnail.jpg")
-    def thumbnail(partition_key: str, track_id: int) -> Response:
+    def validated_jpeg(request: Request, table: str, where: str, key: tuple, missing: str) -> Response:
+        """A thumbnail with its digest as the validator: track ids restart when a stage re-runs, so the
+        browser asks again each time (no-cache) and gets 304 while the picture is the same."""
+        seen = (request.headers.get("if-none-match") or "").strip()
         with ctx.database.session() as conn:
-            row = conn.execute("SELECT thumbnail_jpeg FROM tracks WHERE partition_key = %s AND track_id = %s",
-                               (partition_key, track_id)).fetchone()
+            row = conn.execute(f"SELECT md5(thumbnail_jpeg), CASE WHEN md5(thumbnail_jpeg) = %s THEN NULL "
+                               f"ELSE thumbnail_jpeg END FROM {table} WHERE {where}",
+                               (seen.strip('"'), *key)).fetchone()
         if row is None or row[0] is None:
-            raise HTTPException(404, f"no thumbnail for track {track_id} of {partition_key}")
-        return Response(bytes(row[0]), media_type="image/jpeg",
-                        headers={"Cache-Control": "public, max-age=86400"})
+            raise HTTPException(404, missing)
+        headers = {"ETag": f'"{row[0]}"', "Cache-Control": "private, no-cache"}
+        if row[1] is None:
+            return Response(status_code=304, headers=headers)
+        return Response(bytes(row[1]), media_type="image/jpeg", headers=headers)
+
+    @app.get("/api/videos/{partition_key:path}/tracks/{track_id}/thumbnail.jpg")
+    def thumbnail(request: Request, partition_key: str, track_id: int) -> Response:
+        return validated_jpeg(request, "tracks", "partition_key = %s AND track_id = %s", (partition_key, track_id),
+                              f"no thumbnail for track {track_id} of {partition_key}")
 
     @app.get("/api/videos/{partition_key:path}/thumbnail.jpg")
-    def video_thumbnail(partition_key: str) -> Response:
-        with ctx.database.session() as conn:
-            row = conn.execute("SELECT thumbnail_jpeg FROM videos WHERE partition_key = %s",
-                               (partition_key,)).fetchone()
-        if row is None or row[0] is None:
-            raise HTTPException(404, f"no thumbnail for {partition_key}")
-        return Response(bytes(row[0]), media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+    def video_thumbnail(request: Request, partition_key: str) -> Response:
+        return validated_jpeg(request, "videos", "partition_key = %s", (partition_key,),
+                              f"no thumbnail for {partition_key}")
 
     @app.get("/api/videos/{partition_key:path}/video")
     def footage(partition_key: str) -> Response:
         """The recording: range requests from the local file, or a presigned URL for S3."""
+        # What a client reads says which video, never where the store keeps it (paths, buckets): those go
+        # to the log.
         with ctx.database.session() as conn:
             try:
                 obj = catalog.object_for(conn, partition_key)
             except catalog.UnknownVideoError as exc:
-                raise HTTPException(404, str(exc)) from exc
+                raise HTTPException(404, f"no video {partition_key!r}") from exc
+        gone = f"the footage of {partition_key!r} is not in the store this service reads"
         if obj.source != ctx.store.source:
-            raise HTTPException(404, f"{obj.uri} is in a {obj.source} store; this service reads {ctx.store.describe()}")
+            log.info("%s is in a %s store; this service reads %s", obj.uri, obj.source, ctx.store.describe())
+            raise HTTPException(404, gone)
         try:
             current = ctx.store.head(obj.key)
         except ObjectStoreError as exc:
-            raise HTTPException(404, str(exc)) from exc
+            log.info("%s: %s", obj.uri, exc)
+            raise HTTPException(404, gone) from exc
         if current.version != obj.version:  # the key holds newer bytes: this version's footage is gone
-            raise HTTPException(410, f"{obj.uri} was replaced by a newer upload ({current.partition_key})")
+            raise HTTPException(410, f"{partition_key!r} was replaced by a newer upload ({current.partition_key})")
         if isinstance(ctx.store, S3Store):
             return RedirectResponse(ctx.store.presigned_url(obj), status_code=307)
         if isinstance(ctx.store, LocalFolderStore):
@@ -292,7 +380,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             if path.is_file() and path.is_relative_to(ctx.store.root.resolve()):
                 return FileResponse(path, media_type="video/mp4" if path.suffix.lower() in (".mp4", ".m4v", ".mov")
                                     else None)
-        raise HTTPException(404, f"{obj.uri} is no longer in {ctx.store.describe()}")
+        log.info("%s is no longer in %s", obj.uri, ctx.store.describe())
+        raise HTTPException(404, gone)
 
     @app.get("/api/videos/{partition_key:path}")
     def video(partition_key: str) -> dict:

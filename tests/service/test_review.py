@@ -57,11 +57,15 @@ def served(pg_dsn, person_clip, bottle_clip, tmp_path_factory):
             server.wait(30)
 
 
-def test_health_reports_the_catalogue_and_the_model(served):
+def test_health_reports_the_catalogue_the_model_and_the_database_it_reads(served, pg_dsn):
+    from video_analysis.store.db import session, store_identity
+
     health = served.client.get("/api/health").json()
+    with session(pg_dsn) as conn:
+        database = store_identity(conn)
     # queries embedded through ONNX Runtime: the same vectors as torch's (a test below compares the results)
-    assert health == {"status": "ok", "videos": 2, "text_model": "all-minilm-l6-v2", "image_model": None,
-                      "query_embedder": "onnxruntime"}
+    assert health == {"status": "ok", "videos": 2, "database": database, "text_model": "all-minilm-l6-v2",
+                      "image_model": None, "query_embedder": "onnxruntime"}
 
 
 def test_searching_bottle_puts_the_bottle_clip_first_with_what_a_card_needs(served):
@@ -146,7 +150,9 @@ def test_reelgraph_search_asks_the_running_service_and_finds_what_it_finds_alone
 
     from tests.helpers import run_cli
 
-    through = run_cli("search", "bottle", "--json", env_extra={"REELGRAPH_SERVICE_URL": served.url}, check=True)
+    through = run_cli("-v", "search", "bottle", "--json", env_extra={"REELGRAPH_SERVICE_URL": served.url},
+                      check=True)
+    assert f"searched through the service at {served.url}" in through.stderr  # not the silent fallback
     alone = run_cli("search", "bottle", "--json", "--local", check=True)
     assert json.loads(through.stdout) == json.loads(alone.stdout) != []
     refused = run_cli("search", "bottle", "--limit", "0", env_extra={"REELGRAPH_SERVICE_URL": served.url})
@@ -156,11 +162,86 @@ def test_reelgraph_search_asks_the_running_service_and_finds_what_it_finds_alone
 def test_bad_parameters_get_a_clear_422_without_a_stack_trace(served):
     cases = [({"q": "person", "limit": 0}, "limit"), ({"q": "x" * 301}, "q"), ({}, "q"),
              ({"q": "person", "kind": "everything"}, "kind"),
-             ({"q": "person", "since": "yesterday"}, "since"), ({"q": "   "}, "blank")]
+             ({"q": "person", "since": "yesterday"}, "since"), ({"q": "   "}, "blank"),
+             ({"q": "\x00"}, "q: contains a control character"),
+             ({"q": "bottle", "camera": "kitchen\x00"}, "camera: contains a control character"),
+             ({"q": "bottle", "video": "a\x1bb"}, "video: contains a control character")]
     for params, named in cases:
         answer = served.client.get("/api/search", params=params)
         assert answer.status_code == 422, params
         assert named in answer.json()["detail"] and "Traceback" not in answer.text, answer.text
+    for path in ("/api/videos/x%00y", "/api/videos/x%00y/thumbnail.jpg", "/api/ask?q=%00"):
+        answer = served.client.get(path)
+        assert answer.status_code == 422 and "control character" in answer.json()["detail"], (path, answer.text)
+
+
+def test_a_thumbnail_is_revalidated_by_its_digest_not_cached_for_a_day(served):
+    [bottle] = served.client.get("/api/search", params={"q": "bottle", "limit": 1}).json()["hits"]
+    first = served.client.get(bottle["thumbnail_url"])
+    assert first.status_code == 200 and first.headers["cache-control"] == "private, no-cache"
+    etag = first.headers["etag"]
+    again = served.client.get(bottle["thumbnail_url"], headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    changed = served.client.get(bottle["thumbnail_url"], headers={"If-None-Match": '"an-older-picture"'})
+    assert changed.status_code == 200 and changed.content == first.content
+
+
+def test_a_burst_of_questions_gets_429_beyond_the_answer_slots_while_health_answers_at_once(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(_):
+        with httpx.Client(base_url=served.url, timeout=120) as client:
+            return client.get("/api/ask", params={"q": "was anyone hanging around?"}).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        asked = [pool.submit(ask, i) for i in range(50)]
+        time.sleep(0.3)  # the burst is in flight
+        health_times = []
+        for _ in range(5):
+            started = time.monotonic()
+            assert served.client.get("/api/health").status_code == 200
+            health_times.append(time.monotonic() - started)
+        codes = [future.result() for future in asked]
+    assert max(health_times) < 1.0, health_times
+    assert set(codes) == {200, 429} and codes.count(200) >= 2, codes
+    busy = served.client.get("/api/ask", params={"q": "anyone?"})
+    assert busy.status_code == 200  # the slots are free again once the burst is answered
+
+
+def test_a_request_waiting_on_a_locked_table_gets_503_within_the_lock_timeout(served, pg_dsn):
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as holder:
+        holder.execute("LOCK TABLE videos IN ACCESS EXCLUSIVE MODE")  # as a migration rebuilding it would
+        started = time.monotonic()
+        answer = served.client.get("/api/videos")
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert answer.status_code == 503 and "busy" in answer.json()["detail"], answer.text
+    assert waited < 2.0 + 3.0, waited  # the service's lock_timeout is 2 s
+    assert served.client.get("/api/videos").status_code == 200
+
+
+def test_errors_name_the_video_never_where_the_store_keeps_it(served, pg_dsn, tmp_path):
+    from datetime import datetime, timezone
+
+    from video_analysis.runtime.object_store import ObjectInfo
+    from video_analysis.store import catalog
+    from video_analysis.store.db import session
+
+    # a registered video whose file has gone from the inbox (deleted by hand, say)
+    gone = ObjectInfo(key="gone/deleted-by-hand.mp4", version="v1", size=1, source="local",
+                      last_modified=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    with session(pg_dsn) as conn:
+        catalog.register(conn, gone)
+    try:
+        answer = served.client.get(f"/api/videos/{gone.partition_key}/video")
+    finally:
+        with session(pg_dsn) as conn:
+            conn.execute("DELETE FROM videos WHERE partition_key = %s", (gone.partition_key,))
+    assert answer.status_code == 404 and gone.partition_key in answer.json()["detail"], answer.text
+    temporary = str(tmp_path.parent)  # every test folder of this session, the inbox among them
+    assert temporary not in answer.text and "inbox" not in answer.text, answer.text
 
 
 def test_the_catalogue_and_one_video_with_summary_incidents_and_tracks(served):
@@ -188,12 +269,113 @@ def test_the_api_is_described_by_openapi(served):
     assert served.client.get("/docs").status_code == 200
 
 
+def test_serve_stops_within_30_s_on_a_signal_sent_to_it_alone_mid_request(served, tmp_path, stop_signal="SIGINT"):
+    """SIGINT to the pid alone (not Ctrl-C to a terminal's group); uvicorn treats SIGTERM the same way."""
+    import signal
+    import threading
+
+    server, url = start_service(dict(os.environ), tmp_path / "serve.log")
+    asking = threading.Thread(target=lambda: httpx.get(url + "/api/ask", params={"q": "anyone?"}, timeout=60))
+    asking.start()
+    sent = getattr(signal, stop_signal)
+    os.kill(server.pid, sent)  # the pid alone: not its group, as systemd or kill does
+    started = time.monotonic()
+    # uvicorn shuts down (the request in flight is answered), then exits as the signal asked
+    assert server.wait(30) in (0, -sent)
+    asking.join(60)
+    print(f"reelgraph serve stopped {time.monotonic() - started:.1f} s after {stop_signal}")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url + "/api/health", timeout=5)
+
+
 # -- the page, in a real browser ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
     driver = headless_chrome()
     yield driver
     driver.quit()
+
+
+# -- access beyond loopback ------------------------------------------------------------------------
+TOKEN = "reviewer-token-0123456789abcdef"
+
+
+def test_a_service_bound_beyond_loopback_refuses_to_start_without_a_token():
+    import subprocess
+
+    from tests.helpers import REELGRAPH, free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGRAPH_SERVICE_TOKEN")}
+    for extra, says in (({}, "REELGRAPH_SERVICE_TOKENS"), ({"REELGRAPH_SERVICE_TOKENS": "short"}, "16 characters")):
+        started = subprocess.run([str(REELGRAPH), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+                                 env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 2 and says in started.stderr, started.stderr[-2000:]
+        assert "Traceback" not in started.stderr
+
+
+@pytest.fixture(scope="module")
+def guarded(served, tmp_path_factory):
+    """The same store served on every address, with a token."""
+    env = {**os.environ, "REELGRAPH_SERVICE_TOKENS": f"another-token-that-is-long-enough,{TOKEN}"}
+    server, url = start_service(env, tmp_path_factory.mktemp("guarded") / "serve.log", host="0.0.0.0", token=TOKEN)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_beyond_loopback_every_request_needs_the_token_and_a_known_host(guarded, served):
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    [bottle] = served.client.get("/api/search", params={"q": "bottle", "limit": 1}).json()["hits"]
+    for path in ("/api/search?q=bottle", "/api/videos", f"/api/videos/{bottle['partition_key']}",
+                 bottle["thumbnail_url"], f"/api/videos/{bottle['partition_key']}/video", "/api/cameras",
+                 "/api/ask?q=anyone", "/openapi.json"):
+        refused = httpx.get(guarded + path)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer"), path
+        wrong = httpx.get(guarded + path, headers={"Authorization": "Bearer not-the-token-at-all-sorry"})
+        assert wrong.status_code == 401, path
+        assert httpx.get(guarded + path, headers=bearer, timeout=60).status_code in (200, 206), path
+    # health tells a probe that it runs, and nothing about the footage or the database
+    assert httpx.get(guarded + "/api/health").json() == {"status": "ok"}
+    assert httpx.get(guarded + "/api/health", headers=bearer).json()["videos"] == 2
+    # a name this service was not told about (DNS rebinding) gets 400, token or not
+    rebound = httpx.get(guarded + "/api/search?q=bottle", headers={**bearer, "Host": "attacker.example:8000"})
+    assert rebound.status_code == 400
+    assert httpx.get(guarded + "/api/health", headers={**bearer, "Host": "localhost"}).status_code == 200
+    # the loopback service answers loopback names only, as it runs open
+    assert served.client.get("/api/health", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_the_page_signs_in_with_a_token_and_searches(guarded, browser):
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.delete_all_cookies()
+    browser.get(guarded + "/")
+    token = wait_for(lambda: browser.find_elements(By.ID, "token"), 30, "the sign-in form", interval_s=0.2)[0]
+    token.send_keys("a-wrong-token-of-enough-length")
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+    assert wait_for(lambda: browser.find_element(By.ID, "sign-in-problem").text, 30, "the refusal", interval_s=0.2)
+    browser.save_screenshot(str(ARTIFACTS / "sign-in-refused.png"))
+    token = browser.find_element(By.ID, "token")
+    token.clear()
+    token.send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+    wait_for(lambda: not browser.find_elements(By.ID, "sign-in") and browser.find_elements(By.ID, "q"), 30,
+             "the page signed in", interval_s=0.2)
+    [cookie] = [c for c in browser.get_cookies() if c["name"] == "reelgraph_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+    browser.find_element(By.ID, "q").send_keys("bottle")
+    browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), 60, "result cards",
+                     interval_s=0.2)
+    assert "bottle" in cards[0].find_element(By.TAG_NAME, "h3").text
+    assert wait_for(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),
+        30, "thumbnails loaded with the cookie", interval_s=0.2)
+    browser.save_screenshot(str(ARTIFACTS / "signed-in-search.png"))
+    browser.delete_all_cookies()
 
 
 def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):

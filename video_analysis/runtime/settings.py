@@ -82,6 +82,23 @@ class Settings:
     # exported from the text model once, ~10 ms a query against ~38 ms on this project's 2-core machine) or
     # "torch". Where the export cannot be made (another pooling, no onnxruntime), torch embeds them.
     query_embedder: str = field(default_factory=lambda: _choice("REELGRAPH_QUERY_EMBEDDER", "onnx", ("onnx", "torch")))
+    # `reelgraph serve` access: tokens (comma- or space-separated) or a file of them (one a line, # comments).
+    # A bind beyond loopback refuses to start without one; with any, every API request needs one.
+    service_tokens: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_TOKENS"))
+    service_tokens_file: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_TOKENS_FILE"))
+    # Host names the service answers to beyond the bound address (a reverse proxy's name, a DNS name;
+    # "*.example.com" patterns). Other Host headers get 400, which stops DNS rebinding.
+    service_hosts: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_HOSTS"))
+    # Bounds on one request's database work: a statement (a search excluding a common word scans) and a lock
+    # wait (a migration or index build holding a table). Past them the request gets 503, not a stuck worker.
+    service_statement_timeout_ms: int = field(
+        default_factory=lambda: int(_env("REELGRAPH_SERVICE_STATEMENT_TIMEOUT_MS", "5000")))
+    service_lock_timeout_ms: int = field(
+        default_factory=lambda: int(_env("REELGRAPH_SERVICE_LOCK_TIMEOUT_MS", "2000")))
+    # Answers and searches served at once; more get 429 at once rather than queueing behind them, so
+    # health checks, thumbnails and the page keep answering.
+    service_max_answers: int = field(default_factory=lambda: int(_env("REELGRAPH_SERVICE_MAX_ANSWERS", "2")))
+    service_max_searches: int = field(default_factory=lambda: int(_env("REELGRAPH_SERVICE_MAX_SEARCHES", "8")))
     # The Dagster webserver, for links from search results to a partition's page.
     dagster_url: str = field(default_factory=lambda: _env("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000") or "")
 

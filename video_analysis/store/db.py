@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,16 +54,24 @@ class PooledDatabase:
     """A long-lived process's database (the review service): connections kept open and reused, so a
     request does not pay for a new connection and its password handshake."""
 
-    def __init__(self, dsn: str, max_size: int = 16):
+    def __init__(self, dsn: str, max_size: int = 16, statement_timeout_ms: int | None = None,
+                 lock_timeout_ms: int | None = None):
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
+        # Bounds on every statement of every request: past them PostgreSQL cancels it (QueryCanceled,
+        # LockNotAvailable) and the connection goes back to the pool, instead of a worker waiting on a scan or
+        # on a migration's lock for as long as it takes.
+        options = " ".join(f"-c {name}={int(value)}" for name, value in
+                           (("statement_timeout", statement_timeout_ms), ("lock_timeout", lock_timeout_ms))
+                           if value)
         # check: a connection broken by a database restart is replaced before use, not failed on a request
         # two at least, and twice the searches served at once: a search runs its tracks and its events side
         # by side, each on its own connection
         self.pool = ConnectionPool(dsn, min_size=2, max_size=max_size, configure=_register_vector, open=True,
                                    check=ConnectionPool.check_connection,
-                                   kwargs={"connect_timeout": CONNECT_TIMEOUT_S})
+                                   kwargs={"connect_timeout": CONNECT_TIMEOUT_S,
+                                           **({"options": options} if options else {})})
 
     @contextmanager
     def session(self):
@@ -72,6 +81,20 @@ class PooledDatabase:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def store_identity(conn: psycopg.Connection) -> str:
+    """A short name for the database this connection reaches, the same from every client of it: the server's
+    system identifier (fixed at initdb) and the database's name. Two processes compare it to know that they
+    read the same store, whatever address each uses to reach it."""
+    try:
+        with conn.transaction():
+            system = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:  # a managed server may not grant it: its address then
+        system = conn.execute("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || "
+                              "inet_server_port()").fetchone()[0]
+    name = conn.execute("SELECT current_database()").fetchone()[0]
+    return hashlib.sha256(f"{system}/{name}".encode()).hexdigest()[:16]
 
 
 def _register_vector(conn: psycopg.Connection) -> None:
