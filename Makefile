@@ -1,5 +1,5 @@
-# The two set-up commands in the README. Each installs what it needs into .venv first.
-.PHONY: dev test install lint
+# The two set-up commands in the README. Each installs what it needs into .venv first, at requirements.lock's versions.
+.PHONY: dev test install lint lock
 
 install:
 	./scripts/bootstrap
@@ -15,3 +15,7 @@ test: install
 
 lint: install
 	.venv/bin/ruff check .
+
+# Upgrade the dependencies: re-resolve pyproject.toml's ranges in a scratch venv and rewrite requirements.lock.
+lock:
+	./scripts/lock
