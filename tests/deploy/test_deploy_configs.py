@@ -280,3 +280,19 @@ def test_the_recorder_runs_on_the_light_image_in_compose_and_kubernetes():
 def test_light_image_requirements_carry_no_deep_learning_stack():
     lines = (REPO / "deploy/requirements-ingest.txt").read_text().lower()
     assert not any(name in lines for name in ("torch", "ultralytics", "transformers"))
+
+
+def test_the_review_service_is_deployed_only_with_a_token():
+    services = yaml.safe_load((REPO / "deploy/docker-compose.yml").read_text())["services"]
+    review = services["review"]
+    assert review["command"][:2] == ["reelgraph", "serve"] and "0.0.0.0" in review["command"]
+    assert review["environment"]["REELGRAPH_SERVICE_TOKENS"].endswith(":?set it in deploy/.env}")
+    assert all(port.startswith("127.0.0.1:") for port in review["ports"])
+    documents = list(yaml.safe_load_all((REPO / "deploy/k8s/review.yaml").read_text()))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    tokens = next(e for e in container["env"] if e["name"] == "REELGRAPH_SERVICE_TOKENS")
+    assert "optional" not in tokens["valueFrom"]["secretKeyRef"]  # no Secret, no pod
+    assert container["readinessProbe"]["httpGet"]["path"] == "/api/health"
+    # the image that runs it carries the service package
+    assert "COPY service service" in (REPO / "deploy/Dockerfile.analysis").read_text()

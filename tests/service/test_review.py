@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -408,9 +409,17 @@ def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
         interval_s=0.2)
     assert abs(position - start) < 1.0, (position, start)
     assert not browser.execute_script("return document.getElementById('video').error")
-    time.sleep(1.0)
+    # it plays: frames are decoded and the playhead moves on from the hit
+    later = wait_for(lambda: browser.execute_script(
+        "const v = document.getElementById('video');"
+        "return !v.paused && v.currentTime > arguments[0] + 0.5 && v.videoWidth > 0 ? v.currentTime : null;",
+        position), 30, "the video playing on", interval_s=0.2)
+    assert later > position
     browser.save_screenshot(str(ARTIFACTS / "playing-bottle.png"))
-    assert "Open this partition in Dagster" in browser.find_element(By.ID, "player").text
+    link = browser.find_element(By.ID, "player-dagster")
+    assert link.text == "Open this partition in Dagster"
+    assert link.get_attribute("href") == (f"{os.environ.get('REELGRAPH_DAGSTER_URL', 'http://127.0.0.1:3000')}"
+                                          f"/assets/tracks?{urlencode({'partition': served.partitions['kitchen']})}")
 
 
 def test_a_query_about_something_absent_shows_nothing_matches_in_the_page(served, browser):
