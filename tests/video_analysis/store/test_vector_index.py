@@ -1,4 +1,6 @@
-from video_analysis.store.schema import MIGRATIONS
+import psycopg
+
+from video_analysis.store.schema import migrate
 from video_analysis.store.vector_index import (
     description_index_name,
     ensure_index,
@@ -37,30 +39,38 @@ def test_two_models_whose_names_slug_alike_get_an_index_each(db):
         _drop(db, everything)
 
 
-def test_the_migration_names_indexes_as_the_code_does(db):
-    """Migration 8 re-creates each model's index in SQL; the embeddings stage must find it under that name."""
-    db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
-               "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
+def _scratch(dsn: str, up_to: int) -> psycopg.Connection:
+    """A connection to the throwaway database (fixture ``scratch_dsn``), its schema at version ``up_to``."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    migrate(conn, up_to=up_to)
+    return conn
+
+
+def test_the_migration_names_indexes_as_the_code_does_and_builds_them_with_its_settings(scratch_dsn):
+    """Migration 8 re-creates each model's index in SQL; the embeddings stage must find it under that name, and
+    doctor must not find it built with other settings than the code's."""
     model = "Some Org/CLIP ViT-B.32 (2024)"
-    db.execute("INSERT INTO embeddings (partition_key, track_id, kind, model_name, model_version, dim, embedding) "
-               "VALUES ('v.mp4@1', 1, 'track_text', %s, 'r1', 3, '[1,0,0]')", (model,))
-    [migration] = [sql for version, _, sql in MIGRATIONS if version == 8]
-    try:
-        db.execute(migration)  # the table holds this model's rows only: its index is the only one
-        assert {name for name in _indexes(db) if name.startswith("embeddings_hnsw")} == {index_name(model)}
-    finally:
-        _drop(db, _indexes(db))
+    with _scratch(scratch_dsn, 7) as conn:
+        conn.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
+                     "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
+        conn.execute("INSERT INTO embeddings (partition_key, track_id, kind, model_name, model_version, dim, "
+                     "embedding) VALUES ('v.mp4@1', 1, 'track_text', %s, 'r1', 3, '[1,0,0]')", (model,))
+        migrate(conn, up_to=8)  # the table holds this model's rows only: its index is the only one
+        assert {name for name in _indexes(conn) if name.startswith("embeddings_hnsw")} == {index_name(model)}
+        assert "WITH (m='32', ef_construction='200')" in _indexes(conn)[index_name(model)]
+        assert outdated_indexes(conn) == []
 
 
 def test_an_index_built_by_an_older_release_is_reported_until_rebuilt_with_the_current_settings(db):
-    """Migration 8 builds with pgvector's default graph settings; doctor names that index, a rebuild fixes it."""
+    """Older releases built graphs with pgvector's default settings; doctor names such an index, a rebuild
+    fixes it."""
     db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified) "
                "VALUES ('v.mp4@1', 'local', 'v.mp4', '1', 1, now())")
     db.execute("INSERT INTO embeddings (partition_key, track_id, kind, model_name, model_version, dim, embedding) "
                "VALUES ('v.mp4@1', 1, 'track_text', 'm', 'r1', 3, '[1,0,0]')")
-    [migration] = [sql for version, _, sql in MIGRATIONS if version == 8]
     try:
-        db.execute(migration)
+        db.execute(f'CREATE INDEX "{index_name("m")}" ON embeddings USING hnsw ((embedding::vector(3)) '
+                   "vector_cosine_ops) WHERE model_name = 'm'")
         assert outdated_indexes(db) == [index_name("m")]
         with db.transaction():
             assert rebuild_all(db) == ["m"]
@@ -79,30 +89,24 @@ def _described(conn, rows) -> None:
                      (track_id, content, model, vector))
 
 
-def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_track_has(db):
+def test_the_migration_keeps_each_description_once_and_a_rebuild_drops_those_no_track_has(scratch_dsn):
     """Migration 9 fills description_vectors from the tracks' vectors, one per model and description, and
-    builds its graph under the name the code uses; `reelgraph index rebuild` forgets descriptions gone."""
-    _described(db, [(1, "m", "red car, stationary", "[1,0,0]"), (2, "m", "red car, stationary", "[1,0,0]"),
-                    (3, "m", "person walking north", "[0,1,0]"), (4, "other", "red car, stationary", "[0,0,1]")])
-    [migration] = [sql for version, _, sql in MIGRATIONS if version == 9]
-    try:
-        with db.transaction():  # a failed migration leaves the schema as it was, for the tests that follow
-            db.execute("DROP TABLE description_vectors; DROP INDEX embeddings_by_description; "
-                       "DROP STATISTICS embeddings_per_description")
-            db.execute(migration)
-            db.execute("ALTER TABLE description_vectors DROP COLUMN content_tsv")  # as migration 10 does
-        stored = db.execute("SELECT model_name, content, embedding::text FROM description_vectors "
-                            "ORDER BY 1, 2").fetchall()
+    builds its index under the name the code uses; `reelgraph index rebuild` forgets descriptions gone."""
+    with _scratch(scratch_dsn, 8) as conn:
+        _described(conn, [(1, "m", "red car, stationary", "[1,0,0]"), (2, "m", "red car, stationary", "[1,0,0]"),
+                          (3, "m", "person walking north", "[0,1,0]"), (4, "other", "red car, stationary", "[0,0,1]")])
+        migrate(conn, up_to=9)
+        stored = conn.execute("SELECT model_name, content, embedding::text FROM description_vectors "
+                              "ORDER BY 1, 2").fetchall()
         assert stored == [("m", "person walking north", "[0,1,0]"), ("m", "red car, stationary", "[1,0,0]"),
                           ("other", "red car, stationary", "[0,0,1]")]
-        assert {description_index_name("m"), description_index_name("other")} <= set(_indexes(db))
-        db.execute("DELETE FROM embeddings WHERE track_id = 3")
-        with db.transaction():
-            rebuild_all(db)
-        assert db.execute("SELECT content FROM description_vectors WHERE model_name = 'm'").fetchall() == [
+        assert {description_index_name("m"), description_index_name("other")} <= set(_indexes(conn))
+        migrate(conn)
+        conn.execute("DELETE FROM embeddings WHERE track_id = 3")
+        with conn.transaction():
+            rebuild_all(conn)
+        assert conn.execute("SELECT content FROM description_vectors WHERE model_name = 'm'").fetchall() == [
             ("red car, stationary",)]
-    finally:
-        _drop(db, _indexes(db))
 
 
 def test_the_descriptions_index_is_built_again_as_they_grow_fourfold(db):
@@ -241,16 +245,17 @@ def test_a_filter_s_tracks_are_counted_or_estimated_alike(db, pg_dsn, monkeypatc
             assert (found.few, found.videos) == (few, ["v.mp4@1"]), (analysed, bound)
 
 
-def test_migration_10_keeps_each_description_of_the_tracks_once(db, pg_dsn):
-    _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
-    _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
-    [migration] = [sql for version, _, sql in MIGRATIONS if version == 10]
-    with db.transaction():  # a failed migration leaves the schema as it was, for the tests that follow
-        db.execute("DROP TABLE descriptions; DROP INDEX track_attributes_by_description; "
-                   "ALTER TABLE description_vectors ADD COLUMN content_tsv tsvector")
-        db.execute(migration)
-    assert [r[0] for r in db.execute("SELECT content FROM descriptions ORDER BY 1")] == [
-        "blue car, moving", "red car, stationary"]
+def test_migration_10_keeps_each_description_of_the_tracks_once(scratch_dsn):
+    with _scratch(scratch_dsn, 9) as conn:
+        _tracks(conn, "v.mp4@1", {1: "", 2: "", 3: ""})
+        for track_id, description in ((1, "red car, stationary"), (2, "blue car, moving"), (3, "red car, stationary")):
+            conn.execute("INSERT INTO track_attributes (partition_key, track_id, class_name, apparent_height, "
+                         "speed_px_s, speed_heights_s, motion, displacement_px, dwell_s, description, profile) "
+                         "VALUES ('v.mp4@1', %s, 'car', 0.2, 0, 0, 'stationary', 0, 1, %s, 'offline')",
+                         (track_id, description))
+        migrate(conn, up_to=10)
+        assert [r[0] for r in conn.execute("SELECT content FROM descriptions ORDER BY 1")] == [
+            "blue car, moving", "red car, stationary"]
 
 
 def test_meaning_finds_every_track_of_a_described_sentence_once_its_vector_is_stored(db, pg_dsn):
