@@ -221,6 +221,20 @@ def prewarm(dsn: str) -> float:
     return time.perf_counter() - started
 
 
+def timed_status(url: str) -> tuple[int, float]:
+    """(HTTP status, milliseconds) of one GET, whatever the status."""
+    import urllib.error
+
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return status, (time.perf_counter() - started) * 1000
+
+
 def timed_get(url: str) -> float:
     started = time.perf_counter()
     with urllib.request.urlopen(url, timeout=60) as response:
@@ -310,6 +324,13 @@ def main() -> None:
                     cold.append(time.perf_counter() - started)
                 print(f"\n`reelgraph search` cold, {n:,} tracks: {cold[0]:.1f} s through the service, "
                       f"{cold[1]:.1f} s alone (--local, loading the text model)\n", flush=True)
+                # Queries that exclude words and match nothing to rank by: full scans, bounded by the
+                # service's statement timeout (REELGRAPH_SERVICE_STATEMENT_TIMEOUT_MS).
+                print("| tracks | adversarial query | HTTP status | ms |\n|---|---|---|---|")
+                for text in ("-zzz", "-a -the -person", "zzz -zzz", "%" * 50):
+                    status, ms = timed_status(f"{url}/api/search?" + urllib.parse.urlencode({"q": text}))
+                    print(f"| {n:,} | `{text}` | {status} | {ms:.0f} |", flush=True)
+                print()
             finally:
                 service.terminate()
                 service.wait(30)

@@ -344,21 +344,35 @@ def _when(text: str | None):
 
 
 def _service_hits(args) -> list[dict] | None:
-    """The hits from a running `reelgraph serve` (models already loaded there), or None when none answers."""
+    """The hits from a running `reelgraph serve` (models already loaded there), or None when none answers,
+    or when the one that answers reads another database than this process would."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
     url = os.environ.get("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000").rstrip("/")
+    token = os.environ.get("REELGRAPH_SERVICE_TOKEN", "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     since, until = _when(args.since), _when(args.until)  # zoneless times are UTC, here as in --local
     params = {"q": args.query, "camera": args.camera, "since": since.isoformat() if since else None,
               "until": until.isoformat() if until else None,
               "class": args.class_name, "color": args.color, "incident": args.incident, "video": args.video,
               "kind": args.kind, "history": "true" if args.history else None, "limit": args.limit}
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+
+    def get(path: str, timeout_s: float):
+        with urllib.request.urlopen(urllib.request.Request(f"{url}{path}", headers=headers),
+                                    timeout=timeout_s) as response:
+            return json.load(response)
+
     try:
-        with urllib.request.urlopen(f"{url}/api/search?{query}", timeout=30) as response:
-            return json.load(response)["hits"]
+        health = get("/api/health", 5)
+        if health.get("database") != _local_store_identity():
+            log.warning("the service at %s reads another database (or none it names): searching here", url)
+            return None
+        hits = get(f"/api/search?{query}", 30)["hits"]
+        log.info("searched through the service at %s", url)
+        return hits
     except urllib.error.HTTPError as exc:
         try:
             detail = json.load(exc).get("detail")
@@ -366,9 +380,19 @@ def _service_hits(args) -> list[dict] | None:
             detail = None
         if exc.code == 422 and detail:  # the service answered: a bad parameter, say why
             raise SystemExit(f"reelgraph search: {detail}") from exc
+        if exc.code == 401:
+            log.warning("the service at %s needs a token (REELGRAPH_SERVICE_TOKEN): searching here", url)
         return None  # something else answers there: search here
-    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _local_store_identity() -> str:
+    from resources import PostgresResource
+    from video_analysis.store.db import store_identity
+
+    with PostgresResource().session() as conn:
+        return store_identity(conn)
 
 
 def cmd_search(args) -> int:
@@ -448,7 +472,7 @@ def _start_recorder(home):
     return subprocess.Popen([reelgraph, "record", "--cameras", str(cameras_file)])
 
 
-def _stop_companion(process, timeout_s: float = 30) -> None:
+def _stop_companion(process, timeout_s: float = 10) -> None:
     """SIGTERM (the recorder publishes its open segments), then SIGKILL after ``timeout_s``."""
     import signal
     import subprocess
@@ -463,41 +487,82 @@ def _stop_companion(process, timeout_s: float = 30) -> None:
 
 
 def _supervise(command: list[str], cwd: Path, url: str, companions: list | None = None) -> int:
-    """Run `dagster dev` and watch that its code server keeps answering (orchestration/watchdog.py)."""
+    """Run `dagster dev` and watch that its code server keeps answering (orchestration/watchdog.py).
+
+    `dagster dev` runs in a process group of its own, with everything it starts (webserver, daemon, code
+    servers, run workers). A SIGTERM or SIGINT sent to this process alone (`docker stop`, systemd, `kill`,
+    Ctrl-C) stops that whole group: SIGTERM first, SIGKILL to whatever is left after ``STOP_GRACE_S``. A
+    run in flight is interrupted with it, and its worker is gone by then, so it is marked failed at once
+    (its pool slots freed) and its retry runs at the next start: no run is left STARTED."""
     import signal
     import subprocess
 
     from orchestration.backfill import DagsterWebserver
     from orchestration.watchdog import watch
 
-    process = subprocess.Popen(command, cwd=cwd)
-    # A supervisor stops us with SIGTERM: pass it on and let `dagster dev` shut its services down.
-    stopping = []
+    process = subprocess.Popen(command, cwd=cwd, start_new_session=True)
+    stopping: list[int] = []
 
-    def stop(*_):
-        stopping.append(True)
-        process.send_signal(signal.SIGTERM)
+    def stop(signum, _frame):
+        if not stopping:
+            print(f"reelgraph dev: {signal.Signals(signum).name}: stopping dagster dev, its runs and the recorder",
+                  flush=True)
+        stopping.append(signum)
+        _signal_group(process.pid, signal.SIGTERM)
         for companion in companions or []:
             if companion.poll() is None:
                 companion.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         status = watch(process, DagsterWebserver(url, timeout_s=30))
         return 0 if stopping else (128 - status if status < 0 else status)
-    except KeyboardInterrupt:  # Ctrl-C reached `dagster dev` too (same process group): wait for its shutdown
-        try:
-            return process.wait(60)
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            process.kill()
-            return process.wait()
-    finally:  # whatever ended the watch, `dagster dev` never runs on unsupervised
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    finally:  # whatever ended the watch, nothing `dagster dev` started runs on unsupervised
+        _end_group(process)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _fail_interrupted_runs()
+
+
+STOP_GRACE_S = 15.0
+
+
+def _signal_group(group: int, sig) -> bool:
+    """Send ``sig`` to a process group; False when no process of it is left."""
+    try:
+        os.killpg(group, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _end_group(process, grace_s: float = STOP_GRACE_S) -> None:
+    """Stop every process of `dagster dev`'s group: SIGTERM, then SIGKILL after ``grace_s``."""
+    import signal
+    import time
+
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader, or the group never empties of it
+        if not _signal_group(process.pid, 0):
+            return
+        time.sleep(0.2)
+    log.warning("processes of dagster dev still ran %.0f s after SIGTERM: killed", grace_s)
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _fail_interrupted_runs() -> None:
+    """Runs whose workers were stopped with `dagster dev`: failed now (their retries run at the next start)."""
+    from dagster import DagsterInstance
+
+    try:
+        with DagsterInstance.get() as instance:
+            _say_recovered(instance)
+    except Exception as exc:  # noqa: BLE001 - the next start recovers them anyway; say so
+        print(f"reelgraph dev: runs in flight are recovered at the next start ({type(exc).__name__}: {exc})",
+              flush=True)
 
 
 def service_context(answers: bool = False, serving: bool = False):
@@ -523,14 +588,20 @@ def service_context(answers: bool = False, serving: bool = False):
         except Exception as exc:  # noqa: BLE001 - an optional writer that cannot load leaves the template
             log.warning("the answer writer did not load (%s: %s); answers use the template", type(exc).__name__, exc)
             writer_model, writer = None, None
+    # each search holds two connections (tracks and events side by side), each answer one search; health one
+    pool_size = 2 * (settings.service_max_searches + settings.service_max_answers) + 2
+    database = PooledDatabase(PostgresResource().dsn(), max_size=pool_size,
+                              statement_timeout_ms=settings.service_statement_timeout_ms,
+                              lock_timeout_ms=settings.service_lock_timeout_ms)
     return ServiceContext(
-        database=PooledDatabase(PostgresResource().dsn()), store=ObjectStoreResource().store(), text_embedder=embedder,
+        database=database, store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
         image_model_name=image_model.name if image_model else None,
         min_similarity=settings.search_min_similarity,
         min_summary_similarity=settings.search_min_summary_similarity,
         min_incident_similarity=settings.search_min_incident_similarity, answer_writer=writer,
-        answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url)
+        answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url,
+        max_answers=settings.service_max_answers, max_searches=settings.service_max_searches)
 
 
 def _fast_query_embedder(embedder, settings):
@@ -568,12 +639,22 @@ def cmd_serve(args) -> int:
     import torch
     import uvicorn
 
+    from service.access import AccessError, AccessPolicy, read_tokens
     from service.app import create_app
     from video_analysis.runtime.settings import Settings
 
-    torch.set_num_threads(max(1, Settings.from_env().service_torch_threads))
-    app = create_app(service_context(answers=True, serving=True))
-    print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    settings = Settings.from_env()
+    try:  # before any model loads: a bind that would expose the footage without a token stops here
+        policy = AccessPolicy.for_bind(args.host, read_tokens(settings.service_tokens, settings.service_tokens_file),
+                                       settings.service_hosts)
+    except AccessError as exc:
+        print(f"reelgraph serve: {exc}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, settings.service_torch_threads))
+    app = create_app(service_context(answers=True, serving=True), policy)
+    access = "open on loopback" if policy.open else f"{len(policy.tokens)} token(s) required"
+    print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs; {access}; "
+          f"answers to Host {', '.join(policy.hosts)})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
     return 0
 
@@ -585,8 +666,7 @@ def cmd_index(args) -> int:
     with PostgresResource().session() as conn:
         if args.action == "drop":
             models = vector_index.drop_all(conn)
-        else:
-            conn.execute("SET maintenance_work_mem = '1GB'")
+        else:  # with the build settings migrations use (vector_index.use_build_settings)
             models = vector_index.rebuild_all(conn)
     print(f"{args.action}: vector indexes of {', '.join(models) or 'no models'}")
     return 0

@@ -122,11 +122,15 @@ class CodeServerWatchdog:
 
 def watch(process, webserver: DagsterWebserver, interval_s: float = 15.0) -> int:
     """Watch `dagster dev` (a Popen) until it exits; returns its exit status, or 3 when ingestion stopped."""
+    import subprocess
+
     watchdog = CodeServerWatchdog(webserver)
     while process.poll() is None:
-        time.sleep(interval_s)
-        if process.poll() is not None:
+        try:  # an exit (a stop signal passed on) ends the watch at once, not at the next check
+            process.wait(interval_s)
             break
+        except subprocess.TimeoutExpired:
+            pass
         try:
             watchdog.check()
         except WebserverError as exc:  # not up yet, restarting, or resetting connections: look again next time

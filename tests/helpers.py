@@ -235,19 +235,22 @@ def ensure_chromium() -> tuple[str, str] | None:
     return found()
 
 
-def start_service(env: dict, log_path: Path, timeout_s: float = 120):
-    """`reelgraph serve` on a free port, as a user starts it; returns (process, its URL) once it answers."""
+def start_service(env: dict, log_path: Path, timeout_s: float = 120, host: str = "127.0.0.1",
+                  token: str | None = None):
+    """`reelgraph serve` on a free port, as a user starts it; returns (process, its URL) once it answers
+    (with ``token``, once it answers a signed-in health check)."""
     import httpx
 
     port = free_port()
     log = open(log_path, "w+")  # noqa: SIM115 - the service writes into it for as long as it runs
-    server = subprocess.Popen([str(REELGRAPH), "serve", "--port", str(port)], env=env, stdout=log,
+    server = subprocess.Popen([str(REELGRAPH), "serve", "--host", host, "--port", str(port)], env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(url + "/api/health", timeout=10).status_code == 200:
+            if httpx.get(url + "/api/health", headers=headers, timeout=10).status_code == 200:
                 return server, url
         except httpx.TransportError:
             pass
@@ -339,11 +342,16 @@ class DevStack:
             self.env.pop(name, None)
         self.log_path = folder / "dev.log"
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([str(BIN / "reelgraph"), "dev", "--no-sample", "--port", str(port)],
-                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.port = port
+        self.start()
         self.server = EmbeddedPostgres(self.home / "postgres")
         self.webserver = DagsterWebserver(self.url)
+
+    def start(self):
+        """`reelgraph dev` in a session of its own, as a service manager starts it."""
+        self.process = subprocess.Popen([str(BIN / "reelgraph"), "dev", "--no-sample", "--port", str(self.port)],
+                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-4000:]
@@ -372,14 +380,23 @@ class DevStack:
         return done.stdout
 
     def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        self.end()
         self.server.discard()
         self.alert_sink.shutdown()
         self.log.close()
+
+    def end(self):
+        """Stop this `reelgraph dev` and everything it started, by whatever means it takes."""
+        for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
     def instance(self):
         from dagster import DagsterInstance

@@ -20,8 +20,8 @@ STAGES = ["raw_video", "detections", "tracks", "attributes", "embeddings", "summ
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    """One `reelgraph dev` stack for the module, shared on purpose (it takes minutes to start). The tests run in
-    file order: the sensor test first; the backfill test stops the upload sensor for the rest of the module."""
+    """One `reelgraph dev` stack for the module, shared on purpose (it takes minutes to start). Each test leaves
+    it as it found it (running, upload sensor on), so they pass in any order."""
     stack = DevStack(tmp_path_factory.mktemp("dev"))
     try:
         stack.wait_until_up()
@@ -37,9 +37,10 @@ def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(dev, person_clip)
     row, stages, deadline = None, {}, time.monotonic() + 420
     while time.monotonic() < deadline:
         if dev.server.running_port():
-            rows = dev.sql("SELECT status, frame_count, fps, width, height FROM videos")
+            rows = dev.sql("SELECT status, frame_count, fps, width, height FROM videos WHERE object_key = %s",
+                           ("one-by-one-person-detection.mp4",))
             row = rows[0] if rows else None
-            stages = dict(dev.sql("SELECT stage, status FROM stage_runs"))
+            stages = dev.stage_states("one-by-one-person-detection.mp4")
             if row and row[0] == "failed" or "failed" in stages.values() or stages.get("summaries") == "done":
                 break
         time.sleep(2)
@@ -93,8 +94,22 @@ def _recovered(dev, instance, run, name: str, killed_at: float) -> float:
     # no copy of a row left by the dead attempt (one box may carry two classes: the class is part of the row)
     counts = dev.sql("SELECT count(*), count(DISTINCT (frame_index, class_name, confidence, x1, y1, x2, y2)) "
                      "FROM detections d JOIN videos v USING (partition_key) WHERE v.object_key = %s", (name,))
-    assert counts[0][0] == counts[0][1]
+    assert counts[0][0] == counts[0][1] > 0
+    # the dead attempt never finished detections (the kill landed there), and holds no pool slot any more
+    succeeded = {e.dagster_event.step_key for e in instance.all_logs(run.run_id)
+                 if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"}
+    assert not any("detections" in step for step in succeeded), succeeded
+    gpu = instance.event_log_storage.get_concurrency_info("gpu")
+    assert run.run_id not in {slot.run_id for slot in gpu.claimed_slots}
     return recovered_s
+
+
+def _run_of(instance, name: str):
+    from dagster import RunsFilter
+
+    [record] = [r for r in instance.get_run_records(RunsFilter())
+                if r.dagster_run.tags.get("dagster/partition", "").startswith(name)]
+    return record
 
 
 def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(dev, bottle_clip, short_clip):
@@ -109,6 +124,12 @@ def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(
                  "the next upload completed")
     print(f"killed run recovered in {recovered_s:.0f} s")
     assert recovered_s < 180
+    # the upload after the kill ran meanwhile: it started before the killed video's retry had finished
+    from dagster import RunsFilter
+
+    [retry] = instance.get_run_records(RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+    after = _run_of(instance, "after-the-kill.mp4")
+    assert after.start_time < retry.end_time, (after.start_time, retry.end_time)
 
 
 def test_a_step_process_killed_alone_fails_its_step_and_the_retry_completes_the_video(dev, bottle_clip):
@@ -153,6 +174,8 @@ def test_a_killed_code_server_comes_back_and_ingestion_goes_on(dev, short_clip):
 _SENSOR = """{ sensorOrError(sensorSelector: {repositoryLocationName: "reelgraph", repositoryName: "__repository__",
   sensorName: "video_upload_sensor"}) { ... on Sensor { id } } }"""
 _STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
+_START_SENSOR = """mutation { startSensor(sensorSelector: {repositoryLocationName: "reelgraph",
+  repositoryName: "__repository__", sensorName: "video_upload_sensor"}) { __typename } }"""
 _RELOAD = """mutation { reloadRepositoryLocation(repositoryLocationName: "reelgraph") {
   __typename ... on WorkspaceLocationEntry { locationOrLoadError { __typename } } } }"""
 _BACKFILL = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
@@ -194,6 +217,16 @@ def _materialized_in(dev, runs, stage) -> Counter:
 def test_bulk_import_then_backfills_batch_videos_and_redo_only_stale_ones(dev, short_clip):
     sensor_id = dev.webserver.query(_SENSOR)["sensorOrError"]["id"]
     dev.webserver.query(_STOP_SENSOR, {"id": sensor_id})  # a bulk import: footage waits for a backfill
+    manifest = dev.manifest.read_text()
+    try:
+        _bulk_import_and_backfills(dev, short_clip)
+    finally:  # the stack as the other tests expect it: uploads processed, today's detector
+        dev.manifest.write_text(manifest)
+        dev.webserver.query(_RELOAD)
+        assert dev.webserver.query(_START_SENSOR)["startSensor"]["__typename"] == "Sensor"
+
+
+def _bulk_import_and_backfills(dev, short_clip):
     for camera in ("a", "b"):
         folder = dev.home / "inbox" / "cameras" / camera
         folder.mkdir(parents=True)
@@ -230,3 +263,32 @@ def test_bulk_import_then_backfills_batch_videos_and_redo_only_stale_ones(dev, s
     # what is left stale is exactly camera b
     assert "12 catalogued videos match; 6 already fresh: 6 videos through detections" in dev.cli(
         "backfill", "--prefix", "cameras/", "--stale", "--dry-run")
+
+
+# -- stopping ----------------------------------------------------------------------------------------
+def _running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_to_reelgraph_dev_alone_mid_run_stops_everything_and_the_next_start_retries_the_run(dev, bottle_clip):
+    from dagster import DagsterRunStatus
+
+    instance, run, worker = _run_in_detections(dev, bottle_clip, "stopped-mid-run.mp4")
+    started = [dev.process.pid, *_children(dev.process.pid)]  # webserver, daemon, code servers, the run
+    assert worker in started and len(started) >= 5, started
+    os.kill(dev.process.pid, signal.SIGTERM)  # to the process alone, as `docker stop` and systemd send it
+    stopped_at = time.monotonic()
+    dev.wait_for(lambda: not [pid for pid in started if _running(pid)], 30, "every process of reelgraph dev gone")
+    print(f"reelgraph dev and its {len(started) - 1} processes stopped in {time.monotonic() - stopped_at:.1f} s")
+    assert dev.process.wait(5) == 0
+    # the run in flight is failed at the stop (by its worker on SIGTERM, else by the recovery after it), not
+    # left STARTED, and so is the stage it was in
+    assert dev.instance().get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert dev.stage_states("stopped-mid-run.mp4").get("detections") == "failed"
+
+    dev.start()  # the next start retries it, and the video completes once
+    dev.wait_until_up()
+    _recovered(dev, dev.instance(), run, "stopped-mid-run.mp4", time.monotonic())
