@@ -4,6 +4,7 @@ Every file here is written by the test (tests/media.py); nothing is committed.
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,9 +141,67 @@ def test_the_decode_queue_holds_no_more_bytes_than_its_bound():
     assert big.get() == "larger than the bound"
 
 
-def test_the_decode_queue_is_bounded_by_bytes(tmp_path):
-    path = write_video(tmp_path / "clip.mp4", 30, size=(640, 480))
-    frames = iter_frames(path, None, max_queue_bytes=640 * 480 * 3 * 2)
-    first = next(frames)
-    assert first.image.nbytes == 640 * 480 * 3
-    assert sum(1 for _ in frames) == 29
+class _MeasuredQueue(_ByteBoundedQueue):
+    """The decode queue, remembering the most bytes it ever held: every change of ``bytes`` passes here."""
+
+    def __init__(self, max_bytes: int):
+        self.peak = 0
+        super().__init__(max_bytes)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @bytes.setter
+    def bytes(self, value: int) -> None:
+        self._bytes = value
+        self.peak = max(self.peak, value)
+
+
+def _consume_slowly(path, max_queue_bytes, monkeypatch) -> tuple[list[int], _MeasuredQueue]:
+    """The frames' indexes, read by a consumer slower than the decoder, and the queue they went through."""
+    from video_analysis.vision import frames as frames_module
+
+    queues: list[_MeasuredQueue] = []
+    monkeypatch.setattr(frames_module, "_ByteBoundedQueue", lambda max_bytes: queues.append(_MeasuredQueue(max_bytes))
+                        or queues[-1])
+    seen: list[int] = []
+
+    def consume():
+        for frame in iter_frames(path, None, max_queue_bytes=max_queue_bytes):
+            time.sleep(0.02)  # the decoder runs ahead until the queue is full, then waits
+            seen.append(frame.index)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive(), f"decoding stalled after {len(seen)} frames"
+    [queue] = queues
+    return seen, queue
+
+
+def test_while_the_consumer_lags_the_decode_queue_holds_no_more_bytes_than_its_bound(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4", 40, size=(64, 48))
+    frame_bytes = 64 * 48 * 3
+    seen, queue = _consume_slowly(path, 3 * frame_bytes, monkeypatch)
+    assert seen == list(range(40))
+    # The queue filled up to its bound (the consumer lagged) and never went past it.
+    assert queue.peak == 3 * frame_bytes
+
+
+def test_a_frame_larger_than_the_decode_queue_s_bound_still_passes_one_at_a_time(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4", 20, size=(64, 48))
+    seen, queue = _consume_slowly(path, 1000, monkeypatch)  # a frame is 9216 bytes
+    assert seen == list(range(20))
+    assert queue.peak == 64 * 48 * 3  # one frame at a time, never two
+
+
+def test_frames_larger_than_the_configured_bound_are_refused_saying_so(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4", 5, size=(64, 48))
+    monkeypatch.setenv("REELGRAPH_MAX_VIDEO_PIXELS", str(64 * 48))
+    probe = probe_video(path)  # at the bound: accepted
+    assert (probe.status, probe.width, probe.height) == ("ready", 64, 48)
+    monkeypatch.setenv("REELGRAPH_MAX_VIDEO_PIXELS", str(64 * 48 - 1))
+    with pytest.raises(VideoProbeError, match=r"^frames of 64x48 exceed the configured bound of 3071 pixels "
+                                              r"\(REELGRAPH_MAX_VIDEO_PIXELS\)$"):
+        probe_video(path)
