@@ -1,6 +1,7 @@
 """The one partition writer: a re-run replaces, and two runs of one partition at once never duplicate rows."""
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -47,29 +48,49 @@ def test_a_rerun_replaces_the_partitions_rows_only(db, pg_dsn):
 
 def test_two_writers_of_one_partition_at_once_leave_one_copy(db, pg_dsn):
     key = _register(db)
-    first_wrote, errors = threading.Event(), []
+    first_wrote, first_may_commit, second_started = threading.Event(), threading.Event(), threading.Event()
+    second_pid: list[int] = []
+    errors: list[Exception] = []
 
     def first():
-        # Writes, then holds its transaction open while the second writer starts.
+        # Writes, then holds its transaction (and the partition's lock) open until the second writer waits.
         with connect(pg_dsn) as conn, conn.transaction():
             replace_detections(conn, key, _detections(40), {0: "person"}, MODEL)
             first_wrote.set()
-            conn.execute("SELECT pg_sleep(1.0)")
+            assert first_may_commit.wait(30), "the test never let the first writer commit"
 
     def second():
-        first_wrote.wait(10)
-        with connect(pg_dsn) as conn, conn.transaction():
-            replace_detections(conn, key, _detections(40, frame_offset=1000), {0: "person"}, MODEL)
+        assert first_wrote.wait(30)
+        with connect(pg_dsn) as conn:
+            second_pid.append(conn.info.backend_pid)
+            second_started.set()
+            with conn.transaction():
+                replace_detections(conn, key, _detections(40, frame_offset=1000), {0: "person"}, MODEL)
 
     threads = [threading.Thread(target=lambda f=f: _run(f, errors)) for f in (first, second)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(30)
+    try:
+        assert second_started.wait(30)
+        # The overlap is certain: the second writer is seen waiting for the advisory lock the first one holds
+        # (or, were there no lock, it finishes while the first one's transaction is still open).
+        waited = False
+        deadline = time.monotonic() + 30
+        while threads[1].is_alive() and time.monotonic() < deadline:
+            waited = db.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' "
+                                "AND NOT granted", (second_pid[0],)).fetchone()[0] == 1
+            if waited:
+                break
+            time.sleep(0.02)
+    finally:
+        first_may_commit.set()
+        for thread in threads:
+            thread.join(30)
     assert not errors
     assert _count(db, key) == 40
     # The later writer's rows are the ones kept.
     assert db.execute("SELECT min(frame_index) FROM detections WHERE partition_key = %s", (key,)).fetchone()[0] == 1000
+    assert waited, "the second writer never waited for the first one's lock"
 
 
 def _run(fn, errors):
