@@ -1,3 +1,4 @@
+import json
 import os
 import time
 from collections import Counter
@@ -68,10 +69,12 @@ def test_an_object_that_never_settles_blocks_nothing_after_it(sensor, inbox, mon
         (inbox / f"b{i}.mp4").write_bytes(b"done %d" % i)
         _age(inbox / f"b{i}.mp4")
     requested = []
-    for size in range(2, 8):  # it grows on every tick, as a recording that is never closed
+    for size in range(2, 5):  # three ticks; it grows on every one, as a recording that is never closed
         growing.write_bytes(b"x" * size)
-        requested += sensor.tick()
-    assert sorted(k.split("@")[0] for k in requested) == [f"b{i}.mp4" for i in range(7)]
+        requested.append(sorted(k.split("@")[0] for k in sensor.tick()))
+    # 3 objects listed per tick, the growing one first: the 7 after it are all registered in 3 ticks
+    assert requested == [["b0.mp4", "b1.mp4"], ["b2.mp4", "b3.mp4", "b4.mp4"], ["b5.mp4", "b6.mp4"]]
+    assert list(json.loads(sensor.cursor)["pending"]) == ["a_growing.mp4"]  # still waiting, remembered
 
 
 def test_a_modification_time_in_the_future_is_settled_by_a_steady_version(sensor, inbox, monkeypatch):
@@ -153,3 +156,73 @@ def test_twenty_s3_uploads_give_one_partition_per_object_version(sensor, s3_buck
     assert sorted(sensor.run_keys) == sorted(sensor.partitions)
     rows = db.execute("SELECT count(*), count(DISTINCT partition_key), count(camera) FROM videos").fetchone()
     assert rows == (16, 16, 16)
+
+
+class SlowHeadsProxy:
+    """A local HTTP proxy in front of moto's S3 whose every HEAD takes ``delay_s`` (a slow or distant store);
+    other requests pass at once. Counts the HEADs it received."""
+
+    def __init__(self, upstream: str, delay_s: float):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target, proxy = urlsplit(upstream), self
+        self.heads = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "HEAD":
+                    proxy.heads += 1
+                    time.sleep(delay_s)
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_remembered_objects_are_looked_at_again_within_a_20_s_budget_per_tick(sensor, s3_bucket, moto_endpoint,
+                                                                               monkeypatch):
+    client, bucket = s3_bucket
+    keys = [f"cameras/dock/2026-03-01T10-{i:02d}-00.mp4" for i in range(24)]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=b"still being written")
+    monkeypatch.setenv("REELGRAPH_SETTLE_SECONDS", "3600")
+    assert sensor.tick() == []  # all listed, none settled: each is remembered
+    assert sorted(json.loads(sensor.cursor)["pending"]) == keys
+    proxy = SlowHeadsProxy(moto_endpoint, delay_s=1.5)
+    try:
+        monkeypatch.setenv("REELGRAPH_S3_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("REELGRAPH_OBJECTS_PER_TICK", "1")  # one listed; the 23 others are looked at by HEAD
+        started = time.monotonic()
+        assert sensor.tick() == []
+        took = time.monotonic() - started
+    finally:
+        proxy.close()
+    # 23 HEADs of 1.5 s would take 34.5 s; HEADs start until 20 s have gone, so 14 at most (13 on a busy machine)
+    assert 12 <= proxy.heads <= 14, proxy.heads
+    assert 19.5 <= took < 24, took
+    assert sorted(json.loads(sensor.cursor)["pending"]) == keys  # the ones not looked at are still remembered
