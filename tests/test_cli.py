@@ -113,3 +113,74 @@ def test_after_kill_9_of_reelgraph_process_the_next_one_completes(cli_env, bottl
     assert killed["status"] == "failed" and "worker was killed" in killed["error"]
     assert by_key["short.mp4"]["stages"]["summaries"]["status"] == "done"
     assert "runs: none stuck" in run("doctor", env_extra=cli_env).stdout
+
+
+def test_db_url_masks_the_password_unless_asked_to_show_it(pg_dsn, capsys, monkeypatch):
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from orchestration.cli import main
+
+    password = conninfo_to_dict(pg_dsn)["password"]
+    assert main(["db", "url"]) == 0
+    masked = capsys.readouterr().out.strip()
+    assert main(["db", "url", "--show-password"]) == 0
+    shown = capsys.readouterr().out.strip()
+    leaked = password in masked
+    assert password and not leaked, "reelgraph db url printed the password"
+    assert masked == shown.replace(password, "***")  # the same URL, its password masked
+    with psycopg.connect(shown) as conn:  # the shown one is what psql needs: it connects
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    monkeypatch.setenv("REELGRAPH_DATABASE_URL", "postgresql://reader:s3cret@db.internal:5432/footage")
+    assert main(["db", "url"]) == 0
+    assert capsys.readouterr().out.strip() == "postgresql://reader:***@db.internal:5432/footage"
+
+
+@pytest.fixture
+def full_profile_with_a_writer(tmp_path, tiny_vlm, monkeypatch):
+    """The `full` profile whose summarizer (the answer writer) is a small vision-language checkpoint on disk."""
+    import yaml
+
+    from models.registry import MANIFEST
+    from tests.helpers import write_manifest
+
+    shipped = yaml.safe_load(MANIFEST.read_text())["checkpoints"]
+    checkpoints = {**shipped, "tiny-vlm": {"task": "summarizer", "backend": "transformers-image-text-to-text",
+                                          "source": str(tiny_vlm), "version": "tiny-vlm-1"}}
+    manifest = write_manifest(tmp_path, checkpoints, {"full": {"text_embedder": "all-minilm-l6-v2",
+                                                               "summarizer": "tiny-vlm"}})
+    monkeypatch.setenv("REELGRAPH_MODELS_MANIFEST", str(manifest))
+    monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "full")
+
+
+def test_answer_writer_off_keeps_the_template_even_where_a_writer_is_present(db, full_profile_with_a_writer,
+                                                                            capsys, monkeypatch):
+    from pgvector.psycopg import register_vector
+
+    from orchestration.cli import main
+    from resources import ModelRegistryResource
+
+    model, embedder = ModelRegistryResource().load("text_embedder")  # the profile's, as the service loads it
+    summary = "600 seconds of camera yard: 2 people tracked. No incidents. Safety score 100/100."
+    register_vector(db)
+    db.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified, camera) "
+               "VALUES ('yard.mp4@1', 'local', 'yard.mp4', '1', 1, now(), 'yard')")
+    db.execute("INSERT INTO summaries (partition_key, safety_score, incident_count, incidents, summary, facts, "
+               "generator) VALUES ('yard.mp4@1', 100, 0, '[]', %s, '{}', 'template')", (summary,))
+    db.execute("INSERT INTO embeddings (partition_key, kind, content, model_name, model_version, dim, embedding) "
+               "VALUES ('yard.mp4@1', 'summary_text', %s, %s, '1', %s, %s)",
+               (summary, model.name, embedder.dim, embedder.embed([summary])[0]))
+    question = "how many people were in the yard?"
+
+    monkeypatch.setenv("REELGRAPH_ANSWER_WRITER", "auto")
+    assert main(["ask", question]) == 0
+    consulted = capsys.readouterr().out
+    # the writer was asked; a random checkpoint cites nothing, so the template stands and the note says so
+    assert "(written by template; tiny-vlm's answer was empty or did not cite" in consulted
+
+    monkeypatch.setenv("REELGRAPH_ANSWER_WRITER", "off")
+    assert main(["ask", question]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == consulted.splitlines()[0]  # the same templated answer, citing the yard's summary
+    assert "yard.mp4" in lines[0]
+    assert lines[1] == "  (written by template)"  # and no writer was asked

@@ -75,3 +75,74 @@ def test_selection_by_camera_time_prefix_and_failure(bucket, dagster_instance, d
     catalog.mark_failed(db, broken, "not a video file")
     assert selected(camera="b") == []
     assert selected(camera="b", include_failed=True) == ["cameras/b/2026-01-15T08-00-00.mp4"]
+
+
+class RecordingWebserver:
+    """A real HTTP server answering the GraphQL a backfill sends: every catalogued video is a partition, and each
+    launch is recorded and accepted."""
+
+    def __init__(self, partitions: list[str]):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.launched: list[dict] = []
+        webserver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if "launchPartitionBackfill" in request["query"]:
+                    webserver.launched.append(request["variables"]["params"])
+                    data = {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess", "backfillId": "bf1"}}
+                else:
+                    data = {"assetNodes": [{"assetKey": key, "partitionKeys": partitions}
+                                           for key in request["variables"]["keys"]]}
+                body = json.dumps({"data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_backfill_from_a_stage_since_a_time_launches_that_stage_on_for_the_videos_recorded_since(db, capsys):
+    from orchestration.cli import main
+    from video_analysis.runtime.object_store import ObjectInfo
+
+    keys = {}
+    for key in ("cameras/a/2026-01-15T08-00-00.mp4", "cameras/a/2026-01-15T08-10-00.mp4",
+                "cameras/b/2026-01-16T08-00-00.mp4"):
+        obj = ObjectInfo(key=key, version="1", size=1, last_modified=_utc("2026-01-17T00:00"), source="local")
+        catalog.register(db, obj)
+        keys[key] = obj.partition_key
+    webserver = RecordingWebserver(list(keys.values()))
+    try:
+        since = ["--since", "2026-01-15T10:05+02:00", "--from-stage", "tracks", "--url", webserver.url]  # 08:05 UTC
+        assert main(["backfill", *since, "--dry-run"]) == 0
+        assert "2 catalogued videos match: 2 videos through tracks -> attributes -> embeddings -> summaries" in (
+            capsys.readouterr().out)
+        assert webserver.launched == []  # a dry run launches nothing
+        assert main(["backfill", *since]) == 0
+        assert "backfill bf1 launched" in capsys.readouterr().out
+        assert main(["backfill", "--since", "2026-01-16T08:00", "--url", webserver.url]) == 0  # UTC, inclusive
+    finally:
+        webserver.close()
+    first, whole_chain = webserver.launched
+    assert first["assetSelection"] == [{"path": [stage]} for stage in ("tracks", "attributes", "embeddings",
+                                                                        "summaries")]
+    assert first["partitionNames"] == [keys["cameras/a/2026-01-15T08-10-00.mp4"],
+                                       keys["cameras/b/2026-01-16T08-00-00.mp4"]]
+    assert whole_chain["assetSelection"][0] == {"path": ["raw_video"]} and len(whole_chain["assetSelection"]) == 6
+    assert whole_chain["partitionNames"] == [keys["cameras/b/2026-01-16T08-00-00.mp4"]]

@@ -128,3 +128,72 @@ def test_a_webserver_that_resets_connections_is_a_failed_check_and_the_watch_goe
         assert watch(child, webserver, interval_s=0.3) == 7
     finally:
         server.close()
+
+
+class FailingTicksWebserver:
+    """A real HTTP server answering the watchdog's GraphQL: every sensor tick fails because the code server cannot
+    be reached (fresh ticks at each look, so reloads never help), and every reload is accepted and counted."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.reloads = 0
+        webserver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if "reloadRepositoryLocation" in request["query"]:
+                    webserver.reloads += 1
+                    data = {"reloadRepositoryLocation": {"__typename": "WorkspaceLocationEntry",
+                                                         "locationOrLoadError": {"__typename": "CodeLocation"}}}
+                else:
+                    now = time.time()
+                    ticks = [{"status": "FAILURE", "timestamp": now - i * 0.01, "error": {"message": UNREACHABLE}}
+                             for i in range(2)]
+                    data = {"sensorOrError": {"__typename": "Sensor",
+                                              "sensorState": {"status": "RUNNING", "ticks": ticks}}}
+                body = json.dumps({"data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_when_reloads_do_not_help_the_watch_stops_dagster_dev_and_exits_with_status_3(capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from orchestration.backfill import DagsterWebserver
+    from orchestration.watchdog import watch
+
+    server = FailingTicksWebserver()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # stands in for `dagster dev`
+    try:
+        started = time.monotonic()
+        assert watch(child, DagsterWebserver(server.url, timeout_s=5), interval_s=0.2) == 3
+        assert time.monotonic() - started < 30  # well before the child would have ended on its own
+        assert child.poll() == -signal.SIGTERM  # stopped by the watch, not left running
+        assert server.reloads == 3  # three reloads were tried first
+        assert "reelgraph dev: ingestion stopped: the upload sensor still fails after 3 reloads" in (
+            capsys.readouterr().out)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        server.close()
