@@ -170,6 +170,7 @@ class SlowHeadsProxy:
 
         target, proxy = urlsplit(upstream), self
         self.heads = 0
+        self.head_paths: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -179,6 +180,7 @@ class SlowHeadsProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.command == "HEAD":
                     proxy.heads += 1
+                    proxy.head_paths.append(self.path)
                     time.sleep(delay_s)
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
@@ -226,3 +228,33 @@ def test_remembered_objects_are_looked_at_again_within_a_20_s_budget_per_tick(se
     assert 12 <= proxy.heads <= 14, proxy.heads
     assert 19.5 <= took < 24, took
     assert sorted(json.loads(sensor.cursor)["pending"]) == keys  # the ones not looked at are still remembered
+
+
+def test_remembered_objects_take_turns_when_the_budget_cannot_look_at_them_all(s3_bucket, moto_endpoint,
+                                                                              monkeypatch):
+    from datetime import datetime, timezone
+
+    from resources import ObjectStoreResource
+    from video_analysis.runtime.discovery import ScanCursor, scan
+
+    client, bucket = s3_bucket
+    keys = [f"cameras/yard/2026-03-01T11-{i:02d}-00.mp4" for i in range(20)]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=b"still being written")
+    proxy = SlowHeadsProxy(moto_endpoint, delay_s=0.3)
+    try:
+        monkeypatch.setenv("REELGRAPH_S3_ENDPOINT_URL", proxy.url)
+        store, now = ObjectStoreResource().store(), datetime.now(timezone.utc)
+        cursor = scan(store, ScanCursor(None), set(), now=now, settle_seconds=3600, limit=100).cursor
+        assert sorted(cursor.pending) == keys and proxy.heads == 0  # all listed at once, all remembered
+        looked_at = []
+        for _ in range(3):  # one listed a tick, the rest by HEAD for as long as a 1 s budget allows
+            before = len(proxy.head_paths)
+            cursor = scan(store, cursor, set(), now=now, settle_seconds=3600, limit=1, budget_s=1.0).cursor
+            looked_at.append(set(proxy.head_paths[before:]))
+    finally:
+        proxy.close()
+    assert all(0 < len(tick) < 19 for tick in looked_at), looked_at
+    # each tick looks at the ones that waited longest: never the same few again while others wait
+    assert not looked_at[0] & looked_at[1] and not looked_at[1] & looked_at[2], looked_at
+    assert sorted(cursor.pending) == keys

@@ -138,7 +138,8 @@ def scan(
 
     for key in [k for k in pending if k not in listed_keys]:
         if time.monotonic() > deadline:
-            break  # the rest are looked at on the next tick
+            break  # the rest are looked at first on the next tick
+        pending[key] = pending.pop(key)  # looked at now: to the back of the line, so every key gets its turn
         try:
             judge(store.head(key))
         except ObjectChangedError:
