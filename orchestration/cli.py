@@ -367,6 +367,9 @@ def _service_hits(args) -> list[dict] | None:
 
     try:
         health = get("/api/health", 5)
+        if "videos" not in health:  # it answers the signed-in only
+            log.warning("the service at %s needs a token (REELGRAPH_SERVICE_TOKEN): searching here", url)
+            return None
         if health.get("database") != _local_store_identity():
             log.warning("the service at %s reads another database (or none it names): searching here", url)
             return None
@@ -420,6 +423,18 @@ def cmd_search(args) -> int:
 
 # -- dev / db --------------------------------------------------------------------------------------
 def cmd_dev(args) -> int:
+    from orchestration.supervisor import Supervisor
+
+    # From the first moment: a stop during start-up must not leave a recorder or `dagster dev` behind.
+    with Supervisor("reelgraph dev") as supervisor:
+        try:
+            return _dev(args, supervisor)
+        finally:
+            supervisor.stop_all()
+            _fail_interrupted_runs()
+
+
+def _dev(args, supervisor) -> int:
     from dagster import DagsterInstance
 
     from orchestration.instance import ensure_local_instance
@@ -443,25 +458,22 @@ def cmd_dev(args) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(samples / SAMPLE_CLIP, target)
             print(f"sample clip placed in the inbox: {target} (the upload sensor picks it up)")
-    recorder = _start_recorder(home) if args.record else None
+    if supervisor.stopping:
+        return 0
+    if args.record:
+        _start_recorder(home, supervisor)
     print(f"drop videos into {store.describe()}; UI on http://{args.host}:{args.port}")
     command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
     workspace = CHECKOUT / "workspace.yaml"
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "orchestration.definitions"]
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, f"[{args.host}]" if ":" in args.host else args.host)
-    try:
-        return _supervise([dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
-                          f"http://{host}:{args.port}", companions=[recorder] if recorder else [])
-    finally:
-        if recorder is not None:
-            _stop_companion(recorder)
+    return _supervise(supervisor, [dagster, *command[1:]], CHECKOUT if workspace.exists() else Path.cwd(),
+                      f"http://{host}:{args.port}")
 
 
-def _start_recorder(home):
+def _start_recorder(home, supervisor):
     """`reelgraph record`, in its own process (analysis can never stall it), when a cameras file exists."""
-    import subprocess
-
     from video_analysis.recording.cameras import cameras_path
 
     cameras_file = cameras_path(home.root)
@@ -469,88 +481,23 @@ def _start_recorder(home):
         return None
     print(f"recording the cameras of {cameras_file} (`reelgraph record`; --no-record to leave them)")
     reelgraph = shutil.which("reelgraph") or str(Path(sys.executable).parent / "reelgraph")
-    return subprocess.Popen([reelgraph, "record", "--cameras", str(cameras_file)])
+    # SIGTERM at the stop: the recorder publishes its open segments
+    return supervisor.start([reelgraph, "record", "--cameras", str(cameras_file)], own_group=False)
 
 
-def _stop_companion(process, timeout_s: float = 10) -> None:
-    """SIGTERM (the recorder publishes its open segments), then SIGKILL after ``timeout_s``."""
-    import signal
-    import subprocess
-
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _supervise(command: list[str], cwd: Path, url: str, companions: list | None = None) -> int:
+def _supervise(supervisor, command: list[str], cwd: Path, url: str) -> int:
     """Run `dagster dev` and watch that its code server keeps answering (orchestration/watchdog.py).
 
-    `dagster dev` runs in a process group of its own, with everything it starts (webserver, daemon, code
-    servers, run workers). A SIGTERM or SIGINT sent to this process alone (`docker stop`, systemd, `kill`,
-    Ctrl-C) stops that whole group: SIGTERM first, SIGKILL to whatever is left after ``STOP_GRACE_S``. A
-    run in flight is interrupted with it, and its worker is gone by then, so it is marked failed at once
-    (its pool slots freed) and its retry runs at the next start: no run is left STARTED."""
-    import signal
-    import subprocess
-
+    `dagster dev` runs in a process group of its own, with everything it starts; a stop signal to this
+    process stops that whole group (orchestration/supervisor.py). A run in flight is interrupted with it:
+    its worker fails it, or, where the worker could not, the recovery after the stop does (its pool slots
+    freed), and its retry runs at the next start: no run is left STARTED."""
     from orchestration.backfill import DagsterWebserver
     from orchestration.watchdog import watch
 
-    process = subprocess.Popen(command, cwd=cwd, start_new_session=True)
-    stopping: list[int] = []
-
-    def stop(signum, _frame):
-        if not stopping:
-            print(f"reelgraph dev: {signal.Signals(signum).name}: stopping dagster dev, its runs and the recorder",
-                  flush=True)
-        stopping.append(signum)
-        _signal_group(process.pid, signal.SIGTERM)
-        for companion in companions or []:
-            if companion.poll() is None:
-                companion.send_signal(signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        status = watch(process, DagsterWebserver(url, timeout_s=30))
-        return 0 if stopping else (128 - status if status < 0 else status)
-    finally:  # whatever ended the watch, nothing `dagster dev` started runs on unsupervised
-        _end_group(process)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _fail_interrupted_runs()
-
-
-STOP_GRACE_S = 15.0
-
-
-def _signal_group(group: int, sig) -> bool:
-    """Send ``sig`` to a process group; False when no process of it is left."""
-    try:
-        os.killpg(group, sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def _end_group(process, grace_s: float = STOP_GRACE_S) -> None:
-    """Stop every process of `dagster dev`'s group: SIGTERM, then SIGKILL after ``grace_s``."""
-    import signal
-    import time
-
-    _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader, or the group never empties of it
-        if not _signal_group(process.pid, 0):
-            return
-        time.sleep(0.2)
-    log.warning("processes of dagster dev still ran %.0f s after SIGTERM: killed", grace_s)
-    _signal_group(process.pid, signal.SIGKILL)
-    process.wait()
+    process = supervisor.start(command, cwd=cwd)
+    status = watch(process, DagsterWebserver(url, timeout_s=30))
+    return 0 if supervisor.stopping else (128 - status if status < 0 else status)
 
 
 def _fail_interrupted_runs() -> None:
@@ -592,7 +539,7 @@ def service_context(answers: bool = False, serving: bool = False):
     pool_size = 2 * (settings.service_max_searches + settings.service_max_answers) + 2
     database = PooledDatabase(PostgresResource().dsn(), max_size=pool_size,
                               statement_timeout_ms=settings.service_statement_timeout_ms,
-                              lock_timeout_ms=settings.service_lock_timeout_ms)
+                              lock_timeout_ms=settings.service_lock_timeout_ms, wait_s=5.0)
     return ServiceContext(
         database=database, store=ObjectStoreResource().store(), text_embedder=embedder,
         text_model_name=model.name, image_embedder=image_embedder,
@@ -655,7 +602,10 @@ def cmd_serve(args) -> int:
     access = "open on loopback" if policy.open else f"{len(policy.tokens)} token(s) required"
     print(f"reelgraph serve: http://{args.host}:{args.port}/ (API docs at /docs; {access}; "
           f"answers to Host {', '.join(policy.hosts)})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info")
+    # On a stop signal, requests in flight get up to 20 s to finish. Behind a reverse proxy that terminates TLS,
+    # REELGRAPH_SERVICE_FORWARDED_ALLOW_IPS names it, so its X-Forwarded-Proto makes the sign-in cookie Secure.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if not args.verbose else "info",
+                timeout_graceful_shutdown=20, forwarded_allow_ips=settings.service_forwarded_allow_ips)
     return 0
 
 

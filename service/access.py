@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "reelgraph_session"
 SESSION_SECONDS = 7 * 24 * 3600
 MIN_TOKEN_CHARS = 16
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "replace-me")  # as example files write them
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # Reachable without a token: the page and its scripts (they show the sign-in), sign-in itself, and health.
 OPEN_PATHS = ("/", "/cameras", "/favicon.ico", "/api/session", "/api/health")
@@ -48,6 +50,9 @@ def read_tokens(tokens: str | None, tokens_file: str | None) -> frozenset[str]:
         except OSError as exc:
             raise AccessError(f"REELGRAPH_SERVICE_TOKENS_FILE {path}: {exc.strerror or exc}") from exc
         found += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if any(t.lower().startswith(PLACEHOLDER_PREFIXES) for t in found):
+        raise AccessError("a service token is still the example's placeholder; replace it with a random one: "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
     short = [t for t in found if len(t) < MIN_TOKEN_CHARS]
     if short:
         raise AccessError(f"a service token must be at least {MIN_TOKEN_CHARS} characters ({len(short)} shorter); "
@@ -68,30 +73,50 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _primary_addresses() -> list[str]:
+    """The addresses this machine reaches other hosts from (IPv4, IPv6): a UDP socket "connected" to a
+    documentation address sends nothing, and says which local address the route takes."""
+    found = []
+    for family, target in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((target, 9))
+                found.append(_bracketed(probe.getsockname()[0].split("%")[0]))
+        except OSError:
+            pass
+    return found
+
+
+def configured_names(extra: str | None) -> list[str]:
+    return [n.strip().lower() for n in (extra or "").replace(",", " ").split() if n.strip()]
+
+
 def host_names(bind: str, extra: str | None) -> list[str]:
-    """The Host header values the service answers to: loopback names always; for a wider bind, the bound
-    address, this machine's names and addresses; and the configured names (REELGRAPH_SERVICE_HOSTS)."""
+    """The Host header values the service answers to: loopback names and the bound address always; for a
+    bind to every address, this machine's names and the addresses its routes leave from; and the configured
+    names (REELGRAPH_SERVICE_HOSTS), e.g. a reverse proxy's, or a second interface's address."""
     names = list(LOOPBACK_NAMES)
-    if not is_loopback(bind):
-        wildcard = bind in ("0.0.0.0", "::", "")
-        if not wildcard:
-            names.append(_bracketed(bind))
-        else:
-            machine = {socket.gethostname(), socket.getfqdn()}
-            names += sorted(machine)
-            for name in machine:
-                try:
-                    names += sorted({_bracketed(info[4][0].split("%")[0]) for info in socket.getaddrinfo(name, None)})
-                except OSError:
-                    pass
-    names += [n.strip().lower() for n in (extra or "").replace(",", " ").split() if n.strip()]
+    wildcard = bind in ("0.0.0.0", "::", "")
+    if not wildcard:
+        names.append(_bracketed(bind))
+    else:
+        machine = {socket.gethostname(), socket.getfqdn()}
+        names += sorted(machine) + _primary_addresses()
+        for name in machine:
+            try:
+                names += sorted({_bracketed(info[4][0].split("%")[0]) for info in socket.getaddrinfo(name, None)})
+            except OSError:
+                pass
+    names += configured_names(extra)
     return list(dict.fromkeys(n.lower() for n in names))
 
 
-def session_value(token: str) -> str:
-    """What the sign-in cookie holds for a token: a keyed digest, so the cookie is never the token itself
+def session_value(token: str, issued: int | None = None) -> str:
+    """What the sign-in cookie holds: when it was issued, and a digest keyed by the token over that time. So
+    the cookie is never the token, it expires on the server after SESSION_SECONDS whatever the browser does,
     and removing a token from the configuration ends its sessions."""
-    return hmac.new(token.encode(), b"reelgraph session", hashlib.sha256).hexdigest()
+    issued = int(time.time()) if issued is None else issued
+    return f"{issued}.{hmac.new(token.encode(), f'reelgraph session {issued}'.encode(), hashlib.sha256).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,11 @@ class AccessPolicy:
                 f"reelgraph serve on {bind} would show the footage to anyone who can reach it: set "
                 "REELGRAPH_SERVICE_TOKENS (or REELGRAPH_SERVICE_TOKENS_FILE), or bind to 127.0.0.1 and put a "
                 "reverse proxy with sign-on in front (README, Review service)")
+        public = [n for n in configured_names(extra_hosts) if not is_loopback(n.strip("[]"))]
+        if not tokens and public:  # a proxy forwards those names to loopback: without a token, so would anyone
+            raise AccessError(
+                f"reelgraph serve answers to {', '.join(public)} (REELGRAPH_SERVICE_HOSTS), which a reverse proxy "
+                "forwards from elsewhere: set REELGRAPH_SERVICE_TOKENS and have the proxy send one")
         return cls(tokens, tuple(host_names(bind, extra_hosts)))
 
     @property
@@ -115,8 +145,15 @@ class AccessPolicy:
     def token_matches(self, presented: str) -> bool:
         return any(hmac.compare_digest(presented.encode(), token.encode()) for token in self.tokens)
 
-    def session_matches(self, presented: str) -> bool:
-        return any(hmac.compare_digest(presented.encode(), session_value(token).encode()) for token in self.tokens)
+    def session_matches(self, presented: str, now: float | None = None) -> bool:
+        issued, _, _digest = presented.partition(".")
+        if not issued.isdigit():
+            return False
+        age = (time.time() if now is None else now) - int(issued)
+        if not -60 <= age <= SESSION_SECONDS:  # expired, or issued in the future
+            return False
+        return any(hmac.compare_digest(presented.encode(), session_value(token, int(issued)).encode())
+                   for token in self.tokens)
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -166,8 +203,12 @@ class AccessMiddleware:
         self.app, self.policy = app, policy
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # the service has no websocket: refuse one outright, signed in or not
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
             return
         if _control_character(scope.get("path", "")):
             await _answer(send, 422, "path: contains a control character")

@@ -21,6 +21,7 @@ from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from psycopg_pool import PoolTimeout
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from service.access import SESSION_COOKIE, SESSION_SECONDS, AccessMiddleware, AccessPolicy, session_value
@@ -227,6 +228,12 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
         log.warning("a request's statement was cancelled: %s", exc)
         return JSONResponse({"detail": "the database took longer than this service allows for one request; "
                                        "narrow it (camera, since, until) or retry"}, status_code=503)
+
+    @app.exception_handler(PoolTimeout)
+    async def no_connection(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("no database connection was free in time: %s", exc)
+        return JSONResponse({"detail": "the service is busy; retry in a few seconds"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(psycopg.errors.LockNotAvailable)
     async def locked(_request: Request, exc: Exception) -> JSONResponse:

@@ -147,6 +147,9 @@ def scan(
         except ObjectStoreError as exc:
             log.warning("cannot look at %r again yet: %s", key, exc)
 
+    if len(pending) > MAX_PENDING:  # the ones waited on longest go; the listing finds them again next time round
+        log.warning("%d objects still being written are more than the %d remembered: forgetting %s, ...",
+                    len(pending), MAX_PENDING, next(iter(pending)))
     result.cursor.pending = dict(list(pending.items())[-MAX_PENDING:])
     result.cursor.reported = reported[-MAX_REPORTED:]
     return result

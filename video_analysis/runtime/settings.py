@@ -89,6 +89,9 @@ class Settings:
     # Host names the service answers to beyond the bound address (a reverse proxy's name, a DNS name;
     # "*.example.com" patterns). Other Host headers get 400, which stops DNS rebinding.
     service_hosts: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_HOSTS"))
+    # Reverse proxies whose X-Forwarded-For/-Proto `reelgraph serve` believes (comma list of addresses, "*").
+    service_forwarded_allow_ips: str = field(
+        default_factory=lambda: _env("REELGRAPH_SERVICE_FORWARDED_ALLOW_IPS", "127.0.0.1") or "127.0.0.1")
     # Bounds on one request's database work: a statement (a search excluding a common word scans) and a lock
     # wait (a migration or index build holding a table). Past them the request gets 503, not a stuck worker.
     service_statement_timeout_ms: int = field(

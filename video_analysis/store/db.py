@@ -55,7 +55,7 @@ class PooledDatabase:
     request does not pay for a new connection and its password handshake."""
 
     def __init__(self, dsn: str, max_size: int = 16, statement_timeout_ms: int | None = None,
-                 lock_timeout_ms: int | None = None):
+                 lock_timeout_ms: int | None = None, wait_s: float = 30.0):
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
@@ -68,8 +68,9 @@ class PooledDatabase:
         # check: a connection broken by a database restart is replaced before use, not failed on a request
         # two at least, and twice the searches served at once: a search runs its tracks and its events side
         # by side, each on its own connection
+        # wait_s: how long a request waits for a free connection before PoolTimeout (every one busy)
         self.pool = ConnectionPool(dsn, min_size=2, max_size=max_size, configure=_register_vector, open=True,
-                                   check=ConnectionPool.check_connection,
+                                   check=ConnectionPool.check_connection, timeout=wait_s,
                                    kwargs={"connect_timeout": CONNECT_TIMEOUT_S,
                                            **({"options": options} if options else {})})
 
@@ -84,17 +85,10 @@ class PooledDatabase:
 
 
 def store_identity(conn: psycopg.Connection) -> str:
-    """A short name for the database this connection reaches, the same from every client of it: the server's
-    system identifier (fixed at initdb) and the database's name. Two processes compare it to know that they
-    read the same store, whatever address each uses to reach it."""
-    try:
-        with conn.transaction():
-            system = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
-    except psycopg.errors.InsufficientPrivilege:  # a managed server may not grant it: its address then
-        system = conn.execute("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || "
-                              "inet_server_port()").fetchone()[0]
-    name = conn.execute("SELECT current_database()").fetchone()[0]
-    return hashlib.sha256(f"{system}/{name}".encode()).hexdigest()[:16]
+    """A short name for the database this connection reaches, the same from every client of it: made once by
+    a migration (a random UUID), so two processes compare it to know that they read the same store, whatever
+    address each uses to reach it."""
+    return hashlib.sha256(str(conn.execute("SELECT id FROM store_identity").fetchone()[0]).encode()).hexdigest()[:16]
 
 
 def _register_vector(conn: psycopg.Connection) -> None:

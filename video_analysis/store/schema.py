@@ -450,6 +450,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE videos ADD COLUMN planned_s double precision;
         """,
     ),
+    (
+        14,
+        "store identity",
+        """
+        -- A name for this store, made once: two processes compare it to know they read the same database,
+        -- whatever address each reaches it by (the review service's health names it to `reelgraph search`).
+        CREATE TABLE store_identity (
+            id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            only_one    boolean NOT NULL DEFAULT true UNIQUE CHECK (only_one)
+        );
+        INSERT INTO store_identity DEFAULT VALUES;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

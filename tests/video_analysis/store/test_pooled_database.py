@@ -43,6 +43,7 @@ def test_every_connection_to_one_database_gives_it_the_same_name_and_another_dat
         admin.execute("CREATE DATABASE identity_other")
     try:
         other = pg_dsn.rsplit("/", 1)[0] + "/identity_other"
+        db.prepare(other)
         with db.session(other) as conn:
             assert db.store_identity(conn) != name
     finally:

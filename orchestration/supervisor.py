@@ -1,0 +1,133 @@
+"""`reelgraph dev`'s children, stopped whole however the stop arrives.
+
+`dagster dev` runs in a process group of its own, with everything it starts (webserver, daemon, code servers,
+run workers): a signal sent to `reelgraph dev` alone (`docker stop`, systemd, `kill`, a closed terminal) would
+otherwise leave them running, holding the port and the pool slots. The supervisor takes SIGTERM, SIGINT and
+SIGHUP from the first moment of `reelgraph dev`, passes a stop to every child it started (SIGTERM to each
+group, SIGKILL to whatever is left after a grace period), and a child started after the stop arrived is
+stopped at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_GRACE_S = 15.0
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of the group still runs (zombies, which only wait to be reaped, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
+def _reap(group: int) -> None:
+    """Reap the group's exited processes that are our children (all of them when we run as PID 1)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-group, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _signal_group(group: int, sig) -> None:
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        pass
+
+
+class Supervisor:
+    """The stop signals, and the children to pass a stop to. Use as a context manager: leaving it stops every
+    child (groups whole), whatever way it is left."""
+
+    def __init__(self, name: str, grace_s: float = STOP_GRACE_S):
+        self.name, self.grace_s = name, grace_s
+        self.stopping: list[int] = []
+        self._groups: list[subprocess.Popen] = []
+        self._companions: list[subprocess.Popen] = []
+        self._previous: dict = {}
+
+    def __enter__(self) -> Supervisor:
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        try:
+            self.stop_all()
+        finally:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum, _frame) -> None:
+        first = not self.stopping
+        self.stopping.append(signum)  # first: a second signal while this one is handled finds it recorded
+        self._pass_stop()
+        if first:
+            log.warning("%s: %s: stopping everything it started", self.name, signal.Signals(signum).name)
+
+    def _pass_stop(self) -> None:
+        for process in self._groups:
+            _signal_group(process.pid, signal.SIGTERM)
+        for process in self._companions:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def start(self, command: list[str], cwd: Path | None = None, own_group: bool = True) -> subprocess.Popen:
+        """Start a child (in a process group of its own with ``own_group``); stopped at once if a stop came."""
+        process = subprocess.Popen(command, cwd=cwd, start_new_session=own_group)
+        (self._groups if own_group else self._companions).append(process)
+        # A signal handled before the line above found the list without this child: pass the stop on now.
+        if self.stopping:
+            self._pass_stop()
+        return process
+
+    def stop_all(self) -> None:
+        """SIGTERM to every child (each group whole), SIGKILL to what is left after the grace period."""
+        self._pass_stop()
+        deadline = time.monotonic() + self.grace_s
+        for process in self._companions:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s: %s still ran %.0f s after SIGTERM: killed", self.name, process.args, self.grace_s)
+                process.kill()
+                process.wait()
+        for process in self._groups:
+            while time.monotonic() < deadline:
+                process.poll()
+                _reap(process.pid)
+                if not group_running(process.pid):
+                    break
+                time.sleep(0.2)
+            else:
+                log.warning("%s: processes of %s still ran %.0f s after SIGTERM: killed", self.name,
+                            Path(process.args[0]).name, self.grace_s)
+                _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+            _reap(process.pid)
