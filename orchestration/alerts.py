@@ -10,7 +10,7 @@ from video_analysis.runtime.alerts import FailureAlert, send
 WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
 
 
-@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=15,
                     description="Logs every failed run and posts it to $REELGRAPH_ALERT_WEBHOOK when set.")
 def failure_alert_sensor(context: RunFailureSensorContext) -> None:
     run = context.dagster_run

@@ -156,10 +156,17 @@ def test_an_empty_upload_fails_once_with_one_alert(dev):
     # Dagster decides at the failure whether the run will be retried, and says so on the run
     [run] = dev.wait_for(failed_run, 60, "the failed run's retry decision")
     assert run.tags["dagster/will_retry"] == "false"
-    time.sleep(20)  # more than a tick of the retry daemon and of the alert sensor (15 s): a second one would show
+
+    def empty_alerts():
+        return [a for a in dev.alerts if (a.get("partition") or "").startswith("empty.mp4")]
+
+    # the alert sensor ticks every 15 s, later when the daemon is busy: wait for its first alert, then for
+    # more than two more ticks, in which a second alert or a retried run would show
+    dev.wait_for(empty_alerts, 120, "the failure alert")
+    time.sleep(35)
     runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition", "").startswith("empty.mp4")]
     assert len(runs) == 1, [r.run_id for r in runs]
-    alerts = [a for a in dev.alerts if (a.get("partition") or "").startswith("empty.mp4")]
+    alerts = empty_alerts()
     assert len(alerts) == 1 and "empty (0 bytes)" in alerts[0]["text"]
 
 
