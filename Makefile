@@ -11,7 +11,7 @@ dev: install
 # Install and run the whole test suite (what CI runs).
 test: install
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -q -ra $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 lint: install
 	.venv/bin/ruff check .

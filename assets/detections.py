@@ -8,14 +8,19 @@ from pydantic import Field
 from assets.raw_video import raw_video
 from assets.video_stage import batch_setup, materialize_videos, model_code_version, video_stage_asset
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
+from video_analysis.runtime.settings import Settings
 from video_analysis.stages import detect
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
+from video_analysis.vision.tiling import tiles_fingerprint
 
 
 class DetectionConfig(Config):
     sample_fps: float = Field(default=DEFAULT_SAMPLE_FPS, description="Frames analysed per second of video, rounded "
                               "to a whole step of the video's frames; 0 = every frame.")
     batch_size: int = Field(default=8, description="Frames per model call.")
+    tiles: str = Field(default="", description="Detect on this grid of tiles too (COLSxROWS, or off) for every "
+                       "video of the run; empty: each camera's `detector_tiles` in the zones file, else "
+                       "$REELGRAPH_DETECTOR_TILES.")
 
 
 @video_stage_asset(
@@ -23,7 +28,8 @@ class DetectionConfig(Config):
     gpu=True,
     group="vision",
     kinds={"pytorch", "postgres"},
-    code_version=model_code_version("detect-v3", "detector"),
+    code_version=model_code_version("detect-v3", "detector") + "-tiles-" + tiles_fingerprint(
+        Settings.from_env().detector_tiles, Settings.from_env().zones_path),
     description="Boxes, classes and scores on sampled frames (table `detections`), stamped with the model; the "
     "one full decode of the video, which also finds how much of it decodes (ready or partial footage).",
     checks=("boxes_inside_frame", "scores_in_unit_range", "footage_complete"),
@@ -32,11 +38,12 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, database
                object_store: ObjectStoreResource, models: ModelRegistryResource) -> Iterator[MaterializeResult]:
     with batch_setup(context, database, detect.STAGE):
         model, detector = models.load("detector")  # once for the whole batch
-    db, store = database.database(), object_store.store()
+    db, store, settings = database.database(), object_store.store(), Settings.from_env()
     context.log.info("detector: %s", model.describe())
     yield from materialize_videos(
         context, database, detect.STAGE,
         lambda key: detect.run(db, key, store, detector, model.stamp, sample_fps=config.sample_fps,
-                               batch_size=config.batch_size, run_id=context.run.run_id),
+                               batch_size=config.batch_size, run_id=context.run.run_id,
+                               tiles=config.tiles or settings.detector_tiles, zones_file=settings.zones_path),
         {"model": model.name, "model_version": model.version, "model_profile": model.profile,
          **({"model_note": model.note} if model.note else {})})

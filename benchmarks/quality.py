@@ -1,7 +1,8 @@
 """Tracking quality against hand-labelled ground truth: MOTA, IDF1 and HOTA (TrackEval), seconds per frame.
 
     .venv/bin/python benchmarks/quality.py [SEQ_DIR ...] [--profile offline|full] [--detector PATH]
-                                           [--imgsz N] [--sample-fps F ...] [--no-proof]
+                                           [--imgsz N] [--sample-fps F ...] [--tiles COLSxROWS]
+                                           [--no-proof]
 
 SEQ_DIR is a MOTChallenge-format sequence folder (``seqinfo.ini``, ``gt/gt.txt``, a video file; ``det/det.txt``
 for the tracker-alone rows); the default is the two TUD sequences in ``../shared/data/mot``. Modes:
@@ -10,7 +11,9 @@ for the tracker-alone rows); the default is the two TUD sequences in ``../shared
   detector threshold, tracker settings, evidence policy), scored on the frames they analyse;
 - ``every frame``: the same with every frame analysed;
 - ``tracker alone``: the tracker on the sequence's public detections, every frame and at the default rate;
-- ``--sample-fps``: extra rows at other sample rates.
+- ``--sample-fps``: extra rows at other sample rates;
+- ``--tiles``: the detector also on a grid of tiles of each frame (`video_analysis.vision.tiling`), as a
+  camera with ``tiles:`` set runs it. ``benchmarks/wide_view.py`` makes sequences of far, small people.
 
 First it proves the scorer: the reference tracker output shipped beside the TUD sequences must score what
 py-motmetrics' own tests expect. It ends with one line per sequence for the defaults:
@@ -35,6 +38,7 @@ from video_analysis.evaluation.runs import track_footage, track_public_detection
 from video_analysis.runtime.settings import Settings  # noqa: E402
 from video_analysis.vision.frames import effective_sample_fps, sampling_period_s  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS  # noqa: E402
+from video_analysis.vision.tiling import with_tiles  # noqa: E402
 
 MOT = REPO.parent / "shared" / "data" / "mot"
 DEFAULT_SEQUENCES = [MOT / "TUD-Campus", MOT / "TUD-Stadtmitte"]
@@ -80,6 +84,7 @@ def main() -> None:
     parser.add_argument("--detector", help="an Ultralytics checkpoint or export (.pt, .onnx, OpenVINO folder)")
     parser.add_argument("--imgsz", type=int, default=640, help="input size for --detector")
     parser.add_argument("--sample-fps", type=float, nargs="*", default=[], help="extra rows at these rates")
+    parser.add_argument("--tiles", default="off", help="detect on this grid of tiles too (e.g. 2x2)")
     parser.add_argument("--no-proof", action="store_true", help="skip the scorer check")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -90,10 +95,12 @@ def main() -> None:
     policy = Settings.from_env().track_policy()
     started = time.perf_counter()
     name, detector = build_detector(args.profile, args.detector, args.imgsz)
+    detector = with_tiles(detector, args.tiles)
     from video_analysis.vision.frames import iter_frames
 
     detector.detect(list(iter_frames(load_sequence(args.sequences[0]).video, 1.0))[:2])  # warm up before timing
-    print(f"detector: {name} (loaded in {time.perf_counter() - started:.1f} s); evidence: {policy.describe()}")
+    print(f"detector: {name}, tiles {args.tiles} (loaded in {time.perf_counter() - started:.1f} s); "
+          f"evidence: {policy.describe()}")
     print()
     print("| sequence | mode | frames scored | MOTA % | IDF1 % | HOTA % | recall % | precision % | ID switches "
           "| ms per frame |")

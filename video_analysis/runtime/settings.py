@@ -22,6 +22,16 @@ def _answer_writer(value: str | None) -> str:
     return value
 
 
+def _tiles(value: str | None) -> str:
+    from video_analysis.vision.tiling import parse_tiles
+
+    try:
+        parse_tiles(value)
+    except ValueError as exc:
+        raise ValueError(f"REELGRAPH_DETECTOR_TILES: {exc}") from exc
+    return (value or "off").strip().lower()
+
+
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (_env(name, default) or default).strip().lower()
     if value not in allowed:
@@ -111,6 +121,10 @@ class Settings:
     # Live cameras: a stream lost for this long makes its camera silent (one alert per outage). A camera that
     # published nothing for two segment lengths is silent too.
     camera_lost_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_CAMERA_LOST_SECONDS", "20")))
+
+    # Detection on tiles (`COLSxROWS`, or off): small, far objects in frames much larger than the detector's
+    # input, at the cost of a detector call per tile. Per camera: `detector_tiles` in the zones file.
+    detector_tiles: str = field(default_factory=lambda: _tiles(_env("REELGRAPH_DETECTOR_TILES", "off")))
 
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))

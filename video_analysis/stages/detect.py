@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
@@ -18,6 +19,7 @@ from video_analysis.store.outputs import (
 from video_analysis.vision.detectors import Detector
 from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video
+from video_analysis.vision.tiling import tiles_for_camera, with_tiles
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +27,16 @@ STAGE = "detections"
 
 
 def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector, model: ModelStamp, *,
-        sample_fps: float | None = DEFAULT_SAMPLE_FPS, batch_size: int = 8, run_id: str | None = None) -> StageResult:
-    """Detect on every sampled frame and replace the video's detections, stamped with the model."""
+        sample_fps: float | None = DEFAULT_SAMPLE_FPS, batch_size: int = 8, run_id: str | None = None,
+        tiles: str | None = None, zones_file: Path | None = None) -> StageResult:
+    """Detect on every sampled frame and replace the video's detections, stamped with the model; on tiles
+    where the video's camera (zones file) or the default ``tiles`` asks for them."""
     with db.session() as conn:
         video = catalog.ready_video(conn, partition_key)
+    tiles = tiles_for_camera(tiles, zones_file, video.camera)
     with store.local_copy(video.obj) as path:
-        found = detect_video(path, detector, fps=video.fps, sample_fps=sample_fps, batch_size=batch_size)
+        found = detect_video(path, with_tiles(detector, tiles), fps=video.fps, sample_fps=sample_fps,
+                             batch_size=batch_size)
     if found.decode.frames == 0:  # the probe's few frames decoded, the full pass found none: nothing usable
         reason = "no frame decodes in a full pass over the video (corrupt, or an unsupported codec)"
         with db.session() as conn:
@@ -46,7 +52,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
                                        stopped_early=decode.stopped_early)
         catalog.record_stage(conn, partition_key, STAGE, "done", row_count=rows, model_version=model.version,
                              run_id=run_id, details={"sampled_frames": found.sampled_frames,
-                                                     "sample_fps": found.sample_fps, "model_name": model.name})
+                                                     "sample_fps": found.sample_fps, "model_name": model.name,
+                                                     "tiles": tiles})
         findings = quality.detection_findings(conn, partition_key, video.width, video.height)
     findings.append(quality.Finding(
         "footage_complete", coverage.status == "ready",
@@ -68,6 +75,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, detector: Detector
         "gaps": [list(gap) for gap in coverage.gaps],
         "seconds_per_frame": round(found.seconds_per_frame, 4),
         "static_objects": len(found.static_objects),
+        "tiles": tiles,
     }
     if found.preview_jpeg:
         metadata["preview"] = found.preview_jpeg

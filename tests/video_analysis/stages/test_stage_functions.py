@@ -126,3 +126,23 @@ def test_track_pictures_come_from_the_detection_pass_without_seeking(chain, db):
     for track_id, jpeg in stored.items():
         kept, sought = decode_jpeg(bytes(jpeg)).astype(int), decode_jpeg(seeked[track_id]).astype(int)
         assert kept.shape == sought.shape and abs(kept - sought).mean() < 6, track_id
+
+
+def test_detection_runs_on_the_tiles_the_videos_camera_asks_for(chain, db, tmp_path):
+    c = chain
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("detector_tiles:\n  '*': 3x2\n")
+
+    def recorded_tiles():
+        return db.execute("SELECT details->>'tiles' FROM stage_runs WHERE partition_key = %s AND stage = "
+                          "'detections'", (c["key"],)).fetchone()[0]
+
+    plain = detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=1)
+    assert plain.metadata["tiles"] == recorded_tiles() == "off"
+    tiled = detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=1,
+                       tiles="off", zones_file=zones)
+    assert tiled.metadata["tiles"] == recorded_tiles() == "3x2"
+    # the same frames, 6 more views of each: more detector work, and no fewer objects found
+    assert tiled.metadata["frames_processed"] == plain.metadata["frames_processed"]
+    assert tiled.metadata["seconds_per_frame"] > 2 * plain.metadata["seconds_per_frame"]
+    assert tiled.rows >= plain.rows > 0
