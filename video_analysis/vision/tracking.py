@@ -30,6 +30,9 @@ MAX_PATH_POINTS = 64
 
 @dataclass(frozen=True)
 class TrackerSettings:
+    # "bytetrack", or "botsort" (Ultralytics' BoT-SORT without appearance or camera-motion models, kept to
+    # compare against: it tracked no better at the default rate, benchmarks/trackers.py)
+    kind: str = "bytetrack"
     high_threshold: float = 0.5
     low_threshold: float = 0.1
     new_track_threshold: float = 0.6
@@ -51,11 +54,16 @@ def _widened(boxes: np.ndarray, buffer: float) -> list[np.ndarray]:
 
 
 def _bytetrack(settings: TrackerSettings, sample_fps: float):
+    from ultralytics.trackers.bot_sort import BOTSORT
     from ultralytics.trackers.byte_tracker import BYTETracker
     from ultralytics.trackers.utils import matching
     from ultralytics.utils import IterableSimpleNamespace
 
-    class BufferedByteTracker(BYTETracker):
+    if settings.kind not in ("bytetrack", "botsort"):
+        raise ValueError(f"unknown tracker {settings.kind!r}: bytetrack or botsort")
+    base = BOTSORT if settings.kind == "botsort" else BYTETracker
+
+    class BufferedTracker(base):
         def get_dists(self, tracks, detections):
             if not settings.buffer or not tracks or not detections:
                 return super().get_dists(tracks, detections)
@@ -64,15 +72,17 @@ def _bytetrack(settings: TrackerSettings, sample_fps: float):
             return matching.fuse_score(dists, detections) if self.args.fuse_score else dists
 
     args = IterableSimpleNamespace(
-        tracker_type="bytetrack",
+        tracker_type=settings.kind,
         track_high_thresh=settings.high_threshold,
         track_low_thresh=settings.low_threshold,
         new_track_thresh=settings.new_track_threshold,
         track_buffer=max(1, round(settings.lost_seconds * sample_fps)),
         match_thresh=settings.match_threshold,
         fuse_score=True,
+        # BoT-SORT's own parts, off: no appearance model offline, and the frames are not passed to the tracker
+        gmc_method=None, proximity_thresh=0.5, appearance_thresh=0.25, with_reid=False,
     )
-    return BufferedByteTracker(args)
+    return BufferedTracker(args)
 
 
 class OnlineTracker:

@@ -105,3 +105,13 @@ def test_fragments_of_one_person_lost_for_a_moment_are_relinked_by_motion_and_lo
     # lost with its centre at the picture's edge: it walked out, and whoever comes in is someone else
     at_edge = relink(tracked, {first: appearance(red), second: appearance(red)}, (230, 720))
     assert set(at_edge.tracker_id[at_edge.tracker_id >= 0].tolist()) == {first, second}
+
+
+def test_bot_sort_the_compared_tracker_follows_walkers_too_and_an_unknown_one_is_refused():
+    import pytest
+
+    detections = Detections.concat([_walker(20, 0, 8), _walker(20, 500, -8)])
+    tracks = summarize_tracks(assign_tracks(detections, list(range(20)), 2.0, TrackerSettings(kind="botsort")))
+    assert len(tracks) == 2 and all(t.frames_seen == 20 for t in tracks)
+    with pytest.raises(ValueError, match="unknown tracker 'sort'"):
+        assign_tracks(detections, list(range(20)), 2.0, TrackerSettings(kind="sort"))
