@@ -11,7 +11,7 @@ from resources import ModelRegistryResource, ObjectStoreResource, PostgresResour
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import detect
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
-from video_analysis.vision.tiling import tiles_fingerprint
+from video_analysis.vision.tiling import parse_tiles, tiles_fingerprint
 
 
 class DetectionConfig(Config):
@@ -23,19 +23,28 @@ class DetectionConfig(Config):
                        "$REELGRAPH_DETECTOR_TILES.")
 
 
+def _tiles_version() -> str:
+    """"" while tiles are off everywhere; else the grids' hash, so a change re-detects (backfill --stale)."""
+    fingerprint = tiles_fingerprint(Settings.from_env().detector_tiles, Settings.from_env().zones_path)
+    return f"-tiles-{fingerprint}" if fingerprint else ""
+
+
 @video_stage_asset(
     deps=[raw_video],
     gpu=True,
     group="vision",
     kinds={"pytorch", "postgres"},
-    code_version=model_code_version("detect-v3", "detector") + "-tiles-" + tiles_fingerprint(
-        Settings.from_env().detector_tiles, Settings.from_env().zones_path),
+    code_version=model_code_version("detect-v3", "detector") + _tiles_version(),
     description="Boxes, classes and scores on sampled frames (table `detections`), stamped with the model; the "
     "one full decode of the video, which also finds how much of it decodes (ready or partial footage).",
     checks=("boxes_inside_frame", "scores_in_unit_range", "footage_complete"),
 )
 def detections(context: AssetExecutionContext, config: DetectionConfig, database: PostgresResource,
                object_store: ObjectStoreResource, models: ModelRegistryResource) -> Iterator[MaterializeResult]:
+    # this run's own grid, for every video, over the cameras' and the default; checked before anything loads
+    forced = config.tiles.strip() or None
+    if forced is not None:
+        parse_tiles(forced)
     with batch_setup(context, database, detect.STAGE):
         model, detector = models.load("detector")  # once for the whole batch
     db, store, settings = database.database(), object_store.store(), Settings.from_env()
@@ -44,6 +53,7 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, database
         context, database, detect.STAGE,
         lambda key: detect.run(db, key, store, detector, model.stamp, sample_fps=config.sample_fps,
                                batch_size=config.batch_size, run_id=context.run.run_id,
-                               tiles=config.tiles or settings.detector_tiles, zones_file=settings.zones_path),
+                               tiles=forced or settings.detector_tiles,
+                               zones_file=None if forced else settings.zones_path),
         {"model": model.name, "model_version": model.version, "model_profile": model.profile,
          **({"model_note": model.note} if model.note else {})})

@@ -142,15 +142,15 @@ def _person_recall_precision(detector, frames, ground_truth, shift=(0.0, 0.0)) -
 def near_and_far_views(mot_folder):
     """Every 8th frame of TUD-Stadtmitte as filmed, and the same frames in a frame 3x wider and taller
     (`wide_view.widen`): the same people, a third of the size against the detector's input."""
-    from video_analysis.evaluation.wide_view import widen
+    from video_analysis.evaluation.wide_view import scene_background, widen
     from video_analysis.vision.frames import Frame
 
     sequence = load_sequence(mot_folder / "TUD-Stadtmitte")
     frames = list(iter_frames(sequence.video, None))
-    wide, shift = widen([f.image for f in frames], 3)
-    picked = range(0, len(frames), 8)
-    far = [Frame(frames[i].index, frames[i].timestamp, wide[i]) for i in picked]
-    return sequence.ground_truth, [frames[i] for i in picked], far, np.array(shift, float)
+    near = frames[::8]
+    wide, shift = widen([f.image for f in near], 3, scene_background([f.image for f in frames]))
+    far = [Frame(f.index, f.timestamp, image) for f, image in zip(near, wide, strict=True)]
+    return sequence.ground_truth, near, far, np.array(shift, float)
 
 
 @pytest.mark.slow
@@ -161,7 +161,7 @@ def test_tiles_find_far_people_the_whole_frame_loses(offline_detector, near_and_
     truth, _, far, shift = near_and_far_views
     plain = _person_recall_precision(detector, far, truth, shift)
     tiled = _person_recall_precision(TiledDetector(detector, (2, 2)), far, truth, shift)
-    # measured: recall 43% -> 64%, precision 72% -> 76%
+    # measured: recall 43% -> 64%, precision 72% -> 76%; precision may not fall by more than 5 points
     assert tiled[0] >= max(0.58, plain[0] + 0.15), (plain, tiled)
     assert tiled[1] >= plain[1] - 0.05, (plain, tiled)
 

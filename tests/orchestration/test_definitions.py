@@ -90,3 +90,12 @@ def test_editing_rules_or_zones_makes_only_summaries_stale_and_track_classes_onl
     assert base["attributes"] == stricter["attributes"] != zoned["attributes"] == classes["attributes"]
     assert base["tracks"] == stricter["tracks"] == zoned["tracks"] != classes["tracks"]
     assert base["detections"] == classes["detections"]
+    # tiles off (as every deployment before them) keeps detections' version; a grid on a camera changes
+    # only the detections' version (the later stages follow it as its downstream)
+    assert ":" in base["detections"] and "tiles" not in base["detections"]
+    tiled = versions("rules:\n  loiter_seconds: 30\ndetector_tiles:\n  gate: 3x2\n  '*': off\n")
+    assert tiled["detections"] != base["detections"]
+    assert {k: v for k, v in tiled.items() if k != "detections"} == {k: v for k, v in base.items()
+                                                                        if k != "detections"}
+    assert versions("rules:\n  loiter_seconds: 30\ndetector_tiles:\n  gate: 9x9\n")["detections"].endswith(
+        "-tiles-invalid")  # the definitions still load

@@ -18,11 +18,18 @@ from video_analysis.evaluation.mot import Boxes, load_sequence, read_boxes, writ
 from video_analysis.vision.frames import iter_frames
 
 
-def widen(images: list[np.ndarray], scale: int = 3) -> tuple[list[np.ndarray], tuple[int, int]]:
-    """The frames of one scene, each in the middle of a frame ``scale`` times larger; and where (x, y) the
-    originals sit in it, to shift their boxes by."""
+def scene_background(images: list[np.ndarray]) -> np.ndarray:
+    """The empty scene: the median of up to 40 frames spread over the sequence."""
+    return np.median(np.stack(images[:: max(1, len(images) // 40)]), axis=0).astype(np.uint8)
+
+
+def widen(images: list[np.ndarray], scale: int = 3, background: np.ndarray | None = None,
+          ) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The frames of one scene, each in the middle of a frame ``scale`` times larger, around it the scene's
+    ``background`` (default: `scene_background` of these frames); and where (x, y) the originals sit in it, to
+    shift their boxes by."""
     h, w = images[0].shape[:2]
-    background = np.median(np.stack(images[:: max(1, len(images) // 40)]), axis=0).astype(np.uint8)
+    background = scene_background(images) if background is None else background
     pad_x, pad_y = (scale - 1) * w // 2, (scale - 1) * h // 2
     # blurred, so that anybody standing still through the sequence (in the median) is not mirrored into
     # unlabelled copies around the frame
@@ -37,8 +44,11 @@ def widen(images: list[np.ndarray], scale: int = 3) -> tuple[list[np.ndarray], t
 
 
 def write_wide_view(folder: Path, out_dir: Path, scale: int = 3) -> Path:
-    """``out_dir/<name>-wide<scale>``: the sequence widened (`widen`), as a sequence folder to score."""
+    """``out_dir/<name>-wide<scale>``: the sequence widened (`widen`), as a sequence folder to score (a sequence
+    with a video file; ground-truth rows are copied with their confidence, the rest of the columns as -1)."""
     sequence = load_sequence(folder)
+    if sequence.video is None:
+        raise FileNotFoundError(f"{folder} has no video file (sequences of img1/ frames are not widened)")
     frames, (pad_x, pad_y) = widen([f.image for f in iter_frames(sequence.video, None)], scale)
     height, width = frames[0].shape[:2]
     target = Path(out_dir) / f"{sequence.name}-wide{scale}"

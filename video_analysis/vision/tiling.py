@@ -42,9 +42,10 @@ CUT_MARGIN_PX = 4.0
 _TILES = re.compile(r"^\s*(\d)\s*x\s*(\d)\s*$")
 
 
-def parse_tiles(text: str | None) -> tuple[int, int] | None:
-    """``"off"``, ``""`` or ``None`` -> no tiles; ``"COLSxROWS"`` (1-4 each, not 1x1) -> the grid."""
-    if text is None or str(text).strip().lower() in ("", "off", "none", "0", "1x1"):
+def parse_tiles(text: str | bool | None) -> tuple[int, int] | None:
+    """``"off"``, ``""`` or ``None`` -> no tiles; ``"COLSxROWS"`` (1-4 each, not 1x1) -> the grid. YAML reads
+    an unquoted ``off`` or ``no`` as false: that is off too."""
+    if text is None or text is False or str(text).strip().lower() in ("", "off", "no", "false", "none", "0", "1x1"):
         return None
     match = _TILES.match(str(text).lower())
     if not match or not (1 <= int(match[1]) <= 4 and 1 <= int(match[2]) <= 4):
@@ -67,36 +68,45 @@ def tile_boxes(width: int, height: int, grid: tuple[int, int], overlap: float = 
                     np.float32)
 
 
-def merge_boxes(found: Detections, from_tile: np.ndarray, cut: np.ndarray) -> Detections:
-    """One box per object, from the whole frame's boxes and the tiles' (same class only):
+def merge_boxes(found: Detections, view: np.ndarray, cut: np.ndarray) -> Detections:
+    """One box per object, from the boxes of the whole frame (``view`` 0) and of each tile (``view`` 1..n),
+    same class only:
 
-    - two boxes with IoU >= ``SAME_IOU`` are one object: the one not ``cut`` by a tile's inner edge is kept,
-      then the better scored;
-    - a tile's box lying mostly (``INSIDE_SHARE``) inside another box, and so much smaller than it (the IoU is
-      below ``SAME_IOU``), is a piece of that object (a tile cut it, or saw only its upper half) and goes.
+    - boxes of two views with IoU >= ``SAME_IOU`` are one object: the one not ``cut`` by a tile's inner edge
+      is kept, then the better scored; a kept box stands for at most one box of each other view, so one loose
+      box over a group does not take the place of several people;
+    - a tile's box lying mostly (``INSIDE_SHARE``) inside a box of another view, and so much smaller than it
+      (the IoU is below ``SAME_IOU``), is a piece of that object (a tile cut it, or saw only its upper half)
+      and goes.
 
-    The whole frame's boxes never remove each other: the detector has already chosen among them, and people in
-    a group overlap."""
+    Boxes of one view never remove each other: the detector has already chosen among them, and people in a
+    group overlap."""
     order = np.lexsort((-found.confidence, cut))
     areas = box_areas(found.xyxy).astype(np.float64)
     inter = box_intersections(found.xyxy, found.xyxy)
     kept: list[int] = []
+    stands_for: dict[int, set[int]] = {}  # kept box -> the views whose box it already stands for
     for i in order.tolist():
-        fragment_of_other = False
-        for j in list(kept):
-            if found.class_id[i] != found.class_id[j] or not (from_tile[i] or from_tile[j]):
+        duplicate, pieces = False, []
+        for j in kept:
+            if found.class_id[i] != found.class_id[j] or view[i] == view[j]:
                 continue
             iou = inter[i, j] / max(areas[i] + areas[j] - inter[i, j], 1e-9)
             if iou >= SAME_IOU:
-                fragment_of_other = True
+                if int(view[i]) in stands_for[j]:
+                    continue
+                duplicate = True
+                stands_for[j].add(int(view[i]))
                 break
-            if from_tile[i] and inter[i, j] >= INSIDE_SHARE * areas[i]:
-                fragment_of_other = True
+            if view[i] != 0 and inter[i, j] >= INSIDE_SHARE * areas[i]:
+                duplicate = True
                 break
-            if from_tile[j] and inter[i, j] >= INSIDE_SHARE * areas[j]:
-                kept.remove(j)  # kept first for its score, but a fragment of this box
-        if not fragment_of_other:
+            if view[j] != 0 and inter[i, j] >= INSIDE_SHARE * areas[j]:
+                pieces.append(j)  # kept first for its score, but a piece of this box
+        if not duplicate:
+            kept = [j for j in kept if j not in pieces]
             kept.append(i)
+            stands_for[i] = set()
     return found[np.sort(np.array(kept, int))]
 
 
@@ -125,7 +135,7 @@ class TiledDetector:
         found = self.detector.detect(views)
         merged = []
         for first in range(0, len(views), 1 + self.grid[0] * self.grid[1]):
-            parts, cuts, tiled = [], [], []
+            parts, cuts, views_of = [], [], []
             for view in range(first, first + 1 + self.grid[0] * self.grid[1]):
                 mine = found[found.frame_index == view]
                 x1, y1, x2, y2, w, h = windows[view]
@@ -138,10 +148,10 @@ class TiledDetector:
                 inner = np.array([x1 > 0, y1 > 0, x2 < w, y2 < h])
                 edge = np.array([x1, y1, x2, y2], np.float32)
                 cuts.append(((np.abs(xyxy - edge) <= CUT_MARGIN_PX) & inner).any(axis=1))
-                tiled.append(np.full(len(mine), view != first))
+                views_of.append(np.full(len(mine), view - first))
                 parts.append(Detections(xyxy, mine.confidence, mine.class_id,
                                         np.full(len(mine), owner[view], np.int32), mine.timestamp))
-            merged.append(merge_boxes(Detections.concat(parts), np.concatenate(tiled), np.concatenate(cuts)))
+            merged.append(merge_boxes(Detections.concat(parts), np.concatenate(views_of), np.concatenate(cuts)))
         return Detections.concat(merged)
 
 
@@ -151,30 +161,44 @@ def with_tiles(detector: Detector, tiles: str | None) -> Detector:
     return detector if grid is None else TiledDetector(detector, grid)
 
 
-def _camera_tiles(config: Path | None) -> dict:
+def _camera_tiles(config: Path | None) -> dict[str, str]:
+    """Each camera's grid from the zones file, checked (a camera set to null is left to the default)."""
     if config is None or not Path(config).exists():
         return {}
     overrides = (yaml.safe_load(Path(config).read_text()) or {}).get("detector_tiles") or {}
     if not isinstance(overrides, dict):
         raise ValueError(f"{config}: detector_tiles is a mapping of camera names to a grid, like `gate: 3x2`")
+    grids = {}
     for camera, tiles in overrides.items():
+        if tiles is None:
+            continue
         try:
-            parse_tiles(tiles)
+            grid = parse_tiles(tiles)
         except ValueError as exc:
             raise ValueError(f"{config}: detector_tiles of {camera!r}: {exc}") from exc
-    return {str(camera): str(tiles) for camera, tiles in overrides.items()}
+        grids[str(camera)] = "off" if grid is None else f"{grid[0]}x{grid[1]}"
+    return grids
 
 
 def tiles_for_camera(default: str | None, config: Path | None, camera: str | None) -> str:
     """The tiles a camera's footage is detected on: its own in the zones file
-    (``detector_tiles: {<camera>: 3x2, "*": off}``, ``"*"`` for cameras not listed), else ``default``."""
+    (``detector_tiles: {<camera>: 3x2, "*": "off"}``, ``"*"`` for cameras not listed), else ``default``."""
     overrides = _camera_tiles(config)
     chosen = overrides.get(camera) if camera in overrides else overrides.get("*")
     return chosen if chosen is not None else (default or "off")
 
 
 def tiles_fingerprint(default: str | None, config: Path | None) -> str:
-    """Short hash of the default grid and every camera's own: part of the detections' code version, so a
-    change marks the footage it touches stale."""
-    spec = json.dumps({"default": default or "off", "cameras": _camera_tiles(config)}, sort_keys=True)
+    """Short hash of the default grid and every camera's own, or "" while every grid is off: part of the
+    detections' code version, so turning tiles on (or changing a grid) marks every video's detections stale,
+    and a deployment without tiles keeps its version. A zones file that cannot be read hashes as "invalid"
+    (the code location still loads; the detections step says what is wrong)."""
+    try:
+        cameras = _camera_tiles(config)
+        grid = parse_tiles(default)
+    except (ValueError, yaml.YAMLError, OSError):
+        return "invalid"
+    if grid is None and all(tiles == "off" for tiles in cameras.values()):
+        return ""
+    spec = json.dumps({"default": default or "off", "cameras": cameras}, sort_keys=True)
     return hashlib.sha1(spec.encode()).hexdigest()[:8]
