@@ -26,10 +26,10 @@ if TYPE_CHECKING:  # settings read `parse_tiles`: no decoder or model runtime im
 
 # Neighbouring tiles share this share of a tile's size, so an object cut by one tile's edge is whole in the next.
 TILE_OVERLAP = 0.25
-# A tile's box and another of its class overlapping this much (IoU) are one object seen twice: chosen on the
-# wide views of benchmarks/README.md ("Small and far objects"), where a far person's box from the whole frame
-# is loose (0.3 against 0.5: wide-view precision 68-76% against 56-69%; near views: Stadtmitte unchanged,
-# Campus 84% -> 80%).
+# A tile's box and another of its class overlapping this much (IoU) are one object seen twice: chosen among
+# 0.3-0.5 on the wide views of benchmarks/README.md ("Small and far objects"), where a far person's box from the
+# whole frame is loose and at 0.5 was counted again beside the tile's (swept with an earlier form of the merge;
+# the final merge's figures are in that README).
 SAME_IOU = 0.3
 # A tile's box with this share of its area inside another box is a part of that object.
 INSIDE_SHARE = 0.6
