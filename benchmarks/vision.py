@@ -29,7 +29,7 @@ from video_analysis.vision.detectors import (  # noqa: E402
     OpenVINOSSDDetector,
     UltralyticsDetector,
 )
-from video_analysis.vision.frames import Frame  # noqa: E402
+from video_analysis.vision.frames import Frame, effective_sample_fps  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
@@ -58,7 +58,7 @@ def plain_loop(video: Path, detector, sample_fps: float) -> tuple[int, float]:
     started = time.perf_counter()
     capture = cv2.VideoCapture(str(video))
     fps = capture.get(cv2.CAP_PROP_FPS)
-    step = max(1, round(fps / sample_fps)) if sample_fps and sample_fps < fps else 1
+    step = max(1, round(fps / effective_sample_fps(sample_fps, fps)))  # the frames the pass keeps
     index, frames, batch = 0, 0, []
     while capture.grab():
         if index % step == 0:

@@ -336,3 +336,26 @@ def tiny_vlm(tmp_path_factory) -> Path:
     LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
                    chat_template=template, num_additional_image_tokens=1).save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_text_embedder(tmp_path_factory) -> Path:
+    """A 2-layer BERT and a mean pooling, saved as a sentence-transformers folder (random weights)."""
+    import string
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("text-embedder")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, *string.digits]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder / "bert")
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    with seeded_torch(17):
+        BertModel(config).save_pretrained(folder / "bert")
+    transformer = st_models.Transformer(str(folder / "bert"), max_seq_length=32)
+    target = folder / "tiny-text-embedder"
+    SentenceTransformer(modules=[transformer, st_models.Pooling(32, "mean")], device="cpu").save(str(target))
+    return target

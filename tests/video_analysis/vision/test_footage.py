@@ -205,3 +205,41 @@ def test_frames_larger_than_the_configured_bound_are_refused_saying_so(tmp_path,
     with pytest.raises(VideoProbeError, match=r"^frames of 64x48 exceed the configured bound of 3071 pixels "
                                               r"\(REELGRAPH_MAX_VIDEO_PIXELS\)$"):
         probe_video(path)
+
+
+def test_the_static_object_cue_runs_beside_the_detector_and_its_error_stops_the_pass(tmp_path, bottle_clip,
+                                                                                       monkeypatch):
+    from video_analysis.vision import passes
+    from video_analysis.vision.detections import Detections
+
+    class NoBoxes:
+        class_names = {}
+
+        def detect(self, frames):
+            return Detections.empty()
+
+    clip = write_video(tmp_path / "clip.mp4", 60, rate=30, source=bottle_clip)
+    threads_before = {t.name for t in threading.enumerate()}
+    seen = []
+    original = passes.StaticObjectFinder.add
+
+    def add(self, image, t):
+        seen.append((threading.current_thread().name, round(t, 2)))
+        return original(self, image, t)
+
+    monkeypatch.setattr(passes.StaticObjectFinder, "add", add)
+    found = detect_video(clip, NoBoxes(), fps=30.0, sample_fps=6.0)
+    assert found.frames_processed == 12
+    assert [t for _, t in seen] == [0.0, 0.5, 1.0, 1.5]  # 2 a second, in order
+    assert {name for name, _ in seen} != {threading.current_thread().name}  # on a thread of its own
+
+    def broken(self, image, t):
+        if t >= 1.0:
+            raise RuntimeError("the cue broke")
+        return original(self, image, t)
+
+    monkeypatch.setattr(passes.StaticObjectFinder, "add", broken)
+    with pytest.raises(RuntimeError, match="the cue broke"):
+        detect_video(clip, NoBoxes(), fps=30.0, sample_fps=6.0)
+    time.sleep(0.2)
+    assert not {t.name for t in threading.enumerate()} - threads_before  # no cue or decode thread left
