@@ -27,7 +27,7 @@ def embeddings(context: AssetExecutionContext, database: PostgresResource,
         image_model, image_embedder, image_absent = models.load_optional("image_embedder")
     db = database.database()
     batch_metadata = {"text_model": text_model.name, "text_model_version": text_model.version,
-                      "text_dim": text_embedder.dim}
+                      "text_dim": text_embedder.dim, "text_runtime": text_embedder.backend}
     if image_model is not None:
         batch_metadata.update({"image_model": image_model.name, "image_model_version": image_model.version})
     else:

@@ -516,7 +516,7 @@ def service_context(answers: bool = False, serving: bool = False):
     """The review service's database, store and models, loaded once; with ``answers``, also the language
     model that writes answers (when the profile has one and its weights are cached). ``serving``: for a
     process answering many queries, whose text model then embeds them through ONNX Runtime (see
-    Settings.query_embedder); a one-off query would spend more loading it than it saves."""
+    Settings.text_runtime); a one-off query would spend more loading it than it saves."""
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext
     from video_analysis.runtime.settings import Settings
@@ -525,7 +525,7 @@ def service_context(answers: bool = False, serving: bool = False):
     settings = Settings.from_env()
     models = ModelRegistryResource()
     model, embedder = models.load("text_embedder")
-    if serving and settings.query_embedder == "onnx":
+    if serving and settings.text_runtime == "onnx":
         embedder = _fast_query_embedder(embedder, settings)
     image_model, image_embedder, _ = models.load_optional("image_embedder", allow_download=False)
     writer_model, writer = None, None

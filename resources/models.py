@@ -28,11 +28,12 @@ class ModelRegistryResource(ConfigurableResource):
     def load(self, task: str, allow_download: bool = True):
         """(resolved checkpoint, loaded model); loaded once per process and reused across partitions."""
         resolved = self.resolve(task, allow_download)
-        device = Settings.from_env().device
-        key = (task, resolved.path, device)
+        settings = Settings.from_env()
+        key = (task, resolved.path, settings.device, settings.text_runtime)
         if key not in self._loaded:
             self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path,
-                                           cache_dir=self.registry(allow_download).cache_dir, device=device)
+                                           cache_dir=self.registry(allow_download).cache_dir, device=settings.device,
+                                           text_runtime=settings.text_runtime)
         return resolved, self._loaded[key]
 
     def load_optional(self, task: str, allow_download: bool = True):

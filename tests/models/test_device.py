@@ -78,5 +78,10 @@ def test_the_registry_resource_builds_models_on_REELGRAPH_DEVICE(monkeypatch):
 
     monkeypatch.setenv("REELGRAPH_DEVICE", "cpu")
     monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "offline")
+    monkeypatch.setenv("REELGRAPH_TEXT_RUNTIME", "torch")
     _, embedder = ModelRegistryResource().load("text_embedder")
-    assert _devices(embedder) == {"cpu"}
+    assert embedder.backend == "torch" and _devices(embedder) == {"cpu"}
+    # on the CPU the text model runs through ONNX Runtime by default (the export made once, then reused)
+    monkeypatch.delenv("REELGRAPH_TEXT_RUNTIME")
+    _, embedder = ModelRegistryResource().load("text_embedder")
+    assert embedder.backend == "onnxruntime"

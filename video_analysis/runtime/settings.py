@@ -88,10 +88,14 @@ class Settings:
     # idle threads spin on the cores PostgreSQL then needs for the same request (p95 131 -> 69 ms at 1M
     # tracks on 2 cores, benchmarks/README.md). Raise it for an answer writer generating on the CPU.
     service_torch_threads: int = field(default_factory=lambda: int(_env("REELGRAPH_SERVICE_TORCH_THREADS", "1")))
-    # How `reelgraph serve` embeds queries: "onnx" (ONNX Runtime, on as many threads as torch gets above;
-    # exported from the text model once, ~10 ms a query against ~38 ms on this project's 2-core machine) or
-    # "torch". Where the export cannot be made (another pooling, no onnxruntime), torch embeds them.
-    query_embedder: str = field(default_factory=lambda: _choice("REELGRAPH_QUERY_EMBEDDER", "onnx", ("onnx", "torch")))
+    # How the text model runs on the CPU, in the `embeddings` and `summaries` steps and for `reelgraph serve`'s
+    # queries: "onnx" (ONNX Runtime, from an export made once into the model cache and checked against torch;
+    # it loads in under a second where torch and sentence-transformers take 4-9 s, and embeds a query in
+    # ~10 ms against ~38 ms) or "torch". Where no export can be made (another pooling, no onnxruntime), torch
+    # runs it. REELGRAPH_QUERY_EMBEDDER is its former name, still read.
+    text_runtime: str = field(default_factory=lambda: _choice(
+        "REELGRAPH_TEXT_RUNTIME" if _env("REELGRAPH_TEXT_RUNTIME") else "REELGRAPH_QUERY_EMBEDDER", "onnx",
+        ("onnx", "torch")))
     # `reelgraph serve` access: tokens (comma- or space-separated) or a file of them (one a line, # comments).
     # A bind beyond loopback refuses to start without one; with any, every API request needs one.
     service_tokens: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_TOKENS"))

@@ -5,11 +5,15 @@ Vectors are L2-normalised float32, so cosine distance in pgvector equals 1 - dot
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -76,31 +80,58 @@ def _as_array(features) -> np.ndarray:
     return tensor.detach().float().cpu().numpy()
 
 
-def load_embedder(backend: str, path: Path, device: str = "cpu"):
+def load_embedder(backend: str, path: Path, device: str = "cpu", onnx_cache: Path | None = None):
+    """The model for ``backend``. With ``onnx_cache``, a sentence-transformers model on the CPU runs through
+    ONNX Runtime (`load_text_embedder_onnx`), falling back to torch where no export can be made."""
     if backend == "sentence-transformers":
+        if onnx_cache is not None and device == "cpu":
+            return load_text_embedder_onnx(path, onnx_cache)
         return TextEmbedder(path, device)
     if backend == "transformers-clip":
         return ImageTextEmbedder(path, device)
     raise ValueError(f"unknown embedding backend {backend!r}")
 
 
-# Sentences an exported model must embed as torch does before it replaces it (lengths and cases differ).
+def load_text_embedder_onnx(path: Path, cache: Path, threads: int = 1):
+    """The text model through ONNX Runtime: from ``cache`` when exported before (~0.7 s: neither torch nor
+    transformers is imported), else exported there from the torch model (~4 s, once per model). Where no
+    export can be made (another pooling, no onnxruntime), the torch model, with a warning."""
+    try:
+        cached = OnnxTextEmbedder.cached(path, cache, threads)
+    except Exception as exc:  # noqa: BLE001 - exported again below, or torch
+        log.warning("the text model's ONNX export in %s did not load (%s: %s)", cache, type(exc).__name__, exc)
+        cached = None
+    if cached is not None:
+        return cached
+    embedder = TextEmbedder(path, "cpu")
+    try:
+        return OnnxTextEmbedder.exported(embedder, cache, threads)
+    except Exception as exc:  # noqa: BLE001 - torch embeds the same vectors, only slower to load and run
+        log.warning("text is embedded through torch (%s: %s)", type(exc).__name__, exc)
+        return embedder
+
+
+# Sentences an exported model must embed as torch does before it replaces it (lengths and cases differ; the
+# last is longer than the model's input, so truncation is checked too).
 _EXPORT_CHECKS = ("a person in a red jacket walking north", "bottle", "  Two people near the door, one running  ",
-                  "a gray car, stationary for 30 seconds in the restricted zone")
+                  "a gray car, stationary for 30 seconds in the restricted zone", "ÉLÈVE à vélo",
+                  " ".join(["a person walks past the parked van and stops by the gate"] * 60))
 
 
 class OnnxTextEmbedder:
-    """A sentence-transformers model (a transformer, then the mean of its tokens) run by ONNX Runtime.
+    """A sentence-transformers model (a transformer, then the mean of its tokens) run by ONNX Runtime, its
+    text split into tokens by the model's own ``tokenizer.json`` through `tokenizers`.
 
-    For the review service, whose answer waits on one query's embedding: ~10 ms on one CPU thread against
-    ~38 ms through torch (benchmarks/README.md). Its vectors equal torch's to ~1e-7, so they are compared
-    with the stored ones as they are; an export that does not is never used. Exported once per model into
-    ``cache`` (~4 s), then loaded from there.
+    Loads in well under a second, where importing sentence-transformers and torch takes 4-9 s in a fresh
+    process: each run's `embeddings` and `summaries` steps paid that. A query takes ~10 ms on one CPU thread
+    against ~38 ms through torch (benchmarks/README.md). Its vectors equal torch's to ~1e-7, so they are
+    compared with stored ones as they are. An export is kept with torch's vectors for a few sentences and
+    checked against them on every load: one that embeds differently is deleted, never used.
     """
 
     backend = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, tokenizer, max_length: int, dim: int, threads: int = 1):
+    def __init__(self, onnx_path: Path, tokenizer, dim: int, threads: int = 1):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -110,7 +141,25 @@ class OnnxTextEmbedder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.tokenizer, self.max_length, self.dim = tokenizer, max_length, dim
+        self.tokenizer, self.dim = tokenizer, dim
+
+    @classmethod
+    def cached(cls, path: Path, cache: Path, threads: int = 1) -> OnnxTextEmbedder | None:
+        """The export of the model in ``path`` kept in ``cache``, checked; None when there is none (or it
+        failed its check, and is deleted so the next load exports again)."""
+        onnx_path, reference_path = _export_paths(path, cache)
+        if not (onnx_path.exists() and reference_path.exists()):
+            return None
+        reference = json.loads(reference_path.read_text())
+        exported = cls(onnx_path, _fast_tokenizer(path, int(reference["max_length"])), int(reference["dim"]),
+                       threads)
+        try:
+            _check(exported, np.asarray(reference["vectors"], np.float32))
+        except ValueError:
+            onnx_path.unlink(missing_ok=True)
+            reference_path.unlink(missing_ok=True)
+            raise
+        return exported
 
     @classmethod
     def exported(cls, embedder: TextEmbedder, cache: Path, threads: int = 1) -> OnnxTextEmbedder:
@@ -123,22 +172,21 @@ class OnnxTextEmbedder:
         if not (mean and type(modules[0]).__name__ == "Transformer"
                 and all(type(m).__name__ == "Normalize" for m in modules[2:])):
             raise ValueError(f"not a transformer and a mean: {[type(m).__name__ for m in modules]}")
-        tokenizer, max_length = embedder.model.tokenizer, int(embedder.model.max_seq_length)
-        onnx_path = cache / f"{_weights_digest(embedder)}.onnx"
+        folder, max_length = _weights_folder(embedder), int(embedder.model.max_seq_length)
+        onnx_path, reference_path = _export_paths(folder, cache)
+        cache.mkdir(parents=True, exist_ok=True)
         if not onnx_path.exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            partial = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}")
-            try:
-                _export(modules[0].auto_model, tokenizer, partial)
-                os.replace(partial, onnx_path)  # whole or not at all: a process killed mid-export leaves none
-            finally:
-                partial.unlink(missing_ok=True)
-        exported = cls(onnx_path, tokenizer, max_length, embedder.dim, threads)
+            _write_whole(onnx_path, lambda partial: _export(modules[0].auto_model, embedder.model.tokenizer, partial))
+        expected = embedder.embed(list(_EXPORT_CHECKS))
+        exported = cls(onnx_path, _fast_tokenizer(folder, max_length), embedder.dim, threads)
         try:
-            _check(exported, embedder)  # on every load (~0.1 s): an export that differs is never used
+            _check(exported, expected)  # an export that differs is never used
         except ValueError:
             onnx_path.unlink(missing_ok=True)  # nor kept: the next start exports again
             raise
+        reference = {"max_length": max_length, "dim": embedder.dim, "checks": list(_EXPORT_CHECKS),
+                     "vectors": expected.tolist()}
+        _write_whole(reference_path, lambda partial: partial.write_text(json.dumps(reference)))
         return exported
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -146,29 +194,68 @@ class OnnxTextEmbedder:
             return np.zeros((0, self.dim), np.float32)
         vectors = []
         for start in range(0, len(texts), batch_size):
-            batch = [str(text) for text in texts[start:start + batch_size]]  # as sentence-transformers 6
-            tokens = self.tokenizer(batch, padding=True, truncation="longest_first", max_length=self.max_length,
-                                    return_tensors="np")
-            hidden = self.session.run(None, {name: tokens[name].astype(np.int64) for name in self.inputs})[0]
+            # as sentence-transformers: str() of each, surrounding white space stripped
+            encodings = self.tokenizer.encode_batch([str(text).strip() for text in texts[start:start + batch_size]])
+            tokens = {"input_ids": np.array([e.ids for e in encodings], np.int64),
+                      "attention_mask": np.array([e.attention_mask for e in encodings], np.int64),
+                      "token_type_ids": np.array([e.type_ids for e in encodings], np.int64)}
+            hidden = self.session.run(None, {name: tokens[name] for name in self.inputs})[0]
             mask = tokens["attention_mask"][..., None].astype(np.float32)
             vectors.append((hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))
         return _normalise(np.concatenate(vectors))
 
 
-def _weights_digest(embedder: TextEmbedder) -> str:
-    """Names an export after the weights it came from (their files' names, sizes and times) and the exporter."""
+def _fast_tokenizer(folder: Path, max_length: int):
+    """The model's tokenizer.json through `tokenizers`, truncating and padding as sentence-transformers does
+    (its own settings in the file, such as a shorter truncation, are replaced)."""
+    from tokenizers import Tokenizer
+
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise ValueError(f"no tokenizer.json in {folder}: only a fast tokenizer's file can be used without torch")
+    tokenizer = Tokenizer.from_file(str(path))
+    config_path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    pad = config.get("pad_token") or "[PAD]"
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad)
+    if pad_id is None:
+        raise ValueError(f"the tokenizer in {folder} has no padding token {pad!r}")
+    tokenizer.no_truncation()
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+    return tokenizer
+
+
+def _weights_folder(embedder: TextEmbedder) -> Path:
+    return Path(embedder.model[0].auto_model.name_or_path)
+
+
+def _export_paths(folder: Path, cache: Path) -> tuple[Path, Path]:
+    """The export of the weights in ``folder`` and its reference vectors, named after the weights (their
+    files' names, sizes and times) and the export's format, so changed weights are exported again."""
     import hashlib
 
-    import torch
-
-    folder = Path(embedder.model[0].auto_model.name_or_path)
+    folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".onnx") if folder.is_dir() else []
     stamp = "\n".join(f"{p.relative_to(folder)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files)
-    exporter = f"export {_EXPORT_FORMAT}, torch {torch.__version__}"
-    return hashlib.sha256(f"{exporter}\n{folder}\n{stamp}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"export {_EXPORT_FORMAT}\n{folder.resolve()}\n{stamp}".encode()).hexdigest()[:16]
+    return cache / f"{digest}.onnx", cache / f"{digest}.json"
 
 
-_EXPORT_FORMAT = 1  # raised whenever _export writes a different graph
+def _write_whole(path: Path, write) -> None:
+    """``write(partial)`` then a rename: a process killed mid-write leaves no file under ``path``."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# Raised whenever _export writes a different graph or the reference changes. 2: tokens through `tokenizers`,
+# torch's vectors kept beside the graph.
+_EXPORT_FORMAT = 2
 
 
 def _export(model, tokenizer, path: Path) -> None:
@@ -193,7 +280,11 @@ def _export(model, tokenizer, path: Path) -> None:
                           dynamo=False)
 
 
-def _check(exported: OnnxTextEmbedder, embedder: TextEmbedder) -> None:
-    difference = float(np.abs(exported.embed(list(_EXPORT_CHECKS)) - embedder.embed(list(_EXPORT_CHECKS))).max())
+def _check(exported: OnnxTextEmbedder, expected: np.ndarray) -> None:
+    """ValueError unless ``exported`` embeds the check sentences as torch did (``expected``)."""
+    vectors = exported.embed(list(_EXPORT_CHECKS))
+    if vectors.shape != expected.shape:
+        raise ValueError(f"the ONNX export embeds {vectors.shape}, torch {expected.shape}")
+    difference = float(np.abs(vectors - expected).max())
     if difference > 1e-4:
         raise ValueError(f"the ONNX export embeds differently from torch (largest difference {difference:.1e})")

@@ -13,12 +13,12 @@ def model_device(requested: str | None = None) -> str:
     device when torch sees one and the CPU otherwise; ``cpu``, ``cuda`` or ``cuda:N`` are taken as asked, and
     asking for CUDA where torch sees none is an error rather than a silent fall back."""
     choice = (requested or "auto").strip().lower()
+    if choice == "cpu" or (choice == "auto" and not _cuda_driver_visible()):
+        return "cpu"  # without importing torch: a model that runs without it loads in a fraction of the time
     import torch
 
     if choice == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if choice == "cpu":
-        return "cpu"
     if choice == "cuda" or choice.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {choice!r} was asked for (REELGRAPH_DEVICE), but torch sees no CUDA device "
@@ -27,10 +27,20 @@ def model_device(requested: str | None = None) -> str:
     raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda or cuda:N")
 
 
+def _cuda_driver_visible() -> bool:
+    """Whether an NVIDIA driver is visible here: where none is, torch can see no CUDA device either."""
+    import ctypes.util
+
+    if any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg")):
+        return True
+    return ctypes.util.find_library("cuda") is not None
+
+
 def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: Path | None = None,
-               device: str | None = None):
+               device: str | None = None, text_runtime: str = "torch"):
     """``cache_dir`` keeps what a backend derives from a checkpoint once (a converted graph, compiled code);
-    ``device`` is as `model_device` takes it."""
+    ``device`` is as `model_device` takes it; ``text_runtime`` "onnx" runs a text model on the CPU through
+    ONNX Runtime (exported into ``cache_dir``)."""
     device = "cpu" if backend in CPU_ONLY_BACKENDS else model_device(device)
     if backend in ("openvino-tf", "opencv-tf", "ultralytics"):
         from video_analysis.vision.detectors import load_detector
@@ -39,7 +49,8 @@ def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: 
     if backend in ("sentence-transformers", "transformers-clip"):
         from video_analysis.vision.embedders import load_embedder
 
-        return load_embedder(backend, path, device)
+        onnx_cache = cache_dir / "onnx" if text_runtime == "onnx" and cache_dir is not None else None
+        return load_embedder(backend, path, device, onnx_cache=onnx_cache)
     if backend == "transformers-image-classification":
         from video_analysis.vision.appearance import ImageClassifier
 
