@@ -12,6 +12,7 @@ from video_analysis.runtime.settings import Settings
 from video_analysis.stages import detect
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 from video_analysis.vision.tiling import parse_tiles, tiles_fingerprint
+from video_analysis.vision.tracking import import_tracker_library
 
 
 class DetectionConfig(Config):
@@ -46,6 +47,7 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, database
     if forced is not None:
         parse_tiles(forced)
     with batch_setup(context, database, detect.STAGE):
+        import_tracker_library()  # while the detector loads: the pass runs a tracker along
         model, detector = models.load("detector")  # once for the whole batch
     db, store, settings = database.database(), object_store.store(), Settings.from_env()
     context.log.info("detector: %s", model.describe())

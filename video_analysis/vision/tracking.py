@@ -19,6 +19,7 @@ starts within seconds where its motion leads, looking the same (colour histogram
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,21 @@ class TrackerSettings:
 
 
 DEFAULT_TRACKER = TrackerSettings()
+
+
+def import_tracker_library() -> threading.Thread:
+    """Starts importing the trackers' library (Ultralytics, and torch with it: ~2 s in a fresh process) on a
+    thread of its own, for a step that loads its detector meanwhile; the first tracker built waits for it."""
+    thread = threading.Thread(target=_import_tracker_library, name="import-trackers", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_tracker_library() -> None:
+    try:
+        import ultralytics.trackers.byte_tracker  # noqa: F401
+    except Exception:  # noqa: BLE001 - imported again, and its error raised, where a tracker is built
+        pass
 
 
 def _widened(boxes: np.ndarray, buffer: float) -> list[np.ndarray]:
