@@ -13,7 +13,7 @@ from video_analysis.store import cameras
 
 
 @sensor(
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
     default_status=DefaultSensorStatus.RUNNING,
     description="Alerts once ($REELGRAPH_ALERT_WEBHOOK and the log) when a live camera goes silent: its stream "
     "lost for $REELGRAPH_CAMERA_LOST_SECONDS, or nothing published for two segment lengths; again only after "

@@ -22,7 +22,7 @@ from video_analysis.store import catalog
 
 @sensor(
     job=process_video_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
     default_status=DefaultSensorStatus.RUNNING,
     description="Registers each new object version in the raw-footage store (local inbox or S3) as a "
     "`videos` partition and requests one run for it.",

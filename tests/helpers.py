@@ -317,6 +317,11 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0, co
     raise AssertionError(f"{what} within {timeout_s:.0f} s\n{context()}")
 
 
+# How often the sensors of a test's `reelgraph dev` run (REELGRAPH_SENSOR_INTERVAL_SECONDS; 15 by default):
+# Dagster's daemon looks about every 5 s, so 5 is the shortest that means what it says.
+SENSOR_INTERVAL_S = 5
+
+
 class DevStack:
     """`reelgraph dev` as a user starts it, in its own state folder; ``home_files`` are written there first
     (a cameras file, a zones file)."""
@@ -335,6 +340,7 @@ class DevStack:
         self.url = f"http://127.0.0.1:{port}"
         self.alerts, self.alert_sink = alert_sink()
         self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
+                    "REELGRAPH_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_S),
                     "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
                     "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
                     "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DevStack
+from tests.helpers import SENSOR_INTERVAL_S, DevStack
 
 pytestmark = pytest.mark.slow
 
@@ -160,10 +160,10 @@ def test_an_empty_upload_fails_once_with_one_alert(dev):
     def empty_alerts():
         return [a for a in dev.alerts if (a.get("partition") or "").startswith("empty.mp4")]
 
-    # the alert sensor ticks every 15 s, later when the daemon is busy: wait for its first alert, then for
-    # more than two more ticks, in which a second alert or a retried run would show
+    # the alert sensor ticks every SENSOR_INTERVAL_S here, later when the daemon is busy: wait for its first
+    # alert, then for more than three more ticks, in which a second alert or a retried run would show
     dev.wait_for(empty_alerts, 120, "the failure alert")
-    time.sleep(35)
+    time.sleep(4 * SENSOR_INTERVAL_S)
     runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition", "").startswith("empty.mp4")]
     assert len(runs) == 1, [r.run_id for r in runs]
     alerts = empty_alerts()

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,23 @@ def test_editing_rules_or_zones_makes_only_summaries_stale_and_track_classes_onl
                                                                         if k != "detections"}
     assert versions("rules:\n  loiter_seconds: 30\ndetector_tiles:\n  gate: 9x9\n")["detections"].endswith(
         "-tiles-invalid")  # the definitions still load
+
+
+def test_the_sensors_run_as_often_as_configured_and_a_bad_interval_stops_the_load():
+    code = ("from orchestration.definitions import defs\n"
+            "print(sorted((s.name, s.minimum_interval_seconds) for s in defs.sensors))")
+    repo = Path(__file__).resolve().parents[2]
+
+    def intervals(value):
+        env = {k: v for k, v in os.environ.items() if k != "REELGRAPH_SENSOR_INTERVAL_SECONDS"}
+        if value is not None:
+            env["REELGRAPH_SENSOR_INTERVAL_SECONDS"] = value
+        return subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    default, faster, bad = intervals(None), intervals("7"), intervals("0")
+    assert "('video_upload_sensor', 15)" in default.stdout and "('failure_alert_sensor', 15)" in default.stdout
+    assert "('camera_silence_sensor', 15)" in default.stdout
+    assert "('video_upload_sensor', 7)" in faster.stdout and "('camera_silence_sensor', 7)" in faster.stdout
+    assert "('failure_alert_sensor', 7)" in faster.stdout
+    assert bad.returncode != 0 and "REELGRAPH_SENSOR_INTERVAL_SECONDS must be a whole number" in bad.stderr
