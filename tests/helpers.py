@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,12 +228,24 @@ def ensure_chromium() -> tuple[str, str] | None:
 
     if found() or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found()
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        subprocess.run(install, env=env, capture_output=True, timeout=900)
+    apt_install(["chromium", "chromium-driver"], found)
     return found()
+
+
+def apt_install(packages: list[str], present) -> None:
+    """``apt-get install`` of ``packages`` unless ``present()`` once the lock is held: one install at a time,
+    whatever the number of test processes (pytest -n), as apt refuses a second while one runs."""
+    import fcntl
+
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+    with open(Path(tempfile.gettempdir()) / "reelgraph-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if present():
+            return
+        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
+            subprocess.run(install, env=env, capture_output=True, timeout=900)
 
 
 def start_service(env: dict, log_path: Path, timeout_s: float = 120, host: str = "127.0.0.1",

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, apt_install, free_port
 
 
 def ensure_rtsp_server() -> str | None:
@@ -23,11 +23,7 @@ def ensure_rtsp_server() -> str | None:
     found = shutil.which("rtsp-server-perl")
     if found or os.geteuid() != 0 or not shutil.which("apt-get"):
         return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "rtsp-server-perl"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-        subprocess.run(install, env=env, capture_output=True, timeout=900)
+    apt_install(["rtsp-server-perl"], lambda: shutil.which("rtsp-server-perl"))
     return shutil.which("rtsp-server-perl")
 
 
