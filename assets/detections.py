@@ -47,7 +47,8 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, database
     if forced is not None:
         parse_tiles(forced)
     with batch_setup(context, database, detect.STAGE):
-        import_tracker_library()  # while the detector loads: the pass runs a tracker along
+        if models.resolve("detector").backend != "ultralytics":  # which imports the same library itself
+            import_tracker_library()  # while the detector loads: the pass runs a tracker along
         model, detector = models.load("detector")  # once for the whole batch
     db, store, settings = database.database(), object_store.store(), Settings.from_env()
     context.log.info("detector: %s", model.describe())

@@ -6,13 +6,13 @@ from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_se
 
 from orchestration.failures import root_message
 from video_analysis.runtime.alerts import FailureAlert, send
-from video_analysis.runtime.settings import Settings
+from video_analysis.runtime.settings import sensor_interval_seconds
 
 WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
-                    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
+                    minimum_interval_seconds=sensor_interval_seconds(),
                     description="Logs every failed run and posts it to $REELGRAPH_ALERT_WEBHOOK when set.")
 def failure_alert_sensor(context: RunFailureSensorContext) -> None:
     run = context.dagster_run

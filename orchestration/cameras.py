@@ -8,12 +8,12 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, se
 from orchestration.alerts import WEBHOOK_ENV
 from resources import PostgresResource
 from video_analysis.runtime.alerts import CameraAlert, send
-from video_analysis.runtime.settings import Settings
+from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 from video_analysis.store import cameras
 
 
 @sensor(
-    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=DefaultSensorStatus.RUNNING,
     description="Alerts once ($REELGRAPH_ALERT_WEBHOOK and the log) when a live camera goes silent: its stream "
     "lost for $REELGRAPH_CAMERA_LOST_SECONDS, or nothing published for two segment lengths; again only after "

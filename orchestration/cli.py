@@ -515,8 +515,8 @@ def _fail_interrupted_runs() -> None:
 def service_context(answers: bool = False, serving: bool = False):
     """The review service's database, store and models, loaded once; with ``answers``, also the language
     model that writes answers (when the profile has one and its weights are cached). ``serving``: for a
-    process answering many queries, whose text model then embeds them through ONNX Runtime (see
-    Settings.text_runtime); a one-off query would spend more loading it than it saves."""
+    process answering many queries, which embeds them through ONNX Runtime on the service's thread count,
+    also where the text model itself runs on a GPU (see Settings.text_runtime)."""
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext
     from video_analysis.runtime.settings import Settings
@@ -552,9 +552,13 @@ def service_context(answers: bool = False, serving: bool = False):
 
 
 def _fast_query_embedder(embedder, settings):
-    """The text model through ONNX Runtime, exported once into the models cache; else the model as it is."""
+    """The text model through ONNX Runtime on the service's threads (REELGRAPH_SERVICE_TORCH_THREADS),
+    exported once into the models cache where the model was loaded through torch (on a GPU, say); else the
+    model as it is."""
     from video_analysis.vision.embedders import OnnxTextEmbedder, TextEmbedder
 
+    if isinstance(embedder, OnnxTextEmbedder):
+        return embedder.with_threads(settings.service_torch_threads)
     if not isinstance(embedder, TextEmbedder):  # an image-text model embeds queries as it is
         return embedder
     try:

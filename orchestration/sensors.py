@@ -16,13 +16,13 @@ from assets.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
 from orchestration.jobs import process_video_job
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis.runtime.discovery import ScanCursor, scan
-from video_analysis.runtime.settings import Settings
+from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 from video_analysis.store import catalog
 
 
 @sensor(
     job=process_video_job,
-    minimum_interval_seconds=Settings.from_env().sensor_interval_seconds,
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=DefaultSensorStatus.RUNNING,
     description="Registers each new object version in the raw-footage store (local inbox or S3) as a "
     "`videos` partition and requests one run for it.",

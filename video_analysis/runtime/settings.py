@@ -32,6 +32,11 @@ def _tiles(value: str | None) -> str:
     return (value or "off").strip().lower()
 
 
+def sensor_interval_seconds() -> int:
+    """REELGRAPH_SENSOR_INTERVAL_SECONDS alone, for the sensors' definitions."""
+    return _positive_int("REELGRAPH_SENSOR_INTERVAL_SECONDS", 15)
+
+
 def _positive_int(name: str, default: int) -> int:
     value = (_env(name, str(default)) or str(default)).strip()
     if not value.isdigit() or int(value) < 1:
@@ -63,7 +68,7 @@ class Settings:
     settle_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_SETTLE_SECONDS", "5")))
     # How often the upload, camera-silence and failure-alert sensors run, in seconds (read when the code
     # location loads). Dagster's daemon looks at its sensors about every 5 s, so less acts as 5.
-    sensor_interval_seconds: int = field(default_factory=lambda: _positive_int("REELGRAPH_SENSOR_INTERVAL_SECONDS", 15))
+    sensor_interval_seconds: int = field(default_factory=lambda: sensor_interval_seconds())
     # Upload sensor: at most this many objects are listed per tick (the rest on later ticks).
     objects_per_tick: int = field(default_factory=lambda: int(_env("REELGRAPH_OBJECTS_PER_TICK", "5000")))
 

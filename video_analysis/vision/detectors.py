@@ -118,7 +118,8 @@ class OpenVINOSSDDetector:
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
-        self.model = _compiled(core, graph, config, cache_dir / "openvino" / "compiled")
+        # a cache folder per converted graph: "empty" then means this graph was never compiled here
+        self.model = _compiled(core, graph, config, cache_dir / "openvino" / "compiled" / graph.parent.name)
         # The frozen graph's outputs, by their tensor names: boxes (y1, x1, y2, x2, normalised), class ids
         # (COCO 1..90), scores, and the number of valid rows.
         outputs = {name: o for o in self.model.outputs for name in o.get_names()}
@@ -154,9 +155,9 @@ def _compiled(core, graph: Path, config: dict, shared: Path):
     process that finds the shared cache empty compiles into a folder of its own and then publishes each file
     by an atomic rename: a worker starting meanwhile never reads half a file."""
     shared.mkdir(parents=True, exist_ok=True)
-    if any(shared.iterdir()):
+    if any(p for p in shared.iterdir() if not p.name.startswith(".")):
         return core.compile_model(str(graph), "CPU", {**config, "CACHE_DIR": str(shared)})
-    private = Path(tempfile.mkdtemp(prefix=".compiling-", dir=shared.parent))
+    private = Path(tempfile.mkdtemp(prefix=".compiling-", dir=shared))
     try:
         compiled = core.compile_model(str(graph), "CPU", {**config, "CACHE_DIR": str(private)})
         for path in private.iterdir():

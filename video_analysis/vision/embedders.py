@@ -105,7 +105,7 @@ def load_text_embedder_onnx(path: Path, cache: Path, threads: int = 1):
         return cached
     embedder = TextEmbedder(path, "cpu")
     try:
-        return OnnxTextEmbedder.exported(embedder, cache, threads)
+        return OnnxTextEmbedder.exported(embedder, cache, threads, folder=path)
     except Exception as exc:  # noqa: BLE001 - torch embeds the same vectors, only slower to load and run
         log.warning("text is embedded through torch (%s: %s)", type(exc).__name__, exc)
         return embedder
@@ -141,30 +141,38 @@ class OnnxTextEmbedder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.tokenizer, self.dim = tokenizer, dim
+        self.onnx_path, self.tokenizer, self.dim, self.threads = Path(onnx_path), tokenizer, dim, max(1, threads)
+
+    def with_threads(self, threads: int) -> OnnxTextEmbedder:
+        """The same export on ``threads`` CPU threads (a new session; this one is left as it is)."""
+        return self if max(1, threads) == self.threads else OnnxTextEmbedder(self.onnx_path, self.tokenizer,
+                                                                            self.dim, threads)
 
     @classmethod
     def cached(cls, path: Path, cache: Path, threads: int = 1) -> OnnxTextEmbedder | None:
-        """The export of the model in ``path`` kept in ``cache``, checked; None when there is none (or it
-        failed its check, and is deleted so the next load exports again)."""
+        """The export of the model in ``path`` kept in ``cache``, checked; None when there is none. One that
+        does not load or fails its check is deleted (the next load exports again), and its error raised."""
         onnx_path, reference_path = _export_paths(path, cache)
         if not (onnx_path.exists() and reference_path.exists()):
             return None
-        reference = json.loads(reference_path.read_text())
-        exported = cls(onnx_path, _fast_tokenizer(path, int(reference["max_length"])), int(reference["dim"]),
-                       threads)
         try:
+            reference = json.loads(reference_path.read_text())
+            tokenizer = _fast_tokenizer(Path(path) / reference.get("tokenizer", "."), int(reference["max_length"]))
+            exported = cls(onnx_path, tokenizer, int(reference["dim"]), threads)
             _check(exported, np.asarray(reference["vectors"], np.float32))
-        except ValueError:
+        except Exception:
+            # damaged, or embedding differently: deleted, so that the next load exports again
             onnx_path.unlink(missing_ok=True)
             reference_path.unlink(missing_ok=True)
             raise
         return exported
 
     @classmethod
-    def exported(cls, embedder: TextEmbedder, cache: Path, threads: int = 1) -> OnnxTextEmbedder:
+    def exported(cls, embedder: TextEmbedder, cache: Path, threads: int = 1,
+                 folder: Path | None = None) -> OnnxTextEmbedder:
         """``embedder``'s model in ONNX, exported into ``cache`` unless there already; ValueError when its
-        pipeline is not a transformer and a mean, or the export does not embed as torch does."""
+        pipeline is not a transformer and a mean, or the export does not embed as torch does. ``folder`` is
+        the folder the model was loaded from (what `cached` is given), else its transformer's own."""
         modules = list(embedder.model)
         pooling = modules[1].get_config_dict() if len(modules) > 1 and hasattr(modules[1], "get_config_dict") else {}
         modes = {key for key, value in pooling.items() if key.startswith("pooling_mode_") and value}  # before 5.0
@@ -172,19 +180,22 @@ class OnnxTextEmbedder:
         if not (mean and type(modules[0]).__name__ == "Transformer"
                 and all(type(m).__name__ == "Normalize" for m in modules[2:])):
             raise ValueError(f"not a transformer and a mean: {[type(m).__name__ for m in modules]}")
-        folder, max_length = _weights_folder(embedder), int(embedder.model.max_seq_length)
+        folder = Path(folder) if folder is not None else Path(modules[0].auto_model.name_or_path)
+        max_length = int(embedder.model.max_seq_length)
+        tokenizer = _fast_tokenizer(_tokenizer_folder(folder, modules[0]), max_length)  # before any export
         onnx_path, reference_path = _export_paths(folder, cache)
         cache.mkdir(parents=True, exist_ok=True)
         if not onnx_path.exists():
             _write_whole(onnx_path, lambda partial: _export(modules[0].auto_model, embedder.model.tokenizer, partial))
         expected = embedder.embed(list(_EXPORT_CHECKS))
-        exported = cls(onnx_path, _fast_tokenizer(folder, max_length), embedder.dim, threads)
+        exported = cls(onnx_path, tokenizer, embedder.dim, threads)
         try:
             _check(exported, expected)  # an export that differs is never used
         except ValueError:
             onnx_path.unlink(missing_ok=True)  # nor kept: the next start exports again
             raise
         reference = {"max_length": max_length, "dim": embedder.dim, "checks": list(_EXPORT_CHECKS),
+                     "tokenizer": str(_tokenizer_folder(folder, modules[0]).relative_to(folder)),
                      "vectors": expected.tolist()}
         _write_whole(reference_path, lambda partial: partial.write_text(json.dumps(reference)))
         return exported
@@ -194,8 +205,9 @@ class OnnxTextEmbedder:
             return np.zeros((0, self.dim), np.float32)
         vectors = []
         for start in range(0, len(texts), batch_size):
-            # as sentence-transformers: str() of each, surrounding white space stripped
-            encodings = self.tokenizer.encode_batch([str(text).strip() for text in texts[start:start + batch_size]])
+            # str() of each, as sentence-transformers does; its other text handling (lower-casing a model asks
+            # for, prompts) is not repeated here: a model that uses it fails the check and stays on torch
+            encodings = self.tokenizer.encode_batch([str(text) for text in texts[start:start + batch_size]])
             tokens = {"input_ids": np.array([e.ids for e in encodings], np.int64),
                       "attention_mask": np.array([e.attention_mask for e in encodings], np.int64),
                       "token_type_ids": np.array([e.type_ids for e in encodings], np.int64)}
@@ -227,8 +239,12 @@ def _fast_tokenizer(folder: Path, max_length: int):
     return tokenizer
 
 
-def _weights_folder(embedder: TextEmbedder) -> Path:
-    return Path(embedder.model[0].auto_model.name_or_path)
+def _tokenizer_folder(folder: Path, transformer) -> Path:
+    """Where the model's tokenizer files are: its own folder, or the transformer's subfolder within it
+    (``0_Transformer`` in older sentence-transformers layouts)."""
+    own = Path(transformer.auto_model.name_or_path)
+    inside = own.resolve().is_relative_to(Path(folder).resolve()) if own.exists() else False
+    return own if inside and (own / "tokenizer.json").is_file() else Path(folder)
 
 
 def _export_paths(folder: Path, cache: Path) -> tuple[Path, Path]:

@@ -28,12 +28,14 @@ def model_device(requested: str | None = None) -> str:
 
 
 def _cuda_driver_visible() -> bool:
-    """Whether an NVIDIA driver is visible here: where none is, torch can see no CUDA device either."""
+    """Whether a GPU driver torch could use is visible here (NVIDIA's, or AMD's, which a ROCm torch shows as
+    CUDA): where none is, torch can see no CUDA device either."""
     import ctypes.util
 
-    if any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg")):
+    if any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg",
+                                      "/dev/kfd")):
         return True
-    return ctypes.util.find_library("cuda") is not None
+    return any(ctypes.util.find_library(name) is not None for name in ("cuda", "amdhip64"))
 
 
 def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: Path | None = None,

@@ -52,7 +52,8 @@ import json, sys, time
 from pathlib import Path
 from video_analysis.vision.loaders import load_model
 started = time.perf_counter()
-embedder = load_model(sys.argv[1], Path(sys.argv[2]), cache_dir=Path(sys.argv[3]), device="auto", text_runtime="onnx")
+embedder = load_model(sys.argv[1], Path(sys.argv[2]), cache_dir=Path(sys.argv[3]), device=sys.argv[5],
+                      text_runtime="onnx")
 vectors = embedder.embed(json.loads(sys.argv[4])).tolist()
 print(json.dumps({"backend": embedder.backend, "seconds": time.perf_counter() - started, "vectors": vectors,
                   "imported": [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]}))
@@ -60,8 +61,12 @@ print(json.dumps({"backend": embedder.backend, "seconds": time.perf_counter() - 
 
 
 def _load_in_a_fresh_process(text_model, cache):
+    import torch
+
+    device = "cpu" if torch.cuda.is_available() else "auto"  # "auto" is the GPU there, and torch runs it
     out = subprocess.run([sys.executable, "-c", _LOAD_IN_A_FRESH_PROCESS, text_model.backend, str(text_model.path),
-                          str(cache), json.dumps(QUERIES)], capture_output=True, text=True, cwd=REPO, timeout=300)
+                          str(cache), json.dumps(QUERIES), device], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -125,3 +130,20 @@ def test_the_service_embeds_queries_through_torch_when_no_export_can_be_made(tor
     monkeypatch.setenv("REELGRAPH_TEXT_RUNTIME", "tpu")
     with pytest.raises(ValueError, match="REELGRAPH_TEXT_RUNTIME must be one of onnx, torch"):
         Settings.from_env()
+
+
+def test_an_export_is_loaded_from_the_cache_and_one_that_embeds_otherwise_is_made_again(tiny_text_embedder, tmp_path):
+    from video_analysis.vision.embedders import OnnxTextEmbedder, TextEmbedder, load_text_embedder_onnx
+
+    torch_vectors = TextEmbedder(tiny_text_embedder).embed(QUERIES)
+    assert OnnxTextEmbedder.cached(tiny_text_embedder, tmp_path) is None  # nothing exported yet
+    first = load_text_embedder_onnx(tiny_text_embedder, tmp_path)
+    cached = OnnxTextEmbedder.cached(tiny_text_embedder, tmp_path, threads=2)
+    assert first.backend == cached.backend == "onnxruntime" and cached.threads == 2
+    assert np.abs(cached.embed(QUERIES) - torch_vectors).max() < 1e-5
+
+    [graph] = tmp_path.glob("*.onnx")
+    graph.write_bytes(OnnxTextEmbedder.__doc__.encode())  # not a graph at all
+    again = load_text_embedder_onnx(tiny_text_embedder, tmp_path)  # warned, exported again
+    assert again.backend == "onnxruntime" and np.abs(again.embed(QUERIES) - torch_vectors).max() < 1e-5
+    assert OnnxTextEmbedder.cached(tiny_text_embedder, tmp_path) is not None
