@@ -8,10 +8,11 @@ install:
 dev: install
 	.venv/bin/reelgraph dev
 
-# Install and run the whole test suite (what CI runs).
+# Install and run the whole test suite (what CI runs), on TEST_WORKERS processes (`TEST_WORKERS=0` for one).
+TEST_WORKERS ?= 2
 test: install
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install
 	.venv/bin/ruff check .
