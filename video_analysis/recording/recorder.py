@@ -183,7 +183,9 @@ class CameraRecorder(threading.Thread):
     def _record_connection(self) -> str:
         """Record until the stream is lost or we are stopped; returns why it ended."""
         name = self.camera.name
-        self.board.update(name, state="connecting")
+        # "connecting" until the stream first arrives; once it was lost, every attempt until packets flow
+        # again is part of "reconnecting" (a status read mid-attempt must not look like a fresh start)
+        self.board.update(name, state="connecting" if self.gap is None else "reconnecting")
         try:
             reader = StreamReader(self.camera, self.stop)
         except StreamLost as exc:
