@@ -562,7 +562,7 @@ def _fast_query_embedder(embedder, settings):
     if not isinstance(embedder, TextEmbedder):  # an image-text model embeds queries as it is
         return embedder
     try:
-        return OnnxTextEmbedder.exported(embedder, settings.home.ensure().root / "models" / "onnx",
+        return OnnxTextEmbedder.exported(embedder, settings.model_cache_dir() / "onnx",
                                          threads=settings.service_torch_threads)
     except Exception as exc:  # noqa: BLE001 - torch embeds the same vectors, only slower
         log.warning("queries are embedded through torch (%s: %s)", type(exc).__name__, exc)

@@ -19,7 +19,7 @@ class ModelRegistryResource(ConfigurableResource):
     _loaded: dict = PrivateAttr(default_factory=dict)
 
     def registry(self, allow_download: bool = True) -> ModelRegistry:
-        cache = Settings.from_env().home.ensure().root / "models"
+        cache = Settings.from_env().model_cache_dir()
         return ModelRegistry(cache, manifest=self.manifest, profile=self.profile, allow_download=allow_download)
 
     def resolve(self, task: str, allow_download: bool = True) -> ResolvedModel:

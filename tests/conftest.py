@@ -73,6 +73,18 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory):
+    """One model cache for the test processes of a run (pytest -n) and the `reelgraph dev` stacks they start:
+    the detector's graph is converted and compiled, and the text model exported, once a run rather than once
+    a state folder. Where a test process is alone, its state folder's own cache serves."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "models"  # the run's folder, beside each process's
+        shared.mkdir(exist_ok=True)
+        os.environ["REELGRAPH_MODEL_CACHE"] = str(shared)
+    yield
+
+
 @pytest.fixture(scope="session")
 def state_home():
     from video_analysis.runtime.home import StateHome

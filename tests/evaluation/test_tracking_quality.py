@@ -43,8 +43,8 @@ def mot_folder(sample_videos) -> Path:
 
 
 @pytest.fixture(scope="module")
-def offline_detector(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("models")
+def offline_detector():
+    cache = Settings.from_env().model_cache_dir()
     model = ModelRegistry(cache, profile="offline").resolve("detector")
     return model, load_model(model.backend, model.path, model.config_path, cache_dir=cache)
 

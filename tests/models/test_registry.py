@@ -166,3 +166,15 @@ def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, t
         monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "full")
         versions.append(model_code_version("detect-v1", "detector"))
     assert versions == ["detect-v1:yolo-v1", "detect-v1:yolo-v2"]
+
+
+def test_the_model_cache_is_the_state_folders_unless_configured(tmp_path, monkeypatch):
+    from resources import ModelRegistryResource
+    from video_analysis.runtime.settings import Settings
+
+    monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
+    assert ModelRegistryResource().registry().cache_dir == tmp_path / "home" / "models"
+    monkeypatch.setenv("REELGRAPH_MODEL_CACHE", str(tmp_path / "shared-models"))
+    assert Settings.from_env().model_cache_dir() == tmp_path / "shared-models"
+    assert ModelRegistryResource().registry().cache_dir == tmp_path / "shared-models"

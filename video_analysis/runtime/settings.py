@@ -54,6 +54,9 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class Settings:
     home: StateHome = field(default_factory=StateHome.from_env)
+    # Where model weights, converted graphs and exports are cached; unset means `models/` in the state folder.
+    # Several state folders (or machines, on a shared disk) can share one: every write is whole or absent.
+    model_cache: str | None = field(default_factory=lambda: _env("REELGRAPH_MODEL_CACHE"))
     # PostgreSQL URL; unset means "start the embedded server under the state folder".
     database_url: str | None = field(default_factory=lambda: _env("REELGRAPH_DATABASE_URL"))
     # S3 bucket of raw footage; unset means the local inbox folder.
@@ -147,6 +150,10 @@ class Settings:
 
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
+
+    def model_cache_dir(self) -> Path:
+        """The model cache: $REELGRAPH_MODEL_CACHE, else `models/` in the state folder (created)."""
+        return Path(self.model_cache).expanduser() if self.model_cache else self.home.ensure().root / "models"
 
     @classmethod
     def from_env(cls) -> Settings:

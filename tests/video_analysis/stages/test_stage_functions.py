@@ -7,6 +7,7 @@ import pytest
 
 from models import ModelRegistry
 from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.runtime.settings import Settings
 from video_analysis.stages import MissingUpstreamError, describe, detect, embed, ingest, track
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
@@ -24,7 +25,7 @@ def chain(db, pg_dsn, tmp_path, short_clip, state_home):
     shutil.copy(short_clip, store.root / "short.mp4")
     obj = store.head("short.mp4")
     catalog.register(db, obj)
-    registry = ModelRegistry(state_home.root / "models", profile="offline")
+    registry = ModelRegistry(Settings.from_env().model_cache_dir(), profile="offline")
     detector_model = registry.resolve("detector")
     text_model = registry.resolve("text_embedder")
     database = Database(pg_dsn)
@@ -71,7 +72,7 @@ def test_loading_models_leaves_the_process_environment_alone(state_home, monkeyp
     # conftest sets HF_HUB_OFFLINE for the test session; a user's process has it unset.
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     before = dict(os.environ)
-    registry = ModelRegistry(state_home.root / "models", profile="offline")
+    registry = ModelRegistry(Settings.from_env().model_cache_dir(), profile="offline")
     text_model = registry.resolve("text_embedder")
     embedder = load_model(text_model.backend, text_model.path)
     load_model("ultralytics", tiny_yolo)
