@@ -150,15 +150,31 @@ def test_a_server_whose_password_file_was_lost_takes_the_new_one(server, caplog)
     assert f":{server.password_file.read_text().strip()}@" in dsn and _answers(dsn)
 
 
+def _listening_on(port: int, timeout_s: float = 30.0) -> socket.socket:
+    """A socket listening on ``port``: another program taking the server's port. A client socket of a test
+    process beside this one can hold the same number for a moment (pytest -n), so binding is retried."""
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the stopped server's TIME_WAITs
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            return squatter
+        except OSError:
+            if time.monotonic() > deadline:
+                squatter.close()
+                raise
+            time.sleep(0.2)
+
+
 def test_a_restarted_server_keeps_its_port_unless_another_program_took_it(server, caplog):
     dsn = server.start()
     port = server.running_port()
     server.stop()
     assert server.start() == dsn  # a process holding the address reaches the server again
     server.stop()
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen()
+    with _listening_on(port):
         with caplog.at_level(logging.WARNING, logger=embedded_postgres.__name__):
             moved = server.start()
         assert server.running_port() != port and _answers(moved)
