@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +19,9 @@ import pytest
 
 from tests.helpers import REELGRAPH, alert_sink, wait_for
 from tests.streams import HlsCamera, RtspCamera, ensure_rtsp_server
+from video_analysis.recording.cameras import Camera
+from video_analysis.recording.segments import SegmentWriter, playable_packets
+from video_analysis.recording.streams import StreamLost, StreamReader
 from video_analysis.runtime.keys import facts_from_key
 from video_analysis.runtime.object_store import LocalFolderStore
 from video_analysis.vision.probe import probe_video
@@ -251,6 +255,44 @@ def test_a_stream_that_stalls_is_dropped_and_reconnected(tmp_path, inbox, camera
     (gap,) = _camera_status()["lobby"]["gaps"]
     # closed, with the stall as its reason (how long it looks depends on what the feed sends when it resumes)
     assert gap["to"] is not None and gap["reason"] == "stalled: no packet for 3 s", gap
+
+
+def test_a_camera_that_stalls_while_connecting_is_connected_again_not_recorded_blind(tmp_path, person_clip,
+                                                                                    rtsp_server_binary):
+    """FFmpeg's probe gives up before a picture arrives and hands back a stream of unknown frame size; the
+    pictures that follow could never be written (MP4 refuses a stream without one)."""
+    lobby = RtspCamera(rtsp_server_binary, person_clip, tmp_path, "lobby").up()
+    camera = Camera(name="lobby", url=lobby.url, stall_seconds=2)
+    try:
+        wait_for(lambda: _opens(camera), 20, "the feed publishing")
+        os.killpg(lobby.feed.pid, signal.SIGSTOP)
+        time.sleep(1)
+        with pytest.raises(StreamLost, match=r"^stalled: no picture within 2 s of connecting$"):
+            StreamReader(camera, threading.Event())
+        os.killpg(lobby.feed.pid, signal.SIGCONT)
+        reader = StreamReader(camera, threading.Event())
+        try:
+            writer, packets = None, reader.packets()
+            while writer is None or writer.packets < 50:
+                timed = next(packets)
+                if writer is None and timed.keyframe:
+                    writer = SegmentWriter(tmp_path / "segment.mp4", reader.stream, timed.wall, timed.wall + 10)
+                if writer is not None:
+                    writer.write(timed.packet, timed.wall)
+            writer.close()
+        finally:
+            reader.close()
+    finally:
+        lobby.down()
+    assert playable_packets(tmp_path / "segment.mp4") == 50
+
+
+def _opens(camera: Camera) -> bool:
+    try:
+        StreamReader(camera, threading.Event()).close()
+        return True
+    except StreamLost:
+        return False
 
 
 def test_a_demo_camera_uploads_segments_to_s3_with_no_temporary_keys(tmp_path, s3_bucket, cameras_db, person_clip,

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import wait_for
 from video_analysis.recording.cameras import Camera
 from video_analysis.recording.health import HealthBoard
-from video_analysis.recording.recorder import Recorder, RecorderBusy
+from video_analysis.recording.recorder import Recorder, RecorderBusy, failure_reason
 from video_analysis.recording.segments import SegmentWriter
 from video_analysis.runtime.object_store import LocalFolderStore
 from video_analysis.store import cameras
@@ -83,3 +83,12 @@ def test_a_repeated_or_backward_timestamp_is_dropped_not_fatal(tmp_path, person_
         writer.close()
     assert writer.dropped == 1 and writer.packets == len(packets)
     assert probe_video(tmp_path / "segment.mp4").frame_count == len(packets)
+
+
+def test_a_failure_reason_names_the_file_not_the_spool_path_and_masks_secrets():
+    muxing = av.ArgumentError(22, "Invalid argument", "/var/lib/reelgraph/recording/lobby/.recording-x.mp4")
+    assert failure_reason(muxing) == "Invalid argument (.recording-x.mp4)"
+    full = OSError(28, "No space left on device", "/srv/inbox/cameras/lobby/.recording-y.mp4")
+    assert failure_reason(full) == "No space left on device (.recording-y.mp4)"
+    assert failure_reason(RuntimeError("rtsp://viewer:s3cret@cam/lobby refused")) == \
+        "rtsp://viewer:***@cam/lobby refused"

@@ -57,6 +57,15 @@ def spool_folder(store: ObjectStore, spool_root: Path, camera: str) -> Path:
     return folder
 
 
+def failure_reason(exc: Exception) -> str:
+    """What went wrong, for a gap's reason and the status page: an OS or FFmpeg error names its file by name
+    alone (the spool's absolute path says nothing to the reader), secrets masked."""
+    filename, strerror = getattr(exc, "filename", None), getattr(exc, "strerror", None)
+    if filename and strerror:
+        return redact(f"{strerror} ({Path(str(filename)).name})")
+    return redact(str(exc))
+
+
 class Publisher(threading.Thread):
     """Publishes one camera's closed segments, in order, on a thread of its own: a slow upload or a store that is
     away never holds up reading any camera's stream. A segment that cannot be published waits and is tried
@@ -149,7 +158,7 @@ class CameraRecorder(threading.Thread):
                 reason = self._record_connection()
             except Exception as exc:  # noqa: BLE001 - anything else (a full disk) is logged and retried too
                 log.exception("%s: recording failed", self.camera.name)
-                reason = f"recording failed: {redact(str(exc))}"
+                reason = f"recording failed: {failure_reason(exc)}"
             if self.last_packet != before:
                 backoff = BACKOFF_FIRST_S  # it recorded: the next failure starts the backoff again
             if self.stop.is_set():
