@@ -90,5 +90,8 @@ def test_a_failure_reason_names_the_file_not_the_spool_path_and_masks_secrets():
     assert failure_reason(muxing) == "Invalid argument (.recording-x.mp4)"
     full = OSError(28, "No space left on device", "/srv/inbox/cameras/lobby/.recording-y.mp4")
     assert failure_reason(full) == "No space left on device (.recording-y.mp4)"
+    publishing = OSError(18, "Invalid cross-device link", b"/spool/lobby/.recording-z.mp4", None,
+                         "/inbox/lobby/z.mp4")
+    assert failure_reason(publishing) == "Invalid cross-device link (.recording-z.mp4 -> z.mp4)"
     assert failure_reason(RuntimeError("rtsp://viewer:s3cret@cam/lobby refused")) == \
         "rtsp://viewer:***@cam/lobby refused"

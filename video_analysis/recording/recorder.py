@@ -62,7 +62,8 @@ def failure_reason(exc: Exception) -> str:
     alone (the spool's absolute path says nothing to the reader), secrets masked."""
     filename, strerror = getattr(exc, "filename", None), getattr(exc, "strerror", None)
     if filename and strerror:
-        return redact(f"{strerror} ({Path(str(filename)).name})")
+        names = [Path(os.fsdecode(f)).name for f in (filename, getattr(exc, "filename2", None)) if f]
+        return redact(f"{strerror} ({' -> '.join(names)})")
     return redact(str(exc))
 
 

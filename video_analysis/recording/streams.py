@@ -61,9 +61,11 @@ class StreamReader:
         self.stream = self.container.streams.video[0]
         if camera.kind != "file" and not (self.stream.codec_context.width and self.stream.codec_context.height):
             # FFmpeg's probe ran out of time before a picture arrived (a camera that stalls while we connect):
-            # the stream's frame size is unknown, and no segment can be written without it; connect again
+            # the stream's frame size is unknown, and MP4 takes no stream without one; connect again. (A file
+            # is probed with no time limit: it has a size once it has a picture.)
             self.container.close()
-            raise StreamLost(f"stalled: no picture within {camera.stall_seconds:g} s of connecting")
+            raise StreamLost(f"no picture within {camera.stall_seconds:g} s of connecting: the frame size is "
+                             "unknown")
 
     def _open(self):
         """The container; RTSP over TCP (no losses), over UDP where the server refuses TCP."""
