@@ -642,6 +642,19 @@ def cmd_db(args) -> int:
     return 0
 
 
+def take_interrupts_back() -> None:
+    """A shell starts a command run in the background (``reelgraph process ... &`` in a script) with SIGINT
+    ignored, and Dagster, executing in-process, maps SIGTERM onto SIGINT's handler: ``kill`` and ``systemctl
+    stop`` would then do nothing, and every process started after would inherit the ignored SIGTERM. A stop
+    signal stops reelgraph however it was started."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reelgraph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -736,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     database.set_defaults(func=cmd_db)
 
     args = parser.parse_args(argv)
+    take_interrupts_back()
     from video_analysis.runtime.home import StateHome
     from video_analysis.runtime.process import prepare_process
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.cli import take_interrupts_back
 from tests.helpers import REPO, free_port, seeded_torch
 from video_analysis.runtime.home import StateHome
 from video_analysis.runtime.process import prepare_process
@@ -29,6 +30,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 (_SESSION_HOME / "dagster").mkdir()
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 prepare_process(StateHome(_SESSION_HOME))  # what every entry point does: the tests are one too
+# ... and the stop signals as the CLI takes them: a suite started in the background (SIGINT ignored) would
+# otherwise, after its first in-process Dagster run, start every process with SIGTERM ignored
+take_interrupts_back()
 
 
 def _sample_folder() -> Path:

@@ -73,6 +73,44 @@ def test_partial_and_odd_footage_is_processed_and_shown_as_it_decoded(cli_env, b
     assert "partial" in table and "of 8.0 s decoded" in table
 
 
+AFTER_AN_IN_PROCESS_RUN = """
+import signal, subprocess, sys, time
+from dagster import asset, materialize
+from orchestration.cli import take_interrupts_back
+if sys.argv[1] == "taken back":
+    take_interrupts_back()
+
+@asset
+def one():
+    return 1
+
+assert materialize([one]).success
+child = subprocess.Popen(["sleep", "60"])
+child.terminate()
+try:
+    print("child:", child.wait(5))
+except subprocess.TimeoutExpired:
+    child.kill()
+    print("child: ignored SIGTERM")
+"""
+
+
+@pytest.mark.parametrize("interrupts", ["as inherited", "taken back"])
+def test_a_command_started_in_the_background_keeps_sigterm_after_an_in_process_run(interrupts):
+    """A shell starts a background command with SIGINT ignored; after an in-process Dagster run (`reelgraph
+    process`) SIGTERM was ignored too (Dagster maps it onto SIGINT's handler), and so in every process started
+    after it: `reelgraph dev`'s children could not be stopped but by SIGKILL. The CLI takes SIGINT back."""
+    import signal
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", AFTER_AN_IN_PROCESS_RUN, interrupts], capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = "child: ignored SIGTERM" if interrupts == "as inherited" else f"child: {-signal.SIGTERM}"
+    assert expected in done.stdout, done.stdout
+
+
 def test_after_kill_9_of_reelgraph_process_the_next_one_completes(cli_env, bottle_clip, short_clip, db, tmp_path):
     import os
     import signal
