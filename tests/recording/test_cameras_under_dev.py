@@ -147,10 +147,11 @@ def _check_the_cameras_page(url: str, streams: dict) -> None:
         marker = max(markers, key=lambda m: float(m.get_attribute("data-start")))
         target = float(marker.get_attribute("data-start"))
         browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", marker)
+        # the page loads the segment, then seeks: a read between the two saw the start (0.1 s), not the incident
         position = wait_for(lambda: browser.execute_script(
             "const v = document.getElementById('day-video');"
-            "return v.readyState >= 1 && !v.seeking ? v.currentTime : null;"), 30, "the video at the incident",
-            interval_s=0.2)
+            "return v.readyState >= 1 && !v.seeking && Math.abs(v.currentTime - arguments[0]) < 1.0"
+            " ? v.currentTime : null;", target), 30, f"the video at the incident ({target} s)", interval_s=0.2)
         assert abs(position - target) < 1.0, (position, target)
         assert not browser.execute_script("return document.getElementById('day-video').error")
         time.sleep(1.0)
