@@ -4,6 +4,10 @@ The profile comes from ``REELGRAPH_MODEL_PROFILE`` (``full`` | ``offline`` | ``a
 default) takes ``full`` when its weights can be reached (cached, mirrored or downloadable) and
 otherwise falls back to ``offline``, recording why in ``ResolvedModel.note``.
 
+A profile may name several checkpoints for a task, best first: the first whose weights can be reached
+serves, and the note says why any before it did not (the offline detector: YOLOX-Nano where its weights are
+cached, in ``REELGRAPH_MODEL_DIR`` or downloadable, else the SSD that a package ships).
+
 Every checkpoint is checksummed. A manifest entry with ``sha256`` (and ``revision`` for ``hf:``) is
 pinned for every machine. One without is pinned on first download, as a lock file would be: its sha256
 (and the Hugging Face commit it resolved to) go into ``<cache>/pins.json``, later loads are verified
@@ -79,26 +83,52 @@ class ModelRegistry:
                 fallback = self._resolve_in(task, "offline")
             except ModelUnavailableError as offline_exc:
                 raise ModelUnavailableError(f"full profile: {exc}; offline profile: {offline_exc}") from exc
-            note = f"full-profile weights unreachable ({exc}); using the offline profile"
+            note = f"full-profile weights unreachable ({exc}); using the offline profile" + (
+                f"; {fallback.note}" if fallback.note else "")
             log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, note)
             return ResolvedModel(**{**fallback.__dict__, "note": note})
 
-    def checkpoint(self, task: str, profile: str) -> tuple[str, dict]:
-        name = self.spec["profiles"].get(profile, {}).get(task)
-        if name is None:
+    def checkpoints(self, task: str, profile: str) -> list[str]:
+        """The checkpoints a profile names for a task, best first."""
+        named = self.spec["profiles"].get(profile, {}).get(task)
+        if named is None:
             raise ModelUnavailableError(f"profile {profile!r} names no checkpoint for {task!r}")
+        return [named] if isinstance(named, str) else list(named)
+
+    def checkpoint(self, task: str, profile: str) -> tuple[str, dict]:
+        name = self.checkpoints(task, profile)[0]
         return name, self.spec["checkpoints"][name]
 
     # -- resolution --------------------------------------------------------------------------------
     def _resolve_in(self, task: str, profile: str) -> ResolvedModel:
-        name, entry = self.checkpoint(task, profile)
+        names = self.checkpoints(task, profile)
+        passed_over = []
+        for name in names:
+            try:
+                resolved = self.resolve_checkpoint(name, profile)
+            except ModelUnavailableError as exc:
+                if name == names[-1]:
+                    raise ModelUnavailableError("; ".join([*passed_over, f"{name}: {exc}"])) from exc
+                passed_over.append(f"{name}: {exc}")
+                continue
+            if passed_over:
+                note = f"{'; '.join(passed_over)}; using {name}"
+                log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, note)
+                return ResolvedModel(**{**resolved.__dict__, "note": note})
+            return resolved
+        raise AssertionError("unreachable")
+
+    def resolve_checkpoint(self, name: str, profile: str = "") -> ResolvedModel:
+        """One manifest checkpoint by name, fetched and verified."""
+        entry = self.spec["checkpoints"][name]
+        task = entry["task"]
         path = self._fetch(entry["source"], entry.get("sha256"), entry.get("revision"))
         config = self._fetch(entry["config"], entry.get("config_sha256")) if entry.get("config") else None
         return ResolvedModel(task=task, name=name, backend=entry["backend"], version=str(entry["version"]),
                              profile=profile, path=path, config_path=config)
 
     def _fetch(self, source: str, sha256: str | None, revision: str | None = None) -> Path:
-        downloaded = source.startswith(("ultralytics:", "hf:", "s3://"))
+        downloaded = source.startswith(("ultralytics:", "hf:", "s3://", "https://"))
         pin = self._pins().get(source, {}) if downloaded else {}
         if source.startswith("hf:") and revision is None:
             revision = pin.get("revision")
@@ -106,7 +136,12 @@ class ModelRegistry:
         if sha256 is None and downloaded:
             sha256 = pin.get("sha256") or self._pin(source, path)
         if sha256:
-            self._verify(path, sha256)
+            try:
+                self._verify(path, sha256)
+            except ModelUnavailableError:
+                if path.parent == self.cache_dir / "downloads":
+                    path.unlink(missing_ok=True)  # damaged or changed upstream: fetched again next time
+                raise
         return path
 
     def _pins(self) -> dict:
@@ -148,6 +183,8 @@ class ModelRegistry:
             path = self._from_hub(source.removeprefix("hf:"), revision)
         elif source.startswith("s3://"):
             path = self._from_s3(source)
+        elif source.startswith("https://"):
+            path = self._from_url(source)
         else:
             path = Path(source).expanduser()
             if not path.exists():
@@ -208,6 +245,34 @@ class ModelRegistry:
         except Exception as exc:
             raise ModelUnavailableError(f"cannot download {uri}: {exc}") from exc
         shutil.move(partial, target)
+        return target
+
+    def _from_url(self, url: str) -> Path:
+        """A file published at a URL (an upstream release): ``REELGRAPH_MODEL_DIR`` first (air-gapped sites
+        copy the files there by name), then the cache, else downloaded once into the cache. The caller checks
+        its sha256, so a file that changed upstream or arrived damaged is refused, never used."""
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        local = os.environ.get("REELGRAPH_MODEL_DIR", "").strip()
+        if local and (Path(local).expanduser() / name).is_file():
+            return Path(local).expanduser() / name
+        target = self.cache_dir / "downloads" / name
+        if target.exists():
+            return target
+        where = f"not in REELGRAPH_MODEL_DIR ({local})" if local else "REELGRAPH_MODEL_DIR unset"
+        if not self.allow_download or os.environ.get("REELGRAPH_OFFLINE") == "1":
+            raise ModelUnavailableError(f"{name} is not cached and downloads are off ({where})")
+        import urllib.request
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{name}.{os.getpid()}.part")
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:  # noqa: S310
+                shutil.copyfileobj(response, out)
+            os.replace(partial, target)
+        except OSError as exc:
+            raise ModelUnavailableError(f"cannot download {url} ({where}): {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
         return target
 
     def _verify(self, path: Path, expected: str) -> None:

@@ -44,7 +44,7 @@ def load_model(backend: str, path: Path, config: Path | None = None, cache_dir: 
     ``device`` is as `model_device` takes it; ``text_runtime`` "onnx" runs a text model on the CPU through
     ONNX Runtime (exported into ``cache_dir``)."""
     device = "cpu" if backend in CPU_ONLY_BACKENDS else model_device(device)
-    if backend in ("openvino-tf", "opencv-tf", "ultralytics"):
+    if backend in ("openvino-tf", "opencv-tf", "ultralytics", "onnx-yolox", "onnx-picodet"):
         from video_analysis.vision.detectors import load_detector
 
         return load_detector(backend, path, config, cache_dir=cache_dir, device=device)
