@@ -20,7 +20,7 @@ MODEL_ATTRIBUTES = {"age": "age_classifier", "gender": "gender_classifier", "rel
     group="understanding",
     kinds={"python", "postgres"},
     # The zones in force are part of the version: editing them marks which zones each track entered stale.
-    code_version=f"attributes-v2-{zones_fingerprint(Settings.from_env().zones_path)}",
+    code_version=f"attributes-v3-{zones_fingerprint(Settings.from_env().zones_path)}",
     description="Per track (table `track_attributes`): dominant upper/lower clothing colours, apparent size, "
     "speed and heading, dwell time, zones visited, and a one-sentence description.",
 )

@@ -19,7 +19,8 @@ class SummaryConfig(Config):
 
     loiter_seconds: float | None = Field(default=None,
                                          description="A person staying in one area this long is loitering.")
-    crowd_size: int | None = Field(default=None, description="This many people on screen at once is crowding.")
+    crowd_size: int | None = Field(default=None,
+                                   description="More people than this on screen at once is crowding.")
     unattended_seconds: float | None = Field(default=None,
                                              description="An object alone this long is left unattended.")
 
@@ -29,10 +30,11 @@ class SummaryConfig(Config):
     group="understanding",
     kinds={"python", "postgres"},
     # The rules and zones in force are part of the version: editing them marks the summaries stale.
-    code_version=f"summary-v3-{rules_fingerprint(Settings.from_env().zones_path)}",
+    code_version=f"summary-v4-{rules_fingerprint(Settings.from_env().zones_path)}",
     description="Per video (table `summaries`): rule-based incidents (loitering as dwell in one area over a "
-    "person's track fragments, crowding, running, zone intrusion, unattended object from the scene's static "
-    "regions and the detector's sightings) with times and track ids, a 0-100 safety score, and a summary text "
+    "person's track fragments, falls, crowding against a capacity or the camera's normal, running, zone "
+    "intrusion, unattended objects left by a person) with times, track ids, a confidence and the moments that "
+    "show each, a 0-100 safety score weighed by confidence, and a summary text "
     "(templated, or written by a vision-language model in `full` when its JSON output validates).",
     checks=("one_summary_per_video", "safety_score_in_range"),
 )

@@ -17,7 +17,7 @@ from video_analysis.vision.evidence import policies_fingerprint
     group="vision",
     kinds={"python", "postgres"},
     # The policy (classes, evidence) is part of the version: changing it marks every video's tracks stale.
-    code_version="bytetrack-v4-" + policies_fingerprint(Settings.from_env().track_policy(),
+    code_version="bytetrack-v5-" + policies_fingerprint(Settings.from_env().track_policy(),
                                                         Settings.from_env().zones_path),
     description="ByteTrack tracks over the sampled detections (table `tracks`): class, first/last time, "
     "frames seen, mean confidence, path summary and a best-frame thumbnail.",

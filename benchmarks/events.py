@@ -1,6 +1,7 @@
 """Incidents against hand-labelled events: recall per type, precision, false alarms per hour of footage.
 
     .venv/bin/python benchmarks/events.py [FOLDER] [--zones FILE] [--tolerance S] [--clips NAME ...]
+                                          [--detector CHECKPOINT]
 
 FOLDER holds video clips and a ``labels.csv`` (columns ``clip``, ``event_type``, ``start_s``, ``end_s``;
 ``event_type`` one of unattended_object, fall, intrusion, loitering, crowding, running or none); the default is
@@ -11,6 +12,8 @@ the defaults of the environment), as camera ``<clip name without extension>``, s
 (``benchmarks/events_zones.yaml`` by default, the zones a site would draw for these clips) applies per clip.
 An incident of the labelled type that overlaps the labelled span, widened by ``--tolerance`` seconds (2) each
 side, is a hit; every other incident is a false alarm (``video_analysis/evaluation/events.py``).
+``--detector`` runs another checkpoint of ``models/manifest.yaml`` (e.g. ``ssd-mobilenet-v2-coco``) as the
+offline profile's detector.
 
 The last lines are ``<type> recall=<%> precision=<%>`` per labelled type and ``false_alarms_per_hour=<n>``.
 """
@@ -44,6 +47,23 @@ log = logging.getLogger("events")
 
 def camera_name(clip: str) -> str:
     return Path(clip).stem
+
+
+def use_detector(checkpoint: str, home: Path) -> None:
+    """The offline profile with ``checkpoint`` as its detector, through a copy of the manifest."""
+    import yaml
+
+    from models.registry import MANIFEST
+
+    spec = yaml.safe_load(MANIFEST.read_text())
+    if checkpoint not in spec["checkpoints"] or spec["checkpoints"][checkpoint]["task"] != "detector":
+        raise SystemExit(f"{checkpoint} is no detector of {MANIFEST}")
+    spec["profiles"]["offline"]["detector"] = checkpoint
+    manifest = home / "manifest.yaml"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(yaml.safe_dump(spec))
+    os.environ["REELGRAPH_MODELS_MANIFEST"] = str(manifest)
+    os.environ["REELGRAPH_MODEL_PROFILE"] = "offline"
 
 
 def process_clips(folder: Path, clips: list[str], zones: Path | None, home: Path) -> dict[str, dict]:
@@ -89,6 +109,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_S, help="seconds each side of a label")
     parser.add_argument("--clips", nargs="*", help="only these clips of the folder")
     parser.add_argument("--home", type=Path, help="state folder to use (default: a fresh temporary one)")
+    parser.add_argument("--detector", help="a detector checkpoint of models/manifest.yaml (default: the profile's)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -99,7 +120,10 @@ def main() -> None:
         raise SystemExit(f"{args.folder} lacks labelled clips: {', '.join(missing)}")
     zones = args.zones if args.zones and args.zones.exists() else None
     with tempfile.TemporaryDirectory(prefix="reelgraph-events-") as scratch:
-        rows = process_clips(args.folder, clips, zones, args.home or Path(scratch))
+        home = args.home or Path(scratch)
+        if args.detector:
+            use_detector(args.detector, home)
+        rows = process_clips(args.folder, clips, zones, home)
         report(labels, clips, rows, args.tolerance, zones)
 
 

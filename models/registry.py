@@ -5,7 +5,7 @@ default) takes ``full`` when its weights can be reached (cached, mirrored or dow
 otherwise falls back to ``offline``, recording why in ``ResolvedModel.note``.
 
 A profile may name several checkpoints for a task, best first: the first whose weights can be reached
-serves, and the note says why any before it did not (the offline detector: YOLOX-Nano where its weights are
+serves, and the note says why any before it did not (the offline detector: PicoDet-S where its weights are
 cached, in ``REELGRAPH_MODEL_DIR`` or downloadable, else the SSD that a package ships).
 
 Every checkpoint is checksummed. A manifest entry with ``sha256`` (and ``revision`` for ``hf:``) is

@@ -27,6 +27,8 @@ os.environ.pop("REELGRAPH_DATABASE_URL", None)
 os.environ.pop("REELGRAPH_S3_BUCKET", None)
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The offline profile's detectors that are downloaded on a user's machine come from the shared folder here.
+os.environ.setdefault("REELGRAPH_MODEL_DIR", str(REPO.parent / "shared" / "models" / "permissive"))
 (_SESSION_HOME / "dagster").mkdir()
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 prepare_process(StateHome(_SESSION_HOME))  # what every entry point does: the tests are one too

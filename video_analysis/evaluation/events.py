@@ -116,7 +116,8 @@ def match_events(labels: list[LabelledEvent], incidents: list[FoundIncident], fo
         for ii, incident in enumerate(incidents):
             if incident.clip != label.clip or incident.type != INCIDENT_FOR_LABEL[label.event_type]:
                 continue
-            overlap = min(incident.end_s, label.end_s + tolerance_s) - max(incident.start_s, label.start_s - tolerance_s)
+            overlap = (min(incident.end_s, label.end_s + tolerance_s)
+                       - max(incident.start_s, label.start_s - tolerance_s))
             if overlap >= 0:
                 pairs.append((-overlap, li, ii))
     used_labels, used_incidents = set(), set()

@@ -13,6 +13,7 @@ from video_analysis.events.incidents import (
     IncidentRules,
     detect_incidents,
     incidents_json,
+    peak_people,
     safety_score,
     summary_text,
 )
@@ -49,8 +50,11 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
         facts = track_facts(conn, partition_key)
         colours = person_colour_counts(conn, partition_key)
         scene = load_scene_evidence(conn, partition_key, (PEOPLE, *VEHICLES, *rules.unattended_classes))
-    restricted = {z.name for z in load_zones(zones_file, video.camera) if z.restricted}
-    incidents = detect_incidents(facts, restricted, rules, scene, (video.width, video.height))
+        normal = catalog.camera_normal_people(conn, video.camera, partition_key, rules.crowd_history_videos)
+    zones = load_zones(zones_file, video.camera)
+    restricted = {z.name for z in zones if z.restricted}
+    incidents = detect_incidents(facts, restricted, rules, scene, (video.width, video.height), zones=zones,
+                                 normal_people=normal)
     score = safety_score(incidents, rules)
     partial_s = video.footage_s if video.status == "partial" else None
     text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s)
@@ -67,7 +71,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
     with db.session() as conn:
         vector_index.lock_indexes(conn)  # first, as every writer of vectors: see lock_indexes
         replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
-                        facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__},
+                        facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__,
+                               "peak_people": peak_people(facts), "normal_people": normal},
                         generator=generator)
         replace_embeddings(conn, partition_key, "summary_text", text_model, [(None, text)], text_embedder.embed([text]))
         catalog.record_stage(conn, partition_key, STAGE, "done", row_count=1, run_id=run_id,

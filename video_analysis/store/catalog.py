@@ -347,3 +347,18 @@ def select_videos(conn: psycopg.Connection, selection: VideoSelection) -> list[s
          "prefix": selection.prefix or None, "include_failed": selection.include_failed},
     ).fetchall()
     return [key for (key,) in rows]
+
+
+def camera_normal_people(conn: psycopg.Connection, camera: str | None, partition_key: str, at_least: int,
+                         recent: int = 200) -> float | None:
+    """A camera's usual peak occupancy: the median of the peak people on screen over its latest ``recent``
+    summarised videos other than this one; None for footage of no camera or fewer than ``at_least`` videos."""
+    if camera is None:
+        return None
+    peaks = [r[0] for r in conn.execute(
+        """SELECT (s.facts ->> 'peak_people')::int FROM summaries s JOIN videos v USING (partition_key)
+            WHERE v.camera = %s AND v.partition_key <> %s AND s.facts ? 'peak_people'
+            ORDER BY coalesce(v.recorded_at, v.registered_at) DESC LIMIT %s""", (camera, partition_key, recent))]
+    if len(peaks) < at_least:
+        return None
+    return float(sorted(peaks)[len(peaks) // 2])

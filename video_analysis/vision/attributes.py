@@ -39,6 +39,18 @@ class Zone:
     name: str
     polygon: list[tuple[float, float]]  # normalised [0, 1] image coordinates
     restricted: bool = False
+    # Loitering here: after this many seconds (None: the rules' loiter_seconds); 0 exempts the zone (a desk, a
+    # till, a queue: people who work or wait there are not loitering).
+    loiter_seconds: float | None = None
+    capacity: int | None = None  # more people at once than this in the zone is crowding
+
+    def pixel_polygon(self, width: float, height: float) -> np.ndarray:
+        return np.array([[x * width, y * height] for x, y in self.polygon], np.float32)
+
+    def contains(self, points: list[tuple[float, float]], width: float, height: float) -> np.ndarray:
+        """Which of the (x, y) pixel points lie inside the zone (its edge counts as inside)."""
+        polygon = self.pixel_polygon(width, height)
+        return np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), False) >= 0 for x, y in points], bool)
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,8 @@ class TrackAttributes:
 
 
 def load_zones(path: Path | None, camera: str | None) -> list[Zone]:
-    """Zones for one camera from a YAML file: ``cameras: {<camera> | "*": [{name, polygon, restricted}]}``.
+    """Zones for one camera from a YAML file: ``cameras: {<camera> | "*": [{name, polygon, restricted,
+    loiter_seconds, capacity}]}``.
 
     Polygons are in normalised image coordinates, so one file serves cameras of any resolution.
     """
@@ -69,8 +82,19 @@ def load_zones(path: Path | None, camera: str | None) -> list[Zone]:
     spec = yaml.safe_load(Path(path).read_text()) or {}
     cameras = spec.get("cameras", {})
     entries = [*cameras.get("*", []), *(cameras.get(camera, []) if camera else [])]
-    return [Zone(name=e["name"], polygon=[tuple(p) for p in e["polygon"]], restricted=bool(e.get("restricted")))
-            for e in entries]
+    zones = []
+    for e in entries:
+        loiter = e.get("loiter_seconds")
+        if loiter is not None and (isinstance(loiter, bool) or not isinstance(loiter, int | float) or loiter < 0):
+            raise ValueError(f"{path}: zone {e.get('name')!r}: loiter_seconds must be a number of seconds >= 0 "
+                             f"(0 exempts the zone), not {loiter!r}")
+        capacity = e.get("capacity")
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1):
+            raise ValueError(f"{path}: zone {e.get('name')!r}: capacity must be a whole number of people >= 1, "
+                             f"not {capacity!r}")
+        zones.append(Zone(name=e["name"], polygon=[tuple(p) for p in e["polygon"]],
+                          restricted=bool(e.get("restricted")), loiter_seconds=loiter, capacity=capacity))
+    return zones
 
 
 def dominant_color(pixels_bgr: np.ndarray, clusters: int = 3) -> str | None:
@@ -103,11 +127,17 @@ def _heading(dx: float, dy: float) -> str:
     return HEADINGS[int((angle + 22.5) // 45) % 8]
 
 
+def feet_points(path: list[list[float]], box_height: float = 0.0) -> list[tuple[float, float]]:
+    """Where a track stood at each path point: the bottom middle of its box (paths stored before boxes' sizes
+    were kept have centres only: ``box_height`` stands in for the size)."""
+    return [(float(p[1]), float(p[2]) + (p[4] if len(p) > 4 else box_height) / 2) for p in path]
+
+
 def _zones_visited(path: list[list[float]], zones: list[Zone], width: int, height: int) -> list[str]:
     names = []
     for zone in zones:
         polygon = np.array([[x * width, y * height] for x, y in zone.polygon], np.float32)
-        if any(cv2.pointPolygonTest(polygon, (float(px), float(py)), False) >= 0 for _, px, py in path):
+        if any(cv2.pointPolygonTest(polygon, feet, False) >= 0 for feet in feet_points(path)):
             names.append(zone.name)
     return names
 

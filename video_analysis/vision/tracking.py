@@ -163,7 +163,7 @@ class TrackSummary:
     last_t: float
     frames_seen: int
     mean_confidence: float
-    path: list[list[float]]  # [t, cx, cy] points, at most MAX_PATH_POINTS, in pixels
+    path: list[list[float]]  # [t, cx, cy, w, h] points (box centre and size), at most MAX_PATH_POINTS, in pixels
     best_frame: int
     best_box: tuple[float, float, float, float]
     max_step_px: float  # largest centre jump between consecutive sightings
@@ -176,6 +176,7 @@ def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
         part = tracked[tracked.tracker_id == track_id]
         classes, counts = np.unique(part.class_id, return_counts=True)
         centres = (part.xyxy[:, 0:2] + part.xyxy[:, 2:4]) / 2
+        sizes = part.xyxy[:, 2:4] - part.xyxy[:, 0:2]
         best = int(np.argmax(sighting_score(part.xyxy, part.confidence)))
         keep = np.unique(np.linspace(0, len(part) - 1, min(len(part), MAX_PATH_POINTS)).astype(int))
         steps = np.linalg.norm(np.diff(centres, axis=0), axis=1) if len(part) > 1 else np.zeros(1)
@@ -186,8 +187,8 @@ def summarize_tracks(tracked: Detections) -> list[TrackSummary]:
             last_t=float(part.timestamp.max()),
             frames_seen=len(part),
             mean_confidence=float(part.confidence.mean()),
-            path=[[round(float(part.timestamp[i]), 3), round(float(centres[i, 0]), 1), round(float(centres[i, 1]), 1)]
-                  for i in keep],
+            path=[[round(float(part.timestamp[i]), 3), round(float(centres[i, 0]), 1), round(float(centres[i, 1]), 1),
+                   round(float(sizes[i, 0]), 1), round(float(sizes[i, 1]), 1)] for i in keep],
             best_frame=int(part.frame_index[best]),
             best_t=float(part.timestamp[best]),
             best_box=tuple(float(v) for v in part.xyxy[best]),
