@@ -124,6 +124,9 @@ def main() -> None:
         if args.detector:
             use_detector(args.detector, home)
         rows = process_clips(args.folder, clips, zones, home)
+        from resources import ModelRegistryResource
+
+        print(ModelRegistryResource().resolve("detector", allow_download=False).describe())
         report(labels, clips, rows, args.tolerance, zones)
 
 

@@ -1,6 +1,7 @@
 """Tracking quality against hand-labelled ground truth: MOTA, IDF1 and HOTA (TrackEval), seconds per frame.
 
     .venv/bin/python benchmarks/quality.py [SEQ_DIR ...] [--profile offline|full] [--detector PATH]
+                                           [--checkpoint NAME]
                                            [--imgsz N] [--sample-fps F ...] [--tiles COLSxROWS]
                                            [--no-proof]
 
@@ -63,8 +64,9 @@ def prove_scorer(folders: list[Path]) -> None:
             raise SystemExit("the scorer does not reproduce py-motmetrics' figures: fix it before reading any row")
 
 
-def build_detector(profile: str, detector_path: str | None, imgsz: int):
-    """The profile's detector through the registry and the pipeline's loader, or a given Ultralytics export."""
+def build_detector(profile: str, detector_path: str | None, imgsz: int, checkpoint: str | None = None):
+    """The profile's detector (or the manifest's ``checkpoint``) through the registry and the pipeline's loader,
+    or a given Ultralytics export."""
     if detector_path:
         from video_analysis.vision.detectors import UltralyticsDetector
 
@@ -73,7 +75,8 @@ def build_detector(profile: str, detector_path: str | None, imgsz: int):
     from video_analysis.vision.loaders import load_model
 
     cache = Path(tempfile.gettempdir()) / "reelgraph-bench-models"
-    model = ModelRegistry(cache, profile=profile, allow_download=False).resolve("detector")
+    registry = ModelRegistry(cache, profile=profile, allow_download=False)
+    model = registry.resolve_checkpoint(checkpoint, profile) if checkpoint else registry.resolve("detector")
     return model.name, load_model(model.backend, model.path, model.config_path, cache_dir=cache)
 
 
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=("offline", "full"), default="offline")
     parser.add_argument("--detector", help="an Ultralytics checkpoint or export (.pt, .onnx, OpenVINO folder)")
     parser.add_argument("--imgsz", type=int, default=640, help="input size for --detector")
+    parser.add_argument("--checkpoint", help="a detector of models/manifest.yaml (default: the profile's first)")
     parser.add_argument("--sample-fps", type=float, nargs="*", default=[], help="extra rows at these rates")
     parser.add_argument("--tiles", default="off", help="detect on this grid of tiles too (e.g. 2x2)")
     parser.add_argument("--no-proof", action="store_true", help="skip the scorer check")
@@ -94,7 +98,7 @@ def main() -> None:
         prove_scorer(args.sequences)
     policy = Settings.from_env().track_policy()
     started = time.perf_counter()
-    name, detector = build_detector(args.profile, args.detector, args.imgsz)
+    name, detector = build_detector(args.profile, args.detector, args.imgsz, args.checkpoint)
     detector = with_tiles(detector, args.tiles)
     from video_analysis.vision.frames import iter_frames
 

@@ -2,9 +2,10 @@
 
 No sample clip shows a bag being left, so one is composited from real footage: a real bottle, cut out of
 ``bottle-detection.mp4`` (GrabCut), stands on the floor of ``one-by-one-person-detection.mp4`` from 10 s to
-the end, away from where the people come and go. The detector never recognises it there (too small for
-its 300 px input); the scene's static-object cue finds it. The same clip without the object raises no
-incident (tests/assets/test_understanding.py).
+the end, beside the person standing at the table then (as if they put it down), who leaves at 19 s; the people
+after them stand at the table too, but not by the bottle. A bottle is no bag class of the rule, so the
+scene's static-object cue finds it. The same clip without the object raises no incident
+(tests/assets/test_understanding.py).
 """
 
 import shutil
@@ -54,7 +55,10 @@ def test_a_bottle_left_on_the_floor_is_an_unattended_object(pg_dsn, person_clip,
     [left_object] = [i for i in incidents if i["type"] == "unattended_object"]
     assert LEFT_AT_S <= left_object["start_t"] <= LEFT_AT_S + 6 and left_object["end_t"] >= 130
     assert left_object["detail"].startswith("object left with nobody near for ")
-    assert "unattended object at 1" in summary and score <= 70
+    assert "away from the person beside it when it appeared" in left_object["detail"]
+    # found by the static cue alone: less certain than a bag the detector names, so it costs less than 30
+    assert 0.5 <= left_object["confidence"] < 1 and score == round(100 - 30 * left_object["confidence"])
+    assert "unattended object at 1" in summary and left_object["evidence_t"][0] == left_object["start_t"]
     # the static region is where the bottle stands (x 100-140, y 310-410 in pixels)
     [(first_t, last_t, x1, y1, x2, y2)] = [r for r in regions if r[0] == left_object["start_t"]]
     assert 95 <= x1 and x2 <= 145 and 300 <= y1 and y2 <= 415

@@ -59,7 +59,10 @@ class IncidentRules:
     unattended_seconds: float = 20.0
     unattended_classes: tuple[str, ...] = ("backpack", "handbag", "suitcase")
     unattended_radius_heights: float = 1.5  # "near": a person's feet within this many body heights of its base
-    unattended_attending_seconds: float = 5.0  # someone else near this long attends the object (passers-by do not)
+    # Someone else attends the object by staying this close (body heights, feet to its base; someone guarding a bag
+    # stays within about a metre of it) for this long; passers-by and people busy nearby do not.
+    unattended_attending_heights: float = 0.75
+    unattended_attending_seconds: float = 5.0
     bag_max_heights: float = 0.6  # a static region taller than this many body heights is not a bag
     # Falls: lying (box width/height at least fall_lying_ratio) for fall_seconds, within fall_window_seconds of
     # being seen upright (height/width at least fall_upright_ratio) at that place, the box's top fall_drop_heights
@@ -471,12 +474,17 @@ def _scenery(box: np.ndarray, sighted: np.ndarray, rules: IncidentRules) -> str 
 
 def _attended(rows_by_track: dict[int, np.ndarray], base: np.ndarray, owner: int | None,
               rules: IncidentRules) -> np.ndarray:
-    """Times someone attended the object: the owner near it, or anyone else who stayed near it for
-    ``unattended_attending_seconds`` (a passer-by does not attend a bag)."""
+    """Times someone attended the object: the owner within ``unattended_radius_heights`` of it, or anyone else
+    who stayed within ``unattended_attending_heights`` for ``unattended_attending_seconds`` (a passer-by does not
+    attend a bag, nor does someone busy a few steps away)."""
     times = []
     for track_id, rows in rows_by_track.items():
-        near = rows[_feet_distance(rows, base) <= rules.unattended_radius_heights, 0]
-        if len(near) and (track_id == owner or near.max() - near.min() >= rules.unattended_attending_seconds):
+        distance = _feet_distance(rows, base)
+        if track_id == owner:
+            times.append(rows[distance <= rules.unattended_radius_heights, 0])
+            continue
+        near = rows[distance <= rules.unattended_attending_heights, 0]
+        if len(near) and near.max() - near.min() >= rules.unattended_attending_seconds:
             times.append(near)
     return np.concatenate(times) if times else np.zeros(0)
 
