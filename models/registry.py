@@ -128,7 +128,7 @@ class ModelRegistry:
                              profile=profile, path=path, config_path=config)
 
     def _fetch(self, source: str, sha256: str | None, revision: str | None = None) -> Path:
-        downloaded = source.startswith(("ultralytics:", "hf:", "s3://", "https://"))
+        downloaded = source.startswith(("ultralytics:", "hf:", "s3://", "https://", "http://"))
         pin = self._pins().get(source, {}) if downloaded else {}
         if source.startswith("hf:") and revision is None:
             revision = pin.get("revision")
@@ -183,7 +183,7 @@ class ModelRegistry:
             path = self._from_hub(source.removeprefix("hf:"), revision)
         elif source.startswith("s3://"):
             path = self._from_s3(source)
-        elif source.startswith("https://"):
+        elif source.startswith(("https://", "http://")):  # an upstream release, or a mirror on the site's network
             path = self._from_url(source)
         else:
             path = Path(source).expanduser()

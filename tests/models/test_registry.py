@@ -11,7 +11,7 @@ from video_analysis.vision.frames import Frame
 
 
 def test_offline_profile_resolves_the_packaged_ssd_and_verifies_it(tmp_path):
-    model = ModelRegistry(tmp_path, profile="offline").resolve("detector")
+    model = ModelRegistry(tmp_path, profile="offline").resolve_checkpoint("ssd-mobilenet-v2-coco", "offline")
     assert (model.name, model.backend, model.profile) == ("ssd-mobilenet-v2-coco", "openvino-tf", "offline")
     assert model.path.name == "frozen_inference_graph.pb" and model.config_path.suffix == ".pbtxt"
     assert list((tmp_path / "verified").iterdir())  # checksum verified once, then remembered
@@ -137,10 +137,15 @@ def test_yolo_built_from_config_runs_through_the_registry_loader(tmp_path, tiny_
 
 
 def test_load_detector_honours_a_zero_confidence(tmp_path, tiny_yolo):
-    ssd = ModelRegistry(tmp_path, profile="offline").resolve("detector")
+    registry = ModelRegistry(tmp_path, profile="offline")
+    ssd = registry.resolve_checkpoint("ssd-mobilenet-v2-coco")
     for backend in ("openvino-tf", "opencv-tf"):
         assert load_detector(backend, ssd.path, ssd.config_path, cache_dir=tmp_path).confidence == 0.3  # default
         assert load_detector(backend, ssd.path, ssd.config_path, confidence=0.0, cache_dir=tmp_path).confidence == 0
+    for name in ("picodet-s-416", "yolox-nano"):
+        onnx = registry.resolve_checkpoint(name)
+        assert load_detector(onnx.backend, onnx.path, cache_dir=tmp_path).confidence == 0.3
+        assert load_detector(onnx.backend, onnx.path, confidence=0.0, cache_dir=tmp_path).confidence == 0.0
     assert load_detector("ultralytics", tiny_yolo, confidence=0.0).confidence == 0.0
 
 
@@ -149,32 +154,73 @@ def test_shipped_manifest_names_a_detector_for_both_profiles():
 
     spec = yaml.safe_load(MANIFEST.read_text())
     for profile in ("full", "offline"):
-        name = spec["profiles"][profile]["detector"]
-        assert spec["checkpoints"][name]["version"]
+        named = spec["profiles"][profile]["detector"]
+        for name in [named] if isinstance(named, str) else named:
+            assert spec["checkpoints"][name]["version"] and spec["checkpoints"][name]["task"] == "detector"
+    # every offline detector fetched from a URL is pinned by its sha256
+    for name in spec["profiles"]["offline"]["detector"]:
+        entry = spec["checkpoints"][name]
+        assert not entry["source"].startswith("https://") or len(entry["sha256"]) == 64
 
 
-def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, tiny_yolo):
-    from assets.video_stage import model_code_version
+@pytest.fixture
+def weights_server(tmp_path):
+    """A real HTTP server on loopback publishing a weights file, counting the requests for it."""
+    import functools
+    import http.server
+    import threading
 
-    versions = []
-    for version in ("yolo-v1", "yolo-v2"):
-        (tmp_path / version).mkdir()
-        manifest = write_manifest(tmp_path / version,
-                                  {"d": {"task": "detector", "backend": "ultralytics", "source": str(tiny_yolo),
-                                         "version": version}}, {"full": {"detector": "d"}})
-        monkeypatch.setenv("REELGRAPH_MODELS_MANIFEST", str(manifest))
-        monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "full")
-        versions.append(model_code_version("detect-v1", "detector"))
-    assert versions == ["detect-v1:yolo-v1", "detect-v1:yolo-v2"]
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "net.onnx").write_bytes(b"weights " * 1000)
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(published)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", published, requests
+    server.shutdown()
 
 
-def test_the_model_cache_is_the_state_folders_unless_configured(tmp_path, monkeypatch):
-    from resources import ModelRegistryResource
-    from video_analysis.runtime.settings import Settings
+def _url_manifest(folder, url, sha256, fallback_source):
+    return write_manifest(folder, {
+        "net": {"task": "detector", "backend": "onnx-picodet", "source": url, "sha256": sha256, "version": "1"},
+        "packaged": {"task": "detector", "backend": "ultralytics", "source": str(fallback_source), "version": "2"},
+    }, {"offline": {"detector": ["net", "packaged"]}})
 
-    monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
-    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
-    assert ModelRegistryResource().registry().cache_dir == tmp_path / "home" / "models"
-    monkeypatch.setenv("REELGRAPH_MODEL_CACHE", str(tmp_path / "shared-models"))
-    assert Settings.from_env().model_cache_dir() == tmp_path / "shared-models"
-    assert ModelRegistryResource().registry().cache_dir == tmp_path / "shared-models"
+
+def test_weights_at_a_url_are_fetched_once_checked_and_else_the_next_detector_serves(tmp_path, weights_server,
+                                                                                      monkeypatch, tiny_yolo):
+    base, published, requests = weights_server
+    monkeypatch.delenv("REELGRAPH_MODEL_DIR", raising=False)
+    digest = hashlib.sha256((published / "net.onnx").read_bytes()).hexdigest()
+    manifest = _url_manifest(tmp_path, f"{base}/net.onnx", digest, tiny_yolo)
+    model = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
+    assert (model.name, model.note) == ("net", "") and model.path == tmp_path / "cache" / "downloads" / "net.onnx"
+    ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
+    assert requests == ["/net.onnx"]  # cached: never fetched again
+
+    # changed upstream: refused, deleted from the cache, and the next detector in the list serves, saying why
+    (published / "net.onnx").write_bytes(b"other bytes")
+    (tmp_path / "second").mkdir()
+    manifest = _url_manifest(tmp_path / "second", f"{base}/net.onnx", digest, tiny_yolo)
+    fallback = ModelRegistry(tmp_path / "cache2", manifest=manifest, profile="offline").resolve("detector")
+    assert fallback.name == "packaged" and "net: " in fallback.note and "fails its checksum" in fallback.note
+    assert not (tmp_path / "cache2" / "downloads" / "net.onnx").exists()
+
+    # air-gapped: a local folder holding the file by name serves it without any request
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "net.onnx").write_bytes(b"weights " * 1000)
+    monkeypatch.setenv("REELGRAPH_MODEL_DIR", str(local))
+    served = ModelRegistry(tmp_path / "cache3", manifest=manifest, profile="offline", allow_download=False)
+    assert served.resolve("detector").path == local / "net.onnx" and len(requests) == 2
+
