@@ -257,14 +257,15 @@ class OnnxCocoDetector:
         self.confidence = confidence
         self.class_names = dict(COCO_NAMES)
         if device.startswith("cuda") and _onnxruntime_has_cuda():
-            self._run, self.output_names = self._onnxruntime(weights, threads, device)
+            self._run = self._onnxruntime(weights, threads, device)
             self.runtime = "onnxruntime-cuda"
         else:
-            self._run, self.output_names = self._openvino(weights, threads, cache_dir)
+            self._run = self._openvino(weights, threads, cache_dir)
             self.runtime = "openvino"
 
-    @staticmethod
-    def _openvino(weights: Path, threads: int | None, cache_dir: Path | None):
+    def _openvino(self, weights: Path, threads: int | None, cache_dir: Path | None):
+        """The graph with the frame's conversion folded in (8-bit BGR pixels in; the model's colour order,
+        scaling and layout done by OpenVINO), saved once into the cache and compiled from there."""
         import openvino as ov
 
         core = ov.Core()
@@ -272,19 +273,18 @@ class OnnxCocoDetector:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         cache_dir = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir()) / "reelgraph-models"
-        digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-        model = _compiled(core, Path(weights), config, cache_dir / "openvino" / "compiled" / f"{digest}-onnx")
+        graph = _onnx_with_preprocessing(core, Path(weights), cache_dir, type(self).__name__, self._preprocess)
+        model = _compiled(core, graph, config, cache_dir / "openvino" / "compiled" / graph.parent.name)
         request = model.create_infer_request()
         ports = list(model.outputs)
 
-        def run(tensor: np.ndarray) -> list[np.ndarray]:
-            result = request.infer([tensor])
+        def run(pixels: np.ndarray) -> list[np.ndarray]:
+            result = request.infer([pixels[None]])
             return [result[port] for port in ports]
 
-        return run, [port.get_any_name() for port in ports]
+        return run
 
-    @staticmethod
-    def _onnxruntime(weights: Path, threads: int | None, device: str):
+    def _onnxruntime(self, weights: Path, threads: int | None, device: str):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -295,14 +295,23 @@ class OnnxCocoDetector:
                      "CPUExecutionProvider"]
         session = ort.InferenceSession(str(weights), options, providers=providers)
         name = session.get_inputs()[0].name
-        return (lambda tensor: session.run(None, {name: tensor})), [o.name for o in session.get_outputs()]
+        return lambda pixels: session.run(None, {name: self._tensor(pixels)})
 
-    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the input tensor, the [sx, sy, sx, sy] that takes input pixels back to the frame's)."""
+    def _resize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the frame as the model's input size, 8-bit BGR; the [sx, sy, sx, sy] back to the frame's pixels)."""
         raise NotImplementedError
 
-    def _decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes xyxy in input pixels [N, 4], class scores [N, 80])."""
+    def _tensor(self, pixels: np.ndarray) -> np.ndarray:
+        """The input tensor [1, 3, H, W] from the resized pixels (where OpenVINO does not do it in the graph)."""
+        raise NotImplementedError
+
+    def _preprocess(self, steps, color_format) -> None:
+        """The same conversion as `_tensor`, as OpenVINO preprocessing steps after the conversion to float."""
+        raise NotImplementedError
+
+    def _decode(self, outputs: list[np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes xyxy in input pixels [N, 4], class scores [N, 80]) of the cells whose best class scores at
+        least ``threshold`` (the rest are never decoded)."""
         raise NotImplementedError
 
     def detect(self, frames: list[Frame]) -> Detections:
@@ -310,19 +319,47 @@ class OnnxCocoDetector:
             return Detections.empty()
         boxes, scores, classes = [], [], []
         for frame in frames:
-            tensor, scale = self._prepare(frame.image)
-            xyxy, class_scores = self._decode(self._run(tensor))
+            pixels, scale = self._resize(frame.image)
+            xyxy, class_scores = self._decode(self._run(pixels), self.confidence)
             cls = class_scores.argmax(axis=1)
             score = class_scores[np.arange(len(cls)), cls]
-            keep = score >= self.confidence
-            xyxy, score, cls = xyxy[keep] * scale, score[keep], cls[keep]
             h, w = frame.image.shape[:2]
-            xyxy = np.clip(xyxy, 0, [w, h, w, h])
+            xyxy = np.clip(xyxy * scale, 0, [w, h, w, h])
             kept = _class_wise_nms(xyxy, score, cls)
             boxes.append(xyxy[kept])
             scores.append(score[kept])
             classes.append(cls[kept])
         return _stack(frames, boxes, scores, classes)
+
+
+def _onnx_with_preprocessing(core, weights: Path, cache_dir: Path, kind: str, preprocess) -> Path:
+    """The ONNX graph in OpenVINO's format taking 8-bit BGR pixels (NHWC), its own conversion folded in,
+    saved once per graph (by content) into the cache (whole or absent, as `_converted_graph`)."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    target = Path(cache_dir) / "openvino" / f"{digest}-{kind.lower()}-u8"
+    if (target / "model.xml").exists() and (target / "model.bin").exists():
+        return target / "model.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
+    try:
+        model = core.read_model(str(weights))
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+            ColorFormat.BGR)
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        preprocess(ppp.input().preprocess().convert_element_type(ov.Type.f32), ColorFormat)
+        ov.save_model(ppp.build(), str(partial / "model.xml"), compress_to_fp16=False)
+        try:
+            os.rename(partial, target)
+        except OSError:
+            if not (target / "model.xml").exists():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target / "model.xml"
 
 
 def _grid_centres(size: int, strides: tuple[int, ...], offset: float) -> tuple[np.ndarray, np.ndarray]:
@@ -345,22 +382,30 @@ class YoloxDetector(OnnxCocoDetector):
         super().__init__(*args, **kwargs)
         self._cells, self._strides = _grid_centres(self.input_size, (8, 16, 32), 0.0)
 
-    def _prepare(self, image):
+    def _resize(self, image):
         h, w = image.shape[:2]
         ratio = min(self.input_size / h, self.input_size / w)
         resized = cv2.resize(image, (max(1, round(w * ratio)), max(1, round(h * ratio))),
                              interpolation=cv2.INTER_LINEAR)
         padded = np.full((self.input_size, self.input_size, 3), 114, np.uint8)
         padded[:resized.shape[0], :resized.shape[1]] = resized
-        tensor = padded.transpose(2, 0, 1)[None].astype(np.float32)
-        return tensor, np.full(4, 1.0 / ratio, np.float32)
+        return padded, np.full(4, 1.0 / ratio, np.float32)
 
-    def _decode(self, outputs):
+    def _tensor(self, pixels):
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1)[None].astype(np.float32))
+
+    def _preprocess(self, steps, color_format):
+        pass  # BGR, 0-255: the conversion to float is all
+
+    def _decode(self, outputs, threshold):
         raw = outputs[0][0]
-        centre = (raw[:, :2] + self._cells) * self._strides[:, None]
-        size = np.exp(np.minimum(raw[:, 2:4], 10.0)) * self._strides[:, None]
-        xyxy = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-        return xyxy, raw[:, 4:5] * raw[:, 5:]
+        scores = raw[:, 4:5] * raw[:, 5:]
+        keep = scores.max(axis=1) >= threshold
+        raw, scores = raw[keep], scores[keep]
+        strides = self._strides[keep, None]
+        centre = (raw[:, :2] + self._cells[keep]) * strides
+        size = np.exp(np.minimum(raw[:, 2:4], 10.0)) * strides
+        return np.concatenate([centre - size / 2, centre + size / 2], axis=1), scores
 
 
 class PicoDetDetector(OnnxCocoDetector):
@@ -377,25 +422,31 @@ class PicoDetDetector(OnnxCocoDetector):
         super().__init__(*args, **kwargs)
         self._cells, self._strides = _grid_centres(self.input_size, (8, 16, 32, 64), 0.5)
 
-    def _prepare(self, image):
+    def _resize(self, image):
         h, w = image.shape[:2]
         resized = cv2.resize(image, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
-        tensor = ((rgb - self._mean) / self._std).transpose(2, 0, 1)[None]
         sx, sy = w / self.input_size, h / self.input_size
-        return np.ascontiguousarray(tensor), np.array([sx, sy, sx, sy], np.float32)
+        return resized, np.array([sx, sy, sx, sy], np.float32)
 
-    def _decode(self, outputs):
+    def _tensor(self, pixels):
+        rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB).astype(np.float32)
+        return np.ascontiguousarray(((rgb - self._mean) / self._std).transpose(2, 0, 1)[None])
+
+    def _preprocess(self, steps, color_format):
+        steps.convert_color(color_format.RGB).mean(self._mean.tolist()).scale(self._std.tolist())
+
+    def _decode(self, outputs, threshold):
         # the score maps and box maps, each in stride order (the largest map first), told apart by their shapes
         maps = sorted((o[0] for o in outputs), key=lambda o: -o.shape[0])
         scores = np.concatenate([o for o in maps if o.shape[1] == 80])
-        logits = np.concatenate([o for o in maps if o.shape[1] == 4 * self.bins]).reshape(-1, 4, self.bins)
+        keep = scores.max(axis=1) >= threshold
+        logits = np.concatenate([o for o in maps if o.shape[1] == 4 * self.bins])[keep].reshape(-1, 4, self.bins)
         logits = np.exp(logits - logits.max(axis=2, keepdims=True))
         distances = (logits / logits.sum(axis=2, keepdims=True)) @ np.arange(self.bins, dtype=np.float32)
-        distances *= self._strides[:, None]
-        centre = self._cells * self._strides[:, None]
+        distances *= self._strides[keep, None]
+        centre = self._cells[keep] * self._strides[keep, None]
         xyxy = np.concatenate([centre - distances[:, :2], centre + distances[:, 2:]], axis=1)
-        return xyxy, scores
+        return xyxy, scores[keep]
 
 
 def _onnxruntime_has_cuda() -> bool:
