@@ -95,7 +95,8 @@ async function play(hit) {
     const incidents = summary ? summary.incidents : [];
     $("player-incidents").replaceChildren(...incidents.map((incident) => {
       const item = element("li", {}, element("button", {type: "button", "data-start": incident.start_t || 0},
-        `${incident.type.replace("_", " ")} at ${seconds(incident.start_t || 0)}: ${incident.detail}`));
+        `${incident.type.replace("_", " ")} at ${seconds(incident.start_t || 0)}: ${incident.detail}` +
+        (incident.confidence === undefined ? "" : ` (confidence ${Math.round(incident.confidence * 100)}%)`)));
       item.querySelector("button").addEventListener("click", () => { video.currentTime = incident.start_t || 0; });
       return item;
     }));

@@ -192,7 +192,7 @@ def camera_day(conn: psycopg.Connection, camera: str, day: date) -> dict:
             at = recorded + timedelta(seconds=float(incident.get("start_t") or 0.0))
             incidents.append({"partition_key": key, "type": incident.get("type"), "detail": incident.get("detail"),
                               "start_s": incident.get("start_t"), "end_s": incident.get("end_t"),
-                              "at": at.isoformat()})
+                              "confidence": incident.get("confidence"), "at": at.isoformat()})
     gaps = [Gap(s, e, r).as_dict() for s, e, r in conn.execute(
         """SELECT started_at, ended_at, reason FROM camera_gaps
            WHERE camera = %s AND started_at < %s AND (ended_at IS NULL OR ended_at >= %s) ORDER BY started_at""",
