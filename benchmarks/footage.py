@@ -6,7 +6,8 @@ Generates the segments from a sample clip (looped and scaled to 1920x1080 at 15 
 every 2 s as IP cameras encode; not committed), then prints a markdown table:
 - probe: `probe_video` (stream metadata, packet index, three frames, sha256 of the file);
 - decode only: every frame decoded, the samples at the default rate converted (what the detection pass reads);
-- detections step: the detection pass alone (offline SSD detector, the default rate), its decode included;
+- detections step: the detection pass alone (the offline profile's detector, the default rate), its decode
+  included;
 - `reelgraph process`: every stage through Dagster in a fresh process, in a state folder that has processed
   one video before (the 1-minute segment, whose run is timed too: the first video of a state folder also
   converts and compiles the detector into its model cache), with each stage's step time from the run's events;
@@ -68,13 +69,18 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def detector():
+def detector_model():
     from models import ModelRegistry
+
+    return ModelRegistry(Path(tempfile.gettempdir()) / "reelgraph-bench-models", profile="offline").resolve("detector")
+
+
+def detector():
     from video_analysis.vision.loaders import load_model
 
-    cache = Path(tempfile.gettempdir()) / "reelgraph-bench-models"
-    model = ModelRegistry(cache, profile="offline").resolve("detector")
-    return load_model(model.backend, model.path, model.config_path, cache_dir=cache)
+    model = detector_model()
+    return load_model(model.backend, model.path, model.config_path,
+                      cache_dir=Path(tempfile.gettempdir()) / "reelgraph-bench-models")
 
 
 def detection_pass(video: Path) -> None:
@@ -157,9 +163,11 @@ def main() -> None:
     print(f"| probe ({probe.status}, {probe.frame_count} frames indexed) | {probe_s:.2f} s |")
     rate = effective_sample_fps(DEFAULT_SAMPLE_FPS, FPS)
     print(f"| decode only ({report.frames} frames decoded, {sampled} converted at {rate:g} fps) | {decode_s:.1f} s |")
-    print(f"| detections step ({frames} sampled of {decoded} decoded, SSD on CPU) | {detect_s:.1f} s |")
+    print(f"| detections step ({frames} sampled of {decoded} decoded, {detector_model().name} on CPU) | "
+          f"{detect_s:.1f} s ({args.minutes * 60 / detect_s:.1f}x real time) |")
     print(f"| `reelgraph process`, every stage, after one video in the same state folder | {process_s:.1f} s "
-          f"({process_s / detect_s:.2f}x the detections step, {process_s / decode_s:.2f}x decode only) |")
+          f"({process_s / detect_s:.2f}x the detections step, {process_s / decode_s:.2f}x decode only, "
+          f"{args.minutes * 60 / process_s:.1f}x real time) |")
     print(f"| the first video of a fresh state folder (1-min segment): `reelgraph process` | {cold_s:.1f} s |")
     print(f"| peak RSS of the detection pass, 1 min / {args.minutes} min | {peak_short:.0f} / {peak_long:.0f} MiB |")
     print("| steps of that run | " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps.items()) + " |")
