@@ -97,9 +97,13 @@ def _summary_of(camera: str) -> dict:
             """SELECT s.safety_score, s.incidents, v.duration_s, v.status
                  FROM summaries s JOIN videos v USING (partition_key)
                 WHERE v.camera = %s ORDER BY v.registered_at DESC LIMIT 1""", (camera,)).fetchone()
-    if row is None:
-        raise SystemExit(f"no summary was written for camera {camera}")
-    return {"safety_score": row[0], "incidents": row[1], "duration_s": row[2], "status": row[3]}
+        if row is None:
+            raise SystemExit(f"no summary was written for camera {camera}")
+        detectors = [r[0] for r in conn.execute(
+            """SELECT DISTINCT d.model_name FROM detections d JOIN videos v USING (partition_key)
+                WHERE v.camera = %s""", (camera,))]
+    return {"safety_score": row[0], "incidents": row[1], "duration_s": row[2], "status": row[3],
+            "detectors": detectors}
 
 
 def main() -> None:
@@ -124,9 +128,8 @@ def main() -> None:
         if args.detector:
             use_detector(args.detector, home)
         rows = process_clips(args.folder, clips, zones, home)
-        from resources import ModelRegistryResource
-
-        print(ModelRegistryResource().resolve("detector", allow_download=False).describe())
+        detectors = sorted({name for clip in clips for name in rows[clip]["detectors"]})
+        print(f"detector: {', '.join(detectors) or 'none recorded'} (the model names of the stored detections)")
         report(labels, clips, rows, args.tolerance, zones)
 
 

@@ -41,7 +41,7 @@ def build_detector(backend: str, device: str, yolo_weights: str | None):
         from models import ModelRegistry
 
         cache = Path(tempfile.gettempdir()) / "reelgraph-bench-models"
-        model = ModelRegistry(cache, profile="offline").resolve("detector")
+        model = ModelRegistry(cache, profile="offline").resolve_checkpoint("ssd-mobilenet-v2-coco", "offline")
         if backend == "ssd-mobilenet-v2 (openvino)":
             return OpenVINOSSDDetector(model.path, cache)
         return OpenCVSSDDetector(model.path, model.config_path)

@@ -132,14 +132,14 @@ class ModelRegistry:
         pin = self._pins().get(source, {}) if downloaded else {}
         if source.startswith("hf:") and revision is None:
             revision = pin.get("revision")
-        path = self._locate(source, revision)
+        path = self._locate(source, revision, sha256)
         if sha256 is None and downloaded:
             sha256 = pin.get("sha256") or self._pin(source, path)
         if sha256:
             try:
                 self._verify(path, sha256)
             except ModelUnavailableError:
-                if path.parent == self.cache_dir / "downloads":
+                if path.is_relative_to(self.cache_dir / "downloads"):
                     path.unlink(missing_ok=True)  # damaged or changed upstream: fetched again next time
                 raise
         return path
@@ -174,7 +174,7 @@ class ModelRegistry:
                     f" and `revision: {entry['revision']}`" if "revision" in entry else "")
         return digest
 
-    def _locate(self, source: str, revision: str | None) -> Path:
+    def _locate(self, source: str, revision: str | None, sha256: str | None = None) -> Path:
         if source.startswith("package:"):
             path = self._from_package(source.removeprefix("package:"))
         elif source.startswith("ultralytics:"):
@@ -184,7 +184,7 @@ class ModelRegistry:
         elif source.startswith("s3://"):
             path = self._from_s3(source)
         elif source.startswith(("https://", "http://")):  # an upstream release, or a mirror on the site's network
-            path = self._from_url(source)
+            path = self._from_url(source, sha256)
         else:
             path = Path(source).expanduser()
             if not path.exists():
@@ -247,19 +247,22 @@ class ModelRegistry:
         shutil.move(partial, target)
         return target
 
-    def _from_url(self, url: str) -> Path:
-        """A file published at a URL (an upstream release): ``REELGRAPH_MODEL_DIR`` first (air-gapped sites
-        copy the files there by name), then the cache, else downloaded once into the cache. The caller checks
-        its sha256, so a file that changed upstream or arrived damaged is refused, never used."""
-        name = url.rstrip("/").rsplit("/", 1)[-1]
+    def _from_url(self, url: str, sha256: str | None = None) -> Path:
+        """A file published at a URL: ``REELGRAPH_MODEL_DIR`` first (air-gapped sites copy the files there by
+        name), then the cache, else downloaded once into the cache, in a folder named by the sha256 the manifest
+        pins (a manifest that moves to other bytes under the same name fetches them anew). The caller checks
+        the sha256, so a file that changed at its URL or arrived damaged is refused, never used."""
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
         local = os.environ.get("REELGRAPH_MODEL_DIR", "").strip()
         if local and (Path(local).expanduser() / name).is_file():
             return Path(local).expanduser() / name
-        target = self.cache_dir / "downloads" / name
+        target = self.cache_dir / "downloads" / (sha256[:16] if sha256 else "unpinned") / name
         if target.exists():
             return target
         where = f"not in REELGRAPH_MODEL_DIR ({local})" if local else "REELGRAPH_MODEL_DIR unset"
-        if not self.allow_download or os.environ.get("REELGRAPH_OFFLINE") == "1":
+        if not self.allow_download:
             raise ModelUnavailableError(f"{name} is not cached and downloads are off ({where})")
         import urllib.request
 
@@ -268,6 +271,9 @@ class ModelRegistry:
         try:
             with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:  # noqa: S310
                 shutil.copyfileobj(response, out)
+                expected = response.headers.get("Content-Length")
+            if expected is not None and partial.stat().st_size != int(expected):
+                raise OSError(f"the download stopped at {partial.stat().st_size} of {expected} bytes")
             os.replace(partial, target)
         except OSError as exc:
             raise ModelUnavailableError(f"cannot download {url} ({where}): {exc}") from exc
@@ -279,13 +285,19 @@ class ModelRegistry:
         """Check a file's sha256, or a folder's (`folder_sha256`), once per change of the files."""
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
             if path.is_dir() else [path]
-        stats = [f.stat() for f in files]
+        try:
+            stats = [f.stat() for f in files]
+        except FileNotFoundError as exc:  # removed meanwhile (another worker found it damaged)
+            raise ModelUnavailableError(f"{path} went away while being checked: {exc}") from exc
         token = (f"{len(files)}:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}:"
                  f"{expected}")
         stamp = self.cache_dir / "verified" / hashlib.sha1(str(path.resolve()).encode()).hexdigest()
         if stamp.exists() and stamp.read_text() == token:
             return
-        actual = folder_sha256(path) if path.is_dir() else file_sha256(path)
+        try:
+            actual = folder_sha256(path) if path.is_dir() else file_sha256(path)
+        except FileNotFoundError as exc:
+            raise ModelUnavailableError(f"{path} went away while being checked: {exc}") from exc
         if actual != expected:
             raise ModelUnavailableError(f"{path} fails its checksum (sha256 {actual}, expected {expected})")
         stamp.parent.mkdir(parents=True, exist_ok=True)

@@ -143,7 +143,8 @@ async function showDay(camera, date) {
     drawScores(day, from, to);
     $("day-incidents").replaceChildren(...day.incidents.map((incident) => {
       const button = element("button", {type: "button", class: "incident", "data-start": incident.start_s},
-        `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}`);
+        `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}` +
+        (incident.confidence == null ? "" : ` (confidence ${Math.round(incident.confidence * 100)}%)`));
       button.addEventListener("click", () => play(incident.video_url, incident.start_s || 0,
                                                   `${words(incident.type)} at ${clock(incident.at)}`));
       return element("li", {}, button);

@@ -23,7 +23,8 @@ from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 
 REPO = Path(__file__).resolve().parents[2]
 # sequence: (MOTA, IDF1) floors at the defaults, offline profile (PicoDet-S; measured 71.4 / 75.2 and 80.0 / 81.9)
-FLOORS = {"TUD-Campus": (68.0, 74.0), "TUD-Stadtmitte": (77.0, 79.0)}
+# Campus scores 18 frames: one box's error moves IDF1 by about a point, so its floor sits a point under 74
+FLOORS = {"TUD-Campus": (68.0, 73.0), "TUD-Stadtmitte": (77.0, 79.0)}
 # the offline profile's fallback where PicoDet's weights cannot be reached: the SSD a package ships
 SSD_FLOORS = {"TUD-Campus": (60.0, 65.0), "TUD-Stadtmitte": (62.0, 75.0)}
 # the same with the full profile's detector path: the YOLOv8n int8 export in ../shared/models (AGPL weights: read

@@ -204,7 +204,8 @@ def test_weights_at_a_url_are_fetched_once_checked_and_else_the_next_detector_se
     digest = hashlib.sha256((published / "net.onnx").read_bytes()).hexdigest()
     manifest = _url_manifest(tmp_path, f"{base}/net.onnx", digest, tiny_yolo)
     model = ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
-    assert (model.name, model.note) == ("net", "") and model.path == tmp_path / "cache" / "downloads" / "net.onnx"
+    assert (model.name, model.note) == ("net", "") and model.path.name == "net.onnx"
+    assert model.path.parent == tmp_path / "cache" / "downloads" / digest[:16]
     ModelRegistry(tmp_path / "cache", manifest=manifest, profile="offline").resolve("detector")
     assert requests == ["/net.onnx"]  # cached: never fetched again
 
@@ -214,7 +215,7 @@ def test_weights_at_a_url_are_fetched_once_checked_and_else_the_next_detector_se
     manifest = _url_manifest(tmp_path / "second", f"{base}/net.onnx", digest, tiny_yolo)
     fallback = ModelRegistry(tmp_path / "cache2", manifest=manifest, profile="offline").resolve("detector")
     assert fallback.name == "packaged" and "net: " in fallback.note and "fails its checksum" in fallback.note
-    assert not (tmp_path / "cache2" / "downloads" / "net.onnx").exists()
+    assert not list((tmp_path / "cache2" / "downloads").rglob("net.onnx"))
 
     # air-gapped: a local folder holding the file by name serves it without any request
     local = tmp_path / "local"
@@ -224,3 +225,30 @@ def test_weights_at_a_url_are_fetched_once_checked_and_else_the_next_detector_se
     served = ModelRegistry(tmp_path / "cache3", manifest=manifest, profile="offline", allow_download=False)
     assert served.resolve("detector").path == local / "net.onnx" and len(requests) == 2
 
+
+
+def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, tiny_yolo):
+    from assets.video_stage import model_code_version
+
+    versions = []
+    for version in ("yolo-v1", "yolo-v2"):
+        (tmp_path / version).mkdir()
+        manifest = write_manifest(tmp_path / version,
+                                  {"d": {"task": "detector", "backend": "ultralytics", "source": str(tiny_yolo),
+                                         "version": version}}, {"full": {"detector": "d"}})
+        monkeypatch.setenv("REELGRAPH_MODELS_MANIFEST", str(manifest))
+        monkeypatch.setenv("REELGRAPH_MODEL_PROFILE", "full")
+        versions.append(model_code_version("detect-v1", "detector"))
+    assert versions == ["detect-v1:yolo-v1", "detect-v1:yolo-v2"]
+
+
+def test_the_model_cache_is_the_state_folders_unless_configured(tmp_path, monkeypatch):
+    from resources import ModelRegistryResource
+    from video_analysis.runtime.settings import Settings
+
+    monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
+    assert ModelRegistryResource().registry().cache_dir == tmp_path / "home" / "models"
+    monkeypatch.setenv("REELGRAPH_MODEL_CACHE", str(tmp_path / "shared-models"))
+    assert Settings.from_env().model_cache_dir() == tmp_path / "shared-models"
+    assert ModelRegistryResource().registry().cache_dir == tmp_path / "shared-models"

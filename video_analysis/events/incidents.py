@@ -72,6 +72,8 @@ class IncidentRules:
     fall_lying_ratio: float = 1.0
     fall_upright_ratio: float = 1.3
     fall_drop_heights: float = 0.4
+    fall_stretch_heights: float = 0.6  # lying: at least this many standing heights across,
+    fall_flat_heights: float = 0.5  # and at most this many tall
     severity: dict[str, int] = field(default_factory=lambda: {
         "loitering": 10, "running": 10, "crowding": 15, "zone_intrusion": 25, "unattended_object": 30, "fall": 30,
     })
@@ -122,7 +124,7 @@ class TrackFacts:
     class_name: str
     first_t: float
     last_t: float
-    path: list[list[float]]  # [t, cx, cy]
+    path: list[list[float]]  # [t, cx, cy, w, h] (box centre and size; [t, cx, cy] in paths stored before sizes were)
     box_height: float
     motion: str = "walking"
     speed_heights_s: float = 0.0
@@ -225,6 +227,24 @@ def longest_dwell(points: np.ndarray, radius_px: float) -> tuple[float, float]:
     return best
 
 
+STEP_S = 0.5  # seconds between the positions a track's stored path is filled in at
+
+
+def feet_rows(track: TrackFacts, step_s: float = STEP_S) -> np.ndarray:
+    """Rows of [t, feet x, feet y, box height] every ``step_s`` over the track's life, between its stored path
+    points by straight lines. A stored path keeps at most 64 points however long the track, so a person who
+    sat by a bag for half an hour has points minutes apart: rules that ask where someone was at a moment
+    read this instead."""
+    if not track.path:
+        return np.zeros((0, 4))
+    feet = np.array(feet_points(track.path, track.box_height), np.float64).reshape(-1, 2)
+    known = np.array([[p[0], fx, fy, p[4] if len(p) > 4 else track.box_height]
+                      for p, (fx, fy) in zip(track.path, feet, strict=True)], np.float64)
+    known = known[np.argsort(known[:, 0], kind="stable")]
+    times = np.union1d(np.arange(known[0, 0], known[-1, 0], step_s), known[:, 0])
+    return np.stack([times] + [np.interp(times, known[:, 0], known[:, i]) for i in (1, 2, 3)], axis=1)
+
+
 def _dwell_runs(points: np.ndarray, exempt: np.ndarray) -> list[np.ndarray]:
     """The points in runs that are not inside an exempt zone (time in a zone exempt from loitering, such as a
     desk, counts for nothing, and does not join the time before it to the time after)."""
@@ -273,7 +293,7 @@ def _loitering(chain: list[TrackFacts], rules: IncidentRules, zones: list[Zone] 
     start, end, limit = best
     involved = [t.track_id for t in chain if t.last_t >= start and t.first_t <= end]
     pieces = f", seen as {len(involved)} track fragments" if len(involved) > 1 else ""
-    confidence = _confidence(min(1.0, (end - start) / (2 * limit)) + 0.5, 1.0 if len(involved) == 1 else 0.7)
+    confidence = _confidence(0.5 + 0.5 * min(1.0, (end - start - limit) / limit), 1.0 if len(involved) == 1 else 0.7)
     return Incident("loitering", start, end, involved,
                     f"stayed {end - start:.0f} s within {rules.loiter_radius_heights:g} body heights of one "
                     f"place{pieces}", confidence, [round(start, 2), round((start + end) / 2, 2), round(end, 2)])
@@ -299,8 +319,9 @@ def peak_people(tracks: list[TrackFacts]) -> int:
 
 
 def crowd_threshold(rules: IncidentRules, normal_people: float | None) -> int | None:
-    """People at once that make a crowd here: the configured capacity, else a multiple of the camera's normal
-    peak; None where neither is known (no crowding is judged against a number that fits no scene)."""
+    """How many people at once make a crowd here: the configured ``crowd_size``, else ``crowd_factor`` times
+    the camera's normal peak and at least ``crowd_min_people``; None where neither is known (no crowding is
+    judged against a number that fits no scene)."""
     if rules.crowd_size is not None:
         return int(rules.crowd_size)
     if normal_people is None:
@@ -317,68 +338,67 @@ def _crowding(people: list[TrackFacts], rules: IncidentRules, normal_people: flo
     start, peak, members = None, 0, set()
     for t, change, track_id in events:
         present.add(track_id) if change > 0 else present.discard(track_id)
-        if len(present) > limit:
+        if len(present) >= limit:
             start = t if start is None else start
             members |= present
             peak = max(peak, len(present))
         elif start is not None:
-            against = (f"capacity {limit}" if rules.crowd_size is not None
-                       else f"{rules.crowd_factor:g}x this camera's usual {normal_people:.0f}")
+            against = (f"crowd size {limit}" if rules.crowd_size is not None
+                       else f"{limit} for this camera, whose usual peak is {normal_people:.0f}")
             return Incident("crowding", start, t, sorted(members), f"{peak} people on screen at once ({against})",
-                            _confidence(min(1.0, peak / (1.5 * limit))), [round(start, 2), round(t, 2)])
+                            _confidence(0.5 + 0.5 * min(1.0, (peak - limit + 1) / limit)),
+                            [round(start, 2), round(t, 2)])
     return None
 
 
 def _zone_crowding(people: list[TrackFacts], zones: list[Zone], frame_size) -> list[Incident]:
-    """More people in a zone at once than its ``capacity``: people counted by their feet, at each moment a path
-    was sampled, as present from a second before to a second after."""
+    """More people in a zone at once than its ``capacity`` allows: people counted by their feet, every half
+    second of each track's life (`feet_rows`)."""
     if not frame_size or None in frame_size:
         return []
     width, height = frame_size
+    rows = {t.track_id: feet_rows(t) for t in people if t.path}
     found = []
     for zone in (z for z in zones if z.capacity):
-        times = []
-        for track in people:
-            inside = zone.contains(feet_points(track.path, track.box_height), width, height)
-            times += [(p[0], track.track_id) for p, hit in zip(track.path, inside, strict=True) if hit]
-        if not times:
-            continue
-        over = []
-        for t in sorted({t for t, _ in times}):
-            present = {i for u, i in times if abs(u - t) <= 1.0}
-            if len(present) > zone.capacity:
-                over.append((t, present))
+        present: dict[int, set[int]] = {}
+        for track_id, track_rows in rows.items():
+            inside = zone.contains([(x, y) for _, x, y, _ in track_rows], width, height)
+            for slot in np.unique(np.round(track_rows[inside, 0] / STEP_S).astype(int)):
+                present.setdefault(int(slot), set()).add(track_id)
+        over = sorted((slot, ids) for slot, ids in present.items() if len(ids) > zone.capacity)
         if over:
-            members = sorted(set().union(*(p for _, p in over)))
-            peak = max(len(p) for _, p in over)
-            found.append(Incident("crowding", over[0][0], over[-1][0], members,
+            members = sorted(set().union(*(ids for _, ids in over)))
+            peak = max(len(ids) for _, ids in over)
+            start, end = over[0][0] * STEP_S, over[-1][0] * STEP_S
+            found.append(Incident("crowding", start, end, members,
                                   f"{peak} people at once in zone {zone.name} (capacity {zone.capacity})",
-                                  _confidence(min(1.0, peak / (1.5 * zone.capacity))),
-                                  [round(over[0][0], 2), round(over[-1][0], 2)]))
+                                  _confidence(0.5 + 0.5 * min(1.0, (peak - zone.capacity) / zone.capacity)),
+                                  [round(start, 2), round(end, 2)]))
     return found
 
 
 def _intrusions(people: list[TrackFacts], restricted: set[str], zones: list[Zone], frame_size) -> list[Incident]:
-    """A person whose feet are inside a restricted zone: from the first moment inside to the last."""
+    """A person whose feet are inside a restricted zone: from the first moment inside to the last (the track's
+    positions every half second, `feet_rows`)."""
     drawn = {z.name: z for z in zones if z.name in restricted}
     found = []
     for track in people:
         names = sorted(set(track.zones) & restricted)
         if not names:
             continue
-        start, end, seen = track.first_t, track.last_t, 1
+        start, end, seen = track.first_t, track.last_t, 1.0
         if frame_size and None not in frame_size and all(n in drawn for n in names) and track.path:
-            feet = feet_points(track.path, track.box_height)
-            inside = np.zeros(len(feet), bool)
+            rows = feet_rows(track)
+            inside = np.zeros(len(rows), bool)
             for name in names:
-                inside |= drawn[name].contains(feet, *frame_size)
-            times = [p[0] for p, hit in zip(track.path, inside, strict=True) if hit]
-            if not times:
+                inside |= drawn[name].contains([(x, y) for _, x, y, _ in rows], *frame_size)
+            if not inside.any():
                 continue  # visited by the centre in older attributes, not by the feet
-            start, end, seen = times[0], times[-1], len(times)
+            start, end = float(rows[inside, 0].min()), float(rows[inside, 0].max())
+            seen = inside.sum() * STEP_S
         found.append(Incident("zone_intrusion", start, end, [track.track_id],
-                              f"entered restricted zone {', '.join(names)}", _confidence(min(1.0, 0.4 + 0.2 * seen)),
-                              [round(start, 2), round(end, 2)]))
+                              f"entered restricted zone {', '.join(names)}",
+                              _confidence(min(1.0, 0.5 + 0.25 * seen)), [round(start, 2), round(end, 2)]))
     return found
 
 
@@ -415,6 +435,12 @@ def _sighting_clusters(times: np.ndarray, boxes: np.ndarray) -> list[tuple[float
     return [(first[i], last[i], sums[i] / counts[i], int(counts[i])) for i in range(len(counts))]
 
 
+def _alone_from(start: float, end: float, near_times: np.ndarray) -> float:
+    """When the longest stretch of [start, end] with nobody near began."""
+    marks = np.concatenate([[start], np.sort(near_times[(near_times >= start) & (near_times <= end)]), [end]])
+    return float(marks[int(np.argmax(np.diff(marks)))]) if len(marks) > 1 else start
+
+
 def _longest_alone(start: float, end: float, near_times: np.ndarray) -> float:
     """Longest stretch of [start, end] with no sighting of someone near."""
     marks = np.concatenate([[start], np.sort(near_times[(near_times >= start) & (near_times <= end)]), [end]])
@@ -427,10 +453,8 @@ def _feet_distance(points: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def _people_points(people: list[TrackFacts]) -> dict[int, np.ndarray]:
-    """Each person track's path as rows of [t, x, feet_y, height]."""
-    return {t.track_id: np.array([[p[0], x, y, p[4] if len(p) > 4 else t.box_height]
-                                  for p, (x, y) in zip(t.path, feet_points(t.path, t.box_height), strict=True)])
-            for t in people if t.path}
+    """Each person track as rows of [t, x, feet_y, height], every half second of its life (`feet_rows`)."""
+    return {t.track_id: feet_rows(t) for t in people if t.path}
 
 
 def _owner(points: dict[int, np.ndarray], base: np.ndarray, appeared: float, rules: IncidentRules) -> int | None:
@@ -475,18 +499,22 @@ def _scenery(box: np.ndarray, sighted: np.ndarray, rules: IncidentRules) -> str 
 def _attended(rows_by_track: dict[int, np.ndarray], base: np.ndarray, owner: int | None,
               rules: IncidentRules) -> np.ndarray:
     """Times someone attended the object: the owner within ``unattended_radius_heights`` of it, or anyone else
-    who stayed within ``unattended_attending_heights`` for ``unattended_attending_seconds`` (a passer-by does not
-    attend a bag, nor does someone busy a few steps away)."""
-    times = []
+    within ``unattended_attending_heights`` for ``unattended_attending_seconds`` without a break of more than
+    a couple of seconds, whoever's track it was (a friend the tracker splits into fragments still attends; a
+    passer-by, or someone busy a few steps away, does not)."""
+    times, others = [np.zeros(0)], []
     for track_id, rows in rows_by_track.items():
         distance = _feet_distance(rows, base)
         if track_id == owner:
             times.append(rows[distance <= rules.unattended_radius_heights, 0])
-            continue
-        near = rows[distance <= rules.unattended_attending_heights, 0]
-        if len(near) and near.max() - near.min() >= rules.unattended_attending_seconds:
-            times.append(near)
-    return np.concatenate(times) if times else np.zeros(0)
+        else:
+            others.append(rows[distance <= rules.unattended_attending_heights, 0])
+    near = np.unique(np.concatenate(others)) if others else np.zeros(0)
+    if len(near):
+        for run in np.split(near, np.flatnonzero(np.diff(near) > 2.0) + 1):
+            if run[-1] - run[0] >= rules.unattended_attending_seconds:
+                times.append(run)
+    return np.concatenate(times)
 
 
 def _unattended(tracks: list[TrackFacts], scene: SceneEvidence, rules: IncidentRules) -> list[Incident]:
@@ -549,16 +577,14 @@ def _unattended(tracks: list[TrackFacts], scene: SceneEvidence, rules: IncidentR
             name = max(set(labels), key=labels.count) if labels else "object"
             seen = f", seen by the detector {len(labels)} times" if labels else ", never recognised by the detector"
             involved = []
-        owner_rows = points[owner]
-        left_at = float(owner_rows[_feet_distance(owner_rows, base) <= rules.unattended_radius_heights, 0].max(
-            initial=first))
+        alone_from = _alone_from(first, last, _attended(points, base, owner, rules))
         confidence = _confidence(1.0 if labels or tracked is not None else 0.6,
-                                 min(1.0, alone / (2 * rules.unattended_seconds)) + 0.25)
+                                 0.5 + 0.5 * min(1.0, (alone - rules.unattended_seconds) / rules.unattended_seconds))
+        evidence = [float(first), alone_from, min(float(last), alone_from + rules.unattended_seconds)]
         found.append((Incident("unattended_object", float(first), float(last), involved + [owner],
                                f"{name} left with nobody near for {alone:.0f} s, away from the person beside it "
                                f"when it appeared (track {owner}){seen}", confidence,
-                               [round(float(first), 2), round(max(left_at, float(first)), 2),
-                                round(min(float(last), max(left_at, float(first)) + rules.unattended_seconds), 2)]),
+                               [round(t, 2) for t in evidence]),
                       box))
     return [incident for incident, _ in found]
 
@@ -585,18 +611,21 @@ def _lying_spells(times: np.ndarray, boxes: np.ndarray) -> list[list[int]]:
 def _falls(scene: SceneEvidence, rules: IncidentRules) -> list[Incident]:
     """People seen upright, then lying at the same place within ``fall_window_seconds``, and still lying
     ``fall_seconds`` later. Read from every person sighting rather than from tracks: a tracker seldom keeps one
-    identity from a standing box to a lying one."""
+    identity from a standing box to a lying one. Lying means flat: besides a box wider than tall, at least
+    twice the body stretched out (``fall_stretch_heights`` of the standing height across) and low (at most
+    ``fall_flat_heights`` of it tall); someone crouching is too narrow, someone sitting on the ground too tall.
+    A place where someone already lay before the standing person came (seen past them) is not a new fall."""
     times, boxes = scene.sightings([PEOPLE])
     if not len(times):
         return []
     confidence = scene.confidence[np.isin(scene.classes, [PEOPLE])]
     width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
     height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-    lying = width / height >= rules.fall_lying_ratio
+    lying = np.flatnonzero(width / height >= rules.fall_lying_ratio)
     upright = np.flatnonzero(height / width >= rules.fall_upright_ratio)
     found = []
     for spell in _lying_spells(times[lying], boxes[lying]):
-        rows = np.flatnonzero(lying)[spell]
+        rows = lying[spell]
         start, end = float(times[rows[0]]), float(times[rows[-1]])
         if end - start < rules.fall_seconds or len(rows) < 3:
             continue
@@ -608,17 +637,22 @@ def _falls(scene: SceneEvidence, rules: IncidentRules) -> list[Incident]:
                     and first[1] - boxes[i, 1] >= rules.fall_drop_heights * height[i]]  # the head came down
         if not standing:
             continue
-        # Getting up ends it: someone upright where the body lay, after it went down, is not still down.
-        up_after = [i for i in upright if start < times[i] <= end and _overlap(first, boxes[i][None])[0] >= 0.5]
-        if up_after and float(times[up_after[0]]) - start < rules.fall_seconds:
+        stood = float(max(height[i] for i in standing))
+        flat = (width[rows] >= rules.fall_stretch_heights * stood) & (height[rows] <= rules.fall_flat_heights * stood)
+        if flat.sum() < 2:
             continue
+        earlier = lying[(times[lying] < start) & (times[lying] >= start - 10.0)]
+        if any(box_intersections(first, boxes[i][None])[0][0] >= 0.3 * min(float(box_areas(first)),
+                                                                          float(width[i] * height[i]))
+               for i in earlier):
+            continue  # lying there before: someone passing in front of them looked like the one who fell
         fell_at = float(times[max(standing, key=lambda i: times[i])])
         ratio = float(np.median(width[rows] / height[rows]))
         found.append(Incident(
             "fall", fell_at, end, [],
             f"went from upright to lying (box {ratio:.1f}x as wide as tall) and stayed down {end - start:.0f} s",
             _confidence(min(1.0, float(confidence[rows].mean()) / 0.5),
-                        min(1.0, (end - start) / (2 * rules.fall_seconds)), min(1.0, ratio / 1.5)),
+                        min(1.0, (end - start) / (2 * rules.fall_seconds)), float(flat.mean())),
             [round(fell_at, 2), round(start, 2), round(end, 2)]))
     return found
 

@@ -351,14 +351,18 @@ def select_videos(conn: psycopg.Connection, selection: VideoSelection) -> list[s
 
 def camera_normal_people(conn: psycopg.Connection, camera: str | None, partition_key: str, at_least: int,
                          recent: int = 200) -> float | None:
-    """A camera's usual peak occupancy: the median of the peak people on screen over its latest ``recent``
-    summarised videos other than this one; None for footage of no camera or fewer than ``at_least`` videos."""
+    """A camera's usual peak occupancy: the median of the peak people on screen over the ``recent`` summarised
+    videos of the camera recorded before this one (so a re-run, or a backfill in any order, judges a video
+    against the same past); None for footage of no camera or fewer than ``at_least`` such videos."""
     if camera is None:
         return None
     peaks = [r[0] for r in conn.execute(
         """SELECT (s.facts ->> 'peak_people')::int FROM summaries s JOIN videos v USING (partition_key)
-            WHERE v.camera = %s AND v.partition_key <> %s AND s.facts ? 'peak_people'
-            ORDER BY coalesce(v.recorded_at, v.registered_at) DESC LIMIT %s""", (camera, partition_key, recent))]
+            WHERE v.camera = %(camera)s AND s.facts ? 'peak_people'
+              AND coalesce(v.recorded_at, v.registered_at) < (
+                  SELECT coalesce(recorded_at, registered_at) FROM videos WHERE partition_key = %(key)s)
+            ORDER BY coalesce(v.recorded_at, v.registered_at) DESC LIMIT %(recent)s""",
+        {"camera": camera, "key": partition_key, "recent": recent})]
     if len(peaks) < at_least:
         return None
     return float(sorted(peaks)[len(peaks) // 2])

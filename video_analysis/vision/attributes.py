@@ -133,11 +133,12 @@ def feet_points(path: list[list[float]], box_height: float = 0.0) -> list[tuple[
     return [(float(p[1]), float(p[2]) + (p[4] if len(p) > 4 else box_height) / 2) for p in path]
 
 
-def _zones_visited(path: list[list[float]], zones: list[Zone], width: int, height: int) -> list[str]:
+def _zones_visited(path: list[list[float]], zones: list[Zone], width: int, height: int,
+                   box_height: float = 0.0) -> list[str]:
     names = []
     for zone in zones:
         polygon = np.array([[x * width, y * height] for x, y in zone.polygon], np.float32)
-        if any(cv2.pointPolygonTest(polygon, feet, False) >= 0 for feet in feet_points(path)):
+        if any(cv2.pointPolygonTest(polygon, feet, False) >= 0 for feet in feet_points(path, box_height)):
             names.append(zone.name)
     return names
 
@@ -196,7 +197,7 @@ def track_attributes(track: TrackSummary, class_name: str, crop_bgr: np.ndarray 
         apparent_height=round((track.best_box[3] - track.best_box[1]) / height, 4),
         speed_px_s=round(speed, 2), speed_heights_s=round(relative, 3), motion=motion, heading=heading,
         displacement_px=round(displacement, 1), dwell_s=round(track.last_t - track.first_t, 2),
-        zones=_zones_visited(track.path, zones, width, height),
+        zones=_zones_visited(track.path, zones, width, height, track.best_box[3] - track.best_box[1]),
     )
     return TrackAttributes(**{**attrs.__dict__, "description": describe(attrs)})
 

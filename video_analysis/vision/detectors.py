@@ -257,8 +257,7 @@ class OnnxCocoDetector:
         self.confidence = confidence
         self.class_names = dict(COCO_NAMES)
         if device.startswith("cuda") and _onnxruntime_has_cuda():
-            self._run = self._onnxruntime(weights, threads, device)
-            self.runtime = "onnxruntime-cuda"
+            self._run, self.runtime = self._onnxruntime(weights, threads, device)
         else:
             self._run = self._openvino(weights, threads, cache_dir)
             self.runtime = "openvino"
@@ -295,7 +294,10 @@ class OnnxCocoDetector:
                      "CPUExecutionProvider"]
         session = ort.InferenceSession(str(weights), options, providers=providers)
         name = session.get_inputs()[0].name
-        return lambda pixels: session.run(None, {name: self._tensor(pixels)})
+        used = "onnxruntime-cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "onnxruntime-cpu"
+        if used != "onnxruntime-cuda":
+            log.warning("ONNX Runtime could not use %s for %s; it runs on the CPU", device, Path(weights).name)
+        return (lambda pixels: session.run(None, {name: self._tensor(pixels)})), used
 
     def _resize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the frame as the model's input size, 8-bit BGR; the [sx, sy, sx, sy] back to the frame's pixels)."""

@@ -1,10 +1,10 @@
 """Detection on tiles: small, far objects in frames much larger than the detector's input.
 
-A detector that squeezes a 1920x1080 frame into 300x300 sees a person 60 pixels tall as 17 pixels, below
-what it finds. ``TiledDetector`` runs the detector on the whole frame and on an overlapping grid of tiles,
-each tile shrunk far less, then merges the boxes (the SAHI recipe: whole frame for large objects, tiles for
-small ones). Cost grows with the tiles: a 2x2 grid is five detector calls a frame. Whether it pays is
-measured per scene in benchmarks/README.md ("Small and far objects"); it is set per camera.
+A detector that squeezes a 1920x1080 frame into 300x300 (the SSD; 416x416 for PicoDet-S) sees a person 60
+pixels tall as 17 pixels (23), below what it finds. ``TiledDetector`` runs the detector on the whole frame
+and on an overlapping grid of tiles, each tile shrunk far less, then merges the boxes (the SAHI recipe: whole
+frame for large objects, tiles for small ones). Cost grows with the tiles: a 2x2 grid is five detector calls a
+frame. Whether it pays is measured per scene in benchmarks/README.md ("Small and far objects"); it is set per camera.
 """
 
 from __future__ import annotations
