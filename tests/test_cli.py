@@ -16,7 +16,7 @@ def test_doctor_reports_one_line_per_part(cli_env):
     lines = result.stdout.splitlines()
     assert [line.split()[1] for line in lines] == ["database:", "object", "models:", "gpu:", "runs:"]
     assert "pgvector 0.8" in lines[0] and "schema v" in lines[0]
-    assert "detector: ssd-mobilenet-v2-coco" in lines[2] and "text_embedder: all-minilm-l6-v2" in lines[2]
+    assert "detector: picodet-s-416" in lines[2] and "text_embedder: all-minilm-l6-v2" in lines[2]
     assert "image_embedder: absent" in lines[2]
 
 

@@ -264,7 +264,7 @@ def _bulk_import_and_backfills(dev, short_clip):
 
     # a new detector version: every detections partition (and what follows it) is stale
     dev.manifest.write_text(dev.manifest.read_text().replace(
-        "version: ssd-mobilenet-v2-coco-2018-03-29", "version: ssd-mobilenet-v2-coco-2018-03-29-r2"))
+        "version: picodet-s-416-2021.10", "version: picodet-s-416-2021.10-r2"))
     dev.webserver.query(_RELOAD)
     camera_a = {key for (key,) in dev.sql("SELECT partition_key FROM videos WHERE camera = 'a'")}
     output = dev.cli("backfill", "--camera", "a", "--stale")
@@ -274,7 +274,7 @@ def _bulk_import_and_backfills(dev, short_clip):
     assert _materialized_in(dev, runs, "detections") == {key: 1 for key in camera_a}
     versions = dict(dev.sql("SELECT v.camera, string_agg(DISTINCT d.model_version, ',') FROM detections d "
                             "JOIN videos v USING (partition_key) WHERE v.camera IS NOT NULL GROUP BY v.camera"))
-    assert versions == {"a": "ssd-mobilenet-v2-coco-2018-03-29-r2", "b": "ssd-mobilenet-v2-coco-2018-03-29"}
+    assert versions == {"a": "picodet-s-416-2021.10-r2", "b": "picodet-s-416-2021.10"}
     # what is left stale is exactly camera b
     assert "6 catalogued videos match; 3 already fresh: 3 videos through detections" in dev.cli(
         "backfill", "--prefix", "cameras/", "--stale", "--dry-run")

@@ -58,7 +58,7 @@ def test_one_run_carries_a_batch_of_videos_through_every_stage(dagster_instance,
                                 (materialization.partition,)).fetchone()[0]
             assert materialization.metadata["dagster/row_count"].value == stored > 0
             assert materialization.metadata["videos_in_run"].value == 3
-            assert materialization.metadata["model"].value == "ssd-mobilenet-v2-coco"
+            assert materialization.metadata["model"].value == "picodet-s-416"
     checks = {(e.asset_check_key.asset_key.to_user_string(), e.check_name): e for e in
               result.get_asset_check_evaluations()}
     assert checks[("detections", "boxes_inside_frame")].passed

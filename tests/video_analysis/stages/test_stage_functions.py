@@ -11,7 +11,7 @@ from video_analysis.runtime.settings import Settings
 from video_analysis.stages import MissingUpstreamError, describe, detect, embed, ingest, track
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
-from video_analysis.vision.detectors import OpenCVSSDDetector
+from video_analysis.vision.detectors import load_detector
 from video_analysis.vision.loaders import load_model
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,9 @@ def test_a_rerun_that_finds_nothing_replaces_the_tracks_and_what_describes_them(
     assert before["tracks"] > 0 and before["embeddings"] == before["tracks"]
 
     # The same real detector, with a threshold nothing can pass: this run finds nothing.
-    blind = OpenCVSSDDetector(c["detector_model"].path, c["detector_model"].config_path, confidence=1.01)
+    model = c["detector_model"]
+    blind = load_detector(model.backend, model.path, model.config_path, confidence=1.01,
+                          cache_dir=Settings.from_env().model_cache_dir())
     assert detect.run(c["db"], c["key"], c["store"], blind, c["detector_model"].stamp, sample_fps=0).rows == 0
     result = track.run(c["db"], c["key"], c["store"])
 

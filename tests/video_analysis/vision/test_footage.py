@@ -90,7 +90,8 @@ def test_a_recording_cut_off_half_way_is_partial_with_the_first_halfs_detections
     assert probe.status == "partial" and probe.duration_s == pytest.approx(8.0, abs=0.1)
     assert probe.indexed_s < 6.0 and "stops at" in probe.notes[0]
     found = detect_video(cut, detector, fps=probe.fps, sample_fps=2.0)
-    bottles = found.detections[found.detections.class_id == 44]  # COCO bottle
+    bottle = next(i for i, name in detector.class_names.items() if name == "bottle")
+    bottles = found.detections[found.detections.class_id == bottle]
     assert len(bottles) >= 5
     assert found.decode.last_t < 6.0 and found.detections.timestamp.max() <= found.decode.last_t
 
