@@ -236,6 +236,7 @@ def cmd_record(args) -> int:
 
 # -- process ---------------------------------------------------------------------------------------
 def cmd_process(args) -> int:
+    fetch_detector()  # before the stages are imported: their versions name the detector
     from dagster import DagsterInstance, materialize
 
     from assets import VIDEO_STAGES
@@ -422,6 +423,20 @@ def cmd_search(args) -> int:
 
 
 # -- dev / db --------------------------------------------------------------------------------------
+def fetch_detector() -> None:
+    """Fetch the detector's weights (once, into the model cache) before the code location loads: its stages'
+    versions name the detector that can run, so a first run that downloaded a better one would otherwise mark
+    its own partitions stale at the next load. Unreachable weights are said once; the fallback runs."""
+    from resources import ModelRegistryResource
+
+    try:
+        model = ModelRegistryResource().resolve("detector")
+    except Exception as exc:  # noqa: BLE001 - the detections step says it again, where it matters
+        print(f"detector: none can be loaded yet ({exc})", file=sys.stderr)
+        return
+    print(f"detector: {model.name}" + (f" ({model.note})" if model.note else ""), file=sys.stderr)
+
+
 def cmd_dev(args) -> int:
     from orchestration.supervisor import Supervisor
 
@@ -450,6 +465,7 @@ def _dev(args, supervisor) -> int:
         _say_recovered(instance)  # runs killed with an earlier session: failed, slots freed, retried
     print(f"state folder: {home.root}")
     print(f"database: {redact(PostgresResource().dsn())}")
+    fetch_detector()
     store = ObjectStoreResource().store()
     samples = sample_videos_dir()
     if args.sample and isinstance(store, LocalFolderStore) and samples and (samples / SAMPLE_CLIP).exists():

@@ -334,6 +334,9 @@ class OnnxCocoDetector:
         return _stack(frames, boxes, scores, classes)
 
 
+PREPROCESSING_VERSION = "p1"  # bump when a detector's `_preprocess` or `_resize` changes
+
+
 def _onnx_with_preprocessing(core, weights: Path, cache_dir: Path, kind: str, preprocess) -> Path:
     """The ONNX graph in OpenVINO's format taking 8-bit BGR pixels (NHWC), its own conversion folded in,
     saved once per graph (by content) into the cache (whole or absent, as `_converted_graph`)."""
@@ -341,7 +344,8 @@ def _onnx_with_preprocessing(core, weights: Path, cache_dir: Path, kind: str, pr
     from openvino.preprocess import ColorFormat, PrePostProcessor
 
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    target = Path(cache_dir) / "openvino" / f"{digest}-{kind.lower()}-u8"
+    # the folder names the conversion's version too: a change to it must not reuse a graph saved by an older one
+    target = Path(cache_dir) / "openvino" / f"{digest}-{kind.lower()}-u8-{PREPROCESSING_VERSION}"
     if (target / "model.xml").exists() and (target / "model.bin").exists():
         return target / "model.xml"
     target.parent.mkdir(parents=True, exist_ok=True)

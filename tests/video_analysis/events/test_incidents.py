@@ -43,6 +43,14 @@ def test_a_zone_sets_its_own_loitering_threshold_or_exempts_people_working_there
     gate = Zone("gate", [(0.0, 0.0), (0.2, 0.0), (0.2, 1.0), (0.0, 1.0)], loiter_seconds=20)
     [incident] = detect_incidents([_person(2, 0, 25, motion="stationary")], set(), frame_size=FRAME, zones=[gate])
     assert incident.type == "loitering" and "25 s" in incident.detail
+    lobby = Zone("lobby", [(0.0, 0.0), (0.2, 0.0), (0.2, 1.0), (0.0, 1.0)], loiter_seconds=120)
+    assert detect_incidents([_person(3, 0, 90, motion="stationary")], set(), frame_size=FRAME, zones=[lobby]) == []
+    # a worker who steps away from the desk for a minute is judged on that minute alone, not desk time plus it
+    away = TrackFacts(4, "person", 0, 200, [[t, 200 if t < 140 else 600, 300, 60, 150] for t in range(201)], 150.0)
+    assert [i.type for i in detect_incidents([away], set(), frame_size=FRAME, zones=[desk])] == ["loitering"]
+    desk_only = TrackFacts(5, "person", 0, 200, [[t, 200 if t < 160 else 600, 300, 60, 150] for t in range(201)],
+                           150.0)
+    assert detect_incidents([desk_only], set(), frame_size=FRAME, zones=[desk]) == []  # 40 s away: not yet
 
 
 def test_running_and_zone_intrusion_from_the_moment_the_feet_are_inside():
