@@ -59,11 +59,17 @@ def _missing_samples_message(missing: list[str]) -> str:
 
 
 def pytest_sessionstart(session):
-    """Where the clips are required, their absence stops the session before any test runs (exit status 4)."""
+    """Where the clips are required, their absence stops the session before any test runs (exit status 4); so
+    does the absence of the offline detector's weights, which would otherwise leave the SSD running in their
+    place and fail tests far from the cause."""
     missing = _missing_samples()
     if missing and _samples_required():
         raise pytest.UsageError(_missing_samples_message(missing) + "; required because CI or "
                                 "REELGRAPH_REQUIRE_SAMPLES=1 is set")
+    weights = Path(os.environ["REELGRAPH_MODEL_DIR"]) / "picodet_s_416_coco.onnx"
+    if not weights.is_file() and _samples_required():
+        raise pytest.UsageError(f"the offline detector's weights are missing: {weights} (set REELGRAPH_MODEL_DIR to "
+                                "the folder that holds picodet_s_416_coco.onnx and yolox_nano.onnx)")
 
 
 # The modules that take longest, longest first: `make test` runs the suite on two processes (pytest-xdist,
