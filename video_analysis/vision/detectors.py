@@ -180,17 +180,29 @@ def _converted_graph(core, weights: Path, cache_dir: Path, shape: list[int]) -> 
     target = Path(cache_dir) / "openvino" / f"{digest}-fp32-{'x'.join(map(str, shape))}"
     if (target / "model.xml").exists() and (target / "model.bin").exists():
         return target / "model.xml"
+    log.info("converting %s to OpenVINO's format (once) into %s", weights.name, target)
+
+    def build():
+        model = core.read_model(str(weights))
+        model.reshape(shape)
+        return model
+
+    return _saved_graph(target, digest, build)
+
+
+def _saved_graph(target: Path, digest: str, build) -> Path:
+    """``target``/model.xml, saved from ``build()`` once: written into a folder of its own, then renamed into
+    place (atomic: another worker sees all of it or none)."""
     import openvino as ov
 
-    log.info("converting %s to OpenVINO's format (once) into %s", weights.name, target)
+    if (target / "model.xml").exists() and (target / "model.bin").exists():
+        return target / "model.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
     try:
-        model = core.read_model(str(weights))
-        model.reshape(shape)
-        ov.save_model(model, str(partial / "model.xml"), compress_to_fp16=False)
+        ov.save_model(build(), str(partial / "model.xml"), compress_to_fp16=False)
         try:
-            os.rename(partial, target)  # atomic: another worker sees all of it or none
+            os.rename(partial, target)
         except OSError:
             if not (target / "model.xml").exists():
                 raise
@@ -346,26 +358,16 @@ def _onnx_with_preprocessing(core, weights: Path, cache_dir: Path, kind: str, pr
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     # the folder names the conversion's version too: a change to it must not reuse a graph saved by an older one
     target = Path(cache_dir) / "openvino" / f"{digest}-{kind.lower()}-u8-{PREPROCESSING_VERSION}"
-    if (target / "model.xml").exists() and (target / "model.bin").exists():
-        return target / "model.xml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
-    try:
-        model = core.read_model(str(weights))
-        ppp = PrePostProcessor(model)
+
+    def build():
+        ppp = PrePostProcessor(core.read_model(str(weights)))
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
             ColorFormat.BGR)
         ppp.input().model().set_layout(ov.Layout("NCHW"))
         preprocess(ppp.input().preprocess().convert_element_type(ov.Type.f32), ColorFormat)
-        ov.save_model(ppp.build(), str(partial / "model.xml"), compress_to_fp16=False)
-        try:
-            os.rename(partial, target)
-        except OSError:
-            if not (target / "model.xml").exists():
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target / "model.xml"
+        return ppp.build()
+
+    return _saved_graph(target, digest, build)
 
 
 def _grid_centres(size: int, strides: tuple[int, ...], offset: float) -> tuple[np.ndarray, np.ndarray]:
