@@ -147,7 +147,9 @@ class AccessPolicy:
 
     def session_matches(self, presented: str, now: float | None = None) -> bool:
         issued, _, _digest = presented.partition(".")
-        if not issued.isdigit():
+        # ASCII digits only, and no more than a time has: "²" is a digit to str.isdigit, and a number of
+        # thousands of digits makes int() refuse it; either would answer 500 before the sign-in is judged
+        if not (issued.isascii() and issued.isdigit()) or len(issued) > 12:
             return False
         age = (time.time() if now is None else now) - int(issued)
         if not -60 <= age <= SESSION_SECONDS:  # expired, or issued in the future

@@ -439,6 +439,8 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
                    ) -> dict:
         """One camera's day: segments with safety scores, incidents and gaps, each with where to play it."""
         day = day or datetime.now(timezone.utc).date()
+        if day >= date.max:  # its end, the next midnight, is past the last day a date can hold
+            raise HTTPException(422, f"day must be before {date.max.isoformat()}")
         with ctx.database.session() as conn:
             known = conn.execute("SELECT 1 FROM cameras WHERE name = %s UNION SELECT 1 FROM videos WHERE camera = %s "
                                  "LIMIT 1", (camera, camera)).fetchone()

@@ -56,3 +56,5 @@ def test_the_cookie_holds_a_digest_of_the_token_that_only_that_token_matches_unt
     assert not policy.session_matches(session_value(token, issued))  # expired on the server, not by the browser
     forged = session_value(token).split(".")[1]
     assert not policy.session_matches(f"{int(time.time()) + 3600}.{forged}")  # a later time, the old digest
+    # odd cookies are refused, not a 500: a time of 5000 digits, a digit that is not ASCII
+    assert not policy.session_matches("9" * 5000 + "." + forged) and not policy.session_matches("²." + forged)

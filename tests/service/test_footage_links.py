@@ -60,6 +60,13 @@ def test_footage_whose_key_now_holds_a_newer_upload_answers_410_naming_the_newer
     assert bucket not in answer.text  # the client learns which video, not where the store keeps it
 
 
+def test_a_day_at_the_end_of_the_calendar_is_a_client_error_not_a_500(footage):
+    *_, browser, _ = footage
+    answer = browser.get("/api/cameras/lobby/day", params={"day": "9999-12-31"})
+    assert answer.status_code == 422 and "day must be before 9999-12-31" in answer.json()["detail"]
+    assert browser.get("/api/cameras/lobby/day", params={"day": "9999-12-30"}).status_code == 404  # no such camera
+
+
 def test_footage_gone_from_the_store_is_404_without_the_bucket(pg_dsn, footage):
     client, bucket, store, browser, registered = footage
     gone = ObjectInfo(key="cameras/gate/deleted.mp4", version="v1", size=1, source="s3", bucket=bucket,

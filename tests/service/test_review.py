@@ -5,6 +5,7 @@ as a user would start it. Browser screenshots are kept in test-artifacts/ (or $R
 """
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,11 +473,13 @@ def test_an_incident_card_opens_the_video_with_its_incidents_and_each_one_seeks(
                          "the video's incident list", interval_s=0.2)
     loitering = [b for b in incidents if b.text.startswith("loitering at ")]
     assert loitering, [b.text for b in incidents]
+    # each says how sure the rule is
+    assert all(re.search(r" \(confidence \d{1,3}%\)$", b.text) for b in loitering), [b.text for b in loitering]
     wait_for(lambda: browser.execute_script("return document.getElementById('video').readyState >= 1"), 60,
              "the video's metadata", interval_s=0.2)
     browser.execute_script("document.getElementById('video').currentTime = 0")
     target = float(loitering[0].get_attribute("data-start"))
-    assert target > 5  # the fifth person stands at the table well into the clip
+    assert target > 5  # people stand at the table well into the clip
     loitering[0].click()
     position = wait_for(lambda: browser.execute_script(
         "const v = document.getElementById('video'); return v.currentTime > 0 ? v.currentTime : null;"), 30,
