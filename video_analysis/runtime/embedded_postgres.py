@@ -384,7 +384,9 @@ class EmbeddedPostgres:
         pidfile.unlink(missing_ok=True)
 
     def dsn(self, port: int, database: str = DATABASE_NAME) -> str:
-        return f"postgresql://postgres:{self.password()}@127.0.0.1:{port}/{database}"
+        """The server's URL. ``require_auth=scram-sha-256``: a program that takes the port while the server is
+        down and asks for the password in clear (or for none) is refused, and never sees it."""
+        return f"postgresql://postgres:{self.password()}@127.0.0.1:{port}/{database}?require_auth=scram-sha-256"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str:

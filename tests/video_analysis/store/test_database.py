@@ -71,6 +71,49 @@ def test_the_embedded_server_wants_its_password(pg_dsn, state_home):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_a_program_on_the_servers_port_asking_for_the_password_in_clear_never_gets_it(tmp_path):
+    """While the embedded server is down another local program can listen on its port: the client must not
+    answer its request for a cleartext password (PostgreSQL's wire protocol, AuthenticationCleartextPassword)."""
+    import socket
+    import struct
+    import threading
+
+    import psycopg
+    import pytest
+
+    from tests.helpers import free_port
+
+    port, received = free_port(), []
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def impostor():
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            while True:  # "no" to the client's requests for SSL or GSS encryption, then its startup message
+                length, code = struct.unpack("!II", conn.recv(8))
+                if code not in (80877103, 80877104):
+                    conn.recv(length - 8)
+                    break
+                conn.sendall(b"N")
+            conn.sendall(b"R" + struct.pack("!II", 8, 3))  # "send me your password in clear"
+            try:
+                while chunk := conn.recv(4096):
+                    received.append(chunk)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=impostor, daemon=True)
+    thread.start()
+    server = EmbeddedPostgres(tmp_path / "pgdata")
+    (tmp_path / "pgdata").mkdir()
+    with pytest.raises(psycopg.OperationalError, match="cleartext|password"):
+        psycopg.connect(server.dsn(port), connect_timeout=5)
+    thread.join(10)
+    listener.close()
+    assert not any(server.password().encode() in chunk for chunk in received), received
+
+
 def test_the_state_folder_is_private_and_nothing_above_it_is_opened(tmp_path):
     import os
     import stat
