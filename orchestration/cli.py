@@ -221,8 +221,9 @@ def cmd_record(args) -> int:
             log.warning("%s: closing the open segments, then stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, stopping)
-    signal.signal(signal.SIGINT, stopping)
+    # SIGHUP too: the terminal of `reelgraph dev` or an ssh session closing must publish, not kill
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(stop_signal, stopping)
     print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
           flush=True)
     try:

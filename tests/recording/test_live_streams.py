@@ -324,6 +324,26 @@ def test_a_demo_camera_uploads_segments_to_s3_with_no_temporary_keys(tmp_path, s
     assert not list(spool.glob("*.mp4"))  # uploaded, then removed here
 
 
+def test_a_hang_up_stops_the_recorder_as_sigterm_does_publishing_the_open_segment(tmp_path, inbox, cameras_db,
+                                                                                  person_clip, recorders):
+    """A closed terminal sends SIGHUP: the recorder closes and publishes the segment it was writing, then exits."""
+    recorder = RecorderProcess(tmp_path, {"desk": str(person_clip)}).start()
+    recorders.append(recorder)
+    wait_for(lambda: len(_segments(inbox, "desk")) >= 1, 60, "a first segment", context=recorder.log)
+    from video_analysis.recording.segments import leftovers
+
+    writing = inbox / "cameras" / "desk"  # a local store's segments are written beside their published names
+    wait_for(lambda: any(p.stat().st_size > 0 for p in leftovers(writing)), 30, "the next segment under way",
+             interval_s=0.2, context=recorder.log)
+    published_before = len(_segments(inbox, "desk"))
+    recorder.signal(signal.SIGHUP)
+    assert recorder.process.wait(30) == 0, recorder.log()
+    assert "SIGHUP: closing the open segments" in recorder.log()
+    segments = _segments(inbox, "desk")
+    assert len(segments) == published_before + 1, recorder.log()  # the open one, published
+    assert probe_video(segments[-1]).status in ("ready", "partial")
+
+
 def test_the_recorder_needs_no_deep_learning_stack(tmp_path):
     cameras_file = tmp_path / "cameras.yaml"
     cameras_file.write_text("cameras:\n  lobby: rtsp://viewer:${PW}@127.0.0.1/lobby\n")
