@@ -38,6 +38,26 @@ cameras:
     assert (lobby.stall_seconds, yard.stall_seconds) == (10, 30)  # HLS waits a playlist segment between reads
 
 
+def test_secrets_in_a_urls_path_are_masked_and_a_literal_hash_in_a_password_is_refused_without_showing_it(
+        tmp_path):
+    path = _write(tmp_path, """
+cameras:
+  dvr: rtsp://10.0.0.9:554/user=admin&password=Hunter2x&channel=1&stream=0.sdp
+  signed: https://cdn.example.com/live/a9F3kQ7zR2mX8vB1nL4pW6tY/index.m3u8
+  plain: http://10.0.0.8/live/stream1/index.m3u8
+""")
+    dvr, signed, plain = load_cameras(path)
+    assert dvr.shown_url == "rtsp://10.0.0.9:554/user=admin&password=***&channel=1&stream=0.sdp"
+    assert signed.shown_url == "https://cdn.example.com/live/***/index.m3u8"
+    assert plain.shown_url == "http://10.0.0.8/live/stream1/index.m3u8"
+    assert "Hunter2x" not in repr(dvr) and "a9F3kQ7zR2mX8vB1nL4pW6tY" not in repr(signed)
+
+    hashed = _write(tmp_path, "cameras:\n  gate: rtsp://viewer:Xq#Zz9word@10.0.0.7/stream1\n")
+    with pytest.raises(CamerasFileError, match="does not parse: write '#'") as refused:
+        load_cameras(hashed)
+    assert "Xq" not in str(refused.value) and "Zz9word" not in str(refused.value)
+
+
 @pytest.mark.parametrize("text, says", [
     ("cameras:\n  lobby:\n    url: rtsp://u:${NOT_SET_ANYWHERE}@h/s\n", "${NOT_SET_ANYWHERE}, which is not set"),
     ("cameras:\n  'lobby/../x':\n    url: rtsp://h/s\n", "a name is letters"),

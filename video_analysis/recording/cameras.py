@@ -31,6 +31,16 @@ DEFAULT_STALL_SECONDS = 10.0
 DEFAULT_HLS_STALL_SECONDS = 30.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Secrets some recorders take in the URL's path (``/user=admin&password=...&channel=1``), and path segments that
+# are tokens (an HLS link signed in its path): long runs of letters and digits, both present, with no dot.
+_PATH_SECRET = re.compile(r"(?P<key>(?:password|passwd|pwd|pass|token|auth|key|signature|sig)=)(?P<secret>[^&;/]*)",
+                          re.I)
+_PATH_TOKEN = re.compile(r"^(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{20,}$")
+
+
+def _masked_path(path: str) -> str:
+    segments = [_PATH_SECRET.sub(r"\g<key>***", segment) for segment in path.split("/")]
+    return "/".join("***" if _PATH_TOKEN.match(segment) else segment for segment in segments)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -57,10 +67,15 @@ class Camera:
 
     @property
     def shown_url(self) -> str:
-        """The URL with its password and query (tokens) masked: what logs and the database hold."""
+        """The URL with its password, its query (tokens) and secrets in its path masked: what logs and the
+        database hold."""
         parts = urlsplit(self.url)
         if not parts.scheme or not parts.netloc:
             return redact(self.url)
+        try:
+            parts.port  # noqa: B018 - a port that does not parse raises here
+        except ValueError:
+            return f"{parts.scheme}://***"  # unparseable: show nothing that may be part of a secret
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
@@ -68,7 +83,7 @@ class Camera:
                                                                            else "")
         port = f":{parts.port}" if parts.port else ""
         query = "?***" if parts.query else ""
-        return f"{parts.scheme}://{user}{host}{port}{parts.path}{query}"
+        return f"{parts.scheme}://{user}{host}{port}{_masked_path(parts.path)}{query}"
 
     def __repr__(self) -> str:  # never the password, whatever prints the object
         return f"Camera(name={self.name!r}, url={self.shown_url!r}, segment_seconds={self.segment_seconds})"
@@ -97,6 +112,24 @@ def _expand(url: str, where: str, environ) -> str:
         return quote(text, safe="!$&'()*+,;=") if in_userinfo else text  # RFC 3986 userinfo, less ":"
 
     return _VARIABLE.sub(value, url)
+
+
+def _check_url(url: str, where: str) -> None:
+    """A network camera's URL that parses as the author meant: a '#' or a second '@' written literally in a
+    password cuts the URL short (the rest reads as a fragment, or a port that is not a number). Said without
+    the URL, which would show part of the password."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return  # a file
+    try:
+        parts.port  # noqa: B018 - a port that does not parse raises here
+    except ValueError:
+        bad = True
+    else:
+        bad = bool(parts.fragment) or "@" in (parts.hostname or "")
+    if bad:
+        raise CamerasFileError(f"{where}: its URL does not parse: write '#', '@', ':' and '/' in a user name or "
+                               "password as %23, %40, %3A and %2F, or give the password through ${VARIABLE}")
 
 
 def load_cameras(path: Path, environ=None) -> list[Camera]:
@@ -134,5 +167,6 @@ def load_cameras(path: Path, environ=None) -> list[Camera]:
         if not 1 <= stall <= 600:
             raise CamerasFileError(f"{where}: stall_seconds must be between 1 and 600, not {stall}")
         url = _expand(entry["url"].strip(), where, environ)
+        _check_url(url, where)
         cameras.append(Camera(name=name, url=url, segment_seconds=segment, stall_seconds=stall))
     return cameras
