@@ -95,3 +95,34 @@ def test_a_failure_reason_names_the_file_not_the_spool_path_and_masks_secrets():
     assert failure_reason(publishing) == "Invalid cross-device link (.recording-z.mp4 -> z.mp4)"
     assert failure_reason(RuntimeError("rtsp://viewer:s3cret@cam/lobby refused")) == \
         "rtsp://viewer:***@cam/lobby refused"
+
+
+def test_publishing_never_replaces_a_segment_and_one_that_cannot_be_published_holds_up_none(tmp_path):
+    from video_analysis.recording.recorder import Publisher
+    from video_analysis.recording.segments import spool_name
+
+    store = LocalFolderStore(tmp_path / "inbox")
+    spool = tmp_path / "inbox" / "cameras" / "gate"
+    spool.mkdir(parents=True)
+    published: list[str] = []
+    publisher = Publisher(store, "gate", published.append)
+    publisher.start()
+    first, gone, later = (spool / spool_name(name) for name in (
+        "2026-01-15T08-00-00.mp4", "2026-01-15T08-10-00.mp4", "2026-01-15T08-20-00.mp4"))
+    first.write_bytes(b"first recording")
+    publisher.submit(first)
+    wait_for(lambda: len(published) == 1, 10, "the first segment published", interval_s=0.05)
+    # a recorder restarted within the second writes a segment of the same start: it is kept beside the first
+    again = spool / spool_name("2026-01-15T08-00-00.mp4")
+    again.write_bytes(b"after a restart")
+    later.write_bytes(b"twenty past")
+    for path in (again, gone, later):  # `gone` was never written: it cannot be published, and blocks nothing
+        publisher.submit(path)
+    wait_for(lambda: len(published) == 3, 10, "the others published", interval_s=0.05)
+    publisher.close(timeout_s=10)
+    folder = tmp_path / "inbox" / "cameras" / "gate"
+    assert published == ["cameras/gate/2026-01-15T08-00-00.mp4", "cameras/gate/2026-01-15T08-00-00-2.mp4",
+                         "cameras/gate/2026-01-15T08-20-00.mp4"]
+    assert (folder / "2026-01-15T08-00-00.mp4").read_bytes() == b"first recording"
+    assert (folder / "2026-01-15T08-00-00-2.mp4").read_bytes() == b"after a restart"
+    assert not [p for p in spool.iterdir() if p.name.startswith(".")]  # nothing left in the spool

@@ -67,6 +67,22 @@ def failure_reason(exc: Exception) -> str:
     return redact(str(exc))
 
 
+def _publish_locally(path: Path, root: Path, key: str) -> str:
+    """``path`` published under ``key`` in a local store without ever replacing a published segment: a hard
+    link is created only where no file is (a segment of the same start, from a recorder restarted within the
+    second, gets a suffix), then the spool's name is removed. Returns the key used."""
+    stem, suffix = key.rsplit(".", 1) if "." in key.rsplit("/", 1)[-1] else (key, "")
+    for attempt in range(1, 100):
+        candidate = key if attempt == 1 else f"{stem}-{attempt}.{suffix}" if suffix else f"{stem}-{attempt}"
+        try:
+            os.link(path, root / candidate)
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return candidate
+    raise FileExistsError(f"{key} and 98 more names like it are taken")
+
+
 class Publisher(threading.Thread):
     """Publishes one camera's closed segments, in order, on a thread of its own: a slow upload or a store that is
     away never holds up reading any camera's stream. A segment that cannot be published waits and is tried
@@ -101,8 +117,9 @@ class Publisher(threading.Thread):
                 self._stopping = True
             elif item is not ...:
                 self._pending.append(item)
-            while self._pending and self._publish(self._pending[0]):
-                self._pending.pop(0)
+            # in order, but one that cannot be published (a permission the store refuses for it alone) holds up
+            # none after it: it waits for the next round
+            self._pending = [path for path in self._pending if not self._publish(path)]
             if self._stopping:
                 return
 
@@ -110,10 +127,13 @@ class Publisher(threading.Thread):
         key = segment_key(self.camera, published_name(path) or path.name)
         try:
             if isinstance(self.store, LocalFolderStore):
-                os.replace(path, self.store.root / key)
+                key = _publish_locally(path, self.store.root, key)
             else:
                 self.store.put(path, key)
                 remove_quietly(path)
+        except FileNotFoundError:
+            log.error("%s: %s is gone from the spool before it was published", self.camera, path.name)
+            return True
         except Exception as exc:  # noqa: BLE001 - the store may be away: keep the file, try again
             log.error("%s: cannot publish %s (%s); kept in %s and tried again", self.camera, key,
                       redact(str(exc)), path.parent)
