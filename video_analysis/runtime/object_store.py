@@ -370,5 +370,8 @@ class S3Store:
             "get_object", Params={"Bucket": self.bucket, "Key": obj.key}, ExpiresIn=expires_s)
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
+        """Upload under the store's prefix (``key`` relative to it, as the recorder's ``cameras/...`` and
+        `reelgraph process` give it), where the upload sensor lists; a key already under the prefix stays."""
+        key = key if not self.prefix or key.startswith(self.prefix) else self.prefix + key.lstrip("/")
         self.client.upload_file(str(local_path), self.bucket, key)
         return self.head(key)

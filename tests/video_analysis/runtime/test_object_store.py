@@ -174,3 +174,16 @@ def test_a_partial_download_left_by_a_killed_step_is_evicted(s3_bucket, tmp_path
     leftover.write_bytes(b"x" * 10_000)  # nobody holds it: the step writing it is gone
     store.fetch(a)
     assert not leftover.exists() and _cached(store) == {"a"}
+
+
+def test_an_upload_lands_under_the_stores_prefix_where_the_sensor_lists(s3_bucket, tmp_path, moto_endpoint):
+    client, bucket = s3_bucket
+    store = S3Store(bucket, "site-a/", cache_dir=tmp_path / "cache", endpoint_url=moto_endpoint,
+                    region_name="us-east-1")
+    segment = tmp_path / "segment.mp4"
+    segment.write_bytes(b"a recorded segment")
+    uploaded = store.put(segment, "cameras/gate/2026-01-15T08-00-00.mp4")
+    assert uploaded.key == "site-a/cameras/gate/2026-01-15T08-00-00.mp4"
+    assert store.put(segment, uploaded.key).key == uploaded.key  # already under it: not prefixed twice
+    keys, _ = _all_keys(store, limit=10)
+    assert keys == ["site-a/cameras/gate/2026-01-15T08-00-00.mp4"]
