@@ -8,6 +8,7 @@ import threading
 import time
 
 import av
+import numpy as np
 import pytest
 
 from tests.helpers import wait_for
@@ -126,3 +127,87 @@ def test_publishing_never_replaces_a_segment_and_one_that_cannot_be_published_ho
     assert (folder / "2026-01-15T08-00-00.mp4").read_bytes() == b"first recording"
     assert (folder / "2026-01-15T08-00-00-2.mp4").read_bytes() == b"after a restart"
     assert not [p for p in spool.iterdir() if p.name.startswith(".")]  # nothing left in the spool
+
+
+def _received(count: int, fps: float = 25.0, start: float = 1_000_000.0, jitter_s: float = 0.03):
+    """(stream seconds, receive time) of a live stream: each packet arrives a little after its stream time."""
+    rng = np.random.default_rng(0)
+    return [(i / fps, start + i / fps + float(rng.uniform(0, jitter_s))) for i in range(count)]
+
+
+def test_one_packet_stamped_40_s_ahead_is_a_jump_there_and_back_not_40_s_of_early_wall_times():
+    from video_analysis.recording.streams import ReceiveClock
+
+    clock, jumps, worst = ReceiveClock(stall_s=10), [], 0.0
+    for index, (seconds, received) in enumerate(_received(1501)):
+        if index == 500:
+            seconds += 40.0  # one packet's timestamp 40 s ahead
+        wall, jump = clock.wall(seconds, received)
+        worst = max(worst, abs(wall - received))
+        if jump:
+            jumps.append((index, round(jump)))
+    assert jumps == [(500, 40), (501, -40)] and worst < 0.1
+
+
+def test_an_encoder_restart_resetting_stream_time_30_s_back_is_one_jump_and_wall_times_go_on():
+    from video_analysis.recording.streams import ReceiveClock
+
+    clock, jumps, walls = ReceiveClock(stall_s=10), [], []
+    for index, (seconds, received) in enumerate(_received(1626)):
+        wall, jump = clock.wall(seconds - (30.0 if index >= 900 else 0.0), received)
+        walls.append(wall)
+        jumps += [(index, round(jump))] if jump else []
+    assert jumps == [(900, -30)]
+    assert all(b > a for a, b in zip(walls, walls[1:], strict=False))  # wall time never runs backwards
+
+
+def test_a_burst_of_buffered_packets_on_connecting_settles_on_the_live_edge_without_a_jump():
+    from video_analysis.recording.streams import ReceiveClock
+
+    clock, jumps = ReceiveClock(stall_s=10), []
+    live = _received(600)
+    burst = [(seconds, live[50][1]) for seconds, _ in live[:50]]  # 2 s buffered, all arriving at once
+    for seconds, received in burst + live[50:]:
+        wall, jump = clock.wall(seconds, received)
+        jumps += [jump] if jump else []
+    assert jumps == [] and abs(wall - live[-1][1]) < 0.1
+
+
+def test_a_segment_keeps_every_packet_across_timestamp_jumps_either_way(tmp_path, person_clip):
+    with av.open(str(person_clip)) as source:
+        stream = source.streams.video[0]
+        writer = SegmentWriter(tmp_path / "segment.mp4", stream, 0.0, 60.0)
+        packets = [p for _, p in zip(range(60), source.demux(stream), strict=False) if p.dts is not None]
+        forty = int(40 / stream.time_base)
+        for index, packet in enumerate(packets):
+            shift = forty if 20 <= index < 40 else -forty if index >= 40 else 0  # ahead 40 s, then 40 s back
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            if index in (20, 40):
+                writer.continue_after_jump(packet)
+            writer.write(packet, index / 10)
+        writer.close()
+    assert (writer.dropped, writer.packets) == (0, len(packets))
+    probe = probe_video(tmp_path / "segment.mp4")
+    assert probe.frame_count == len(packets) and probe.duration_s < 10  # one timeline, not 40 s of hole
+
+
+def test_a_stream_without_keyframes_is_written_out_as_it_comes_not_held_in_memory(tmp_path, person_clip):
+    """Fragments were cut at keyframes only: a camera that sends none had every packet held in memory until the
+    segment closed (400 MB of packets gave 450 MB of RSS and 0 bytes on disk)."""
+    import os
+
+    path = tmp_path / "keyless.mp4"
+    with av.open(str(person_clip)) as source:
+        stream = source.streams.video[0]
+        writer = SegmentWriter(path, stream, 0.0, 1e9)
+        written, behind = 0, []
+        for index, packet in enumerate(p for p in source.demux(stream) if p.dts is not None):
+            packet.is_keyframe = index == 0  # the first keyframe opens the segment; none after it
+            writer.write(packet, index / 10)
+            written += packet.size
+            if index and index % 100 == 0:
+                behind.append(written - os.path.getsize(path))
+        writer.close()
+    # at most a couple of seconds of packets (one fragment) wait in memory at any time
+    assert max(behind) < 200_000, behind
+    assert probe_video(path).frame_count == writer.packets

@@ -221,7 +221,7 @@ class CameraRecorder(threading.Thread):
         except StreamLost as exc:
             return str(exc)
         writer: SegmentWriter | None = None
-        first = True
+        first = first_of_connection = True
         reported = 0.0
         reason = "the recorder stopped"
         try:
@@ -230,6 +230,11 @@ class CameraRecorder(threading.Thread):
                     if first:
                         self._first_packet(timed.wall, reader.clock)
                         first = False
+                    if timed.jump and not first_of_connection:
+                        self._jumped(timed)
+                        if writer is not None:
+                            writer.continue_after_jump(timed.packet)
+                    first_of_connection = False
                     self.last_packet = timed.wall
                     if writer is None or (timed.keyframe and timed.wall >= writer.planned_end):
                         if writer is not None:
@@ -252,6 +257,13 @@ class CameraRecorder(threading.Thread):
         if self.last_packet is not None and not first:
             self.board.update(name, last_packet_at=utc(self.last_packet))
         return reason
+
+    def _jumped(self, timed) -> None:
+        """The camera's timestamps jumped: recorded as a gap from the packet before to this one (the footage
+        goes on, on the receive clock, but what the camera stamped in between cannot be trusted)."""
+        before = self.last_packet if self.last_packet is not None else timed.wall
+        self.board.gap_opened(self.camera.name, utc(before), f"the camera's timestamps jumped {timed.jump:+.0f} s",
+                              ended=utc(max(timed.wall, before)))
 
     def _first_packet(self, wall: float, clock: str) -> None:
         name = self.camera.name

@@ -59,6 +59,9 @@ def published_name(spool_file: Path) -> str | None:
     return spool_file.name[len(SPOOL_PREFIX):] if match else None
 
 
+FRAGMENT_S = 2.0
+
+
 class SegmentWriter:
     """One segment being written: packets copied as they are (no re-encoding), timestamps from zero."""
 
@@ -72,10 +75,14 @@ class SegmentWriter:
         self.dropped = 0
         self._origin: int | None = None
         self._last_dts: int | None = None
+        self._step = 1  # the usual DTS step between packets, in the stream's time base
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="mp4", options={
-            # fragments at each keyframe: the file plays up to its last fragment even if we are killed
-            "movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags", "flush_packets": "1"})
+            # fragments at each keyframe: the file plays up to its last fragment even if we are killed; and at
+            # least every FRAGMENT_S, so a stream that sends no keyframes is written out as it comes instead of
+            # held in memory until the segment closes (hundreds of MB, then an OOM kill of every camera)
+            "movflags": "frag_keyframe+empty_moov+default_base_moof+use_metadata_tags", "flush_packets": "1",
+            "frag_duration": str(int(FRAGMENT_S * 1_000_000))})
         self.stream = self.container.add_stream_from_template(template)
         self.container.metadata[TAG_PLANNED_S] = f"{planned_end - start_wall:.3f}"
 
@@ -93,11 +100,20 @@ class SegmentWriter:
         if self._last_dts is not None and packet.dts <= self._last_dts:
             self.dropped += 1  # a repeated or backward timestamp (lost packets, a camera's glitch): MP4 refuses it
             return
+        if self._last_dts is not None:
+            self._step = packet.dts - self._last_dts if packet.dts - self._last_dts < 10 * self._step else self._step
         self._last_dts = packet.dts
         packet.stream = self.stream
         self.container.mux(packet)
         self.packets += 1
         self.last_wall = wall
+
+    def continue_after_jump(self, packet: av.Packet) -> None:
+        """The stream's timestamps jumped at ``packet``: it continues this segment's timeline one frame after the
+        last packet written, and the packets after it follow from there (none dropped as out of order)."""
+        if self._origin is None or self._last_dts is None:
+            return
+        self._origin = packet.dts - (self._last_dts + self._step)
 
     def close(self) -> Path:
         try:

@@ -8,8 +8,11 @@ Wall-clock times, in this order of trust:
 - otherwise (HLS, RTSP servers that send no reports, or whose first report comes after the first packet):
   the receive time, advanced by the stream's own timestamps, taken at the live edge (the packet that arrived
   soonest after its stream time: a server's burst of buffered packets on connecting does not count).
-  A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time (a camera with a wrong clock, a
-  timestamp jump) is re-anchored on the receive time, with a warning.
+  A stream clock more than ``CLOCK_TOLERANCE_S`` away from the receive time (a camera with a wrong clock) is
+  re-anchored on the receive time, with a warning. A jump of the stream's own timestamps (one packet stamped
+  far ahead, an encoder restarted behind a relay) is told from the live edge settling (`ReceiveClock`): the
+  clock re-anchors at the packet after it and the packet says how far time jumped, so the recorder keeps
+  every packet on one timeline and records the jump as a gap.
 - a file camera: the time its loop started, advanced by the file's timestamps (played in real time).
 """
 
@@ -29,6 +32,39 @@ from video_analysis.runtime.redact import redact
 log = logging.getLogger(__name__)
 
 CLOCK_TOLERANCE_S = 300.0
+SETTLE_S = 15.0  # after the first packet, a connection's burst of buffered packets may still move the anchor
+BURST_MAX_S = 15.0  # by at most this much: a server buffers seconds, not minutes
+JUMP_S = 3.0  # later, stream time running ahead of arrival by more than this is a jump
+
+
+class ReceiveClock:
+    """Wall times from the receive time, advanced by the stream's timestamps, anchored at the live edge.
+
+    While the connection settles, the anchor moves back to the packet that arrived soonest after its stream
+    time (a server's burst of buffered packets is older than its arrival). A packet whose stream time is
+    ahead of its arrival by more than ``JUMP_S`` after that, or by more than a burst while settling, jumped
+    forward; one that arrives later than its stream time by more than the stall limit allows jumped back (a
+    stall that long would have dropped the connection). Either re-anchors at that packet."""
+
+    def __init__(self, stall_s: float):
+        self.anchor: float | None = None
+        self.started: float | None = None
+        self.late_s = stall_s + JUMP_S
+
+    def wall(self, seconds: float, received: float) -> tuple[float, float]:
+        """(the packet's wall time, how far its stream time jumped: 0 when it did not)."""
+        offset = received - seconds
+        if self.anchor is None:
+            self.anchor, self.started = offset, received
+            return received, 0.0
+        ahead = self.anchor - offset  # > 0: stream time ran ahead of arrival
+        settling = received - self.started < SETTLE_S
+        if ahead > (BURST_MAX_S if settling else JUMP_S) or -ahead > self.late_s + (BURST_MAX_S if settling else 0):
+            self.anchor = offset
+            return received, ahead
+        if ahead > 0:
+            self.anchor = offset  # the live edge, settling (or the smallest drift)
+        return self.anchor + seconds, 0.0
 
 
 class StreamLost(RuntimeError):
@@ -40,6 +76,7 @@ class TimedPacket:
     packet: av.Packet
     wall: float  # seconds since the epoch, UTC
     seconds: float = 0.0  # stream time
+    jump: float = 0.0  # seconds the stream's timestamps jumped at this packet (+ ahead, - back); 0: none
 
     @property
     def keyframe(self) -> bool:
@@ -54,6 +91,7 @@ class StreamReader:
         self.stop = stop
         self.clock = "receive"
         self.anchor: float | None = None  # wall time of stream time 0
+        self._receive = ReceiveClock(camera.stall_seconds)
         self.container = self._open()
         if not self.container.streams.video:
             self.container.close()
@@ -118,19 +156,26 @@ class StreamReader:
                     continue  # before the parser found its footing, or a flush marker
                 seconds = float(packet.pts * base)
                 received = time.time()
+                jump = 0.0
                 if self.anchor is None:
                     self.anchor = self._anchor(seconds, received)
+                    if self.clock == "receive":
+                        self._receive.wall(seconds, received)
                 elif self.clock == "receive":
-                    # A server sends what it buffered in a burst on connecting: those packets are older than
-                    # their arrival. The live edge is where arrival minus stream time is smallest.
-                    self.anchor = min(self.anchor, received - seconds)
+                    _, jump = self._receive.wall(seconds, received)
+                    self.anchor = self._receive.anchor
+                    if jump:
+                        log.warning("%s: the stream's timestamps jumped %+.1f s; following the receive time",
+                                    self.camera.name, jump)
                 wall = self.anchor + seconds
                 if abs(wall - received) > CLOCK_TOLERANCE_S:
                     log.warning("%s: stream time is %.0f s from the receive time; using the receive time",
                                 self.camera.name, wall - received)
                     self.clock, self.anchor = "receive", received - seconds
-                    wall = received
-                yield TimedPacket(packet, wall, seconds)
+                    self._receive = ReceiveClock(self.camera.stall_seconds)
+                    self._receive.wall(seconds, received)
+                    wall, jump = received, jump or (wall - received)
+                yield TimedPacket(packet, wall, seconds, jump)
         except av.ExitError as exc:  # the read timeout interrupted FFmpeg
             raise StreamLost(f"stalled: no packet for {self.camera.stall_seconds:g} s") from exc
         except (av.FFmpegError, OSError) as exc:
