@@ -200,7 +200,8 @@ def cmd_record(args) -> int:
     from video_analysis.runtime.settings import Settings
     from video_analysis.store import db
 
-    home = Settings.from_env().home.ensure()
+    settings = Settings.from_env()
+    home = settings.home.ensure()
     path = Path(args.cameras) if args.cameras else cameras_path(home.root)
     try:
         cameras = load_cameras(path)
@@ -227,7 +228,8 @@ def cmd_record(args) -> int:
     print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
           flush=True)
     try:
-        published = Recorder(cameras, store, home.root / "recording", board).run(stop)
+        published = Recorder(cameras, store, home.root / "recording", board,
+                             stop_grace_s=settings.recorder_stop_seconds).run(stop)
     except RecorderBusy as exc:
         print(f"reelgraph record: {exc}", file=sys.stderr)
         return 1

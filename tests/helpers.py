@@ -124,15 +124,17 @@ class SensorHarness:
 class FlakyS3Proxy:
     """A local HTTP proxy in front of moto's S3 that answers 503 SlowDown to the first ``failures`` GET
     requests for an object (listings and HEADs pass through), then forwards everything: a throttled or
-    failing S3 as a client sees it. ``failures=None`` fails every object GET."""
+    failing S3 as a client sees it. ``failures=None`` fails every object GET. ``put_delay_s`` holds each upload
+    that long first (a slow uplink), counting those started and done."""
 
-    def __init__(self, upstream: str, failures: int | None):
+    def __init__(self, upstream: str, failures: int | None, put_delay_s: float = 0.0):
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
 
         self.failures, self.refused, target = failures, 0, urlsplit(upstream)
+        self.put_delay_s, self.puts_started, self.puts_done = put_delay_s, 0, 0  # a slow uplink for uploads
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -151,9 +153,13 @@ class FlakyS3Proxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                if self.command == "PUT" and proxy.put_delay_s:
+                    proxy.puts_started += 1
+                    time.sleep(proxy.put_delay_s)  # the upload's bytes on a slow link
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
                 response = conn.getresponse()
+                proxy.puts_done += self.command == "PUT"
                 data = response.read()
                 self.send_response(response.status)
                 for name, value in response.getheaders():

@@ -278,6 +278,13 @@ def test_the_recorder_runs_on_the_light_image_in_compose_and_kubernetes():
     assert deployment["spec"]["replicas"] == 1 and "nvidia.com/gpu" not in str(container)
     config = next(d for d in documents if d["kind"] == "ConfigMap")
     assert "cameras:" in config["data"]["cameras.yaml"]
+    # a stop waits for uploads in flight, within the pod's grace period; the spool outlives the pod
+    pod = deployment["spec"]["template"]["spec"]
+    stop_s = int(next(e["value"] for e in container["env"] if e["name"] == "REELGRAPH_RECORDER_STOP_SECONDS"))
+    assert pod["terminationGracePeriodSeconds"] >= stop_s + 20
+    [spool] = [v for v in pod["volumes"] if v["name"] == "spool"]
+    claim = next(d for d in documents if d["kind"] == "PersistentVolumeClaim")
+    assert spool["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 
 
 def test_light_image_requirements_carry_no_deep_learning_stack():

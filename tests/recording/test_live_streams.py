@@ -344,6 +344,29 @@ def test_a_hang_up_stops_the_recorder_as_sigterm_does_publishing_the_open_segmen
     assert probe_video(segments[-1]).status in ("ready", "partial")
 
 
+def test_a_stop_waits_for_the_uploads_in_flight_on_a_slow_link(tmp_path, s3_bucket, moto_endpoint, cameras_db,
+                                                                person_clip, recorders):
+    """Each upload takes 12 s (a slow uplink): a SIGTERM while one is under way waits for it and for the open
+    segment's, instead of leaving them in a spool that Kubernetes deletes with the pod."""
+    from tests.helpers import FlakyS3Proxy
+
+    client, bucket = s3_bucket
+    with FlakyS3Proxy(moto_endpoint, failures=0, put_delay_s=12) as proxy:
+        recorder = RecorderProcess(tmp_path, {"demo": str(person_clip)},
+                                   env_extra={"REELGRAPH_S3_ENDPOINT_URL": proxy.url}).start()
+        recorders.append(recorder)
+        wait_for(lambda: proxy.puts_started >= 1, 60, "an upload under way", interval_s=0.2, context=recorder.log)
+        stopped_at = time.monotonic()
+        assert recorder.stop(timeout_s=120) == 0, recorder.log()
+        waited = time.monotonic() - stopped_at
+        assert proxy.puts_done == proxy.puts_started >= 2, (proxy.puts_started, proxy.puts_done, recorder.log())
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert len(keys) == proxy.puts_done and all(k.startswith("cameras/demo/") for k in keys), keys
+    assert waited > 12, waited  # it waited for the one under way and the open one's (the old limit was 10 s)
+    spool = Path(os.environ["REELGRAPH_HOME"]) / "recording" / "demo"
+    assert not list(spool.glob("*.mp4")) and "stay in the spool" not in recorder.log()
+
+
 def test_the_recorder_needs_no_deep_learning_stack(tmp_path):
     cameras_file = tmp_path / "cameras.yaml"
     cameras_file.write_text("cameras:\n  lobby: rtsp://viewer:${PW}@127.0.0.1/lobby\n")

@@ -83,6 +83,9 @@ def _publish_locally(path: Path, root: Path, key: str) -> str:
     raise FileExistsError(f"{key} and 98 more names like it are taken")
 
 
+DEFAULT_STOP_GRACE_S = 120.0  # a 10-minute segment at 4 Mbit/s is 300 MB: minutes on a slow uplink
+
+
 class Publisher(threading.Thread):
     """Publishes one camera's closed segments, in order, on a thread of its own: a slow upload or a store that is
     away never holds up reading any camera's stream. A segment that cannot be published waits and is tried
@@ -148,8 +151,9 @@ class CameraRecorder(threading.Thread):
     the health board."""
 
     def __init__(self, camera: Camera, store: ObjectStore, spool: Path, board: HealthBoard, stop: threading.Event,
-                 left_behind: LeftBehind | None = None):
+                 left_behind: LeftBehind | None = None, stop_grace_s: float = 10.0):
         super().__init__(name=f"camera-{camera.name}", daemon=True)
+        self.stop_grace_s = stop_grace_s
         self.camera = camera
         self.board = board
         self.stop = stop
@@ -169,7 +173,7 @@ class CameraRecorder(threading.Thread):
             self._salvage()
             self._record()
         finally:
-            self.publisher.close(timeout_s=10)
+            self.publisher.close(timeout_s=self.stop_grace_s)
 
     def _record(self) -> None:
         backoff = BACKOFF_FIRST_S
@@ -323,11 +327,13 @@ class SpoolLock:
 class Recorder:
     """Every camera of the cameras file, recorded until ``stop`` is set."""
 
-    def __init__(self, cameras: list[Camera], store: ObjectStore, spool_root: Path, board: HealthBoard):
+    def __init__(self, cameras: list[Camera], store: ObjectStore, spool_root: Path, board: HealthBoard,
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
         self.cameras = cameras
         self.store = store
         self.spool_root = Path(spool_root)
         self.board = board
+        self.stop_grace_s = stop_grace_s  # at stop, how long uploads in flight are waited for
 
     def run(self, stop: threading.Event) -> dict[str, int]:
         """Record until ``stop``; each camera finishes and publishes its open segment. Returns segments
@@ -343,7 +349,8 @@ class Recorder:
                 self.board.forget(camera.name)
                 continue
             locks.append(lock)
-            threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, previous.get(camera.name)))
+            threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, previous.get(camera.name),
+                                          stop_grace_s=self.stop_grace_s))
         if not threads:
             raise RecorderBusy("every camera of the cameras file is recorded by another recorder")
         self.board.start()
@@ -356,7 +363,7 @@ class Recorder:
                     reported.add(thread.camera.name)
                     log.error("%s: its recording thread ended; restart `reelgraph record`", thread.camera.name)
         for thread in threads:
-            thread.join(timeout=thread.camera.stall_seconds + 15)
+            thread.join(timeout=thread.camera.stall_seconds + self.stop_grace_s + 5)
         self.board.close()
         return {t.camera.name: t.published for t in threads}
 

@@ -143,6 +143,9 @@ class Settings:
     # Live cameras: a stream lost for this long makes its camera silent (one alert per outage). A camera that
     # published nothing for two segment lengths is silent too.
     camera_lost_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_CAMERA_LOST_SECONDS", "20")))
+    # A stopping recorder waits this long for the uploads in flight before leaving them in the spool for its next
+    # start (set the platform's grace period above it: Kubernetes' terminationGracePeriodSeconds, docker stop -t).
+    recorder_stop_seconds: int = field(default_factory=lambda: _positive_int("REELGRAPH_RECORDER_STOP_SECONDS", 120))
 
     # Detection on tiles (`COLSxROWS`, or off): small, far objects in frames much larger than the detector's
     # input, at the cost of a detector call per tile. Per camera: `detector_tiles` in the zones file.
