@@ -367,6 +367,29 @@ def test_a_stop_waits_for_the_uploads_in_flight_on_a_slow_link(tmp_path, s3_buck
     assert not list(spool.glob("*.mp4")) and "stay in the spool" not in recorder.log()
 
 
+def test_cameras_record_while_another_process_holds_the_databases_migrations(tmp_path, inbox, cameras_db, pg_dsn,
+                                                                             person_clip, recorders):
+    """The database cannot answer while another process holds the migration lock (an index build can take
+    minutes): the cameras record and publish meanwhile, and the camera's state reaches the database after."""
+    from video_analysis.store.db import connect
+    from video_analysis.store.schema import _MIGRATION_LOCK
+
+    holder = connect(pg_dsn, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        recorder = RecorderProcess(tmp_path, {"desk": str(person_clip)}).start()
+        recorders.append(recorder)
+        wait_for(lambda: len(_segments(inbox, "desk")) >= 1, 40, "a segment published while the database waits",
+                 context=recorder.log)
+        assert "desk" not in {r[0] for r in cameras_db.execute("SELECT name FROM cameras")}  # it did wait
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+        holder.close()
+    wait_for(lambda: _camera_status().get("desk", {}).get("state") == "recording", 60, "the camera's state saved",
+             context=recorder.log)
+    assert recorder.stop() == 0
+
+
 def test_the_recorder_needs_no_deep_learning_stack(tmp_path):
     cameras_file = tmp_path / "cameras.yaml"
     cameras_file.write_text("cameras:\n  lobby: rtsp://viewer:${PW}@127.0.0.1/lobby\n")

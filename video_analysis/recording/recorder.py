@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -151,7 +152,7 @@ class CameraRecorder(threading.Thread):
     the health board."""
 
     def __init__(self, camera: Camera, store: ObjectStore, spool: Path, board: HealthBoard, stop: threading.Event,
-                 left_behind: LeftBehind | None = None, stop_grace_s: float = 10.0):
+                 left_behind: LeftBehind | Future | None = None, stop_grace_s: float = 10.0):
         super().__init__(name=f"camera-{camera.name}", daemon=True)
         self.stop_grace_s = stop_grace_s
         self.camera = camera
@@ -161,11 +162,38 @@ class CameraRecorder(threading.Thread):
         self.names: set[str] = set()
         self.published = 0
         self.publisher = Publisher(store, camera.name, self._published)
-        left_behind = left_behind or LeftBehind()
+        # Where an earlier recorder left the camera comes from the database, which may be slow to answer (its
+        # migrations held by another process): recording starts at once, and what it says is taken in when it
+        # comes (`_take_earlier`).
+        self._earlier: Future | None = left_behind if isinstance(left_behind, Future) else None
+        known = left_behind if isinstance(left_behind, LeftBehind) else LeftBehind()
         # a gap an earlier recorder left open goes on until our first packet
-        self.gap: tuple[datetime, str] | None = left_behind.open_gap
-        self.last_packet: float | None = left_behind.last_packet_at.timestamp() if left_behind.last_packet_at else None
+        self.gap: tuple[datetime, str] | None = known.open_gap
+        self.last_packet: float | None = known.last_packet_at.timestamp() if known.last_packet_at else None
         self.connected_before = False
+        self._first_wall: float | None = None  # our first packet's, while the earlier state was still unknown
+
+    def _take_earlier(self) -> None:
+        """Apply where an earlier recorder left the camera, once the database has said (in this thread)."""
+        if self._earlier is None or not self._earlier.done():
+            return
+        try:
+            earlier = self._earlier.result() or LeftBehind()
+        except Exception:  # noqa: BLE001 - best effort, as HealthBoard.left_behind
+            earlier = LeftBehind()
+        self._earlier = None
+        last = earlier.last_packet_at.timestamp() if earlier.last_packet_at else None
+        if self._first_wall is None:  # not recording yet: as if known from the start
+            if earlier.open_gap and (self.gap is None or earlier.open_gap[0] < self.gap[0]):
+                self.gap = earlier.open_gap
+            self.last_packet = self.last_packet if self.last_packet is not None else last
+            return
+        name = self.camera.name
+        if earlier.open_gap is not None:
+            if self.gap is None:  # (while a gap of our own is open, its close at reconnection ends both)
+                self.board.gap_closed(name, utc(self._first_wall))  # the earlier recorder's gap ended at our start
+        elif last is not None and self._first_wall - last > RESTART_GAP_S:
+            self.board.gap_opened(name, utc(last), "the recorder was not running", ended=utc(self._first_wall))
 
     def run(self) -> None:
         self.publisher.start()
@@ -178,6 +206,7 @@ class CameraRecorder(threading.Thread):
     def _record(self) -> None:
         backoff = BACKOFF_FIRST_S
         while not self.stop.is_set():
+            self._take_earlier()
             before = self.last_packet
             try:
                 reason = self._record_connection()
@@ -231,6 +260,7 @@ class CameraRecorder(threading.Thread):
         try:
             try:
                 for timed in reader.packets():
+                    self._take_earlier()
                     if first:
                         self._first_packet(timed.wall, reader.clock)
                         first = False
@@ -271,6 +301,8 @@ class CameraRecorder(threading.Thread):
 
     def _first_packet(self, wall: float, clock: str) -> None:
         name = self.camera.name
+        if self._earlier is not None and not self.connected_before:
+            self._first_wall = wall  # what an earlier recorder left is judged against this once it is known
         if self.gap is not None:
             self.board.gap_closed(name, utc(wall))
             log.info("%s: stream back after %.0f s", name, wall - self.gap[0].timestamp())
@@ -324,6 +356,14 @@ class SpoolLock:
         return True
 
 
+def _one(everyone: Future, camera: str) -> Future:
+    """The future state of one camera, from the future state of every camera."""
+    one: Future = Future()
+    everyone.add_done_callback(lambda done: one.set_result(
+        (done.result() or {}).get(camera) if done.exception() is None else None))
+    return one
+
+
 class Recorder:
     """Every camera of the cameras file, recorded until ``stop`` is set."""
 
@@ -339,7 +379,9 @@ class Recorder:
         """Record until ``stop``; each camera finishes and publishes its open segment. Returns segments
         published per camera (an error when another recorder already records every camera)."""
         threads, locks = [], []
-        previous = self.board.left_behind()
+        # asked in the background: cameras start before any database call (a migration another process holds can
+        # keep the database from answering for minutes)
+        previous = ThreadPoolExecutor(1, thread_name_prefix="earlier-state").submit(self.board.left_behind)
         for camera in self.cameras:
             spool = spool_folder(self.store, self.spool_root, camera.name)
             lock = SpoolLock(spool)
@@ -349,7 +391,7 @@ class Recorder:
                 self.board.forget(camera.name)
                 continue
             locks.append(lock)
-            threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, previous.get(camera.name),
+            threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, _one(previous, camera.name),
                                           stop_grace_s=self.stop_grace_s))
         if not threads:
             raise RecorderBusy("every camera of the cameras file is recorded by another recorder")
