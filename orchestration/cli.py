@@ -337,6 +337,82 @@ def cmd_backfill(args) -> int:
     return 0
 
 
+# -- forget ----------------------------------------------------------------------------------------
+def cmd_forget(args) -> int:
+    """Erase videos on request: footage, derived rows, unused descriptions, Dagster's records of their
+    partitions; an audit record of what went (no key, no name)."""
+    from dagster import DagsterInstance
+
+    from orchestration.instance import ensure_local_instance
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import erasure
+    from video_analysis.store.db import connect
+
+    settings = Settings.from_env()
+    try:
+        since, until = _when(args.since), _when(args.until)
+        with connect(PostgresResource().dsn(), autocommit=True) as conn:
+            videos = erasure.select_videos(conn, args.videos, args.camera, since, until)
+            if not videos:
+                print("nothing matches: no video was erased")
+                return 1
+            for video in videos:
+                when = video.recorded_at.isoformat() if video.recorded_at else "no recording time"
+                print(f"{'would erase' if args.dry_run else 'erasing'} {video.partition_key} "
+                      f"({video.camera or 'no camera'}, {when}, {video.obj.size / 2**20:.1f} MiB)")
+            if args.dry_run:
+                rows = erasure.count_rows(conn, [v.partition_key for v in videos])
+                print("dry run: nothing erased; would remove " + ", ".join(
+                    f"{n} {table}" for table, n in sorted(rows.items()) if n))
+                return 0
+            if not args.yes:
+                print("erasing cannot be undone: run again with --yes (or --dry-run to list what would go)")
+                return 2
+            done = erasure.erase(conn, ObjectStoreResource().store(), videos,
+                                 "videos" if args.videos else "camera and time range")
+    except ValueError as exc:
+        print(f"reelgraph forget: {exc}", file=sys.stderr)
+        return 2
+    ensure_local_instance(settings.home.ensure())
+    with DagsterInstance.get() as instance:
+        kept = _forget_partitions(instance, [v.partition_key for v in videos])
+    print(f"erased {done.describe()}; audit record {done.audit_id}")
+    for run_id in kept:
+        print(f"note: Dagster run {run_id} also materialized other videos: its event log still holds these videos' "
+              "materialization metadata (summaries, counts); delete that run in the UI where it must go too")
+    return 0
+
+
+def _forget_partitions(instance, keys: list[str]) -> list[str]:
+    """Dagster's records of these partitions: their materializations (which carry summaries and counts) and the
+    partitions themselves. Where the event log cannot wipe single partitions (SQLite's), the runs of these
+    partitions alone are deleted; the ids of runs that also carried other videos are returned."""
+    from dagster import AssetKey, AssetRecordsFilter, DagsterRunStatus, RunsFilter
+
+    from assets import VIDEO_STAGES
+    from assets.partitions import VIDEOS_PARTITIONS_NAME
+
+    known = set(instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
+    keys = [k for k in keys if k in known]
+    kept: list[str] = []
+    try:
+        for stage in VIDEO_STAGES:
+            instance.wipe_asset_partitions(AssetKey(stage.key.path), keys)
+    except NotImplementedError:
+        for key in keys:
+            for run in instance.get_runs(RunsFilter(tags={"dagster/partition": key})):
+                if run.status not in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING):
+                    instance.delete_run(run.run_id)
+        for stage in VIDEO_STAGES:  # what remains: runs that carried other videos too (backfill batches)
+            remaining = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(stage.key.path), asset_partitions=keys), limit=1000).records
+            kept += [r.run_id for r in remaining if r.run_id not in kept]
+    for key in keys:
+        instance.delete_dynamic_partition(VIDEOS_PARTITIONS_NAME, key)
+    return kept
+
+
 # -- search ----------------------------------------------------------------------------------------
 def _when(text: str | None):
     from datetime import datetime, timezone
@@ -697,6 +773,16 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--cameras", help="cameras file (default $REELGRAPH_CAMERAS, else <state folder>/cameras.yaml)")
     record.add_argument("--check", action="store_true", help="read the cameras file, print it and exit")
     record.set_defaults(func=cmd_record)
+
+    forget = commands.add_parser("forget", help="erase videos on request: footage, every derived row, an audit "
+                                 "record of what went")
+    forget.add_argument("videos", nargs="*", help="partition keys or object keys (every version of a key)")
+    forget.add_argument("--camera", help="instead: this camera's recordings, within --since/--until")
+    forget.add_argument("--since", help="recording start from this ISO time (UTC unless an offset is given)")
+    forget.add_argument("--until", help="recording start before this ISO time")
+    forget.add_argument("--dry-run", action="store_true", help="list what would go, erase nothing")
+    forget.add_argument("--yes", action="store_true", help="erase without asking again (it cannot be undone)")
+    forget.set_defaults(func=cmd_forget)
 
     register = commands.add_parser("register", help="catalogue stored videos as partitions without running "
                                      "them (bulk imports, then `reelgraph backfill`)")

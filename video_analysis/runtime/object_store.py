@@ -117,6 +117,8 @@ class ObjectStore(Protocol):
 
     def put(self, local_path: Path, key: str) -> ObjectInfo: ...
 
+    def delete(self, obj: ObjectInfo) -> bool: ...  # the object and any cached copy; False when it was gone
+
     def head(self, key: str) -> ObjectInfo: ...
 
     def describe(self) -> str: ...
@@ -187,6 +189,14 @@ class LocalFolderStore:
     @contextmanager
     def local_copy(self, obj: ObjectInfo) -> Iterator[Path]:
         yield self.fetch(obj)  # the inbox file itself: nothing to evict
+
+    def delete(self, obj: ObjectInfo) -> bool:
+        """The file, whatever its version now (erasure is of the key's footage); False when it was gone."""
+        try:
+            (self.root / obj.key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         target = self.root / key
@@ -368,6 +378,27 @@ class S3Store:
         """A time-limited URL a browser can play the object from (range requests go straight to S3)."""
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": obj.key}, ExpiresIn=expires_s)
+
+    def delete(self, obj: ObjectInfo) -> bool:
+        """The object (every version of it, where the bucket keeps versions) and its cached copy; False when it
+        was gone."""
+        from botocore.exceptions import ClientError
+
+        (self.cache.root / self.bucket / partition_key_for(obj.key, obj.version)).unlink(missing_ok=True)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=obj.key)
+            existed = True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            existed = False
+        versions = self.client.list_object_versions(Bucket=self.bucket, Prefix=obj.key).get("Versions", []) \
+            if existed else []
+        for version in (v for v in versions if v["Key"] == obj.key and v.get("VersionId") not in (None, "null")):
+            self.client.delete_object(Bucket=self.bucket, Key=obj.key, VersionId=version["VersionId"])
+        if existed:
+            self.client.delete_object(Bucket=self.bucket, Key=obj.key)
+        return existed
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         """Upload under the store's prefix (``key`` relative to it, as the recorder's ``cameras/...`` and

@@ -464,6 +464,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO store_identity DEFAULT VALUES;
         """,
     ),
+    (
+        15,
+        "an audit record of each erasure",
+        """
+        -- What `reelgraph forget` removed and when: counts, cameras and the span of recording times, never an
+        -- object key, a file name or any fact about what the footage showed.
+        CREATE TABLE erasures (
+            id                 bigserial PRIMARY KEY,
+            erased_at          timestamptz NOT NULL DEFAULT now(),
+            asked_for          text NOT NULL,  -- 'videos' or 'camera and time range'
+            videos             integer NOT NULL,
+            cameras            text[] NOT NULL,
+            recorded_from      timestamptz,
+            recorded_until     timestamptz,
+            footage_bytes      bigint NOT NULL,
+            rows_removed       jsonb NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
