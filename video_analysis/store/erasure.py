@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from video_analysis.runtime.object_store import ObjectInfo, ObjectStore
-from video_analysis.store import reports, vector_index
+from video_analysis.store import outputs, reports, vector_index
 
 # The tables whose rows belong to one video (each has partition_key), counted for the audit record.
 DERIVED_TABLES = ("detections", "tracks", "track_attributes", "embeddings", "static_objects", "sighting_crops",
@@ -105,18 +105,8 @@ def erase(conn: psycopg.Connection, store: ObjectStore, videos: list[ErasedVideo
         # a newer version's `superseded_by` pointer at an erased one goes with it
         conn.execute("UPDATE videos SET superseded_by = NULL WHERE superseded_by = ANY(%s)", (keys,))
         conn.execute("DELETE FROM videos WHERE partition_key = ANY(%s)", (keys,))
-        if descriptions:
-            conn.execute("""DELETE FROM descriptions d USING unnest(%s::text[]) AS old (hash)
-                            WHERE md5(d.content) = old.hash AND NOT EXISTS (
-                                SELECT 1 FROM track_attributes a WHERE md5(a.description) = old.hash)""",
-                         (descriptions,))
-        if vectors:
-            conn.execute(
-                """DELETE FROM description_vectors d USING unnest(%s::text[], %s::text[]) AS old (model_name, hash)
-                   WHERE d.model_name = old.model_name AND md5(d.content) = old.hash
-                     AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.kind = 'track_text'
-                                       AND e.model_name = old.model_name AND md5(e.content) = old.hash)""",
-                ([m for m, _ in vectors], [h for _, h in vectors]))
+        outputs.forget_descriptions(conn, descriptions)
+        outputs.forget_description_vectors(conn, vectors)
         for day in days:
             reports.replace_daily_report(conn, day)
         recorded = sorted(v.recorded_at for v in videos if v.recorded_at)

@@ -132,7 +132,7 @@ def replace_tracks(conn: psycopg.Connection, partition_key: str, tracks: list[Tr
         "model_version"), rows)
     conn.execute("DELETE FROM embeddings WHERE partition_key = %s AND kind = ANY(%s)",
                  (partition_key, list(TRACK_EMBEDDING_KINDS)))
-    _forget_descriptions(conn, described)  # the old tracks' attributes went by cascade
+    forget_descriptions(conn, described)  # the old tracks' attributes went by cascade
     return written
 
 
@@ -142,7 +142,18 @@ def _descriptions_of(conn: psycopg.Connection, partition_key: str) -> list[str]:
         "SELECT DISTINCT md5(description) FROM track_attributes WHERE partition_key = %s", (partition_key,))]
 
 
-def _forget_descriptions(conn: psycopg.Connection, hashes: list[str]) -> None:
+def forget_description_vectors(conn: psycopg.Connection, pairs: list[tuple[str, str]]) -> None:
+    """Drop the vectors of those (model name, md5 of description) that no track's embedding has any more."""
+    if pairs:
+        conn.execute(
+            """DELETE FROM description_vectors d USING unnest(%s::text[], %s::text[]) AS old (model_name, hash)
+               WHERE d.model_name = old.model_name AND md5(d.content) = old.hash
+                 AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.kind = 'track_text'
+                                   AND e.model_name = old.model_name AND md5(e.content) = old.hash)""",
+            ([model for model, _ in pairs], [digest for _, digest in pairs]))
+
+
+def forget_descriptions(conn: psycopg.Connection, hashes: list[str]) -> None:
     """Drop from table ``descriptions`` those of ``hashes`` no track has any more (they would take places
     among the descriptions search walks, and find nothing)."""
     if hashes:
@@ -194,7 +205,7 @@ def replace_attributes(conn: psycopg.Connection, partition_key: str, attributes:
         "track_id", "class_name", "upper_color", "lower_color", "color", "apparent_height", "speed_px_s",
         "speed_heights_s", "motion", "heading", "displacement_px", "dwell_s", "zones", "extras", "description",
         "profile"), rows)
-    _forget_descriptions(conn, described)
+    forget_descriptions(conn, described)
     conn.execute("""INSERT INTO descriptions (content)
                     SELECT DISTINCT ON (md5(description)) description FROM track_attributes
                      WHERE partition_key = %s ORDER BY md5(description)
@@ -252,13 +263,7 @@ def replace_embeddings(conn: psycopg.Connection, partition_key: str, kind: str, 
     written = replace_partition_rows(
         conn, "embeddings", partition_key, ("track_id", "content", "model_name", "model_version", "dim", "embedding"),
         rows, scope={"kind": kind}, binary_types=["int4", "text", "text", "text", "int4", "vector"])
-    if replaced:  # a description no track has any more is not searched
-        conn.execute(
-            """DELETE FROM description_vectors d USING unnest(%s::text[], %s::text[]) AS old (model_name, hash)
-               WHERE d.model_name = old.model_name AND md5(d.content) = old.hash
-                 AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.kind = 'track_text'
-                                   AND e.model_name = old.model_name AND md5(e.content) = old.hash)""",
-            ([model for model, _ in replaced], [digest for _, digest in replaced]))
+    forget_description_vectors(conn, replaced)  # a description no track has any more is not searched
     if kind == "track_text" and written:
         # Each description's vector once, for search's index over distinct descriptions (two runs adding
         # the same descriptions at once are kept apart by the index lock taken above).
