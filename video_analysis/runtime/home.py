@@ -13,12 +13,14 @@ from pathlib import Path
 HOME_ENV = "REELGRAPH_HOME"
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]  # video_analysis/runtime/home.py -> the checkout
+
+
 def _default_home() -> Path:
-    # In a source checkout keep state beside the code (one state per checkout);
-    # an installed package falls back to the user's data folder.
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").exists():
-        return checkout / ".reelgraph"
+    # In a source checkout keep state beside the code (one state per checkout, as the README's `.reelgraph/inbox/`
+    # says); an installed package falls back to the user's data folder.
+    if (CHECKOUT / "pyproject.toml").exists() and (CHECKOUT / "video_analysis").is_dir():
+        return CHECKOUT / ".reelgraph"
     return Path.home() / ".local" / "share" / "reelgraph"
 
 

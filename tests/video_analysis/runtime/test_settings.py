@@ -11,3 +11,15 @@ def test_the_answer_writer_setting_takes_auto_or_off_and_refuses_anything_else(m
     monkeypatch.setenv("REELGRAPH_ANSWER_WRITER", "false")
     with pytest.raises(ValueError, match="REELGRAPH_ANSWER_WRITER must be 'auto' or 'off', not 'false'"):
         Settings.from_env()
+
+
+def test_a_checkouts_state_folder_is_its_own_dot_reelgraph_unless_configured(monkeypatch, tmp_path):
+    """Two clones on one machine keep apart: each one's state is `.reelgraph/` beside its code, where the README's
+    inbox is, not a folder in the user's home that every clone would share."""
+    from tests.helpers import REPO
+    from video_analysis.runtime.home import StateHome
+
+    monkeypatch.delenv("REELGRAPH_HOME", raising=False)
+    assert StateHome.from_env().root == REPO / ".reelgraph"
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "elsewhere"))
+    assert StateHome.from_env().root == tmp_path / "elsewhere"
