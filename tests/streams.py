@@ -55,6 +55,22 @@ def _kill(process: subprocess.Popen | None, sig=signal.SIGKILL) -> None:
         process.wait(10)
 
 
+def _wait_for_port(port: int, timeout_s: float, process, log: Path) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port} after {timeout_s:g} s (the server "
+                                   f"{'exited' if process.poll() is not None else 'is still starting'}): "
+                                   f"{log.read_text()[-2000:] if log.exists() else ''}") from None
+            time.sleep(0.05)
+
+
 class RtspCamera:
     """One RTSP server with one stream, at ``url``; `down()` kills server and feed, `up()` brings them back."""
 
@@ -70,7 +86,10 @@ class RtspCamera:
         self.server = _start([self.binary, "--clientport", str(self.client_port), "--serverport",
                               str(self.source_port), "--rtp_start_port", str(self.rtp_port), "--loglevel", "1"],
                              self.folder / f"{self.name}-server.log")
-        time.sleep(0.7)  # the server listens within a few hundred milliseconds
+        # the feed only once both ports answer: a publisher that finds nobody listening dies ("Connection refused")
+        # and nothing restarts it (the server took over 0.7 s to listen on a loaded machine)
+        for port in (self.source_port, self.client_port):
+            _wait_for_port(port, 20, self.server, self.folder / f"{self.name}-server.log")
         self.feed = _start([sys.executable, "-m", "tests.stream_publisher", str(self.clip),
                             f"rtsp://127.0.0.1:{self.source_port}/{self.name}"], self.folder / f"{self.name}-feed.log")
         return self
