@@ -59,7 +59,11 @@ def test_a_failed_migration_leaves_the_one_before_it_applied_and_recorded(scratc
         assert {"static_objects", "cameras", "settings_seen"} <= _tables(conn)  # 12 to last + 1 kept
         assert "half_done" not in _tables(conn)
         assert conn.execute("SELECT memory, lock_wait FROM settings_seen").fetchone() == ("1GB", "5s")
-        # the lock is free again: the next process migrates at once
+        # the lock is free again: another session (advisory locks are re-entrant on the one that holds them, so
+        # asking on this connection would prove nothing) takes it at once
+        with psycopg.connect(scratch_dsn, autocommit=True) as other:
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", (schema._MIGRATION_LOCK,)).fetchone() == (True,)
+            other.execute("SELECT pg_advisory_unlock(%s)", (schema._MIGRATION_LOCK,))
         monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS[:-1]])
         assert schema.migrate(conn, up_to=last + 2) == []
 
