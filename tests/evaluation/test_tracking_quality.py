@@ -114,8 +114,11 @@ def test_picodet_is_decoded_to_the_labelled_people(offline_detector, mot_folder)
 
 @pytest.mark.slow
 def test_openvino_finds_the_boxes_opencv_dnn_finds(ssd_detector, person_clip, bottle_clip, mot_folder):
-    """The same graph through both runtimes: every box OpenCV scores >= 0.5 is found by OpenVINO, same class,
-    IoU >= 0.85, score within 0.08 (resizing and float order differ slightly)."""
+    """The same graph through both runtimes, both ways and one to one: every box either scores >= 0.5 is paired
+    with its own box of the other (same class, IoU >= 0.85, score within 0.08: resizing and float order differ
+    slightly), never two with one."""
+    from scipy.optimize import linear_sum_assignment
+
     model, detector = ssd_detector
     assert isinstance(detector, OpenVINOSSDDetector)
     reference = OpenCVSSDDetector(model.path, model.config_path)
@@ -125,15 +128,18 @@ def test_openvino_finds_the_boxes_opencv_dnn_finds(ssd_detector, person_clip, bo
         frames = list(iter_frames(clip, 2.0))[:12]
         expected, found = reference.detect(frames), detector.detect(frames)
         for frame in frames:
-            want = expected[(expected.frame_index == frame.index) & (expected.confidence >= 0.5)]
-            got = found[found.frame_index == frame.index]
-            for box, cls, conf in zip(want.xyxy, want.class_id, want.confidence, strict=True):
-                same = got[got.class_id == cls]
-                assert len(same), f"{clip.name} frame {frame.index}: class {cls} missed"
-                ious = box_iou(box, same.xyxy)[0]
-                best = int(np.argmax(ious))
-                assert ious[best] >= 0.85 and abs(same.confidence[best] - conf) <= 0.08
-                compared += 1
+            want = expected[(expected.frame_index == frame.index) & (expected.confidence >= 0.45)]
+            got = found[(found.frame_index == frame.index) & (found.confidence >= 0.45)]
+            strong = (want.confidence >= 0.5).sum(), (got.confidence >= 0.5).sum()
+            # pair boxes of one class only, the closest first (scores between 0.45 and 0.5 may pair or not)
+            ious = box_iou(want.xyxy, got.xyxy) * (want.class_id[:, None] == got.class_id[None, :])
+            rows, cols = linear_sum_assignment(-ious) if ious.size else (np.zeros(0, int), np.zeros(0, int))
+            paired = [(r, c) for r, c in zip(rows, cols, strict=True) if ious[r, c] >= 0.85]
+            where = f"{clip.name} frame {frame.index}"
+            assert all(abs(want.confidence[r] - got.confidence[c]) <= 0.08 for r, c in paired), where
+            assert sum(want.confidence[r] >= 0.5 for r, _ in paired) == strong[0], f"{where}: OpenVINO missed one"
+            assert sum(got.confidence[c] >= 0.5 for _, c in paired) == strong[1], f"{where}: OpenCV missed one"
+            compared += len(paired)
     assert compared >= 50
 
 
