@@ -176,12 +176,16 @@ def test_one_alert_per_outage_then_quiet_until_the_camera_recovers(cameras_db, m
 
     alerts, sink = alert_sink()
     monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{sink.server_port}/hooks/T0/SECRET")
-    monkeypatch.setenv("REELGRAPH_CAMERA_LOST_SECONDS", "5")
+    monkeypatch.setenv("REELGRAPH_CAMERA_LOST_SECONDS", "60")
     now = datetime.now(timezone.utc)
-    lost = datetime.fromtimestamp(now.timestamp() - 8, tz=timezone.utc)
+    lost = datetime.fromtimestamp(now.timestamp() - 90, tz=timezone.utc)
     cameras.save_camera(cameras_db, CameraRow("gate", "rtsp://h/gate", 600, "reconnecting", "stream", lost, now))
     cameras.save_camera(cameras_db, CameraRow("hall", "rtsp://h/hall", 600, "recording", "stream", now, now))
     cameras.open_gap(cameras_db, "gate", lost, "the stream broke off")
+    # below the threshold: lost 30 s ago, with 60 s allowed, is not silent yet
+    brief = datetime.fromtimestamp(now.timestamp() - 30, tz=timezone.utc)
+    cameras.save_camera(cameras_db, CameraRow("yard", "rtsp://h/yard", 600, "reconnecting", "stream", brief, now))
+    cameras.open_gap(cameras_db, "yard", brief, "the stream broke off")
 
     def tick():
         return camera_silence_sensor(build_sensor_context(resources={"database": PostgresResource()}))
@@ -194,7 +198,7 @@ def test_one_alert_per_outage_then_quiet_until_the_camera_recovers(cameras_db, m
     tick()  # recovered: the next outage alerts again
     assert cameras_db.execute("SELECT alerted_at FROM cameras WHERE name = 'gate'").fetchone()[0] is None
     later = datetime.now(timezone.utc)
-    cameras.open_gap(cameras_db, "gate", datetime.fromtimestamp(later.timestamp() - 6, tz=timezone.utc), "stalled")
+    cameras.open_gap(cameras_db, "gate", datetime.fromtimestamp(later.timestamp() - 70, tz=timezone.utc), "stalled")
     tick()
     assert [a["camera"] for a in alerts] == ["gate", "gate"]
 
