@@ -193,19 +193,23 @@ def test_a_burst_of_questions_gets_429_beyond_the_answer_slots_while_health_answ
 
     def ask(_):
         with httpx.Client(base_url=served.url, timeout=120) as client:
-            return client.get("/api/ask", params={"q": "was anyone hanging around?"}).status_code
+            answer = client.get("/api/ask", params={"q": "was anyone hanging around?"})
+            return answer.status_code, answer.headers.get("retry-after")
 
     with ThreadPoolExecutor(50) as pool:
-        asked = [pool.submit(ask, i) for i in range(50)]
-        time.sleep(0.3)  # the burst is in flight
-        health_times = []
+        asked = [pool.submit(ask, i) for i in range(100)]
+        health_times, in_flight = [], []
         for _ in range(5):
             started = time.monotonic()
             assert served.client.get("/api/health").status_code == 200
             health_times.append(time.monotonic() - started)
-        codes = [future.result() for future in asked]
+            in_flight.append(sum(not f.done() for f in asked))
+        answers = [future.result() for future in asked]
+    codes = [code for code, _ in answers]
     assert max(health_times) < 1.0, health_times
+    assert any(in_flight), in_flight  # health was asked while the burst was still being answered
     assert set(codes) == {200, 429} and codes.count(200) >= 2, codes
+    assert {retry for code, retry in answers if code == 429} == {"5"}  # each refusal says when to come back
     busy = served.client.get("/api/ask", params={"q": "anyone?"})
     assert busy.status_code == 200  # the slots are free again once the burst is answered
 
