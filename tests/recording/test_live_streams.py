@@ -386,12 +386,16 @@ def test_cameras_record_while_another_process_holds_the_databases_migrations(tmp
         wait_for(lambda: len(_segments(inbox, "desk")) >= 1, 40, "a segment published while the database waits",
                  context=recorder.log)
         assert "desk" not in {r[0] for r in cameras_db.execute("SELECT name FROM cameras")}  # it did wait
+        # and a stop meanwhile is not held up by the database call still waiting
+        assert recorder.stop(timeout_s=30) == 0, recorder.log()
     finally:
         holder.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
         holder.close()
+    again = RecorderProcess(tmp_path, {"desk": str(person_clip)}).start()
+    recorders.append(again)
     wait_for(lambda: _camera_status().get("desk", {}).get("state") == "recording", 60, "the camera's state saved",
-             context=recorder.log)
-    assert recorder.stop() == 0
+             context=again.log)
+    assert again.stop() == 0
 
 
 def test_the_recorder_needs_no_deep_learning_stack(tmp_path):

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 
@@ -356,6 +356,21 @@ class SpoolLock:
         return True
 
 
+def _in_background(call) -> Future:
+    """``call()`` on a daemon thread: a stop never waits for it (a database held by a migration answers in
+    minutes, and the process must exit at SIGTERM all the same)."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(call())
+        except Exception as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="earlier-state", daemon=True).start()
+    return future
+
+
 def _one(everyone: Future, camera: str) -> Future:
     """The future state of one camera, from the future state of every camera."""
     one: Future = Future()
@@ -381,7 +396,7 @@ class Recorder:
         threads, locks = [], []
         # asked in the background: cameras start before any database call (a migration another process holds can
         # keep the database from answering for minutes)
-        previous = ThreadPoolExecutor(1, thread_name_prefix="earlier-state").submit(self.board.left_behind)
+        previous = _in_background(self.board.left_behind)
         for camera in self.cameras:
             spool = spool_folder(self.store, self.spool_root, camera.name)
             lock = SpoolLock(spool)
