@@ -55,20 +55,27 @@ def _kill(process: subprocess.Popen | None, sig=signal.SIGKILL) -> None:
         process.wait(10)
 
 
-def _wait_for_port(port: int, timeout_s: float, process, log: Path) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while True:
+def _listening(port: int) -> bool:
+    """Whether a socket listens on ``port``, read from the kernel's tables: connecting to find out would be a
+    session the RTSP server has to deal with (an empty one on its publishing port leaves it without a stream)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            rows = Path(table).read_text().splitlines()[1:]
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on port {port} after {timeout_s:g} s (the server "
-                                   f"{'exited' if process.poll() is not None else 'is still starting'}): "
-                                   f"{log.read_text()[-2000:] if log.exists() else ''}") from None
-            time.sleep(0.05)
+            continue
+        if any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in rows):
+            return True
+    return False
+
+
+def _wait_for_port(port: int, timeout_s: float, process, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _listening(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listens on port {port} after {timeout_s:g} s (the server "
+                               f"{'exited' if process.poll() is not None else 'is still starting'}): "
+                               f"{log.read_text()[-2000:] if log.exists() else ''}")
+        time.sleep(0.05)
 
 
 class RtspCamera:
