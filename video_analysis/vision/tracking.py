@@ -49,12 +49,25 @@ class TrackerSettings:
 DEFAULT_TRACKER = TrackerSettings()
 
 
+_importing: threading.Thread | None = None  # the import started ahead, which a tracker built meanwhile waits for
+
+
 def import_tracker_library() -> threading.Thread:
     """Starts importing the trackers' library (Ultralytics, and torch with it: ~2 s in a fresh process) on a
-    thread of its own, for a step that loads its detector meanwhile; the first tracker built waits for it."""
+    thread of its own, for a step that loads its detector meanwhile; the first tracker built waits for it (two
+    threads importing the same package at once can deadlock on its module locks: Python then raises
+    `_DeadlockError` in one of them, which a detector that loads faster than the import made happen)."""
+    global _importing
     thread = threading.Thread(target=_import_tracker_library, name="import-trackers", daemon=True)
+    _importing = thread
     thread.start()
     return thread
+
+
+def _wait_for_import_ahead() -> None:
+    thread = _importing
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
 
 
 def _import_tracker_library() -> None:
@@ -70,6 +83,7 @@ def _widened(boxes: np.ndarray, buffer: float) -> list[np.ndarray]:
 
 
 def _bytetrack(settings: TrackerSettings, sample_fps: float):
+    _wait_for_import_ahead()
     from ultralytics.trackers.bot_sort import BOTSORT
     from ultralytics.trackers.byte_tracker import BYTETracker
     from ultralytics.trackers.utils import matching
