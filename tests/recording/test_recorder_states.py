@@ -189,6 +189,12 @@ def test_a_segment_keeps_every_packet_across_timestamp_jumps_either_way(tmp_path
     assert (writer.dropped, writer.packets) == (0, len(packets))
     probe = probe_video(tmp_path / "segment.mp4")
     assert probe.frame_count == len(packets) and probe.duration_s < 10  # one timeline, not 40 s of hole
+    # each packet after a jump follows the one before by a frame's step, as the rest do (10 fps: 0.1 s)
+    with av.open(str(tmp_path / "segment.mp4")) as written:
+        video = written.streams.video[0]
+        dts = [p.dts for p in written.demux(video) if p.dts is not None]
+    steps = {round(float((b - a) * video.time_base), 3) for a, b in zip(dts, dts[1:], strict=False)}
+    assert steps == {0.1}, steps
 
 
 def test_a_stream_without_keyframes_is_written_out_as_it_comes_not_held_in_memory(tmp_path, person_clip):

@@ -75,7 +75,7 @@ class SegmentWriter:
         self.dropped = 0
         self._origin: int | None = None
         self._last_dts: int | None = None
-        self._step = 1  # the usual DTS step between packets, in the stream's time base
+        self._step: int | None = None  # the usual DTS step between packets, in the stream's time base
         path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format="mp4", options={
             # fragments at each keyframe: the file plays up to its last fragment even if we are killed; and at
@@ -101,7 +101,9 @@ class SegmentWriter:
             self.dropped += 1  # a repeated or backward timestamp (lost packets, a camera's glitch): MP4 refuses it
             return
         if self._last_dts is not None:
-            self._step = packet.dts - self._last_dts if packet.dts - self._last_dts < 10 * self._step else self._step
+            step = packet.dts - self._last_dts
+            if self._step is None or step < 10 * self._step:  # a gap in the stream is not a frame's step
+                self._step = step
         self._last_dts = packet.dts
         packet.stream = self.stream
         self.container.mux(packet)
@@ -113,7 +115,7 @@ class SegmentWriter:
         last packet written, and the packets after it follow from there (none dropped as out of order)."""
         if self._origin is None or self._last_dts is None:
             return
-        self._origin = packet.dts - (self._last_dts + self._step)
+        self._origin = packet.dts - (self._last_dts + (self._step or 1))
 
     def close(self) -> Path:
         try:
