@@ -299,23 +299,20 @@ def _loitering(chain: list[TrackFacts], rules: IncidentRules, zones: list[Zone] 
                     f"place{pieces}", confidence, [round(start, 2), round((start + end) / 2, 2), round(end, 2)])
 
 
-def _occupancy(people: list[TrackFacts]) -> tuple[int, float, float, set[int]]:
-    """(peak people on screen at once, when it began, when it ended, who they were), from tracks' spans."""
+def _on_screen(people: list[TrackFacts]):
+    """(time, the tracks on screen from then) at each arrival and departure, in time order (the set is the
+    same object throughout: copy what is kept)."""
     events = sorted([(t.first_t, 1, t.track_id) for t in people] + [(t.last_t, -1, t.track_id) for t in people])
     present: set[int] = set()
-    peak, members, start, end = 0, set(), 0.0, 0.0
     for t, change, track_id in events:
         present.add(track_id) if change > 0 else present.discard(track_id)
-        if len(present) > peak:
-            peak, members, start = len(present), set(present), t
-        if change < 0 and track_id in members and end < start:
-            end = t
-    return peak, start, max(end, start), members
+        yield t, present
 
 
 def peak_people(tracks: list[TrackFacts]) -> int:
     """The most people on screen at once: what a camera's normal occupancy is made of."""
-    return _occupancy([t for t in tracks if t.class_name == PEOPLE])[0]
+    return max((len(present) for _, present in _on_screen([t for t in tracks if t.class_name == PEOPLE])),
+               default=0)
 
 
 def crowd_threshold(rules: IncidentRules, normal_people: float | None) -> int | None:
@@ -333,11 +330,8 @@ def _crowding(people: list[TrackFacts], rules: IncidentRules, normal_people: flo
     limit = crowd_threshold(rules, normal_people)
     if limit is None:
         return None
-    events = sorted([(t.first_t, 1, t.track_id) for t in people] + [(t.last_t, -1, t.track_id) for t in people])
-    present: set[int] = set()
     start, peak, members = None, 0, set()
-    for t, change, track_id in events:
-        present.add(track_id) if change > 0 else present.discard(track_id)
+    for t, present in _on_screen(people):
         if len(present) >= limit:
             start = t if start is None else start
             members |= present
@@ -594,17 +588,18 @@ def _lying_spells(times: np.ndarray, boxes: np.ndarray) -> list[list[int]]:
     overlaps by 30% of the smaller box, within 2 s (a detector boxes a body on the floor now whole, now in
     part)."""
     spells: list[list[int]] = []
+    open_spells: list[list[int]] = []  # those seen within the last 2 s: the only ones a sighting can join
     for i in np.argsort(times, kind="stable"):
-        for spell in spells:
+        open_spells = [spell for spell in open_spells if times[i] - times[spell[-1]] <= 2.0]
+        for spell in open_spells:
             last = spell[-1]
-            if times[i] - times[last] > 2.0:
-                continue
             inter = box_intersections(boxes[i], boxes[last][None])[0][0]
             if inter >= 0.3 * min(float(box_areas(boxes[i])), float(box_areas(boxes[last]))):
                 spell.append(int(i))
                 break
         else:
             spells.append([int(i)])
+            open_spells.append(spells[-1])
     return spells
 
 
