@@ -74,6 +74,13 @@ class ModelRegistry:
 
     # -- public ------------------------------------------------------------------------------------
     def resolve(self, task: str) -> ResolvedModel:
+        """The task's checkpoint; why any better one was passed over is in its note, logged once here."""
+        resolved = self._resolve(task)
+        if resolved.note:
+            log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, resolved.note)
+        return resolved
+
+    def _resolve(self, task: str) -> ResolvedModel:
         if self.requested_profile != "auto":
             return self._resolve_in(task, self.requested_profile)
         try:
@@ -85,7 +92,6 @@ class ModelRegistry:
                 raise ModelUnavailableError(f"full profile: {exc}; offline profile: {offline_exc}") from exc
             note = f"full-profile weights unreachable ({exc}); using the offline profile" + (
                 f"; {fallback.note}" if fallback.note else "")
-            log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, note)
             return ResolvedModel(**{**fallback.__dict__, "note": note})
 
     def checkpoints(self, task: str, profile: str) -> list[str]:
@@ -113,7 +119,6 @@ class ModelRegistry:
                 continue
             if passed_over:
                 note = f"{'; '.join(passed_over)}; using {name}"
-                log.log(logging.WARNING if self.allow_download else logging.DEBUG, "%s: %s", task, note)
                 return ResolvedModel(**{**resolved.__dict__, "note": note})
             return resolved
         raise AssertionError("unreachable")
