@@ -343,6 +343,7 @@ def cmd_forget(args) -> int:
     partitions; an audit record of what went (no key, no name)."""
     from dagster import DagsterInstance
 
+    from orchestration.housekeeping import forget_partitions
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.settings import Settings
@@ -376,7 +377,7 @@ def cmd_forget(args) -> int:
         return 2
     ensure_local_instance(settings.home.ensure())
     with DagsterInstance.get() as instance:
-        kept = _forget_partitions(instance, [v.partition_key for v in videos])
+        kept = forget_partitions(instance, [v.partition_key for v in videos])
     print(f"erased {done.describe()}; audit record {done.audit_id}")
     for run_id in kept:
         print(f"note: Dagster run {run_id} also materialized other videos: its event log still holds these videos' "
@@ -384,33 +385,48 @@ def cmd_forget(args) -> int:
     return 0
 
 
-def _forget_partitions(instance, keys: list[str]) -> list[str]:
-    """Dagster's records of these partitions: their materializations (which carry summaries and counts) and the
-    partitions themselves. Where the event log cannot wipe single partitions (SQLite's), the runs of these
-    partitions alone are deleted; the ids of runs that also carried other videos are returned."""
-    from dagster import AssetKey, AssetRecordsFilter, DagsterRunStatus, RunsFilter
+# -- retention -------------------------------------------------------------------------------------
+def cmd_retention(args) -> int:
+    """Apply the zones file's retention policy now (the daily schedule does the same), or print what it would
+    do, or the S3 lifecycle rule that moves footage to a colder storage class."""
+    from dagster import DagsterInstance
 
-    from assets import VIDEO_STAGES
-    from assets.partitions import VIDEOS_PARTITIONS_NAME
+    from orchestration.housekeeping import forget_partitions
+    from orchestration.instance import ensure_local_instance
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import retention
+    from video_analysis.store.db import connect
 
-    known = set(instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME))
-    keys = [k for k in keys if k in known]
-    kept: list[str] = []
+    settings = Settings.from_env()
     try:
-        for stage in VIDEO_STAGES:
-            instance.wipe_asset_partitions(AssetKey(stage.key.path), keys)
-    except NotImplementedError:
-        for key in keys:
-            for run in instance.get_runs(RunsFilter(tags={"dagster/partition": key})):
-                if run.status not in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING):
-                    instance.delete_run(run.run_id)
-        for stage in VIDEO_STAGES:  # what remains: runs that carried other videos too (backfill batches)
-            remaining = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=AssetKey(stage.key.path), asset_partitions=keys), limit=1000).records
-            kept += [r.run_id for r in remaining if r.run_id not in kept]
-    for key in keys:
-        instance.delete_dynamic_partition(VIDEOS_PARTITIONS_NAME, key)
-    return kept
+        config = retention.load_retention(settings.zones_path)
+    except retention.RetentionConfigError as exc:
+        print(f"reelgraph retention: {exc}", file=sys.stderr)
+        return 2
+    if args.lifecycle:
+        print(json.dumps(retention.lifecycle_rules(config, args.storage_class, settings.s3_prefix), indent=2))
+        return 0
+    if not config.configured:
+        print(f"no retention policy ({settings.zones_path or 'no zones file'} has no `retention:` section): "
+              "footage and facts are kept until removed by hand")
+    store = ObjectStoreResource().store()
+    with connect(PostgresResource().dsn(), autocommit=True) as conn:
+        plan, result = retention.sweep(conn, store, config, dry_run=args.dry_run)
+    if args.dry_run:
+        for label, items in (("moved to the cold tier", plan.to_cold), ("expired (footage removed)", plan.to_expire),
+                             ("erased with its facts", plan.to_erase)):
+            for aged in items:
+                print(f"{aged.partition_key} ({aged.camera or 'upload'}, {aged.at.isoformat()}): would be {label}")
+        print(f"dry run: nothing changed; {plan.describe()}")
+        return 0
+    erased = [a.partition_key for a in plan.to_erase][:result.erased]
+    if erased:
+        ensure_local_instance(settings.home.ensure())
+        with DagsterInstance.get() as instance:
+            forget_partitions(instance, erased)
+    print(f"retention: {result.describe()} in {result.seconds:.1f} s")
+    return 1 if result.failures else 0
 
 
 # -- search ----------------------------------------------------------------------------------------
@@ -783,6 +799,16 @@ def main(argv: list[str] | None = None) -> int:
     forget.add_argument("--dry-run", action="store_true", help="list what would go, erase nothing")
     forget.add_argument("--yes", action="store_true", help="erase without asking again (it cannot be undone)")
     forget.set_defaults(func=cmd_forget)
+
+    keep = commands.add_parser("retention", help="apply the retention policy of the zones file now (daily "
+                               "schedule: retention_job)")
+    keep.add_argument("--dry-run", action="store_true", help="list what would move or go, change nothing")
+    keep.add_argument("--lifecycle", action="store_true",
+                      help="print the S3 lifecycle configuration that moves footage to a colder storage class "
+                           "(apply with aws s3api put-bucket-lifecycle-configuration)")
+    keep.add_argument("--storage-class", default="STANDARD_IA",
+                      help="S3 storage class of the cold tier (STANDARD_IA, GLACIER_IR, ...)")
+    keep.set_defaults(func=cmd_retention)
 
     register = commands.add_parser("register", help="catalogue stored videos as partitions without running "
                                      "them (bulk imports, then `reelgraph backfill`)")

@@ -6,7 +6,13 @@ from assets import ALL_ASSETS
 from orchestration.alerts import failure_alert_sensor
 from orchestration.cameras import camera_silence_sensor
 from orchestration.executors import build_executor
-from orchestration.jobs import daily_report_job, daily_report_schedule, process_video_job
+from orchestration.jobs import (
+    daily_report_job,
+    daily_report_schedule,
+    process_video_job,
+    retention_job,
+    retention_schedule,
+)
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.runtime.home import StateHome
@@ -26,8 +32,8 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[process_video_job, daily_report_job],
-    schedules=[daily_report_schedule],
+    jobs=[process_video_job, daily_report_job, retention_job],
+    schedules=[daily_report_schedule, retention_schedule],
     sensors=[video_upload_sensor, failure_alert_sensor, camera_silence_sensor],
     resources=build_resources(),
     executor=build_executor(),

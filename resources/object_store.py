@@ -40,4 +40,4 @@ class ObjectStoreResource(ConfigurableResource):
             )
         inbox = Path(self.inbox or settings.inbox or home.inbox)
         inbox.mkdir(parents=True, exist_ok=True)
-        return LocalFolderStore(inbox)
+        return LocalFolderStore(inbox, settings.cold_path)

@@ -172,18 +172,39 @@ def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None =
         hits += future.result()
     # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
     hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
-    return hits[:limit]
+    return _with_footage(ctx, hits[:limit])
+
+
+def _footage_note(state: str, at: datetime | None) -> str | None:
+    if state != "expired":
+        return None
+    return f"the footage was removed by retention{f' on {at.date().isoformat()}' if at else ''}; its facts remain"
+
+
+def _with_footage(ctx: ServiceContext, hits: list[dict]) -> list[dict]:
+    """Each hit says where its footage is; one whose footage expired has no clip to play, and says why."""
+    if not hits:
+        return hits
+    with ctx.database.session() as conn:
+        states = catalog.footage_states(conn, {hit["partition_key"] for hit in hits})
+    for hit in hits:
+        state, at = states.get(hit["partition_key"], ("hot", None))
+        hit["footage"] = state
+        if state == "expired":
+            hit["clip_url"], hit["footage_note"] = None, _footage_note(state, at)
+    return hits
 
 
 def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:
     """A grounded answer: built from the best few hits only, every sentence citing its video and time."""
     hits = find(ctx, question, filters, limit=facts)
+    expired = {hit["partition_key"] for hit in hits if hit.get("footage") == "expired"}
     writer = ctx.answer_writer.write_answer if ctx.answer_writer is not None else None
     with ctx.writer_lock:  # one generation at a time: the model is not shared across threads
         found = grounded_answer(question, hits, writer, ctx.answer_writer_name or "language model")
     return {"question": question, "answer": found.text, "generator": found.generator, "note": found.note,
-            "citations": [{**citation.__dict__, "clip_url": f"{_video_path(citation.partition_key)}/video"
-                                                            f"#t={citation.start_s}"}
+            "citations": [{**citation.__dict__, "clip_url": None if citation.partition_key in expired
+                           else f"{_video_path(citation.partition_key)}/video#t={citation.start_s}"}
                           for citation in found.citations]}
 
 
@@ -332,6 +353,7 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
             "recorded_at": v.recorded_at.isoformat() if v.recorded_at else None, "status": v.status,
             "error": v.error, "duration_s": v.duration_s, "covered_s": v.covered_s,
             "superseded_by": v.superseded_by, "stages": v.stages, "url": _video_path(v.partition_key),
+            "footage": v.footage,
         } for v in found]}
 
     def validated_jpeg(request: Request, table: str, where: str, key: tuple, missing: str) -> Response:
@@ -369,6 +391,9 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
                 obj = catalog.object_for(conn, partition_key)
             except catalog.UnknownVideoError as exc:
                 raise HTTPException(404, f"no video {partition_key!r}") from exc
+            state, at = catalog.footage_states(conn, [partition_key]).get(partition_key, ("hot", None))
+        if state == "expired":
+            raise HTTPException(410, f"{partition_key!r}: {_footage_note(state, at)}")
         gone = f"the footage of {partition_key!r} is not in the store this service reads"
         if obj.source != ctx.store.source:
             log.info("%s is in a %s store; this service reads %s", obj.uri, obj.source, ctx.store.describe())
@@ -383,8 +408,9 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
         if isinstance(ctx.store, S3Store):
             return RedirectResponse(ctx.store.presigned_url(obj), status_code=307)
         if isinstance(ctx.store, LocalFolderStore):
-            path = (ctx.store.root / obj.key).resolve()
-            if path.is_file() and path.is_relative_to(ctx.store.root.resolve()):
+            path = ctx.store.path_of(obj.key).resolve()
+            roots = [r.resolve() for r in (ctx.store.root, ctx.store.cold_root) if r is not None]
+            if path.is_file() and any(path.is_relative_to(root) for root in roots):
                 return FileResponse(path, media_type="video/mp4" if path.suffix.lower() in (".mp4", ".m4v", ".mov")
                                     else None)
         log.info("%s is no longer in %s", obj.uri, ctx.store.describe())
@@ -408,7 +434,9 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
             "partition_key": v.partition_key, "object_key": v.object_key, "camera": v.camera, "status": v.status,
             "recorded_at": v.recorded_at.isoformat() if v.recorded_at else None, "duration_s": v.duration_s,
             "covered_s": v.covered_s, "decode_errors": v.decode_errors, "notes": v.notes, "stages": v.stages,
-            "superseded_by": v.superseded_by, "video_url": f"{base}/video",
+            "superseded_by": v.superseded_by, "footage": v.footage,
+            "footage_note": _footage_note(v.footage, v.footage_at),
+            "video_url": None if v.footage == "expired" else f"{base}/video",
             "summary": None if summary is None else {"safety_score": summary[0], "text": summary[1],
                                                      "incidents": summary[2], "generator": summary[3]},
             "tracks": [{"track_id": t[0], "class_name": t[1], "start_s": round(t[2], 2), "end_s": round(t[3], 2),
@@ -419,7 +447,8 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
     def similar(partition_key: str, track_id: int, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10) -> dict:
         with ctx.database.session() as conn:
             hits = similar_tracks(conn, partition_key, track_id, limit=limit)
-        return {"partition_key": partition_key, "track_id": track_id, "hits": [_hit(h, ctx) for h in hits]}
+        return {"partition_key": partition_key, "track_id": track_id,
+                "hits": _with_footage(ctx, [_hit(h, ctx) for h in hits])}
 
     @app.get("/api/cameras")
     def camera_list() -> dict:

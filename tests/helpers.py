@@ -379,7 +379,20 @@ class DevStack:
                                         start_new_session=True)
 
     def log_tail(self) -> str:
-        return self.log_path.read_text()[-4000:]
+        """The end of the stack's log without the sensor daemon's routine lines, which would fill it."""
+        lines = [line for line in self.log_path.read_text().splitlines()
+                 if "SensorDaemon" not in line or "Error" in line or "error" in line]
+        return "\n".join(lines)[-6000:]
+
+    def runs_of(self, object_key: str) -> str:
+        """Every run of the video's partition, one line each: what a failure message needs to show."""
+        lines = []
+        for record in self.instance().get_run_records():
+            run = record.dagster_run
+            if run.tags.get("dagster/partition", "").startswith(object_key):
+                lines.append(f"{run.run_id[:8]} {run.status.value} parent={run.tags.get('dagster/parent_run_id', '')[:8]}"
+                             f" start={record.start_time} end={record.end_time} tags={dict(run.tags)}")
+        return "\n".join(lines)
 
     def wait_until_up(self, timeout_s=180):
         deadline = time.monotonic() + timeout_s
@@ -428,8 +441,15 @@ class DevStack:
 
         return DagsterInstance.from_config(str(self.home / "dagster"))
 
-    def wait_for(self, condition, timeout_s: float, what: str):
-        return wait_for(condition, timeout_s, what, context=self.log_tail)
+    def wait_for(self, condition, timeout_s: float, what: str, video: str | None = None):
+        """``wait_for`` whose failure shows the log, and with ``video`` that video's runs and stages."""
+        def context():
+            shown = self.log_tail()
+            if video:
+                shown += f"\n--- runs of {video}:\n{self.runs_of(video)}\n--- stages: {self.stage_states(video)}"
+            return shown
+
+        return wait_for(condition, timeout_s, what, context=context)
 
     def stage_states(self, object_key: str) -> dict:
         return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "

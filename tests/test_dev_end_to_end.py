@@ -80,14 +80,15 @@ def _recovered(dev, instance, run, name: str, killed_at: float) -> float:
     """Wait for the video to complete through one successful retry run; check it; seconds since the kill."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    dev.wait_for(lambda: dev.stage_states(name).get("summaries") == "done", 240, f"{name} completed on its own")
+    dev.wait_for(lambda: dev.stage_states(name).get("summaries") == "done", 240, f"{name} completed on its own",
+                 video=name)
 
     def finished_retries():
         retries = instance.get_runs(RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
         return retries if retries and all(r.is_finished for r in retries) else None
 
     # the retry records its last stage before its asset checks and run bookkeeping end
-    retries = dev.wait_for(finished_retries, 120, "the retry run finished")
+    retries = dev.wait_for(finished_retries, 120, "the retry run finished", video=name)
     recovered_s = time.monotonic() - killed_at
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
     assert [r.status for r in retries] == [DagsterRunStatus.SUCCESS]
@@ -121,7 +122,7 @@ def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(
     shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-kill.mp4")
     recovered_s = _recovered(dev, instance, run, "killed.mp4", killed_at)
     dev.wait_for(lambda: dev.stage_states("after-the-kill.mp4").get("summaries") == "done", 180,
-                 "the next upload completed")
+                 "the next upload completed", video="after-the-kill.mp4")
     print(f"killed run recovered in {recovered_s:.0f} s")
     assert recovered_s < 180
     # the upload after the kill ran meanwhile: it started before the killed video's retry had finished

@@ -25,6 +25,7 @@ function card(hit) {
     element("p", {class: "where"}, `${hit.camera || "no camera"} · ${hit.object_key}`),
     element("p", {class: "when"}, `${when(hit)} (at ${seconds(hit.start_s)} in the video)`),
     element("p", {class: "score"}, `score ${hit.score.toFixed(4)}`));
+  if (hit.footage === "expired") node.append(element("p", {class: "expired"}, "footage removed: facts only"));
   if (hit.similar_url) {
     const more = element("button", {type: "button", class: "more"}, "more like this");
     more.addEventListener("click", (event) => { event.stopPropagation(); showSimilar(hit); });
@@ -85,8 +86,16 @@ async function play(hit) {
     video.currentTime = hit.start_s;
     video.play().catch(() => {});  // autoplay may be refused; the position is set either way
   };
-  video.addEventListener("loadedmetadata", start, {once: true});
-  video.src = hit.clip_url.split("#")[0];
+  $("player-gone").hidden = Boolean(hit.clip_url);
+  $("player-gone").textContent = hit.footage_note || "";
+  video.hidden = !hit.clip_url;
+  if (hit.clip_url) {
+    video.addEventListener("loadedmetadata", start, {once: true});
+    video.src = hit.clip_url.split("#")[0];
+  } else {
+    video.removeAttribute("src");  // no broken player: the note says where the footage went
+    video.load();
+  }
   $("player").scrollIntoView({behavior: "smooth"});
   try {
     const details = await getJSON(`/api/videos/${encodeURI(hit.partition_key)}`);

@@ -130,25 +130,36 @@ def local_version(size: int, mtime_ns: int) -> str:
 
 
 class LocalFolderStore:
-    """A folder on disk treated as a bucket: keys are POSIX paths relative to the folder."""
+    """A folder on disk treated as a bucket: keys are POSIX paths relative to the folder.
+
+    ``cold_root`` is the cold tier (another folder or volume): retention moves old footage there under the same
+    key; reads find it there, and only the hot folder is listed for new uploads."""
 
     source = "local"
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cold_root: Path | None = None):
         self.root = Path(root)
+        self.cold_root = Path(cold_root) if cold_root else None
 
     def describe(self) -> str:
         return f"local folder {self.root}"
 
-    def _info(self, path: Path) -> ObjectInfo:
+    def _info(self, path: Path, key: str | None = None) -> ObjectInfo:
         stat = path.stat()
         return ObjectInfo(
-            key=path.relative_to(self.root).as_posix(),
+            key=key or path.relative_to(self.root).as_posix(),
             version=local_version(stat.st_size, stat.st_mtime_ns),
             size=stat.st_size,
             last_modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
             source=self.source,
         )
+
+    def path_of(self, key: str) -> Path:
+        """Where the key's file is now: the hot folder, else the cold tier (the hot path when in neither)."""
+        hot = self.root / key
+        if not hot.is_file() and self.cold_root is not None and (self.cold_root / key).is_file():
+            return self.cold_root / key
+        return hot
 
     def _walk(self) -> Iterator[Path]:
         for dirpath, dirnames, filenames in os.walk(self.root):
@@ -173,10 +184,10 @@ class LocalFolderStore:
         return ListingPage(objects, page[-1] if more and page else None)
 
     def head(self, key: str) -> ObjectInfo:
-        path = self.root / key
+        path = self.path_of(key)
         if not path.is_file():
             raise ObjectChangedError(f"{key!r} is not in {self.describe()}")
-        return self._info(path)
+        return self._info(path, key)
 
     def fetch(self, obj: ObjectInfo) -> Path:
         current = self.head(obj.key)
@@ -184,19 +195,49 @@ class LocalFolderStore:
             raise ObjectChangedError(
                 f"{obj.key!r} changed since it was listed (version {obj.version} is now {current.version})"
             )
-        return self.root / obj.key
+        return self.path_of(obj.key)
 
     @contextmanager
     def local_copy(self, obj: ObjectInfo) -> Iterator[Path]:
         yield self.fetch(obj)  # the inbox file itself: nothing to evict
 
     def delete(self, obj: ObjectInfo) -> bool:
-        """The file, whatever its version now (erasure is of the key's footage); False when it was gone."""
+        """The file in every tier, whatever its version now (erasure is of the key's footage); False when it was
+        gone."""
+        removed = False
+        for root in (self.root, self.cold_root):
+            if root is None:
+                continue
+            try:
+                (root / obj.key).unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def move_to_cold(self, obj: ObjectInfo) -> str | None:
+        """Move the file to the cold tier under the same key, keeping its times (and so its version): a copy
+        under a hidden name renamed into place, then the hot file removed. Returns the tier's name."""
+        if self.cold_root is None:
+            return None
+        hot, cold = self.root / obj.key, self.cold_root / obj.key
+        if not hot.is_file():
+            if cold.is_file():
+                return "cold folder"  # moved by a sweep that stopped before saying so
+            raise ObjectChangedError(f"{obj.key!r} is not in {self.describe()}")
+        cold.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cold.parent, prefix=".moving-", delete=False) as tmp:
+            pass
         try:
-            (self.root / obj.key).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+            shutil.copy2(hot, tmp.name)
+            with open(tmp.name, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp.name, cold)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+        hot.unlink()
+        return "cold folder"
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         target = self.root / key
@@ -361,6 +402,11 @@ class S3Store:
             pinned = {"IfMatch": obj.etag} if obj.etag else {}
             response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
         except (ClientError, BotoCoreError) as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidObjectState":
+                raise ObjectStoreAccessError(
+                    f"cannot fetch {obj.uri}: it is in an archive storage class (Glacier): restore it first "
+                    f"(aws s3api restore-object --bucket {self.bucket} --key '{obj.key}' --restore-request Days=7), "
+                    "then re-run once the restore is done") from exc
             raise s3_error(exc, f"cannot fetch {obj.uri}") from exc
         tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False)  # noqa: SIM115 - returned open
         fcntl.flock(tmp, fcntl.LOCK_EX)
@@ -399,6 +445,17 @@ class S3Store:
         if existed:
             self.client.delete_object(Bucket=self.bucket, Key=obj.key)
         return existed
+
+    def move_to_cold(self, obj: ObjectInfo) -> str | None:
+        """S3 footage goes cold through the bucket's lifecycle rule (`reelgraph retention --lifecycle` writes it):
+        an object keeps its key, ETag and version when S3 moves it, so nothing is seen as a new upload. Returns
+        the storage class once it is no longer STANDARD (None: not moved yet)."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=obj.key)
+        except Exception as exc:  # botocore raises many types
+            raise s3_error(exc, f"{obj.key!r} in {self.describe()}") from exc
+        storage_class = response.get("StorageClass") or "STANDARD"
+        return None if storage_class == "STANDARD" else storage_class
 
     def put(self, local_path: Path, key: str) -> ObjectInfo:
         """Upload under the store's prefix (``key`` relative to it, as the recorder's ``cameras/...`` and

@@ -75,6 +75,14 @@ class Settings:
     # Upload sensor: at most this many objects are listed per tick (the rest on later ticks).
     objects_per_tick: int = field(default_factory=lambda: int(_env("REELGRAPH_OBJECTS_PER_TICK", "5000")))
 
+    # The local cold tier: retention moves footage older than `cold_after_days` (zones file) here, under the same
+    # key (another volume, a network mount). Unset means `cold/` in the state folder.
+    cold_dir: str | None = field(default_factory=lambda: _env("REELGRAPH_COLD_DIR"))
+    # The free space kept on the volumes footage is written to (the inbox, the recorder's spool, the state
+    # folder): bytes (20G, 512M) or a share of the volume (5%). Below it retention removes the oldest footage
+    # without incidents, then recording pauses and pipeline steps refuse to start, instead of failing half-way.
+    disk_floor: str = field(default_factory=lambda: _env("REELGRAPH_DISK_FLOOR", "2G") or "0")
+
     # S3 downloads kept on local disk, least recently used evicted first (files in use never are).
     cache_max_gb: float = field(default_factory=lambda: float(_env("REELGRAPH_CACHE_MAX_GB", "20")))
 
@@ -153,6 +161,16 @@ class Settings:
 
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
+
+    @property
+    def cold_path(self) -> Path:
+        return Path(self.cold_dir).expanduser() if self.cold_dir else self.home.root / "cold"
+
+    @property
+    def floor(self):
+        from video_analysis.runtime.disk import DiskFloor
+
+        return DiskFloor.parse(self.disk_floor)
 
     def model_cache_dir(self) -> Path:
         """The model cache: $REELGRAPH_MODEL_CACHE, else `models/` in the state folder (created)."""

@@ -74,6 +74,13 @@ def _refresh_superseded(conn: psycopg.Connection, partition_key: str) -> None:
         conn.execute(_REFRESH_SUPERSEDED, {"key": partition_key})
 
 
+def footage_states(conn: psycopg.Connection, partition_keys) -> dict[str, tuple[str, datetime | None]]:
+    """Where each video's footage is (hot, cold or expired) and since when."""
+    return {key: (footage, at) for key, footage, at in conn.execute(
+        "SELECT partition_key, footage, footage_at FROM videos WHERE partition_key = ANY(%s)",
+        (list(partition_keys),))}
+
+
 def object_for(conn: psycopg.Connection, partition_key: str) -> ObjectInfo:
     with conn.cursor(row_factory=class_row(ObjectInfo)) as cursor:
         obj = cursor.execute(
@@ -298,6 +305,8 @@ class VideoStatus:
     notes: list[str] | None  # why footage is partial
     stages: dict[str, dict]
     superseded_by: str | None = None  # the newer version of the same key, when it was re-uploaded
+    footage: str = "hot"  # hot | cold | expired (removed by retention: the facts remain)
+    footage_at: datetime | None = None
 
 
 def list_status(conn: psycopg.Connection, limit: int = 1000, partition_key: str | None = None) -> list[VideoStatus]:
@@ -305,7 +314,8 @@ def list_status(conn: psycopg.Connection, limit: int = 1000, partition_key: str 
     with conn.cursor(row_factory=dict_row) as cursor:
         videos = cursor.execute(
             """SELECT partition_key, object_key, source, camera, recorded_at, status, error,
-                      frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes, superseded_by
+                      frame_count, decoded_frames, duration_s, covered_s, decode_errors, notes, superseded_by,
+                      footage, footage_at
                FROM videos WHERE %(key)s::text IS NULL OR partition_key = %(key)s
                ORDER BY registered_at DESC, partition_key LIMIT %(limit)s""",
             {"key": partition_key, "limit": limit},

@@ -21,7 +21,7 @@ by_type AS (
 )
 INSERT INTO camera_daily_reports (camera, day, videos, footage_minutes, mean_safety_score, min_safety_score,
                                   incident_count, incidents_by_type)
-SELECT d.camera, %(day)s::date, count(*), sum(d.footage_s) / 60, avg(d.safety_score), min(d.safety_score),
+SELECT d.camera, %(day)s::date, count(*), coalesce(sum(d.footage_s), 0) / 60, avg(d.safety_score), min(d.safety_score),
        sum(jsonb_array_length(d.incidents)), coalesce(max(t.incidents_by_type::text)::jsonb, '{}'::jsonb)
 FROM day_videos d LEFT JOIN by_type t USING (camera)
 GROUP BY d.camera

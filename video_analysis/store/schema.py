@@ -483,6 +483,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        16,
+        "where each video's footage is: hot, cold or expired",
+        """
+        -- Retention moves footage to a colder tier and later removes it; the row and its facts stay (on their own
+        -- clock). `footage_at` is when the footage last changed tier; `storage_class` the S3 class last seen.
+        ALTER TABLE videos ADD COLUMN footage text NOT NULL DEFAULT 'hot'
+                               CHECK (footage IN ('hot', 'cold', 'expired')),
+                           ADD COLUMN footage_at timestamptz,
+                           ADD COLUMN storage_class text;
+        CREATE INDEX videos_footage_age ON videos (footage, (coalesce(recorded_at, last_modified)));
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
