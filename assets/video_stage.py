@@ -34,6 +34,7 @@ from dagster import (
 from assets.partitions import videos_partitions
 from assets.placement import GPU_POOL, gpu_op_tags
 from resources import ModelRegistryResource, PostgresResource
+from video_analysis.runtime import disk
 from video_analysis.runtime.settings import Settings
 from video_analysis.stages import VIDEO_FAULTS, StageResult
 from video_analysis.store import catalog
@@ -93,9 +94,12 @@ def materialize_videos(
     keys = list(context.partition_keys)
     outcomes: dict[str, StageResult] = {}
     failures: dict[str, str] = {}
+    settings = Settings.from_env()
     for key in keys:
         _record_running(context, database, stage, key)
         try:
+            # below the free-space floor the step fails before it starts, rather than half-way with a full disk
+            disk.check(settings.home.root, settings.floor, f"{stage} of {key}")
             outcomes[key] = process(key)
         except VIDEO_FAULTS as exc:
             failures[key] = _reason(exc)
@@ -151,8 +155,10 @@ def _video_metadata(outcome: StageResult) -> dict:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, VIDEO_FAULTS):
+    if isinstance(exc, (*VIDEO_FAULTS, disk.DiskFullError)):
         return str(exc)
+    if disk.is_disk_full(exc):  # the volume filled under the step (the database's, the download cache's)
+        return f"disk full: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -196,7 +196,7 @@ def cmd_record(args) -> int:
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.recording.cameras import CamerasFileError, cameras_path, load_cameras
     from video_analysis.recording.health import HealthBoard
-    from video_analysis.recording.recorder import Recorder, RecorderBusy
+    from video_analysis.recording.recorder import Recorder, RecorderBusy, RoomKeeper
     from video_analysis.runtime.settings import Settings
     from video_analysis.store import db
 
@@ -227,14 +227,35 @@ def cmd_record(args) -> int:
         signal.signal(stop_signal, stopping)
     print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
           flush=True)
+    room = RoomKeeper(_recording_volumes(store, home.root / "recording"), settings.floor,
+                      make_room=lambda wanted: _free_footage(database, store, wanted))
     try:
         published = Recorder(cameras, store, home.root / "recording", board,
-                             stop_grace_s=settings.recorder_stop_seconds).run(stop)
+                             stop_grace_s=settings.recorder_stop_seconds, room=room).run(stop)
     except RecorderBusy as exc:
         print(f"reelgraph record: {exc}", file=sys.stderr)
         return 1
     print("stopped; segments published: " + ", ".join(f"{k} {v}" for k, v in published.items()), flush=True)
     return 0
+
+
+def _recording_volumes(store, spool: Path) -> list[Path]:
+    """The folders recording fills: its spool, and the store's folder when the store is local."""
+    from video_analysis.runtime.object_store import LocalFolderStore
+
+    return [spool, *([store.root] if isinstance(store, LocalFolderStore) else [])]
+
+
+def _free_footage(database, store, wanted: int) -> int:
+    """Retention at once, for a disk below its floor: the oldest analysed footage without incidents."""
+    from video_analysis.store import db, retention
+
+    with db.connect(database.dsn(), autocommit=True) as conn:
+        result = retention.free_space(conn, store, wanted)
+    if result.expired:
+        log.warning("disk below its floor: retention expired the footage of %d video(s) (%d bytes)", result.expired,
+                    result.expired_bytes)
+    return result.expired_bytes
 
 
 # -- process ---------------------------------------------------------------------------------------

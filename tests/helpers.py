@@ -390,8 +390,9 @@ class DevStack:
         for record in self.instance().get_run_records():
             run = record.dagster_run
             if run.tags.get("dagster/partition", "").startswith(object_key):
-                lines.append(f"{run.run_id[:8]} {run.status.value} parent={run.tags.get('dagster/parent_run_id', '')[:8]}"
-                             f" start={record.start_time} end={record.end_time} tags={dict(run.tags)}")
+                parent = run.tags.get("dagster/parent_run_id", "")[:8]
+                lines.append(f"{run.run_id[:8]} {run.status.value} parent={parent} start={record.start_time} "
+                             f"end={record.end_time} tags={dict(run.tags)}")
         return "\n".join(lines)
 
     def wait_until_up(self, timeout_s=180):

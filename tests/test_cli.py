@@ -228,3 +228,15 @@ def test_answer_writer_off_keeps_the_template_even_where_a_writer_is_present(db,
     assert lines[0] == consulted.splitlines()[0]  # the same templated answer, citing the yard's summary
     assert "yard.mp4" in lines[0]
     assert lines[1] == "  (written by template)"  # and no writer was asked
+
+
+def test_below_the_disk_floor_a_stage_fails_saying_disk_full_and_writes_nothing(cli_env, short_clip, db):
+    full = run("process", str(short_clip), env_extra={**cli_env, "REELGRAPH_DISK_FLOOR": "99.99%"})
+    assert full.returncode == 1 and "disk full:" in full.stdout, full.stdout + full.stderr[-2000:]
+    [(stage, error)] = db.execute("SELECT stage, error FROM stage_runs WHERE status = 'failed'").fetchall()
+    assert stage == "raw_video" and error.startswith("disk full: ") and "below the floor" in error
+    assert db.execute("SELECT count(*) FROM detections").fetchone() == (0,)
+    # space back: the same command completes the video, once
+    again = run("process", str(short_clip), env_extra=cli_env)
+    assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+    assert db.execute("SELECT count(*) FROM stage_runs WHERE status = 'done'").fetchone() == (6,)

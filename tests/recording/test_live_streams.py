@@ -82,14 +82,6 @@ class RecorderProcess:
             self.process.wait(10)
 
 
-@pytest.fixture
-def recorders():
-    started: list[RecorderProcess] = []
-    yield started
-    for recorder in started:
-        recorder.kill()
-
-
 def _camera_status() -> dict[str, dict]:
     done = subprocess.run([str(REELGRAPH), "status", "--cameras", "--json"], capture_output=True, text=True,
                           timeout=120, check=True)

@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ from video_analysis.recording.segments import (
     spool_name,
 )
 from video_analysis.recording.streams import StreamLost, StreamReader
+from video_analysis.runtime import disk
+from video_analysis.runtime.disk import DiskFloor
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore
 from video_analysis.runtime.redact import redact
 from video_analysis.store.cameras import LeftBehind
@@ -147,13 +150,77 @@ class Publisher(threading.Thread):
         return True
 
 
+MAKE_ROOM_WAIT_S = 15.0
+MAKE_ROOM_AGAIN_S = 60.0  # after retention found nothing to free
+
+
+class RoomKeeper:
+    """Free space on the volumes recording writes (the spool, a local store), against the floor. Below it,
+    ``make_room`` (retention: the oldest analysed footage without incidents) is asked to free what is missing;
+    what is still short pauses recording. Shared by every camera; looks at the disk at most every
+    ``interval_s``."""
+
+    def __init__(self, paths: list[Path], floor: DiskFloor, make_room: Callable[[int], int] | None = None,
+                 interval_s: float = 1.0):
+        self.paths, self.floor, self.make_room, self.interval_s = [Path(p) for p in paths], floor, make_room, interval_s
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._short: str | None = None
+        self._freeing: Future | None = None
+        self._ask_again_at = 0.0
+
+    def short(self) -> str | None:
+        """None while there is room; else why recording must pause ("disk full: ...")."""
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.interval_s:
+                return self._short
+            self._short = self._look()
+            self._checked_at = time.monotonic()
+            return self._short
+
+    def _look(self) -> str | None:
+        for path in self.paths:
+            found = disk.space(path, self.floor)
+            if not found.short:
+                continue
+            if self.make_room is not None:
+                freed = self._made_room(found.short)
+                if freed:
+                    log.warning("disk below its floor: retention removed %s of the oldest footage without incidents",
+                                disk.describe_bytes(freed))
+                found = disk.space(path, self.floor)
+            if found.short:
+                return f"disk full: {found.describe()}"
+        return None
+
+    def _made_room(self, wanted: int) -> int:
+        """Bytes retention freed; it runs beside recording, which waits at most MAKE_ROOM_WAIT_S for it (the
+        database may be slow or down: recording pauses meanwhile, and the next look sees what it freed)."""
+        if self._freeing is None or (self._freeing.done() and time.monotonic() >= self._ask_again_at):
+            self._freeing = _in_background(lambda: self.make_room(wanted))
+        elif self._freeing.done():
+            return 0  # it found nothing to free a moment ago: asked again in a minute, not every look
+        try:
+            freed = self._freeing.result(timeout=MAKE_ROOM_WAIT_S) or 0
+            self._ask_again_at = time.monotonic() + (0 if freed else MAKE_ROOM_AGAIN_S)
+            return freed
+        except TimeoutError:
+            return 0
+        except Exception as exc:  # noqa: BLE001 - retention failed: recording pauses instead
+            log.warning("disk below its floor and retention could not free space: %s", exc)
+            return 0
+
+
 class CameraRecorder(threading.Thread):
     """One camera: connect, cut, hand closed segments to its publisher, reconnect with backoff; gaps reported to
     the health board."""
 
     def __init__(self, camera: Camera, store: ObjectStore, spool: Path, board: HealthBoard, stop: threading.Event,
-                 left_behind: LeftBehind | Future | None = None, stop_grace_s: float = 10.0):
+                 left_behind: LeftBehind | Future | None = None, stop_grace_s: float = 10.0,
+                 room: RoomKeeper | None = None):
         super().__init__(name=f"camera-{camera.name}", daemon=True)
+        self.room = room
+        self.paused_since: float | None = None  # recording paused for want of disk space
         self.stop_grace_s = stop_grace_s
         self.camera = camera
         self.board = board
@@ -270,6 +337,16 @@ class CameraRecorder(threading.Thread):
                             writer.continue_after_jump(timed.packet)
                     first_of_connection = False
                     self.last_packet = timed.wall
+                    if self.room is not None and (writer is None or timed.keyframe):
+                        full = self.room.short()
+                        if full:
+                            if writer is not None:  # what it holds is whole up to here: published as it is
+                                self._finish(writer, reader)
+                                writer = None
+                            self._pause(full, timed.wall)
+                            continue
+                        if self.paused_since is not None:
+                            self._resume(timed.wall)
                     if writer is None or (timed.keyframe and timed.wall >= writer.planned_end):
                         if writer is not None:
                             self._finish(writer, reader)
@@ -291,6 +368,22 @@ class CameraRecorder(threading.Thread):
         if self.last_packet is not None and not first:
             self.board.update(name, last_packet_at=utc(self.last_packet))
         return reason
+
+    def _pause(self, reason: str, wall: float) -> None:
+        """Below the disk floor: no new segment is written (the stream stays connected) and a gap says why."""
+        if self.paused_since is not None:
+            return
+        self.paused_since = wall
+        log.error("%s: recording paused: %s; it resumes by itself when space returns", self.camera.name, reason)
+        self.board.gap_opened(self.camera.name, utc(wall), reason)
+        self.board.update(self.camera.name, state="paused", last_error=reason)
+
+    def _resume(self, wall: float) -> None:
+        log.warning("%s: disk space back above the floor: recording again after %.0f s paused", self.camera.name,
+                    wall - self.paused_since)
+        self.paused_since = None
+        self.board.gap_closed(self.camera.name, utc(wall))
+        self.board.update(self.camera.name, state="recording", last_error=None)
 
     def _jumped(self, timed) -> None:
         """The camera's timestamps jumped: recorded as a gap from the packet before to this one (the footage
@@ -383,7 +476,8 @@ class Recorder:
     """Every camera of the cameras file, recorded until ``stop`` is set."""
 
     def __init__(self, cameras: list[Camera], store: ObjectStore, spool_root: Path, board: HealthBoard,
-                 stop_grace_s: float = DEFAULT_STOP_GRACE_S):
+                 stop_grace_s: float = DEFAULT_STOP_GRACE_S, room: RoomKeeper | None = None):
+        self.room = room
         self.cameras = cameras
         self.store = store
         self.spool_root = Path(spool_root)
@@ -407,7 +501,7 @@ class Recorder:
                 continue
             locks.append(lock)
             threads.append(CameraRecorder(camera, self.store, spool, self.board, stop, _one(previous, camera.name),
-                                          stop_grace_s=self.stop_grace_s))
+                                          stop_grace_s=self.stop_grace_s, room=self.room))
         if not threads:
             raise RecorderBusy("every camera of the cameras file is recorded by another recorder")
         self.board.start()

@@ -17,6 +17,9 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 class DiskFullError(OSError):
     """A volume we write to is below its free-space floor, or ran out of space."""
 
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
 
 @dataclass(frozen=True)
 class DiskFloor:

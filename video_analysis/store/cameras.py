@@ -149,7 +149,9 @@ def camera_health(conn: psycopg.Connection, *, now: datetime | None = None, lost
         open_gaps = [g for g in gaps.get(name, []) if g.ended_at is None]
         silent_since, silence = None, None
         if open_gaps and (now - open_gaps[0].started_at).total_seconds() >= lost_after_s:
-            silent_since, silence = open_gaps[0].started_at, f"stream lost: {open_gaps[0].reason}"
+            reason = open_gaps[0].reason
+            lost = "recording paused" if reason.startswith("disk full") else "stream lost"
+            silent_since, silence = open_gaps[0].started_at, f"{lost}: {reason}"
         elif state == "recording" and last_packet and (now - last_packet).total_seconds() >= lost_after_s:
             silent_since, silence = last_packet, "no packet although the recorder says it records"
         elif state == "no recorder":

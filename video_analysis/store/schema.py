@@ -494,6 +494,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                            ADD COLUMN footage_at timestamptz,
                            ADD COLUMN storage_class text;
         CREATE INDEX videos_footage_age ON videos (footage, (coalesce(recorded_at, last_modified)));
+
+        -- A recorder pauses a camera while the disk is below its free-space floor.
+        ALTER TABLE cameras DROP CONSTRAINT cameras_state_check;
+        ALTER TABLE cameras ADD CONSTRAINT cameras_state_check
+            CHECK (state IN ('connecting', 'recording', 'reconnecting', 'paused', 'stopped'));
         """,
     ),
 ]
