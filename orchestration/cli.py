@@ -155,9 +155,45 @@ def cmd_camera_status(args) -> int:
     return 0
 
 
+def cmd_storage_status(args) -> int:
+    """Footage bytes per camera, day and tier; free space of each tier and the days left at the current rate."""
+    from resources import ObjectStoreResource, PostgresResource
+    from video_analysis.runtime.disk import describe_bytes
+    from video_analysis.runtime.settings import Settings
+    from video_analysis.store import storage
+
+    settings = Settings.from_env()
+    with PostgresResource().session() as conn:
+        found = storage.report(conn, ObjectStoreResource().store(), settings.floor, days=args.days)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print(f"footage arriving: {describe_bytes(found['bytes_per_day'])} a day (mean of the last "
+          f"{storage.RATE_DAYS} days)")
+    for volume in found["volumes"]:
+        if volume["free"] is None:
+            print(f"{volume['tier']} tier: an S3 bucket (no size limit to watch)")
+            continue
+        left = (f"{volume['days_left']:.1f} days left at this rate" if volume["days_left"] is not None
+                else "no rate yet" if volume["tier"] == "hot" else "")
+        print(f"{volume['tier']} tier: {describe_bytes(volume['free'])} free of {describe_bytes(volume['total'])}, "
+              f"floor {describe_bytes(volume['floor'])}" + (f"; {left}" if left else ""))
+    if not found["days"]:
+        print(f"no footage in the last {args.days} days")
+        return 0
+    header = ["camera", "day (UTC)", "tier", "videos", "size"]
+    rows = [[d["camera"], d["day"], d["tier"], str(d["videos"]), describe_bytes(d["bytes"])] for d in found["days"]]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_status(args) -> int:
     if args.cameras:
         return cmd_camera_status(args)
+    if args.storage:
+        return cmd_storage_status(args)
     from assets import VIDEO_STAGES
     from resources import PostgresResource
     from video_analysis.store import catalog
@@ -680,7 +716,8 @@ def service_context(answers: bool = False, serving: bool = False):
         min_summary_similarity=settings.search_min_summary_similarity,
         min_incident_similarity=settings.search_min_incident_similarity, answer_writer=writer,
         answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url,
-        max_answers=settings.service_max_answers, max_searches=settings.service_max_searches)
+        max_answers=settings.service_max_answers, max_searches=settings.service_max_searches,
+        disk_floor=settings.floor)
 
 
 def _fast_query_embedder(embedder, settings):
@@ -799,6 +836,9 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--limit", type=int, default=1000)
     status.add_argument("--cameras", action="store_true",
                         help="live cameras instead: recording or not, last packet and segment, gaps in 24 h")
+    status.add_argument("--storage", action="store_true",
+                        help="storage instead: footage bytes per camera, day and tier, free space and days left")
+    status.add_argument("--days", type=int, default=14, help="with --storage: how many days back (default 14)")
     status.set_defaults(func=cmd_status)
 
     process = commands.add_parser("process", help="register local files and run every stage in-process")

@@ -26,8 +26,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from service.access import SESSION_COOKIE, SESSION_SECONDS, AccessMiddleware, AccessPolicy, session_value
 from video_analysis.events.answers import grounded_answer
+from video_analysis.runtime.disk import DiskFloor
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, ObjectStoreError, S3Store
-from video_analysis.store import cameras, catalog
+from video_analysis.store import cameras, catalog, storage
 from video_analysis.store.db import Database, PooledDatabase, store_identity
 from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
@@ -89,6 +90,7 @@ class ServiceContext:
     # at most this many answers and searches at once; beyond them a request gets 429 (Settings)
     max_answers: int = 2
     max_searches: int = 8
+    disk_floor: DiskFloor = field(default_factory=DiskFloor)  # the storage view's days left count to it
 
     def __post_init__(self):
         if not isinstance(self.text_embedder, RememberingEmbedder):
@@ -462,6 +464,12 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
         return {"cameras": [{**c.as_dict(), "latest_partition": latest.get(c.name),
                              "thumbnail_url": f"{_video_path(latest[c.name])}/thumbnail.jpg"
                              if c.name in latest else None} for c in found]}
+
+    @app.get("/api/storage")
+    def storage_at_a_glance(days: Annotated[int, Query(ge=1, le=366)] = 14) -> dict:
+        """Footage bytes per camera, day and tier; each tier's free space and the days left at the current rate."""
+        with ctx.database.session() as conn:
+            return storage.report(conn, ctx.store, ctx.disk_floor, days)
 
     @app.get("/api/cameras/{camera}/day")
     def camera_day(camera: str, day: Annotated[date | None, Query(description="UTC day; today if absent")] = None

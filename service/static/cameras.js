@@ -43,6 +43,35 @@ async function listCameras() {
   }
 }
 
+function size(bytes) {
+  const units = [["TiB", 2 ** 40], ["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]];
+  const [unit, scale] = units.find(([, scale]) => bytes >= scale) || ["B", 1];
+  return `${(bytes / scale).toFixed(scale === 1 ? 0 : 1)} ${unit}`;
+}
+
+async function showStorage() {
+  try {
+    const found = await getJSON("/api/storage");
+    $("storage-volumes").replaceChildren(
+      element("li", {}, `footage arriving: ${size(found.bytes_per_day)} a day (last 7 days)`),
+      ...found.volumes.map((volume) => element("li", {class: "volume", "data-tier": volume.tier},
+        volume.free === null ? `${volume.tier} tier: an S3 bucket (no size limit to watch)`
+          : `${volume.tier} tier: ${size(volume.free)} free of ${size(volume.total)}, floor ${size(volume.floor)}` +
+            (volume.days_left === null ? "" : `; ${volume.days_left.toFixed(1)} days left at this rate`))));
+    const rows = new Map();
+    for (const usage of found.days) {
+      const key = `${usage.camera} ${usage.day}`;
+      if (!rows.has(key)) rows.set(key, {camera: usage.camera, day: usage.day, hot: 0, cold: 0, expired: 0});
+      rows.get(key)[usage.tier] += usage.bytes;
+    }
+    $("storage-days").tBodies[0].replaceChildren(...[...rows.values()].map((row) => element("tr", {},
+      element("td", {}, row.camera), element("td", {}, row.day), element("td", {}, size(row.hot)),
+      element("td", {}, size(row.cold)), element("td", {}, row.expired ? `${size(row.expired)} removed` : "-"))));
+  } catch (error) {
+    $("storage-volumes").replaceChildren(element("li", {}, `storage: ${error.message}`));
+  }
+}
+
 function play(url, offset, what) {
   const video = $("day-video");
   const start = () => { video.currentTime = offset; video.play().catch(() => {}); };
@@ -160,6 +189,7 @@ $("day-date").addEventListener("change", () => {
   if ($("day").dataset.camera) showDay($("day").dataset.camera, $("day-date").value);
 });
 const wanted = new URLSearchParams(location.search);
+showStorage();
 listCameras().then(() => {
   if (wanted.get("camera")) showDay(wanted.get("camera"), wanted.get("day") || new Date().toISOString().slice(0, 10));
 });

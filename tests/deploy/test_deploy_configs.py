@@ -206,11 +206,11 @@ def test_helm_values_run_our_code_location_with_the_k8s_executor():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
 
 
-def test_iam_policy_grants_reads_of_the_raw_prefix_and_the_model_mirror_and_the_recorders_writes_alone():
+def test_iam_policy_grants_reads_of_the_raw_prefix_the_model_mirror_the_recorders_writes_and_retention_alone():
     policy = json.loads((REPO / "deploy/iam-policy.json").read_text())
     assert policy["Version"] == "2012-10-17"
     statements = {s["Sid"]: s for s in policy["Statement"]}
-    assert len(statements) == len(policy["Statement"]) == 4  # one statement per Sid, and no others
+    assert len(statements) == len(policy["Statement"]) == 7  # one statement per Sid, and no others
     assert all(s["Effect"] == "Allow" for s in statements.values())
     # Each statement: one action, on exactly one resource (the placeholders a user replaces).
     assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == {
@@ -219,11 +219,17 @@ def test_iam_policy_grants_reads_of_the_raw_prefix_and_the_model_mirror_and_the_
         "ReadModelMirror": ("s3:GetObject", "arn:aws:s3:::MODEL_BUCKET/MODEL_PREFIX*"),
         # `reelgraph record` uploads segments under cameras/ of the raw prefix, and writes nowhere else
         "RecordCameraSegments": ("s3:PutObject", "arn:aws:s3:::RAW_BUCKET/RAW_PREFIXcameras/*"),
+        # retention and `reelgraph forget` remove footage (every version) under the raw prefix, nowhere else
+        "ListFootageVersions": ("s3:ListBucketVersions", "arn:aws:s3:::RAW_BUCKET"),
+        "RetireFootage": ("s3:DeleteObject", "arn:aws:s3:::RAW_BUCKET/RAW_PREFIX*"),
+        "RetireFootageVersions": ("s3:DeleteObjectVersion", "arn:aws:s3:::RAW_BUCKET/RAW_PREFIX*"),
     }
     # Listing is confined to the raw prefix, the same prefix the reads are confined to.
-    assert statements["ListRawFootage"]["Condition"] == {"StringLike": {"s3:prefix": ["RAW_PREFIX*"]}}
+    for listing in ("ListRawFootage", "ListFootageVersions"):
+        assert statements[listing]["Condition"] == {"StringLike": {"s3:prefix": ["RAW_PREFIX*"]}}
     assert all("Condition" not in statements[sid] for sid in ("ReadRawFootage", "ReadModelMirror",
-                                                               "RecordCameraSegments"))
+                                                               "RecordCameraSegments", "RetireFootage",
+                                                               "RetireFootageVersions"))
     assert not any(key in s for s in statements.values() for key in ("NotAction", "NotResource", "Principal"))
 
 

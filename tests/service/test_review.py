@@ -8,6 +8,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -490,3 +491,56 @@ def test_an_incident_card_opens_the_video_with_its_incidents_and_each_one_seeks(
         "the seek to the incident", interval_s=0.2)
     assert abs(position - target) < 1.0, (position, target)
     browser.save_screenshot(str(ARTIFACTS / "incident-loitering.png"))
+
+
+def test_footage_removed_by_retention_leaves_its_facts_found_and_the_page_says_it_is_gone(served, browser, pg_dsn):
+    """Last in this module: it removes the person clip's footage, as a retention sweep does."""
+    from selenium.webdriver.common.by import By
+
+    from resources import ObjectStoreResource
+    from video_analysis.store import db, retention
+
+    person = served.partitions["person"]
+    with db.connect(pg_dsn, autocommit=True) as conn:
+        [aged] = [a for a in retention.plan_retention(
+            conn, retention.parse_retention({"retention": {"uploads": {"retain_days": 1}}}),
+            now=datetime.now(timezone.utc) + timedelta(days=10)).to_expire
+            if a.partition_key == person]
+        assert retention.expire_footage(conn, ObjectStoreResource().store(), aged) > 0
+
+    details = served.client.get(f"/api/videos/{person}").json()
+    assert details["footage"] == "expired" and details["video_url"] is None
+    assert details["footage_note"].startswith("the footage was removed by retention on ")
+    assert details["summary"]["text"] and details["tracks"]  # the facts remain
+    gone = served.client.get(f"/api/videos/{person}/video")
+    assert gone.status_code == 410 and "removed by retention" in gone.json()["detail"]
+    hits = [h for h in served.client.get("/api/search", params={"q": "person"}).json()["hits"]
+            if h["partition_key"] == person]
+    assert hits and all(h["footage"] == "expired" and h["clip_url"] is None for h in hits)
+    assert served.client.get(hits[0]["thumbnail_url"]).status_code == 200  # its thumbnail still shows
+
+    browser.get(served.url + "/?q=person")
+    cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#results .card[data-partition='{person}']"),
+                     60, "the expired video's cards", interval_s=0.2)
+    assert "footage removed" in cards[0].text
+    cards[0].click()
+    note = wait_for(lambda: (node := browser.find_element(By.ID, "player-gone")).is_displayed() and node.text, 30,
+                    "the note where the player was", interval_s=0.2)
+    assert note.startswith("the footage was removed by retention on ")
+    assert not browser.find_element(By.ID, "video").is_displayed()
+    assert wait_for(lambda: browser.find_element(By.ID, "player-summary").text, 30, "the summary shown",
+                    interval_s=0.2)
+    browser.save_screenshot(str(ARTIFACTS / "footage-expired.png"))
+
+    # the cameras page: storage per camera, day and tier, with the free space and days left
+    storage = served.client.get("/api/storage").json()
+    assert {v["tier"] for v in storage["volumes"]} == {"hot", "cold"} and storage["bytes_per_day"] > 0
+    tiers = {(d["camera"], d["tier"]) for d in storage["days"]}
+    assert ("(uploads)", "expired") in tiers and ("kitchen", "hot") in tiers
+    browser.get(served.url + "/cameras")
+    rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#storage-days tbody tr"), 30,
+                    "the storage table", interval_s=0.2)
+    assert any("kitchen" in r.text for r in rows) and any("removed" in r.text for r in rows)
+    volumes = browser.find_element(By.ID, "storage-volumes").text
+    assert "hot tier:" in volumes and "days left at this rate" in volumes
+    browser.save_screenshot(str(ARTIFACTS / "cameras-storage.png"))
