@@ -125,7 +125,7 @@ def db(pg_dsn):
     from video_analysis.store.db import connect
 
     conn = connect(pg_dsn, autocommit=True)
-    conn.execute("TRUNCATE videos, descriptions, description_vectors CASCADE")
+    conn.execute("TRUNCATE videos, descriptions, description_vectors, camera_daily_reports, erasures CASCADE")
     conn.execute("TRUNCATE vector_index_holds")
     yield conn
     conn.close()
