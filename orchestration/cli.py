@@ -174,7 +174,9 @@ def cmd_storage_status(args) -> int:
         if volume["free"] is None:
             print(f"{volume['tier']} tier: an S3 bucket (no size limit to watch)")
             continue
-        left = (f"{volume['days_left']:.1f} days left at this rate" if volume["days_left"] is not None
+        days = volume["days_left"]
+        left = ("over ten years left at this rate" if days is not None and days > 3650
+                else f"{days:.1f} days left at this rate" if days is not None
                 else "no rate yet" if volume["tier"] == "hot" else "")
         print(f"{volume['tier']} tier: {describe_bytes(volume['free'])} free of {describe_bytes(volume['total'])}, "
               f"floor {describe_bytes(volume['floor'])}" + (f"; {left}" if left else ""))

@@ -57,7 +57,8 @@ async function showStorage() {
       ...found.volumes.map((volume) => element("li", {class: "volume", "data-tier": volume.tier},
         volume.free === null ? `${volume.tier} tier: an S3 bucket (no size limit to watch)`
           : `${volume.tier} tier: ${size(volume.free)} free of ${size(volume.total)}, floor ${size(volume.floor)}` +
-            (volume.days_left === null ? "" : `; ${volume.days_left.toFixed(1)} days left at this rate`))));
+            (volume.days_left === null ? "" : volume.days_left > 3650 ? "; over ten years left at this rate"
+              : `; ${volume.days_left.toFixed(1)} days left at this rate`))));
     const rows = new Map();
     for (const usage of found.days) {
       const key = `${usage.camera} ${usage.day}`;
