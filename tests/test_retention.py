@@ -199,3 +199,24 @@ def test_a_sweep_killed_mid_way_is_finished_by_the_next_with_no_row_pointing_at_
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert _found(db, store, expected) == expected
     assert "retention: " in done.stdout
+    # what is kept, at a glance: bytes per camera, day and tier, and how long the disk lasts
+    storage = run_cli("status", "--storage", "--days", "30", env_extra=env)
+    assert storage.returncode == 0, storage.stderr[-2000:]
+    assert "footage arriving:" in storage.stdout and "hot tier:" in storage.stdout
+    assert any(line.split()[:1] == ["gate"] and "expired" in line for line in storage.stdout.splitlines())
+    # a dry run after the sweep: nothing left to do
+    assert "dry run: nothing changed; 0 video(s) to the cold tier, footage of 0 expired" in run_cli(
+        "retention", "--dry-run", env_extra=env).stdout
+
+
+def test_the_s3_lifecycle_rule_moves_each_camera_cold_on_its_own_day(tmp_path):
+    import json
+
+    zones = tmp_path / "zones.yaml"
+    zones.write_text(POLICY)
+    done = run_cli("retention", "--lifecycle", "--storage-class", "GLACIER_IR",
+                   env_extra={"REELGRAPH_ZONES": str(zones)})
+    assert done.returncode == 0, done.stderr
+    rules = {r["ID"]: (r["Filter"]["Prefix"], r["Transitions"]) for r in json.loads(done.stdout)["Rules"]}
+    assert rules == {"reelgraph-cold-gate": ("cameras/gate/", [{"Days": 1, "StorageClass": "GLACIER_IR"}]),
+                     "reelgraph-cold-default": ("", [{"Days": 3, "StorageClass": "GLACIER_IR"}])}
