@@ -187,3 +187,34 @@ def test_an_upload_lands_under_the_stores_prefix_where_the_sensor_lists(s3_bucke
     assert store.put(segment, uploaded.key).key == uploaded.key  # already under it: not prefixed twice
     keys, _ = _all_keys(store, limit=10)
     assert keys == ["site-a/cameras/gate/2026-01-15T08-00-00.mp4"]
+
+
+def test_s3_footage_in_an_archive_class_says_how_to_restore_it_and_a_colder_class_is_seen(s3_bucket, tmp_path,
+                                                                                      moto_endpoint):
+    from video_analysis.runtime.object_store import ObjectStoreAccessError
+
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="cameras/a/old.mp4", Body=b"x" * 100, StorageClass="GLACIER")
+    client.put_object(Bucket=bucket, Key="cameras/a/warm.mp4", Body=b"y" * 100, StorageClass="STANDARD_IA")
+    client.put_object(Bucket=bucket, Key="cameras/a/new.mp4", Body=b"z" * 100)
+    store = S3Store(bucket, cache_dir=tmp_path, endpoint_url=moto_endpoint, region_name="us-east-1")
+    found = {o.key: o for o in store.list_page(None, 10).objects}
+    with pytest.raises(ObjectStoreAccessError, match="restore-object --bucket .* --key 'cameras/a/old.mp4'"):
+        store.fetch(found["cameras/a/old.mp4"])
+    assert store.fetch(found["cameras/a/warm.mp4"]).read_bytes() == b"y" * 100  # a cold class that reads at once
+    # what the lifecycle rule moved is recorded by its class; what it has not moved yet is not cold
+    assert store.move_to_cold(found["cameras/a/warm.mp4"]) == "STANDARD_IA"
+    assert store.move_to_cold(found["cameras/a/new.mp4"]) is None
+
+
+def test_local_footage_moved_to_the_cold_folder_keeps_its_version_and_reads_there(tmp_path):
+    store = LocalFolderStore(tmp_path / "hot", tmp_path / "cold")
+    (tmp_path / "hot" / "cameras" / "a").mkdir(parents=True)
+    (tmp_path / "hot" / "cameras" / "a" / "s.mp4").write_bytes(b"segment")
+    [obj] = store.list_page(None, 10).objects
+    assert store.move_to_cold(obj) == "cold folder"
+    assert store.list_page(None, 10).objects == []  # the upload sensor does not see it again
+    assert store.head(obj.key).version == obj.version
+    assert store.fetch(obj) == tmp_path / "cold" / "cameras" / "a" / "s.mp4"
+    assert store.move_to_cold(obj) == "cold folder"  # a sweep that stopped before saying so, run again
+    assert store.delete(obj) and not store.delete(obj)
