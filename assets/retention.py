@@ -23,7 +23,7 @@ def retention(context: AssetExecutionContext, database: PostgresResource,
     config = load_retention(Settings.from_env().zones_path)
     with db.connect(database.dsn(), autocommit=True) as conn:
         plan, result = sweep(conn, object_store.store(), config)
-    erased = [a.partition_key for a in plan.to_erase][:result.erased]
+    erased = result.erased_keys
     if erased:
         forget_partitions(context.instance, erased)
     context.log.info("retention: %s", result.describe())

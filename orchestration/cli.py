@@ -266,7 +266,7 @@ def cmd_record(args) -> int:
     print(f"recording {len(cameras)} camera(s) into {store.describe().rstrip('/')}/cameras/; stop with Ctrl-C",
           flush=True)
     room = RoomKeeper(_recording_volumes(store, home.root / "recording"), settings.floor,
-                      make_room=lambda wanted: _free_footage(database, store, wanted))
+                      make_room=lambda wanted, volume: _free_footage(database, store, wanted, volume))
     try:
         published = Recorder(cameras, store, home.root / "recording", board,
                              stop_grace_s=settings.recorder_stop_seconds, room=room).run(stop)
@@ -284,12 +284,12 @@ def _recording_volumes(store, spool: Path) -> list[Path]:
     return [spool, *([store.root] if isinstance(store, LocalFolderStore) else [])]
 
 
-def _free_footage(database, store, wanted: int) -> int:
-    """Retention at once, for a disk below its floor: the oldest analysed footage without incidents."""
+def _free_footage(database, store, wanted: int, volume: Path) -> int:
+    """Retention at once, for a disk below its floor: the oldest analysed footage without incidents there."""
     from video_analysis.store import db, retention
 
     with db.connect(database.dsn(), autocommit=True) as conn:
-        result = retention.free_space(conn, store, wanted)
+        result = retention.free_space(conn, store, wanted, volume)
     if result.expired:
         log.warning("disk below its floor: retention expired the footage of %d video(s) (%d bytes)", result.expired,
                     result.expired_bytes)
@@ -471,7 +471,11 @@ def cmd_retention(args) -> int:
               "footage and facts are kept until removed by hand")
     store = ObjectStoreResource().store()
     with connect(PostgresResource().dsn(), autocommit=True) as conn:
-        plan, result = retention.sweep(conn, store, config, dry_run=args.dry_run)
+        try:
+            plan, result = retention.sweep(conn, store, config, dry_run=args.dry_run)
+        except retention.RetentionBusy as exc:
+            print(f"reelgraph retention: {exc}", file=sys.stderr)
+            return 1
     if args.dry_run:
         for label, items in (("moved to the cold tier", plan.to_cold), ("expired (footage removed)", plan.to_expire),
                              ("erased with its facts", plan.to_erase)):
@@ -479,7 +483,7 @@ def cmd_retention(args) -> int:
                 print(f"{aged.partition_key} ({aged.camera or 'upload'}, {aged.at.isoformat()}): would be {label}")
         print(f"dry run: nothing changed; {plan.describe()}")
         return 0
-    erased = [a.partition_key for a in plan.to_erase][:result.erased]
+    erased = result.erased_keys
     if erased:
         ensure_local_instance(settings.home.ensure())
         with DagsterInstance.get() as instance:

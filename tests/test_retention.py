@@ -55,6 +55,8 @@ def _register_all(db, store: LocalFolderStore) -> int:
     page = store.list_page(None, 100_000)
     for obj in page.objects:
         catalog.register(db, obj)
+    # uploaded (and registered by the sensor) when they were written: an upload ages from its arrival
+    db.execute("UPDATE videos SET registered_at = last_modified")
     return len(page.objects)
 
 
@@ -134,7 +136,7 @@ def test_a_sweep_removes_exactly_what_the_policy_says_and_a_second_changes_nothi
     # cold footage still reads, from the cold tier, at the version catalogued
     cold_key = next(k for k, state in expected.items() if state == "cold")
     obj = catalog.object_for(db, cold_key)
-    assert store.fetch(obj).is_relative_to(store.cold_root) and store.fetch(obj).read_bytes().startswith(b"segment")
+    assert store.fetch(obj).is_relative_to(store.cold_root) and len(store.fetch(obj).read_bytes()) == obj.size
 
 
 def _recorded(db, key: str) -> datetime:
@@ -220,3 +222,43 @@ def test_the_s3_lifecycle_rule_moves_each_camera_cold_on_its_own_day(tmp_path):
     rules = {r["ID"]: (r["Filter"]["Prefix"], r["Transitions"]) for r in json.loads(done.stdout)["Rules"]}
     assert rules == {"reelgraph-cold-gate": ("cameras/gate/", [{"Days": 1, "StorageClass": "GLACIER_IR"}]),
                      "reelgraph-cold-default": ("", [{"Days": 3, "StorageClass": "GLACIER_IR"}])}
+
+
+def test_a_sweep_leaves_footage_not_analysed_in_flight_or_replaced_by_a_newer_upload(db, tmp_path):
+    store = LocalFolderStore(tmp_path / "inbox", tmp_path / "cold")
+    _segments(store.root, NOW, cameras=("lobby",), days=12, per_day=1)
+    _register_all(db, store)
+    _give_incidents(db, every=1000)  # analysed, without incidents (the first one has one: left out below)
+    keys = [k for k, in db.execute("SELECT partition_key FROM videos ORDER BY recorded_at")]
+    unanalysed, in_flight, replaced = keys[0], keys[1], keys[2]
+    db.execute("UPDATE videos SET status = 'registered' WHERE partition_key = %s", (unanalysed,))
+    db.execute("INSERT INTO stage_runs (partition_key, stage, status) VALUES (%s, 'detections', 'running')",
+               (in_flight,))
+    # the key of `replaced` now holds a newer upload (registered now, as its own partition)
+    newer_file = store.root / replaced.rsplit("@", 1)[0]
+    newer_file.write_bytes(b"the newer upload")
+    catalog.register(db, store.head(replaced.rsplit("@", 1)[0]))
+    config = parse_retention({"retention": {"default": {"retain_days": 1, "retain_incident_days": 1}}})
+
+    _, result = sweep(db, store, config, NOW)
+    states = dict(db.execute("SELECT partition_key, footage FROM videos").fetchall())
+    assert states[unanalysed] == states[in_flight] == "hot"  # never analysed, or a stage at work on it
+    assert states[replaced] == "expired" and newer_file.read_bytes() == b"the newer upload"  # the newer one stays
+    assert result.expired == sum(1 for state in states.values() if state == "expired") > 0
+    # an archive imported today with its old modification times ages from today
+    old_file = store.root / "archive.mp4"
+    old_file.write_bytes(b"archive")
+    stamp = (NOW - timedelta(days=100)).timestamp()
+    os.utime(old_file, (stamp, stamp))
+    catalog.register(db, store.head("archive.mp4"))
+    db.execute("UPDATE videos SET status = 'ready' WHERE object_key = 'archive.mp4'")
+    plan = plan_retention(db, config, NOW)
+    assert "archive.mp4" not in {a.obj.key for a in plan.to_expire + plan.to_erase}
+
+
+def test_footage_kept_for_good_keeps_what_has_incidents_and_the_facts_too():
+    config = parse_retention({"retention": {"default": {"retain_days": 30},
+                                            "cameras": {"vault": {"retain_days": None}}}})
+    assert config.policy_for("vault") == RetentionPolicy(None, None, None, None)
+    with pytest.raises(RetentionConfigError, match="retain_incident_days keeps for good but retain_facts_days is 10"):
+        parse_retention({"retention": {"default": {"retain_days": None, "retain_facts_days": 10}}})

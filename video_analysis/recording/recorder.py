@@ -150,8 +150,8 @@ class Publisher(threading.Thread):
         return True
 
 
-MAKE_ROOM_WAIT_S = 15.0
-MAKE_ROOM_AGAIN_S = 60.0  # after retention found nothing to free
+MAKE_ROOM_WAIT_S = 2.0
+MAKE_ROOM_AGAIN_S = 60.0  # after a call on retention that freed nothing on the volume
 
 
 class RoomKeeper:
@@ -160,7 +160,7 @@ class RoomKeeper:
     what is still short pauses recording. Shared by every camera; looks at the disk at most every
     ``interval_s``."""
 
-    def __init__(self, paths: list[Path], floor: DiskFloor, make_room: Callable[[int], int] | None = None,
+    def __init__(self, paths: list[Path], floor: DiskFloor, make_room: Callable[[int, Path], int] | None = None,
                  interval_s: float = 1.0):
         self.paths, self.floor, self.make_room, self.interval_s = [Path(p) for p in paths], floor, make_room, interval_s
         self._lock = threading.Lock()
@@ -183,32 +183,35 @@ class RoomKeeper:
             found = disk.space(path, self.floor)
             if not found.short:
                 continue
-            if self.make_room is not None:
-                freed = self._made_room(found.short)
-                if freed:
+            if self.make_room is not None and time.monotonic() >= self._ask_again_at:
+                freed = self._made_room(found.short, path)
+                before, found = found, disk.space(path, self.floor)
+                if freed is None:
+                    pass  # still at work: recording pauses meanwhile, and the next look takes its result
+                elif freed and found.free > before.free:
                     log.warning("disk below its floor: retention removed %s of the oldest footage without incidents",
                                 disk.describe_bytes(freed))
-                found = disk.space(path, self.floor)
+                else:  # nothing it may take is on this volume (or removing it freed nothing): not asked every look
+                    self._ask_again_at = time.monotonic() + MAKE_ROOM_AGAIN_S
             if found.short:
                 return f"disk full: {found.describe()}"
         return None
 
-    def _made_room(self, wanted: int) -> int:
-        """Bytes retention freed; it runs beside recording, which waits at most MAKE_ROOM_WAIT_S for it (the
-        database may be slow or down: recording pauses meanwhile, and the next look sees what it freed)."""
-        if self._freeing is None or (self._freeing.done() and time.monotonic() >= self._ask_again_at):
-            self._freeing = _in_background(lambda: self.make_room(wanted))
-        elif self._freeing.done():
-            return 0  # it found nothing to free a moment ago: asked again in a minute, not every look
+    def _made_room(self, wanted: int, volume: Path) -> int | None:
+        """Bytes retention freed on ``volume``, or None while it is still at work: it runs beside recording,
+        which waits at most MAKE_ROOM_WAIT_S for it (the database may be slow or down: no camera's loop waits
+        long on it)."""
+        if self._freeing is None:
+            self._freeing = _in_background(lambda: self.make_room(wanted, volume))
         try:
             freed = self._freeing.result(timeout=MAKE_ROOM_WAIT_S) or 0
-            self._ask_again_at = time.monotonic() + (0 if freed else MAKE_ROOM_AGAIN_S)
-            return freed
         except TimeoutError:
-            return 0
+            return None
         except Exception as exc:  # noqa: BLE001 - retention failed: recording pauses instead
             log.warning("disk below its floor and retention could not free space: %s", exc)
-            return 0
+            freed = 0
+        self._freeing = None
+        return freed
 
 
 class CameraRecorder(threading.Thread):
@@ -321,6 +324,7 @@ class CameraRecorder(threading.Thread):
         except StreamLost as exc:
             return str(exc)
         writer: SegmentWriter | None = None
+        self.paused_since = None  # (the reconnection closes every open gap: a disk still short pauses it anew)
         first = first_of_connection = True
         reported = 0.0
         reason = "the recorder stopped"

@@ -140,6 +140,9 @@ class LocalFolderStore:
     def __init__(self, root: Path, cold_root: Path | None = None):
         self.root = Path(root)
         self.cold_root = Path(cold_root) if cold_root else None
+        if self.cold_root is not None and self.cold_root.resolve().is_relative_to(self.root.resolve()):
+            raise ValueError(f"the cold tier {self.cold_root} is inside the inbox {self.root}: its footage would be "
+                             "listed as new uploads; put it beside the inbox (REELGRAPH_COLD_DIR)")
 
     def describe(self) -> str:
         return f"local folder {self.root}"
@@ -233,6 +236,11 @@ class LocalFolderStore:
             with open(tmp.name, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp.name, cold)
+            folder = os.open(cold.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)  # the rename is on disk before the only other copy goes
+            finally:
+                os.close(folder)
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise

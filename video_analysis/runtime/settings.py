@@ -81,7 +81,7 @@ class Settings:
     # The free space kept on the volumes footage is written to (the inbox, the recorder's spool, the state
     # folder): bytes (20G, 512M) or a share of the volume (5%). Below it retention removes the oldest footage
     # without incidents, then recording pauses and pipeline steps refuse to start, instead of failing half-way.
-    disk_floor: str = field(default_factory=lambda: _env("REELGRAPH_DISK_FLOOR", "2G") or "0")
+    disk_floor: str = field(default_factory=lambda: _env("REELGRAPH_DISK_FLOOR", "1%") or "0")
 
     # S3 downloads kept on local disk, least recently used evicted first (files in use never are).
     cache_max_gb: float = field(default_factory=lambda: float(_env("REELGRAPH_CACHE_MAX_GB", "20")))

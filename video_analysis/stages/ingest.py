@@ -23,6 +23,11 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
     """
     with db.session() as conn:
         obj = catalog.object_for(conn, partition_key)
+        footage, since = catalog.footage_states(conn, [partition_key]).get(partition_key, ("hot", None))
+    if footage == "expired":  # not marked failed: the probe's figures and thumbnail stay, as its facts do
+        raise ObjectChangedError(f"{obj.uri}: its footage was removed by retention"
+                                 f"{f' on {since.date().isoformat()}' if since else ''}; its facts are kept, and "
+                                 "there is nothing to re-run")
     try:
         with store.local_copy(obj) as path:
             probe = probe_video(path)

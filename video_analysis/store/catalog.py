@@ -352,6 +352,7 @@ def select_videos(conn: psycopg.Connection, selection: VideoSelection) -> list[s
              AND (%(until)s::timestamptz IS NULL OR recorded_at < %(until)s)
              AND (%(prefix)s::text IS NULL OR left(object_key, length(%(prefix)s)) = %(prefix)s)
              AND (%(include_failed)s OR status <> 'failed')
+             AND footage <> 'expired'  -- its footage is gone (retention): its facts stay as they are
            ORDER BY object_key, last_modified""",
         {"camera": selection.camera, "since": selection.since, "until": selection.until,
          "prefix": selection.prefix or None, "include_failed": selection.include_failed},

@@ -20,7 +20,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from video_analysis.runtime.object_store import ObjectInfo, ObjectStore
+from video_analysis.runtime.object_store import ObjectInfo, ObjectStore, ObjectStoreError
 from video_analysis.store import outputs, reports, vector_index
 
 # The tables whose rows belong to one video (each has partition_key), counted for the audit record.
@@ -81,15 +81,19 @@ def count_rows(conn: psycopg.Connection, keys: list[str]) -> Counter:
     return found
 
 
-def erase(conn: psycopg.Connection, store: ObjectStore, videos: list[ErasedVideo], asked_for: str) -> Erasure:
+def erase(conn: psycopg.Connection, store: ObjectStore, videos: list[ErasedVideo], asked_for: str,
+          *, this_version_only: bool = False) -> Erasure:
     """Remove the footage, then every derived row and the descriptions left unused, recompute the daily
     reports of the days touched, and write the audit record (``conn`` in autocommit: the rows go in one
-    transaction of their own)."""
+    transaction of their own). ``this_version_only`` (retention): footage whose key now holds a newer upload
+    stays, with that upload; a request to forget takes the key's footage whatever its version."""
     erasure = Erasure(videos, asked_for)
     if not videos:
         return erasure
     keys = [v.partition_key for v in videos]
     for video in videos:
+        if this_version_only and not holds_version(store, video.obj):
+            continue
         if store.delete(video.obj):
             erasure.footage_removed += 1
             erasure.footage_bytes += video.obj.size
@@ -118,3 +122,11 @@ def erase(conn: psycopg.Connection, store: ObjectStore, videos: list[ErasedVideo
              recorded[0] if recorded else None, recorded[-1] if recorded else None, erasure.footage_bytes,
              Jsonb(dict(erasure.rows)))).fetchone()[0]
     return erasure
+
+
+def holds_version(store: ObjectStore, obj: ObjectInfo) -> bool:
+    """Whether the key still holds this version's bytes (not replaced by a newer upload, not gone)."""
+    try:
+        return store.head(obj.key).version == obj.version
+    except ObjectStoreError:
+        return False

@@ -45,6 +45,13 @@ DEFAULT_FACTS_DAYS = 365
 ERASE_BATCH = 200
 
 
+SWEEP_LOCK = 0x72657465  # advisory lock: one sweep at a time per database
+
+
+class RetentionBusy(RuntimeError):
+    """Another sweep holds the database's retention lock."""
+
+
 class RetentionConfigError(ValueError):
     """The retention section cannot be used as written; the message says where and why."""
 
@@ -67,11 +74,15 @@ class RetentionPolicy:
         done = replace(self, retain_incident_days=incident, retain_facts_days=facts)
         order = [("retain_days", done.retain_days), ("retain_incident_days", done.retain_incident_days),
                  ("retain_facts_days", done.retain_facts_days)]
-        kept = [(name, days) for name, days in order if days is not None]
-        for (shorter, a), (longer, b) in itertools.pairwise(kept):
-            if b < a:
-                raise RetentionConfigError(f"{where}: {longer} ({b:g}) is shorter than {shorter} ({a:g}): facts "
+        for (shorter, a), (longer, b) in itertools.pairwise(order):
+            if a is None and b is not None:
+                raise RetentionConfigError(f"{where}: {shorter} keeps for good but {longer} is {b:g} days: facts "
                                            "outlive footage, and footage with incidents outlives the rest")
+            if None not in (a, b) and b < a:
+                implied = "" if (longer, shorter) != ("retain_incident_days", "retain_days") or \
+                    self.retain_incident_days is not None else f" (the default for {longer}: set it)"
+                raise RetentionConfigError(f"{where}: {longer} ({b:g}){implied} is shorter than {shorter} ({a:g}): "
+                                           "facts outlive footage, and footage with incidents outlives the rest")
         cold, footage = done.cold_after_days, done.retain_days
         if cold is not None and footage is not None and cold >= footage:
             raise RetentionConfigError(f"{where}: cold_after_days ({done.cold_after_days:g}) must be shorter than "
@@ -115,6 +126,11 @@ def _policy(spec, where: str, base: RetentionPolicy) -> RetentionPolicy:
             raise RetentionConfigError(f"{where}: {name} is a number of days > 0 (or null to keep), not {days!r}")
         values[name] = days
     merged = replace(base, **values)
+    if "retain_days" in values and values["retain_days"] is None:
+        # footage kept for good here: what would remove footage with incidents, or the facts, first is not taken
+        # from `default` (only what the section itself says)
+        merged = replace(merged, retain_incident_days=values.get("retain_incident_days"),
+                         retain_facts_days=values.get("retain_facts_days"))
     # what a section takes from `default` is raised where it must be: never keeping incidents' footage shorter
     # than footage, nor facts shorter than either
     longest = merged.retain_days
@@ -189,6 +205,7 @@ class RetentionResult:
     erased: int = 0
     erased_bytes: int = 0
     rows_removed: Counter = field(default_factory=Counter)
+    erased_keys: list[str] = field(default_factory=list)  # for Dagster's records of their partitions
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -203,8 +220,14 @@ class RetentionResult:
         return text + (f"; {len(self.failures)} failed: {self.failures[0]}" if self.failures else "")
 
 
-_AGED_COLUMNS = """v.partition_key, v.object_key, v.version, v.size_bytes, v.last_modified, v.source, v.bucket,
-                   v.etag, v.camera, v.recorded_at, coalesce(v.recorded_at, v.last_modified) AS at, v.footage"""
+# A video's age runs from its recording time; an upload without one, from when it arrived (an archive copied
+# with its old modification times is not expired the night it is imported).
+AGE = "coalesce(v.recorded_at, greatest(v.last_modified, v.registered_at))"
+# Never touched by a sweep: footage not analysed yet, and videos a stage is working on now.
+SETTLED = ("v.status <> 'registered' AND NOT EXISTS (SELECT 1 FROM stage_runs r WHERE r.partition_key = "
+           "v.partition_key AND r.status = 'running')")
+_AGED_COLUMNS = f"""v.partition_key, v.object_key, v.version, v.size_bytes, v.last_modified, v.source, v.bucket,
+                   v.etag, v.camera, v.recorded_at, {AGE} AS at, v.footage"""
 
 
 def _aged(rows) -> list[Aged]:
@@ -235,16 +258,16 @@ def plan_retention(conn: psycopg.Connection, config: RetentionConfig, now: datet
         facts = cutoff(policy.retain_facts_days)
         if facts is not None:
             plan.to_erase += _aged(conn.execute(
-                f"SELECT {_AGED_COLUMNS} FROM videos v WHERE {where} "  # noqa: S608 - fixed fragments
-                "AND coalesce(v.recorded_at, v.last_modified) < %(cutoff)s ORDER BY at, v.partition_key",
+                f"SELECT {_AGED_COLUMNS} FROM videos v WHERE {where} AND {SETTLED} "  # noqa: S608 - fixed fragments
+                f"AND {AGE} < %(cutoff)s ORDER BY at, v.partition_key",
                 {**params, "cutoff": facts}).fetchall())
         plain, incident = cutoff(policy.retain_days), cutoff(policy.retain_incident_days)
         if plain is not None or incident is not None:
             plan.to_expire += _aged(conn.execute(
                 f"""SELECT {_AGED_COLUMNS} FROM videos v LEFT JOIN summaries s USING (partition_key)
-                     WHERE {where} AND v.footage <> 'expired'
-                       AND (%(facts)s::timestamptz IS NULL OR coalesce(v.recorded_at, v.last_modified) >= %(facts)s)
-                       AND coalesce(v.recorded_at, v.last_modified) <
+                     WHERE {where} AND {SETTLED} AND v.footage <> 'expired'
+                       AND (%(facts)s::timestamptz IS NULL OR {AGE} >= %(facts)s)
+                       AND {AGE} <
                            CASE WHEN coalesce(s.incident_count, 0) > 0 THEN %(incident)s ELSE %(plain)s END
                      ORDER BY at, v.partition_key""",  # noqa: S608
                 {**params, "facts": facts, "plain": plain, "incident": incident}).fetchall())
@@ -252,8 +275,8 @@ def plan_retention(conn: psycopg.Connection, config: RetentionConfig, now: datet
         if cold is not None and cold_tier:
             expiring = {a.partition_key for a in plan.to_expire}
             plan.to_cold += [a for a in _aged(conn.execute(
-                f"""SELECT {_AGED_COLUMNS} FROM videos v WHERE {where} AND v.footage = 'hot'
-                       AND coalesce(v.recorded_at, v.last_modified) < %(cutoff)s
+                f"""SELECT {_AGED_COLUMNS} FROM videos v WHERE {where} AND {SETTLED} AND v.footage = 'hot'
+                       AND {AGE} < %(cutoff)s
                      ORDER BY at, v.partition_key""",  # noqa: S608
                 {**params, "cutoff": cold}).fetchall()) if a.partition_key not in expiring]
     erasing = {a.partition_key for a in plan.to_erase}
@@ -267,9 +290,15 @@ def mark_footage(conn: psycopg.Connection, partition_key: str, footage: str, sto
                  "WHERE partition_key = %s", (footage, storage_class, partition_key))
 
 
+def holds_this_version(store: ObjectStore, obj: ObjectInfo) -> bool:
+    """Whether the key still holds this version's bytes (a re-upload puts a newer version under the same key:
+    removing this one's footage must not take the newer one's)."""
+    return erasure.holds_version(store, obj)
+
+
 def expire_footage(conn: psycopg.Connection, store: ObjectStore, aged: Aged) -> int:
     """Remove one video's footage (every tier), then mark its row: returns the bytes freed."""
-    removed = store.delete(aged.obj)
+    removed = holds_this_version(store, aged.obj) and store.delete(aged.obj)
     mark_footage(conn, aged.partition_key, "expired")
     return aged.obj.size if removed else 0
 
@@ -282,9 +311,15 @@ def apply_retention(conn: psycopg.Connection, store: ObjectStore, plan: Retentio
     result = RetentionResult()
     for start in range(0, len(plan.to_erase), ERASE_BATCH):
         batch = plan.to_erase[start:start + ERASE_BATCH]
-        done = erasure.erase(conn, store, [erasure.ErasedVideo(a.partition_key, a.obj, a.camera, a.recorded_at)
-                                           for a in batch], asked_for="retention")
+        try:
+            done = erasure.erase(conn, store, [erasure.ErasedVideo(a.partition_key, a.obj, a.camera, a.recorded_at)
+                                               for a in batch], asked_for="retention", this_version_only=True)
+        except Exception as exc:  # noqa: BLE001 - the rest of the sweep goes on; the next sweep retries these
+            result.failures.append(f"erasing {len(batch)} video(s) from {batch[0].partition_key}: {exc}")
+            log.warning("retention: %d video(s) were not erased: %s", len(batch), exc)
+            continue
         result.erased += len(batch)
+        result.erased_keys += [a.partition_key for a in batch]
         result.erased_bytes += done.footage_bytes
         result.rows_removed.update(done.rows)
         if stop_when():
@@ -295,7 +330,7 @@ def apply_retention(conn: psycopg.Connection, store: ObjectStore, plan: Retentio
         try:
             result.expired_bytes += expire_footage(conn, store, aged)
             result.expired += 1
-        except ObjectStoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore and OS errors alike: the next sweep retries it
             result.failures.append(f"{aged.partition_key}: {exc}")
             log.warning("retention: the footage of %s was not removed: %s", aged.partition_key, exc)
     move = getattr(store, "move_to_cold", None)
@@ -303,7 +338,7 @@ def apply_retention(conn: psycopg.Connection, store: ObjectStore, plan: Retentio
         if move is None or stop_when():
             break
         try:
-            storage_class = move(aged.obj)
+            storage_class = move(aged.obj) if holds_this_version(store, aged.obj) else None
         except (ObjectStoreError, OSError) as exc:
             result.failures.append(f"{aged.partition_key}: {exc}")
             log.warning("retention: %s was not moved to the cold tier: %s", aged.partition_key, exc)
@@ -317,35 +352,55 @@ def apply_retention(conn: psycopg.Connection, store: ObjectStore, plan: Retentio
     return result
 
 
-def free_space(conn: psycopg.Connection, store: ObjectStore, wanted_bytes: int, *, enough=lambda: False
-               ) -> RetentionResult:
-    """A disk below its floor: remove the oldest analysed footage without incidents (facts kept, rows marked
-    expired) until ``wanted_bytes`` are freed or ``enough()`` says so. Footage with incidents, and footage not
-    analysed yet, is never removed here."""
+def free_space(conn: psycopg.Connection, store: ObjectStore, wanted_bytes: int, volume: Path) -> RetentionResult:
+    """A disk below its floor: remove the oldest analysed footage without incidents that lies on that disk
+    (facts kept, rows marked expired) until ``wanted_bytes`` are freed. Footage with incidents, footage not
+    analysed yet, footage on another volume (the cold tier, an S3 bucket) is never removed here."""
+    result = RetentionResult()
+    root = getattr(store, "root", None)
+    if root is None or not _same_volume(Path(root), Path(volume)):
+        return result  # nothing removable there would free this volume
     rows = conn.execute(
         f"""SELECT {_AGED_COLUMNS} FROM videos v JOIN summaries s USING (partition_key)
-             WHERE v.footage <> 'expired' AND s.incident_count = 0
+             WHERE v.source = 'local' AND v.footage = 'hot' AND s.incident_count = 0 AND {SETTLED}
              ORDER BY at, v.partition_key LIMIT 2000""").fetchall()  # noqa: S608
-    result = RetentionResult()
     for aged in _aged(rows):
-        if result.expired_bytes >= wanted_bytes or enough():
+        if result.expired_bytes >= wanted_bytes:
             break
         try:
             result.expired_bytes += expire_footage(conn, store, aged)
             result.expired += 1
-        except ObjectStoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - the next one may go
             result.failures.append(f"{aged.partition_key}: {exc}")
     return result
+
+
+def _same_volume(a: Path, b: Path) -> bool:
+    def device(path: Path) -> int:
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return path.stat().st_dev
+
+    return device(a) == device(b)
 
 
 def sweep(conn: psycopg.Connection, store: ObjectStore, config: RetentionConfig, now: datetime | None = None,
           *, dry_run: bool = False) -> tuple[RetentionPlan, RetentionResult | None]:
     """Plan today's retention and, unless ``dry_run``, carry it out (``conn`` in autocommit)."""
-    plan = plan_retention(conn, config, now, cold_tier=hasattr(store, "move_to_cold"))
-    log.info("retention: %s", plan.describe())
+    cold_tier = hasattr(store, "move_to_cold")
     if dry_run:
+        plan = plan_retention(conn, config, now, cold_tier=cold_tier)
+        log.info("retention (dry run): %s", plan.describe())
         return plan, None
-    result = apply_retention(conn, store, plan)
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()[0]:
+        raise RetentionBusy("another retention sweep is running on this database (the nightly job, or "
+                            "`reelgraph retention`): this one did nothing")
+    try:
+        plan = plan_retention(conn, config, now, cold_tier=cold_tier)
+        log.info("retention: %s", plan.describe())
+        result = apply_retention(conn, store, plan)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
     log.info("retention: %s in %.1f s", result.describe(), result.seconds)
     return plan, result
 
@@ -355,14 +410,19 @@ def lifecycle_rules(config: RetentionConfig, storage_class: str = "STANDARD_IA",
     cameras under ``cameras/<name>/``, the default for every other key). Removal is left to the sweep, which
     keeps the catalogue true: no Expiration rule."""
     rules = []
+    least = 30 if storage_class in ("STANDARD_IA", "ONEZONE_IA") else 0  # S3 refuses IA transitions before 30 days
+
+    def days(value: float) -> int:
+        return max(least, 1, round(value))
+
     for camera, policy in sorted(config.cameras.items()):
         if policy.cold_after_days:
             rules.append({"ID": f"reelgraph-cold-{camera}", "Status": "Enabled",
                           "Filter": {"Prefix": f"{prefix}cameras/{camera}/"},
-                          "Transitions": [{"Days": max(1, round(policy.cold_after_days)),
+                          "Transitions": [{"Days": days(policy.cold_after_days),
                                            "StorageClass": storage_class}]})
     if config.default.cold_after_days:
         rules.append({"ID": "reelgraph-cold-default", "Status": "Enabled", "Filter": {"Prefix": prefix},
-                      "Transitions": [{"Days": max(1, round(config.default.cold_after_days)),
+                      "Transitions": [{"Days": days(config.default.cold_after_days),
                                        "StorageClass": storage_class}]})
     return {"Rules": rules}
