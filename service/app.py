@@ -138,6 +138,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 KINDS = ("track", "incident", "summary")
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # S3 classes read only after a restore
 NOTHING_MATCHES = "nothing matches: nothing found is close enough in meaning or shares its words"
 
 
@@ -394,8 +395,13 @@ def create_app(ctx: ServiceContext, policy: AccessPolicy | None = None) -> FastA
             except catalog.UnknownVideoError as exc:
                 raise HTTPException(404, f"no video {partition_key!r}") from exc
             state, at = catalog.footage_states(conn, [partition_key]).get(partition_key, ("hot", None))
+            storage_class = conn.execute("SELECT storage_class FROM videos WHERE partition_key = %s",
+                                         (partition_key,)).fetchone()[0]
         if state == "expired":
             raise HTTPException(410, f"{partition_key!r}: {_footage_note(state, at)}")
+        if storage_class in ARCHIVE_CLASSES:  # a presigned URL would fail in the browser without saying why
+            raise HTTPException(409, f"{partition_key!r} is archived (S3 {storage_class}): restore it first "
+                                     "(aws s3api restore-object), then play it")
         gone = f"the footage of {partition_key!r} is not in the store this service reads"
         if obj.source != ctx.store.source:
             log.info("%s is in a %s store; this service reads %s", obj.uri, obj.source, ctx.store.describe())

@@ -262,3 +262,35 @@ def test_footage_kept_for_good_keeps_what_has_incidents_and_the_facts_too():
     assert config.policy_for("vault") == RetentionPolicy(None, None, None, None)
     with pytest.raises(RetentionConfigError, match="retain_incident_days keeps for good but retain_facts_days is 10"):
         parse_retention({"retention": {"default": {"retain_days": None, "retain_facts_days": 10}}})
+
+
+def test_the_nightly_retention_asset_records_what_it_moved_and_removed(db, tmp_path, monkeypatch):
+    from dagster import DagsterInstance, materialize
+
+    from assets import retention
+    from orchestration.definitions import build_resources, defs
+
+    now = datetime.now(timezone.utc)
+    inbox, cold, zones = tmp_path / "inbox", tmp_path / "cold", tmp_path / "zones.yaml"
+    for name, value in {"REELGRAPH_INBOX": inbox, "REELGRAPH_COLD_DIR": cold, "REELGRAPH_ZONES": zones}.items():
+        monkeypatch.setenv(name, str(value))
+    zones.write_text(POLICY)
+    store = LocalFolderStore(inbox, cold)
+    _segments(inbox, now, cameras=("lobby",), days=100, per_day=1)  # 6 h apart: 25 days back
+    _register_all(db, store)
+    _give_incidents(db, every=1000)
+    expected = _expected(db, now, set(db.execute("SELECT partition_key FROM summaries WHERE incident_count > 0")))
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([retention], resources=build_resources(), instance=instance)
+        assert result.success
+        [event] = result.asset_materializations_for_node("retention")
+        shown = {name: value.value for name, value in event.metadata.items()}
+    counts = {state: list(expected.values()).count(state) for state in ("cold", "expired", "erased")}
+    assert (shown["moved to cold tier"], shown["footage expired"], shown["videos erased"]) == (
+        counts["cold"], counts["expired"], counts["erased"])
+    assert counts["expired"] and counts["erased"] and shown["bytes freed"] > 0 and shown["failures"] == []
+    assert _found(db, store, expected) == expected
+    # and it runs every night on its own
+    schedule = defs.get_schedule_def("retention_job_schedule")
+    assert schedule.cron_schedule == "30 2 * * *" and schedule.default_status.value == "RUNNING"

@@ -43,6 +43,10 @@ class ObjectStoreAccessError(ObjectStoreError):
     """The store refused us (permissions, expired or wrong credentials): fix access, then re-run."""
 
 
+class ArchivedFootageError(ObjectStoreError):
+    """The object is in an S3 archive class: it reads only after a restore (retrying sooner does not help)."""
+
+
 class ObjectStoreUnavailableError(ObjectStoreError):
     """The store failed transiently (throttling, 5xx, a dropped connection) after its retries: try again."""
 
@@ -411,7 +415,7 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=obj.key, **pinned)
         except (ClientError, BotoCoreError) as exc:
             if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvalidObjectState":
-                raise ObjectStoreAccessError(
+                raise ArchivedFootageError(
                     f"cannot fetch {obj.uri}: it is in an archive storage class (Glacier): restore it first "
                     f"(aws s3api restore-object --bucket {self.bucket} --key '{obj.key}' --restore-request Days=7), "
                     "then re-run once the restore is done") from exc

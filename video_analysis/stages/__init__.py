@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from video_analysis.runtime.object_store import ObjectChangedError
+from video_analysis.runtime.object_store import ArchivedFootageError, ObjectChangedError
 from video_analysis.store.catalog import UnknownVideoError
 from video_analysis.store.quality import Finding
 from video_analysis.vision.frames import DecodeError
@@ -33,7 +33,8 @@ class MissingUpstreamError(LookupError):
 
 # A video's own problem: the rest of a batch is still worth running, and a retry would fail the same way.
 # Store outages and refused access are not among them: they fail the run (retried), never the video.
-VIDEO_FAULTS = (UnknownVideoError, ObjectChangedError, VideoProbeError, DecodeError, MissingUpstreamError)
+VIDEO_FAULTS = (UnknownVideoError, ObjectChangedError, ArchivedFootageError, VideoProbeError, DecodeError,
+                MissingUpstreamError)
 
 
 @dataclass

@@ -191,7 +191,7 @@ def test_an_upload_lands_under_the_stores_prefix_where_the_sensor_lists(s3_bucke
 
 def test_s3_footage_in_an_archive_class_says_how_to_restore_it_and_a_colder_class_is_seen(s3_bucket, tmp_path,
                                                                                       moto_endpoint):
-    from video_analysis.runtime.object_store import ObjectStoreAccessError
+    from video_analysis.runtime.object_store import ArchivedFootageError
 
     client, bucket = s3_bucket
     client.put_object(Bucket=bucket, Key="cameras/a/old.mp4", Body=b"x" * 100, StorageClass="GLACIER")
@@ -199,7 +199,7 @@ def test_s3_footage_in_an_archive_class_says_how_to_restore_it_and_a_colder_clas
     client.put_object(Bucket=bucket, Key="cameras/a/new.mp4", Body=b"z" * 100)
     store = S3Store(bucket, cache_dir=tmp_path, endpoint_url=moto_endpoint, region_name="us-east-1")
     found = {o.key: o for o in store.list_page(None, 10).objects}
-    with pytest.raises(ObjectStoreAccessError, match="restore-object --bucket .* --key 'cameras/a/old.mp4'"):
+    with pytest.raises(ArchivedFootageError, match="restore-object --bucket .* --key 'cameras/a/old.mp4'"):
         store.fetch(found["cameras/a/old.mp4"])
     assert store.fetch(found["cameras/a/warm.mp4"]).read_bytes() == b"y" * 100  # a cold class that reads at once
     # what the lifecycle rule moved is recorded by its class; what it has not moved yet is not cold
