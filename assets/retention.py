@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from orchestration.housekeeping import forget_partitions
+from assets.partitions import forget_partitions
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis.runtime.settings import Settings
 from video_analysis.store import db

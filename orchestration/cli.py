@@ -402,7 +402,7 @@ def cmd_forget(args) -> int:
     partitions; an audit record of what went (no key, no name)."""
     from dagster import DagsterInstance
 
-    from orchestration.housekeeping import forget_partitions
+    from assets.partitions import forget_partitions
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.settings import Settings
@@ -450,7 +450,7 @@ def cmd_retention(args) -> int:
     do, or the S3 lifecycle rule that moves footage to a colder storage class."""
     from dagster import DagsterInstance
 
-    from orchestration.housekeeping import forget_partitions
+    from assets.partitions import forget_partitions
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.settings import Settings

@@ -39,6 +39,42 @@ def test_layers_import_one_way():
     assert not violations, "\n".join(violations)
 
 
+# Inside the library, layers from the bottom up: each may import only those below it (or itself).
+LIBRARY_LAYERS = ["wording", "vision", "runtime", "events", "evaluation", "store", "recording", "stages"]
+
+
+def library_imports(path: Path) -> set[str]:
+    """The library's sub-packages a module imports (``video_analysis.X...``), directly or in a function body."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+        found.update(name.split(".")[1] for name in names if name.startswith("video_analysis."))
+    return found
+
+
+def test_the_library_s_layers_import_downwards_only():
+    root = REPO / "video_analysis"
+    violations = []
+    for path in sorted(root.rglob("*.py")):
+        layer = path.relative_to(root).parts[0].removesuffix(".py")
+        if layer not in LIBRARY_LAYERS:
+            continue
+        above = set(LIBRARY_LAYERS[LIBRARY_LAYERS.index(layer) + 1:])
+        if library_imports(path) & above:
+            violations.append(f"{path.relative_to(REPO)} ({layer}) imports {sorted(library_imports(path) & above)}")
+    assert not violations, "\n".join(violations)
+    every = {p.relative_to(root).parts[0].removesuffix(".py") for p in root.iterdir()
+             if p.suffix == ".py" or p.is_dir() and (p / "__init__.py").exists()} - {"__init__"}
+    assert every <= set(LIBRARY_LAYERS), f"place these in LIBRARY_LAYERS: {sorted(every - set(LIBRARY_LAYERS))}"
+
+
+def test_the_layer_check_sees_an_import_from_above(tmp_path):
+    module = tmp_path / "bad.py"
+    module.write_text("def f():\n    from video_analysis.recording.segments import SPOOL_PREFIX\n")
+    assert library_imports(module) == {"recording"}
+
+
 def test_the_boundary_check_sees_a_violation(tmp_path):
     module = tmp_path / "bad.py"
     module.write_text("def f():\n    from orchestration.definitions import defs\n")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import av
 
+from video_analysis.vision.probe import TAG_PLANNED_S  # container metadata: the seconds to the segment's boundary
+
 log = logging.getLogger(__name__)
 
 SPOOL_PREFIX = ".recording-"
-# Container metadata of a recorded segment: the seconds from its start to its boundary.
-TAG_PLANNED_S = "reelgraph_planned_seconds"
 
 _STAMP = "%Y-%m-%dT%H-%M-%S"
 _SPOOL_NAME = re.compile(rf"^{re.escape(SPOOL_PREFIX)}(?P<stamp>\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d)(?P<n>_\d+)?\.mp4$")

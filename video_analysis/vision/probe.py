@@ -25,7 +25,6 @@ from pathlib import Path
 
 import av
 
-from video_analysis.recording.segments import TAG_PLANNED_S
 from video_analysis.vision.frames import (
     DecodeError,
     FrameCursor,
@@ -42,6 +41,10 @@ from video_analysis.vision.images import make_thumbnail
 
 # 8K UHD; larger frames are refused (REELGRAPH_MAX_VIDEO_PIXELS overrides).
 DEFAULT_MAX_PIXELS = 7680 * 4320
+
+# The recorder writes a segment's planned length into its container under this tag: a segment that ends sooner
+# (a stream lost, a stop) is partial.
+TAG_PLANNED_S = "reelgraph_planned_seconds"
 
 
 class VideoProbeError(ValueError):
