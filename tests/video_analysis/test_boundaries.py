@@ -90,3 +90,29 @@ def test_the_whole_library_loads_without_dagster():
     code = f"import sys; import {', '.join(modules)}; print('dagster' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "False"
+
+
+def environment_readers(root: Path) -> list[str]:
+    """Modules under ``root`` that touch the environment (os.environ, os.getenv, os.putenv) other than the
+    settings module: configuration is read in one place."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "settings.py" and path.parent.name == "runtime":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb") or (
+                    isinstance(node, ast.ImportFrom) and node.module == "os"
+                    and {a.name for a in node.names} & {"environ", "getenv", "putenv"}):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_library_reads_the_environment_only_in_its_settings_module():
+    assert environment_readers(REPO / "video_analysis") == []
+
+
+def test_the_environment_check_sees_a_reader(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "bad.py").write_text("import os\nLIMIT = os.environ.get('X')\n")
+    (tmp_path / "lib" / "also.py").write_text("from os import getenv\n")
+    assert environment_readers(tmp_path / "lib") == ["lib/also.py:1", "lib/bad.py:2"]

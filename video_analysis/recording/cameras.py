@@ -13,7 +13,6 @@ and only the redacted URL is ever logged or stored.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from video_analysis.runtime.redact import redact
+from video_analysis.runtime.settings import env, environment
 
 CAMERAS_ENV = "REELGRAPH_CAMERAS"
 DEFAULT_SEGMENT_SECONDS = 600
@@ -91,7 +91,7 @@ class Camera:
 
 def cameras_path(home_root: Path) -> Path:
     """$REELGRAPH_CAMERAS, else ``cameras.yaml`` in the state folder."""
-    configured = os.environ.get(CAMERAS_ENV, "").strip()
+    configured = env(CAMERAS_ENV)
     return Path(configured).expanduser() if configured else home_root / "cameras.yaml"
 
 
@@ -134,7 +134,7 @@ def _check_url(url: str, where: str) -> None:
 
 def load_cameras(path: Path, environ=None) -> list[Camera]:
     """The cameras in ``path``, checked: names usable in object keys, a URL each, sane segment lengths."""
-    environ = os.environ if environ is None else environ
+    environ = environment() if environ is None else environ
     try:
         document = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError as exc:

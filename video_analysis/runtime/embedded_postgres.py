@@ -539,7 +539,9 @@ class EmbeddedPostgres:
                                         f"({result.returncode}): {result.stderr.strip()[-2000:]}")
 
     def _memory_options(self) -> str:
-        buffers = (os.environ.get("REELGRAPH_POSTGRES_SHARED_BUFFERS") or "").strip() or f"{shared_buffers_mb()}MB"
+        from video_analysis.runtime.settings import postgres_shared_buffers
+
+        buffers = postgres_shared_buffers() or f"{shared_buffers_mb()}MB"
         if not _SIZE.fullmatch(buffers):
             raise EmbeddedPostgresError(f"REELGRAPH_POSTGRES_SHARED_BUFFERS must be a size such as 2GB or 512MB, "
                                         f"not {buffers!r}")

@@ -30,7 +30,9 @@ class StateHome:
 
     @classmethod
     def from_env(cls) -> StateHome:
-        configured = os.environ.get(HOME_ENV)
+        from video_analysis.runtime.settings import env  # (settings builds on this module)
+
+        configured = env(HOME_ENV)
         return cls(Path(configured).expanduser().resolve() if configured else _default_home())
 
     @property

@@ -14,6 +14,36 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+def env(name: str, default: str | None = None) -> str | None:
+    """One environment variable, stripped (None or ``default`` when unset or blank): for the library's few
+    settings read before a Settings object exists (the state folder, the cameras file)."""
+    return _env(name, default)
+
+
+def environment():
+    """The environment itself, for the cameras file's ``${NAME}`` credentials (never copied into a setting)."""
+    return os.environ
+
+
+def default_process_env(name: str, value: str) -> None:
+    """Set a third-party library's variable for this process unless the user set it (prepare_process)."""
+    os.environ.setdefault(name, value)
+
+
+def postgres_shared_buffers() -> str | None:
+    """REELGRAPH_POSTGRES_SHARED_BUFFERS: the embedded server's cache (PostgreSQL units); None: an eighth of the
+    memory, 128 MB-4 GB."""
+    return _env("REELGRAPH_POSTGRES_SHARED_BUFFERS")
+
+
+def max_video_pixels(default: int) -> int:
+    """REELGRAPH_MAX_VIDEO_PIXELS: frames larger than this are refused."""
+    value = _env("REELGRAPH_MAX_VIDEO_PIXELS", str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"REELGRAPH_MAX_VIDEO_PIXELS must be a whole number of pixels >= 1, not {value!r}")
+    return int(value)
+
+
 
 def _answer_writer(value: str | None) -> str:
     value = (value or "auto").strip().lower()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from video_analysis.runtime.object_store import ObjectChangedError, ObjectStore
+from video_analysis.runtime.settings import max_video_pixels
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
-from video_analysis.vision.probe import VideoProbeError, probe_video
+from video_analysis.vision.probe import DEFAULT_MAX_PIXELS, VideoProbeError, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
                                  "there is nothing to re-run")
     try:
         with store.local_copy(obj) as path:
-            probe = probe_video(path)
+            probe = probe_video(path, max_video_pixels(DEFAULT_MAX_PIXELS))
     except (VideoProbeError, ObjectChangedError) as exc:
         with db.session() as conn:
             catalog.mark_failed(conn, partition_key, str(exc))

@@ -12,14 +12,13 @@ Status:
   missing span is reported. The detection pass may also find corrupt stretches and mark a video partial;
 - failure (`VideoProbeError`): nothing usable: not a container, no video stream ("no video stream (audio
   only)" when there is audio), an unknown codec, no frame that decodes, no usable frame rate or timestamps,
-  or dimensions beyond ``max_pixels``.
+  or dimensions beyond ``max_pixels`` (REELGRAPH_MAX_VIDEO_PIXELS).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,12 +112,9 @@ def file_sha256(path: Path) -> str:
 
 
 
-def max_pixels() -> int:
-    return int(os.environ.get("REELGRAPH_MAX_VIDEO_PIXELS", DEFAULT_MAX_PIXELS))
-
-
-def probe_video(path: Path) -> VideoProbe:
-    """Describe the file from its metadata and packet index; raise VideoProbeError for anything unusable."""
+def probe_video(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoProbe:
+    """Describe the file from its metadata and packet index; raise VideoProbeError for anything unusable
+    (frames larger than ``max_pixels`` too)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -157,9 +153,9 @@ def probe_video(path: Path) -> VideoProbe:
         planned = _planned_seconds(again.metadata)
     if info.width <= 0 or info.height <= 0:
         raise VideoProbeError(f"the video stream has no usable geometry ({info.width}x{info.height})")
-    if info.width * info.height > max_pixels():
+    if info.width * info.height > max_pixels:
         raise VideoProbeError(f"frames of {info.width}x{info.height} exceed the configured bound of "
-                              f"{max_pixels()} pixels (REELGRAPH_MAX_VIDEO_PIXELS)")
+                              f"{max_pixels} pixels (REELGRAPH_MAX_VIDEO_PIXELS)")
     indexed = index.span_s + 1.0 / fps
     missing = duration - indexed
     status, notes = "ready", []

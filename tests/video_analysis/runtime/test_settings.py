@@ -23,3 +23,15 @@ def test_a_checkouts_state_folder_is_its_own_dot_reelgraph_unless_configured(mon
     assert StateHome.from_env().root == REPO / ".reelgraph"
     monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "elsewhere"))
     assert StateHome.from_env().root == tmp_path / "elsewhere"
+
+
+def test_an_installed_package_keeps_its_state_in_the_users_data_folder(monkeypatch, tmp_path):
+    """Installed from a wheel the code sits in site-packages, with no checkout around it."""
+    from pathlib import Path
+
+    from video_analysis.runtime import home
+
+    monkeypatch.delenv("REELGRAPH_HOME", raising=False)
+    monkeypatch.setattr(home, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert home.StateHome.from_env().root == Path(tmp_path / "user" / ".local" / "share" / "reelgraph")

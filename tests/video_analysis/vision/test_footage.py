@@ -198,14 +198,20 @@ def test_a_frame_larger_than_the_decode_queue_s_bound_still_passes_one_at_a_time
 
 
 def test_frames_larger_than_the_configured_bound_are_refused_saying_so(tmp_path, monkeypatch):
+    from video_analysis.runtime.settings import max_video_pixels
+    from video_analysis.vision.probe import DEFAULT_MAX_PIXELS
+
     path = write_video(tmp_path / "clip.mp4", 5, size=(64, 48))
     monkeypatch.setenv("REELGRAPH_MAX_VIDEO_PIXELS", str(64 * 48))
-    probe = probe_video(path)  # at the bound: accepted
+    probe = probe_video(path, max_video_pixels(DEFAULT_MAX_PIXELS))  # at the bound: accepted, as ingest reads it
     assert (probe.status, probe.width, probe.height) == ("ready", 64, 48)
     monkeypatch.setenv("REELGRAPH_MAX_VIDEO_PIXELS", str(64 * 48 - 1))
     with pytest.raises(VideoProbeError, match=r"^frames of 64x48 exceed the configured bound of 3071 pixels "
                                               r"\(REELGRAPH_MAX_VIDEO_PIXELS\)$"):
-        probe_video(path)
+        probe_video(path, max_video_pixels(DEFAULT_MAX_PIXELS))
+    monkeypatch.setenv("REELGRAPH_MAX_VIDEO_PIXELS", "lots")
+    with pytest.raises(ValueError, match="REELGRAPH_MAX_VIDEO_PIXELS must be a whole number"):
+        max_video_pixels(DEFAULT_MAX_PIXELS)
 
 
 def test_the_static_object_cue_runs_beside_the_detector_and_its_error_stops_the_pass(tmp_path, bottle_clip,
