@@ -6,7 +6,9 @@ from dataclasses import replace
 from dagster import AssetExecutionContext, Config, MaterializeResult
 from pydantic import Field
 
-from assets.embeddings import embeddings
+from assets.attributes import attributes
+from assets.detections import detections
+from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.events.incidents import load_rules, rules_fingerprint
@@ -26,7 +28,9 @@ class SummaryConfig(Config):
 
 
 @video_stage_asset(
-    deps=[embeddings],
+    # what it reads: the tracks with their attributes, and the detections (the scene's evidence: a body on the
+    # floor, a bag, static objects); it writes its own summary vector, so it does not wait for `embeddings`
+    deps=[detections, tracks, attributes],
     group="understanding",
     kinds={"python", "postgres"},
     # The rules and zones in force are part of the version: editing them marks the summaries stale.

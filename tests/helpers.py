@@ -452,6 +452,10 @@ class DevStack:
 
         return wait_for(condition, timeout_s, what, context=context)
 
+    def completed(self, object_key: str) -> bool:
+        """Every stage of the video done (embeddings and summaries run side by side: neither is last)."""
+        return set(self.stage_states(object_key).values()) == {"done"} and len(self.stage_states(object_key)) == 6
+
     def stage_states(self, object_key: str) -> dict:
         return dict(self.sql("SELECT s.stage, s.status FROM stage_runs s JOIN videos v USING (partition_key) "
                              "WHERE v.object_key = %s", (object_key,)))

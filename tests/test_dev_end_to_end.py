@@ -41,7 +41,8 @@ def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(dev, person_clip)
                            ("one-by-one-person-detection.mp4",))
             row = rows[0] if rows else None
             stages = dev.stage_states("one-by-one-person-detection.mp4")
-            if row and row[0] == "failed" or "failed" in stages.values() or stages.get("summaries") == "done":
+            if row and row[0] == "failed" or "failed" in stages.values() or set(stages.values()) == {"done"} and \
+                    len(stages) == len(STAGES):
                 break
         time.sleep(2)
     assert row == ("ready", 1394, 10.0, 768, 432), dev.log_tail()
@@ -80,7 +81,7 @@ def _recovered(dev, instance, run, name: str, killed_at: float) -> float:
     """Wait for the video to complete through one successful retry run; check it; seconds since the kill."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    dev.wait_for(lambda: dev.stage_states(name).get("summaries") == "done", 240, f"{name} completed on its own",
+    dev.wait_for(lambda: dev.completed(name), 240, f"{name} completed on its own",
                  video=name)
 
     def finished_retries():
@@ -121,7 +122,7 @@ def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(
     # a new upload right after: it must not wait behind the dead run's GPU pool slot
     shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-kill.mp4")
     recovered_s = _recovered(dev, instance, run, "killed.mp4", killed_at)
-    dev.wait_for(lambda: dev.stage_states("after-the-kill.mp4").get("summaries") == "done", 180,
+    dev.wait_for(lambda: dev.completed("after-the-kill.mp4"), 180,
                  "the next upload completed", video="after-the-kill.mp4")
     print(f"killed run recovered in {recovered_s:.0f} s")
     assert recovered_s < 180
@@ -179,7 +180,7 @@ def test_a_killed_code_server_comes_back_and_ingestion_goes_on(dev, short_clip):
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     shutil.copyfile(short_clip, dev.home / "inbox" / "after-the-code-server.mp4")
-    dev.wait_for(lambda: dev.stage_states("after-the-code-server.mp4").get("summaries") == "done", 300,
+    dev.wait_for(lambda: dev.completed("after-the-code-server.mp4"), 300,
                  "an upload after the code server was killed completed")
     print(f"ingestion went on {time.monotonic() - killed_at:.0f} s after the code server was killed")
     assert "reloading code location 'reelgraph'" in dev.log_path.read_text()

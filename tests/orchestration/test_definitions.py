@@ -23,6 +23,25 @@ def test_definitions_expose_the_graph_sensor_and_job():
     assert job.partitions_def.name == VIDEOS_PARTITIONS_NAME
 
 
+def test_the_lineage_shows_each_stage_fed_by_what_it_reads():
+    """What the UI's lineage graph draws: each stage's upstream assets are the tables it reads."""
+    graph = defs.resolve_asset_graph()
+
+    def parents(name):
+        from dagster import AssetKey
+
+        return {key.to_user_string() for key in graph.get(AssetKey(name)).parent_keys}
+
+    assert parents("detections") == {"raw_video"}
+    assert parents("tracks") == {"detections"}
+    assert parents("attributes") == {"tracks"}
+    assert parents("embeddings") == {"attributes"}
+    # incidents read tracks with their attributes and the detections (the scene's evidence), not the vectors
+    assert parents("summaries") == {"detections", "tracks", "attributes"}
+    assert parents("camera_daily_report") == {"summaries"}
+    assert parents("retention") == set()
+
+
 def test_workspace_validates_with_the_dagster_cli():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
