@@ -7,10 +7,12 @@ same state whatever the order. Only ``camera_daily_reports`` rows, a table no ot
 """
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
@@ -475,3 +477,47 @@ def test_a_key_re_uploaded_counts_once_and_search_shows_its_newest_version(proce
     finally:
         conn.execute("DELETE FROM videos WHERE partition_key = %s", (new,))
         conn.execute("UPDATE videos SET superseded_by = NULL WHERE partition_key = %s", (old,))
+
+
+GOLDEN_QUERIES = [("person", {}), ("bottle", {}), ("someone hanging around", {}), ("a person in black", {}),
+                  ("gray trousers", {"class_name": "person"}), ("bottle", {"camera": "kitchen"}),
+                  ("person", {"kind": "summary"}), ("bottle", {"kind": "track"})]
+GOLDEN = Path(__file__).with_name("search_golden.json")
+
+
+def _ranked_hits(pg_dsn, text_model) -> dict[str, list]:
+    """The fused hits (tracks, incidents, summaries) the service and the CLI return for each golden query: what
+    a user sees ranked, by object key (partition keys carry a file's modification time)."""
+    from service.app import ServiceContext
+    from service.app import find as find_hits
+    from video_analysis.store.db import PooledDatabase
+
+    model, embedder = text_model
+    database = PooledDatabase(Settings.from_env().database_url or pg_dsn, max_size=4)
+    context = ServiceContext(database=database, store=ObjectStoreResource().store(), text_embedder=embedder,
+                             text_model_name=model.name, min_similarity=0.3, min_summary_similarity=0.3,
+                             min_incident_similarity=0.4)
+    try:
+        found = {}
+        for query, options in GOLDEN_QUERIES:
+            kind = options.pop("kind", None) if options else None
+            hits = find_hits(context, query, SearchFilters(**options), kind, limit=8)
+            if kind:
+                options["kind"] = kind
+            found[f"{query} {json.dumps(options, sort_keys=True)}"] = [
+                [h["object_key"], h["kind"], h.get("track_id"), h.get("incident_type"), round(h["start_s"], 1),
+                 round(h["score"], 5)] for h in hits]
+        return found
+    finally:
+        database.close()
+
+
+def test_ranked_hits_of_fixed_queries_are_as_recorded(pg_dsn, processed, text_model):
+    """Written before search moved into a package of its own: the ranked hits must not change with it
+    (REELGRAPH_RECORD_GOLDEN=1 records them anew, for a change that means to change them)."""
+    found = _ranked_hits(pg_dsn, text_model)
+    if os.environ.get("REELGRAPH_RECORD_GOLDEN"):
+        GOLDEN.write_text("{\n" + ",\n".join(f" {json.dumps(query)}: [\n" + ",\n".join(
+            f"  {json.dumps(hit)}" for hit in hits) + "\n ]" for query, hits in found.items()) + "\n}\n")
+    assert found == json.loads(GOLDEN.read_text())
+    assert sum(len(hits) for hits in found.values()) >= 30
