@@ -43,10 +43,10 @@ def main() -> None:
     clips = sorted(str(p) for p in Path(args.videos).glob("*.mp4"))
     try:
         subprocess.run([reelgraph, "process", *clips], check=True, capture_output=True)
-        from orchestration.cli import service_context
-        from video_analysis.store.search import search
+        from orchestration.cli import load_search
+        from video_analysis.search import search
 
-        ctx = service_context()
+        ctx = load_search().searcher
         with ctx.database.session() as conn:
             tracks = conn.execute("SELECT count(*) FROM embeddings WHERE kind = 'track_text'").fetchone()[0]
             print(f"{len(clips)} clips, {tracks} track descriptions, model {ctx.text_model_name}, "
@@ -65,7 +65,7 @@ def main() -> None:
                                   min_similarity=ctx.min_similarity)
                     first = f"{hits[0].class_name} in {hits[0].object_key}" if hits else "-"
                     print(f"| {query} | {group} | {best:.3f} | {summary:.3f} | {len(hits)} | {first} |", flush=True)
-        from video_analysis.store.search import incident_similarity
+        from video_analysis.search import incident_similarity
 
         print(f"\nincident floor {ctx.min_incident_similarity}\n\n| query | about | nearest incident type | "
               "similarity | passes |\n|---|---|---|---|---|")

@@ -165,14 +165,11 @@ def recall(dsn: str, embedder, model_name: str, queries: list[tuple[str, dict]])
     """(by track, by distance): mean recall@10 of the vector retriever over ``queries``, on the path search
     takes (distinct descriptions' graph, every track's graph, or the exact scan of few filtered tracks),
     against a full exact scan."""
+    from video_analysis.search.filters import SearchFilters
+    from video_analysis.search.filters import search_transaction as _search_transaction
+    from video_analysis.search.filters import vector_literal as _vector_literal
+    from video_analysis.search.retrievers import nearest_tracks, vector_statement
     from video_analysis.store import db
-    from video_analysis.store.search import (
-        SearchFilters,
-        _search_transaction,
-        _vector_literal,
-        nearest_tracks,
-        vector_statement,
-    )
 
     by_track, by_distance = [], []
     with db.connect(dsn, autocommit=True) as conn:

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("reelgraph")
@@ -557,16 +558,21 @@ def _local_store_identity() -> str:
         return store_identity(conn)
 
 
+# What the service adds to a hit for its page (where to see it): left out of what the command line prints, so
+# a search through the service prints what one run here prints.
+SERVICE_ONLY = ("thumbnail_url", "clip_url", "dagster_url", "similar_url", "footage", "footage_note")
+
+
 def cmd_search(args) -> int:
-    from service.app import find
-    from video_analysis.store.search import SearchFilters
+    from video_analysis.search import SearchFilters
 
     hits = None if args.local else _service_hits(args)
-    if hits is None:  # no service running: the same code, here (models load first, which takes seconds)
+    if hits is None:  # no service running: the same search, here (models load first, which takes seconds)
         filters = SearchFilters(video=args.video, camera=args.camera, since=_when(args.since),
                                 until=_when(args.until), class_name=args.class_name, color=args.color,
                                 incident=args.incident, history=args.history)
-        hits = find(service_context(), args.query, filters, args.kind, args.limit)
+        hits = [hit.as_dict() for hit in load_search().searcher.find(args.query, filters, args.kind, args.limit)]
+    hits = [{key: value for key, value in hit.items() if key not in SERVICE_ONLY} for hit in hits]
     if args.json:
         print(json.dumps(hits, indent=2))
         return 0
@@ -686,14 +692,25 @@ def _fail_interrupted_runs() -> None:
               flush=True)
 
 
-def service_context(answers: bool = False, serving: bool = False):
-    """The review service's database, store and models, loaded once; with ``answers``, also the language
-    model that writes answers (when the profile has one and its weights are cached). ``serving``: for a
-    process answering many queries, which embeds them through ONNX Runtime on the service's thread count,
-    also where the text model itself runs on a GPU (see Settings.text_runtime)."""
-    from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-    from service.app import ServiceContext
+@dataclass
+class LoadedSearch:
+    """What searching and answering need, loaded once: the searcher (models, floors, a database pool) and the
+    language model that writes answers, when there is one."""
+
+    settings: object
+    searcher: object
+    writer: object | None = None
+    writer_name: str | None = None
+
+
+def load_search(answers: bool = False, serving: bool = False) -> LoadedSearch:
+    """The models search needs and a database pool; with ``answers``, also the language model that writes
+    answers (when the profile has one and its weights are cached). ``serving``: for a process answering many
+    queries, which embeds them through ONNX Runtime on the service's thread count, also where the text model
+    itself runs on a GPU (see Settings.text_runtime)."""
+    from resources import ModelRegistryResource, PostgresResource
     from video_analysis.runtime.settings import Settings
+    from video_analysis.search import Searcher
     from video_analysis.store.db import PooledDatabase
 
     settings = Settings.from_env()
@@ -714,16 +731,28 @@ def service_context(answers: bool = False, serving: bool = False):
     database = PooledDatabase(PostgresResource().dsn(), max_size=pool_size,
                               statement_timeout_ms=settings.service_statement_timeout_ms,
                               lock_timeout_ms=settings.service_lock_timeout_ms, wait_s=5.0)
+    searcher = Searcher(database, embedder, model.name, image_embedder, image_model.name if image_model else None,
+                        settings.search_min_similarity, settings.search_min_summary_similarity,
+                        settings.search_min_incident_similarity)
+    return LoadedSearch(settings, searcher, writer, writer_model.name if writer_model else None)
+
+
+def service_context(answers: bool = False, serving: bool = False):
+    """The review service's database, store and models, loaded once (``load_search``)."""
+    from resources import ObjectStoreResource
+    from service.app import ServiceContext
+
+    loaded = load_search(answers, serving)
+    searcher, settings = loaded.searcher, loaded.settings
     return ServiceContext(
-        database=database, store=ObjectStoreResource().store(), text_embedder=embedder,
-        text_model_name=model.name, image_embedder=image_embedder,
-        image_model_name=image_model.name if image_model else None,
-        min_similarity=settings.search_min_similarity,
-        min_summary_similarity=settings.search_min_summary_similarity,
-        min_incident_similarity=settings.search_min_incident_similarity, answer_writer=writer,
-        answer_writer_name=writer_model.name if writer_model else None, dagster_url=settings.dagster_url,
+        database=searcher.database, store=ObjectStoreResource().store(), text_embedder=searcher.text_embedder,
+        text_model_name=searcher.text_model_name, image_embedder=searcher.image_embedder,
+        image_model_name=searcher.image_model_name, min_similarity=searcher.min_similarity,
+        min_summary_similarity=searcher.min_summary_similarity,
+        min_incident_similarity=searcher.min_incident_similarity, answer_writer=loaded.writer,
+        answer_writer_name=loaded.writer_name, dagster_url=settings.dagster_url,
         max_answers=settings.service_max_answers, max_searches=settings.service_max_searches,
-        disk_floor=settings.floor)
+        disk_floor=settings.floor, workers=searcher.workers)
 
 
 def _fast_query_embedder(embedder, settings):
@@ -745,19 +774,22 @@ def _fast_query_embedder(embedder, settings):
 
 
 def cmd_ask(args) -> int:
-    from service.app import answer
-    from video_analysis.store.search import SearchFilters
+    from video_analysis.search import SearchFilters
 
-    found = answer(service_context(answers=True), args.question,
-                   SearchFilters(camera=args.camera, since=_when(args.since), until=_when(args.until)))
+    loaded = load_search(answers=True)
+    writer = loaded.writer.write_answer if loaded.writer is not None else None
+    found = loaded.searcher.answer(args.question, SearchFilters(camera=args.camera, since=_when(args.since),
+                                                                until=_when(args.until)),
+                                   writer, loaded.writer_name or "language model")
     if args.json:
-        print(json.dumps(found, indent=2))
+        print(json.dumps({"question": found.question, "answer": found.text, "generator": found.generator,
+                          "note": found.note, "citations": [c.__dict__ for c in found.citations]}, indent=2))
         return 0
-    print(found["answer"])
-    print(f"  (written by {found['generator']}" + (f"; {found['note']})" if found.get("note") else ")"))
-    for citation in found["citations"]:
-        print(f"  [{citation['ref']}] {citation['object_key']} {citation['start_s']:.1f}-{citation['end_s']:.1f} s "
-              f"({citation['partition_key']})")
+    print(found.text)
+    print(f"  (written by {found.generator}" + (f"; {found.note})" if found.note else ")"))
+    for citation in found.citations:
+        print(f"  [{citation.ref}] {citation.object_key} {citation.start_s:.1f}-{citation.end_s:.1f} s "
+              f"({citation.partition_key})")
     return 0
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -25,47 +24,17 @@ from psycopg_pool import PoolTimeout
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from service.access import SESSION_COOKIE, SESSION_SECONDS, AccessMiddleware, AccessPolicy, session_value
-from video_analysis.events.answers import grounded_answer
 from video_analysis.runtime.disk import DiskFloor
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, ObjectStoreError, S3Store
+from video_analysis.search import EventHit, Searcher, SearchFilters, SearchHit, similar_tracks
 from video_analysis.store import cameras, catalog, storage
 from video_analysis.store.db import Database, PooledDatabase, store_identity
-from video_analysis.store.search import EventHit, SearchFilters, SearchHit, search, search_events, similar_tracks
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 MAX_QUERY_CHARS = 300
 MAX_LIMIT = 100
-
-
-class RememberingEmbedder:
-    """A text embedder with a small memory: a query embedded for tracks is not embedded again for events,
-    and the sentences that say what each incident type means are embedded once."""
-
-    def __init__(self, embedder, size: int = 512):
-        self._embedder, self._size = embedder, size
-        self._memory: OrderedDict[tuple[str, ...], object] = OrderedDict()
-        self._lock = threading.Lock()  # requests run on a thread pool; the model is called one at a time
-
-    def __getattr__(self, name):
-        return getattr(self._embedder, name)
-
-    def embed(self, texts):
-        key = tuple(texts)
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return self._memory[key]
-            vectors = self._embedder.embed(list(texts))
-            self._memory[key] = vectors
-            if len(self._memory) > self._size:
-                self._memory.popitem(last=False)
-            return vectors
-
-    def embed_images(self, images):
-        with self._lock:
-            return self._embedder.embed_images(images)
 
 
 @dataclass
@@ -93,10 +62,10 @@ class ServiceContext:
     disk_floor: DiskFloor = field(default_factory=DiskFloor)  # the storage view's days left count to it
 
     def __post_init__(self):
-        if not isinstance(self.text_embedder, RememberingEmbedder):
-            self.text_embedder = RememberingEmbedder(self.text_embedder)
-        if self.image_embedder is not None and not isinstance(self.image_embedder, RememberingEmbedder):
-            self.image_embedder = RememberingEmbedder(self.image_embedder)
+        self.searcher = Searcher(self.database, self.text_embedder, self.text_model_name, self.image_embedder,
+                                 self.image_model_name, self.min_similarity, self.min_summary_similarity,
+                                 self.min_incident_similarity, self.workers)
+        self.text_embedder, self.image_embedder = self.searcher.text_embedder, self.searcher.image_embedder
 
 
 def _video_path(partition_key: str) -> str:
@@ -106,16 +75,11 @@ def _video_path(partition_key: str) -> str:
 def _hit(hit: SearchHit, ctx: ServiceContext) -> dict:
     base = _video_path(hit.partition_key)
     dagster = f"{ctx.dagster_url.rstrip('/')}/assets/tracks?{urlencode({'partition': hit.partition_key})}"
-    return {
-        "kind": "track", "partition_key": hit.partition_key, "object_key": hit.object_key, "camera": hit.camera,
-        "track_id": hit.track_id, "class_name": hit.class_name, "start_s": hit.start_s, "end_s": hit.end_s,
-        "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
-        "text": hit.description, "similarity": hit.similarity,
-        "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg" if hit.has_thumbnail
-                         else f"{base}/thumbnail.jpg",
-        "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
-        "similar_url": f"/api/similar/{quote(hit.partition_key, safe='/@~')}/{hit.track_id}",
-    }
+    return {**hit.as_dict(),
+            "thumbnail_url": f"{base}/tracks/{hit.track_id}/thumbnail.jpg" if hit.has_thumbnail
+                             else f"{base}/thumbnail.jpg",
+            "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
+            "similar_url": f"/api/similar/{quote(hit.partition_key, safe='/@~')}/{hit.track_id}"}
 
 
 def _event(hit: EventHit, ctx: ServiceContext) -> dict:
@@ -123,13 +87,8 @@ def _event(hit: EventHit, ctx: ServiceContext) -> dict:
     thumbnail = (f"{base}/tracks/{hit.track_ids[0]}/thumbnail.jpg" if hit.track_ids
                  else f"{base}/thumbnail.jpg")
     dagster = f"{ctx.dagster_url.rstrip('/')}/assets/summaries?{urlencode({'partition': hit.partition_key})}"
-    return {
-        "kind": hit.kind, "partition_key": hit.partition_key, "object_key": hit.object_key, "camera": hit.camera,
-        "incident_type": hit.incident_type, "track_ids": list(hit.track_ids), "start_s": hit.start_s,
-        "end_s": hit.end_s, "starts_at": hit.starts_at.isoformat() if hit.starts_at else None, "score": hit.score,
-        "similarity": hit.similarity, "text": hit.text, "thumbnail_url": thumbnail,
-        "clip_url": f"{base}/video#t={hit.start_s}", "dagster_url": dagster,
-    }
+    return {**hit.as_dict(), "thumbnail_url": thumbnail, "clip_url": f"{base}/video#t={hit.start_s}",
+            "dagster_url": dagster}
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -137,45 +96,15 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
-KINDS = ("track", "incident", "summary")
 ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # S3 classes read only after a restore
 NOTHING_MATCHES = "nothing matches: nothing found is close enough in meaning or shares its words"
 
 
 def find(ctx: ServiceContext, q: str, filters: SearchFilters, kind: str | None = None, limit: int = 20) -> list[dict]:
-    """Tracks, incidents and summaries matching ``q``, best first, as the API returns them.
-
-    Tracks and events are searched side by side, each on a connection of its own, so the database works
-    on both at once: the search takes about as long as the slower side, not the sum. The query is embedded
-    once, shared through the embedder's memory (with a filter by video, while the tracks' side lists the
-    videos)."""
-
-    def tracks() -> list[dict]:
-        with ctx.database.session() as conn:
-            found = search(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                           image_embedder=ctx.image_embedder, image_model_name=ctx.image_model_name,
-                           min_similarity=ctx.min_similarity)
-        return [_hit(hit, ctx) for hit in found]
-
-    def events() -> list[dict]:
-        with ctx.database.session() as conn:
-            found = search_events(conn, q, ctx.text_embedder, ctx.text_model_name, filters, limit=limit,
-                                  min_incident_similarity=ctx.min_incident_similarity,
-                                  min_summary_similarity=ctx.min_summary_similarity, kind=kind)
-        return [_event(hit, ctx) for hit in found]
-
-    sides = [side for side, kinds in ((tracks, (None, "track")), (events, (None, "incident", "summary")))
-             if kind in kinds]
-    elsewhere = [ctx.workers.submit(side) for side in sides[1:]]
-    try:
-        hits = sides[0]() if sides else []
-    finally:
-        wait(elsewhere)  # a side that failed does not leave the other running on, unobserved
-    for future in elsewhere:
-        hits += future.result()
-    # Equal fused scores: the hit closer in meaning first (cosines of one text model compare), then tracks.
-    hits.sort(key=lambda hit: (-hit["score"], -(hit["similarity"] or 0.0), KINDS.index(hit["kind"])))
-    return _with_footage(ctx, hits[:limit])
+    """Tracks, incidents and summaries matching ``q``, best first, as the API returns them: where to see each,
+    and where its footage is."""
+    hits = ctx.searcher.find(q, filters, kind, limit)
+    return _with_footage(ctx, [_hit(h, ctx) if h.kind == "track" else _event(h, ctx) for h in hits])
 
 
 def _footage_note(state: str, at: datetime | None) -> str | None:
@@ -200,11 +129,12 @@ def _with_footage(ctx: ServiceContext, hits: list[dict]) -> list[dict]:
 
 def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:
     """A grounded answer: built from the best few hits only, every sentence citing its video and time."""
-    hits = find(ctx, question, filters, limit=facts)
-    expired = {hit["partition_key"] for hit in hits if hit.get("footage") == "expired"}
     writer = ctx.answer_writer.write_answer if ctx.answer_writer is not None else None
-    with ctx.writer_lock:  # one generation at a time: the model is not shared across threads
-        found = grounded_answer(question, hits, writer, ctx.answer_writer_name or "language model")
+    found = ctx.searcher.answer(question, filters, writer, ctx.answer_writer_name or "language model", facts,
+                                writer_lock=ctx.writer_lock)
+    with ctx.database.session() as conn:
+        states = catalog.footage_states(conn, {citation.partition_key for citation in found.citations})
+    expired = {key for key, (state, _) in states.items() if state == "expired"}
     return {"question": question, "answer": found.text, "generator": found.generator, "note": found.note,
             "citations": [{**citation.__dict__, "clip_url": None if citation.partition_key in expired
                            else f"{_video_path(citation.partition_key)}/video#t={citation.start_s}"}

@@ -61,8 +61,8 @@ def test_a_forgotten_video_leaves_no_trace_in_search_the_api_the_database_or_the
 
     from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
     from service.app import ServiceContext, create_app
+    from video_analysis.search import SearchFilters, search
     from video_analysis.store.db import PooledDatabase
-    from video_analysis.store.search import SearchFilters, search
 
     model, embedder = ModelRegistryResource().load("text_embedder", allow_download=False)
     hits = [h.partition_key for query in ["person", *said] for h in search(db, query, embedder, model.name,

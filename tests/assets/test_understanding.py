@@ -31,9 +31,9 @@ from tests.helpers import (
 )
 from video_analysis.events.incidents import IncidentRules
 from video_analysis.runtime.settings import Settings
+from video_analysis.search import SearchFilters, search
 from video_analysis.stages import summarize
 from video_analysis.store.db import Database, connect
-from video_analysis.store.search import SearchFilters, search
 from video_analysis.store.vector_index import description_index_name, index_name, summary_index_name
 
 pytestmark = pytest.mark.slow
@@ -121,28 +121,28 @@ def vector_path(request, monkeypatch):
     """Filters that narrow by video are searched exactly over few tracks, else through the graph over
     distinct descriptions, else (when too few of the nearest descriptions' tracks pass) through the graph
     of every track's vector: all three must give the same answers (on these few tracks no walk misses)."""
-    from video_analysis.store import search as search_module
+    from video_analysis.search import filters, retrievers
 
-    monkeypatch.setattr(search_module, "EXACT_BELOW", 10_000 if request.param == "exact" else 0)
+    monkeypatch.setattr(filters, "EXACT_BELOW", 10_000 if request.param == "exact" else 0)
     if request.param == "graph":  # as when the nearest descriptions' tracks did not fill the pool
-        monkeypatch.setattr(search_module, "described_tracks", lambda *args, **kwargs: None)
+        monkeypatch.setattr(retrievers, "described_tracks", lambda *args, **kwargs: None)
     return request.param
 
 
 def test_a_filter_the_nearest_descriptions_miss_walks_every_tracks_graph(find, monkeypatch):
     """A query near one description and a filter that excludes its tracks: once the walked descriptions
     are spent, the tracks' own graph is walked, and the answers are those of the full walk."""
-    from video_analysis.store import search as search_module
+    from video_analysis.search import filters, retrievers
 
     walked = [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")]
     assert walked  # people are far from "bottle", but within no floor here
-    monkeypatch.setattr(search_module, "EXACT_BELOW", 0)
-    monkeypatch.setattr(search_module, "DESCRIPTIONS_WALKED", 1)
+    monkeypatch.setattr(filters, "EXACT_BELOW", 0)
+    monkeypatch.setattr(retrievers, "DESCRIPTIONS_WALKED", 1)
     assert [(h.partition_key, h.track_id) for h in find("bottle", class_name="person")] == walked
 
 
 def test_camera_and_time_filters(find, processed, conn, vector_path, text_model):
-    from video_analysis.store.search import narrow
+    from video_analysis.search.filters import narrow
 
     params = {**SearchFilters(camera="kitchen").__dict__}
     assert narrow(conn, SearchFilters(camera="kitchen"), params).few == (vector_path == "exact")
@@ -245,7 +245,7 @@ def test_search_from_the_command_line(processed):
                      "--local", check=True)
     hits = json.loads(result.stdout)
     assert len(hits) == 3 and all(h["camera"] == "kitchen" and h["class_name"] == "bottle" for h in hits)
-    assert all(h["thumbnail_url"].endswith("/thumbnail.jpg") for h in hits)
+    assert all(h["kind"] == "track" and h["text"] and "thumbnail_url" not in h for h in hits)  # no service links
     assert "nothing matches" in run_cli("search", "a red car", "--local", check=True).stdout
 
 

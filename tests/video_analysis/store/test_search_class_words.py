@@ -2,7 +2,7 @@
 
 import pytest
 
-from video_analysis.store.search import SearchFilters, search
+from video_analysis.search import SearchFilters, search
 
 FLOOR = 0.3  # REELGRAPH_SEARCH_MIN_SIMILARITY's default: "lorry" alone is not that close to a truck's description
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from video_analysis.store.search import SearchFilters, search_events
+from video_analysis.search import SearchFilters, search_events
 
 MODEL = "all-minilm-l6-v2"
 
@@ -97,7 +97,8 @@ def test_a_camera_s_summaries_are_found_by_meaning_among_its_videos_only(events,
 def test_a_camera_s_summary_is_found_when_many_others_are_as_near(db, embedder, monkeypatch):
     """More summaries within the floor than the pool holds: the nearest without the filters may all be other
     cameras', so the filtered ones are searched for themselves (listed, or through the graph)."""
-    from video_analysis.store import search as search_module
+    from video_analysis.search import events as search_module
+    from video_analysis.search import filters
 
     narrow = search_module.narrow
 
@@ -111,8 +112,8 @@ def test_a_camera_s_summary_is_found_when_many_others_are_as_near(db, embedder, 
     assert len(anywhere) == 10 and "shop.mp4@1" not in {hit[1] for hit in anywhere}
     narrowed = []
     monkeypatch.setattr(search_module, "narrow", lambda *args: narrowed.append(args) or narrow(*args))
-    for listed in (search_module.LISTED_VIDEOS, 0):  # the camera's videos listed, or not
-        monkeypatch.setattr(search_module, "LISTED_VIDEOS", listed)
+    for listed in (filters.LISTED_VIDEOS, 0):  # the camera's videos listed, or not
+        monkeypatch.setattr(filters, "LISTED_VIDEOS", listed)
         # no floor: all 25 summaries are within it, the pool of 20 nearest is full, and shop's is not among them
         assert _found(db, embedder, "bottles tracked", summary_floor=None, camera="shop") == [
             ("summary", "shop.mp4@1", None)], listed

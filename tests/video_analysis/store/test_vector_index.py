@@ -211,7 +211,8 @@ def test_a_re_run_of_the_tracks_forgets_the_descriptions_of_the_tracks_it_replac
 def test_words_find_a_described_track_whose_vectors_are_not_stored(db, pg_dsn):
     """Words are matched in the descriptions the attributes stage keeps: a track whose embeddings stage has
     not run (or failed) is found by its words without a narrowing filter, as it is with one."""
-    from video_analysis.store.search import EXACT_BELOW, Narrowing, SearchFilters, matching_words
+    from video_analysis.search.filters import EXACT_BELOW, Narrowing, SearchFilters
+    from video_analysis.search.retrievers import matching_words
 
     _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
     _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
@@ -232,7 +233,7 @@ def test_words_find_a_described_track_whose_vectors_are_not_stored(db, pg_dsn):
 def test_a_filter_s_tracks_are_counted_or_estimated_alike(db, pg_dsn, monkeypatch):
     """Whether a filter leaves few tracks (then scanned exactly) is estimated from the tables' statistics
     once gathered, else counted; both must say the same of the same rows."""
-    from video_analysis.store import search as search_module
+    from video_analysis.search import filters as search_module
 
     _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
     params = {**search_module.SearchFilters(video="v.mp4@1").__dict__}
@@ -261,7 +262,9 @@ def test_migration_10_keeps_each_description_of_the_tracks_once(scratch_dsn):
 def test_meaning_finds_every_track_of_a_described_sentence_once_its_vector_is_stored(db, pg_dsn):
     """A description's vector is stored once (by the first track embedded with it); every track described
     so is then found by meaning, nearest description first, ties by key."""
-    from video_analysis.store.search import Narrowing, SearchFilters, _search_transaction, described_tracks
+    from video_analysis.search.filters import Narrowing, SearchFilters
+    from video_analysis.search.filters import search_transaction as _search_transaction
+    from video_analysis.search.retrievers import described_tracks
 
     _tracks(db, "v.mp4@1", {1: "", 2: "", 3: ""})
     _attributes(pg_dsn, "v.mp4@1", {1: "red car, stationary", 2: "blue car, moving", 3: "red car, stationary"})
