@@ -10,19 +10,20 @@ environment so one image serves every cluster.
 """
 
 import json
-import os
+
+from video_analysis.runtime.settings import Settings
 
 GPU_POOL = "gpu"
 
 
 def gpu_op_tags() -> dict:
-    gpus = os.environ.get("REELGRAPH_GPUS_PER_STEP", "1")
-    provider = os.environ.get("REELGRAPH_ECS_GPU_CAPACITY_PROVIDER", "reelgraph-gpu")
+    settings = Settings.from_env()
+    gpus, provider = settings.gpus_per_step, settings.ecs_gpu_capacity_provider
     return {
         "ecs/container_overrides": json.dumps({"resourceRequirements": [{"type": "GPU", "value": gpus}]}),
         "ecs/run_task_kwargs": json.dumps({"capacityProviderStrategy": [{"capacityProvider": provider, "weight": 1}]}),
-        "ecs/memory": os.environ.get("REELGRAPH_ECS_GPU_MEMORY_MIB", "15360"),
-        "ecs/cpu": os.environ.get("REELGRAPH_ECS_GPU_CPU_UNITS", "4096"),
+        "ecs/memory": settings.ecs_gpu_memory_mib,
+        "ecs/cpu": settings.ecs_gpu_cpu_units,
         "dagster-k8s/config": {
             "container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus},
                                                "requests": {"nvidia.com/gpu": gpus}}},

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from video_analysis.runtime.settings import Settings, env
 from video_analysis.store.outputs import ModelStamp
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,11 @@ class ModelRegistry:
                  allow_download: bool = True):
         self.cache_dir = Path(cache_dir)
         self.allow_download = allow_download
-        manifest = Path(manifest or os.environ.get("REELGRAPH_MODELS_MANIFEST") or MANIFEST)
+        settings = Settings.from_env()
+        manifest = Path(manifest or settings.models_manifest or MANIFEST)
         self.spec = yaml.safe_load(manifest.read_text())
-        self.requested_profile = (profile or os.environ.get("REELGRAPH_MODEL_PROFILE") or "auto").lower()
+        self.model_dir = settings.model_dir
+        self.requested_profile = (profile or settings.model_profile or "auto").lower()
         if self.requested_profile not in (*PROFILES, "auto"):
             raise ValueError(f"REELGRAPH_MODEL_PROFILE must be full, offline or auto, not {self.requested_profile!r}")
 
@@ -210,7 +213,7 @@ class ModelRegistry:
         target = self.cache_dir / "ultralytics" / asset
         if target.exists():
             return target
-        if not self.allow_download or os.environ.get("YOLO_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"):
+        if not self.allow_download or env("YOLO_OFFLINE") or env("HF_HUB_OFFLINE"):
             raise ModelUnavailableError(f"{asset} is not cached in {target.parent} and downloads are off")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -245,7 +248,7 @@ class ModelRegistry:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(target.suffix + ".part")
         try:
-            boto3.client("s3", endpoint_url=os.environ.get("REELGRAPH_S3_ENDPOINT_URL") or None).download_file(
+            boto3.client("s3", endpoint_url=Settings.from_env().s3_endpoint_url or None).download_file(
                 bucket, key, str(partial))
         except Exception as exc:
             raise ModelUnavailableError(f"cannot download {uri}: {exc}") from exc
@@ -260,7 +263,7 @@ class ModelRegistry:
         from urllib.parse import unquote, urlsplit
 
         name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
-        local = os.environ.get("REELGRAPH_MODEL_DIR", "").strip()
+        local = self.model_dir or ""
         if local and (Path(local).expanduser() / name).is_file():
             return Path(local).expanduser() / name
         target = self.cache_dir / "downloads" / (sha256[:16] if sha256 else "unpinned") / name

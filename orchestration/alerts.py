@@ -1,12 +1,11 @@
 """Run-failure alerting: every failed run reports its video, stages and errors."""
 
-import os
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from orchestration.failures import root_message
 from video_analysis.runtime.alerts import FailureAlert, send
-from video_analysis.runtime.settings import sensor_interval_seconds
+from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 
 WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
 
@@ -29,4 +28,4 @@ def failure_alert_sensor(context: RunFailureSensorContext) -> None:
         errors=[root_message(event.event_specific_data.error) for event in failures
                 if event.event_specific_data and event.event_specific_data.error],
     )
-    send(alert, os.environ.get(WEBHOOK_ENV))
+    send(alert, Settings.from_env().alert_webhook)

@@ -1,11 +1,9 @@
 """Camera health in Dagster: one alert when a live camera goes silent, through the failure-alert webhook."""
 
-import os
 from datetime import datetime, timezone
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-from orchestration.alerts import WEBHOOK_ENV
 from resources import PostgresResource
 from video_analysis.runtime.alerts import CameraAlert, send
 from video_analysis.runtime.settings import Settings, sensor_interval_seconds
@@ -28,7 +26,7 @@ def camera_silence_sensor(context: SensorEvaluationContext, database: PostgresRe
             if camera.silent_since and camera.alerted_at is None:
                 alert = CameraAlert(camera.name, camera.silent_since.isoformat(timespec="seconds"),
                                     camera.silence or "silent", camera.last_segment_key)
-                webhook = os.environ.get(WEBHOOK_ENV)
+                webhook = Settings.from_env().alert_webhook
                 if send(alert, webhook) or not webhook:  # an unreachable webhook is tried again next tick
                     cameras.mark_alerted(conn, camera.name, now)
                 silent.append(camera.name)

@@ -3,7 +3,6 @@
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ SAMPLE_CLIP = "one-by-one-person-detection.mp4"
 
 
 def sample_videos_dir() -> Path | None:
-    configured = os.environ.get("REELGRAPH_SAMPLE_VIDEOS")
+    from video_analysis.runtime.settings import Settings
+
+    configured = Settings.from_env().sample_videos
     candidates = [Path(configured)] if configured else [CHECKOUT.parent / "shared" / "data" / "videos"]
     return next((c for c in candidates if c.is_dir()), None)
 
@@ -374,6 +375,7 @@ def cmd_backfill(args) -> int:
                                        prefix=args.prefix, include_failed=args.include_failed)
     with PostgresResource().session() as conn:
         candidates = catalog.select_videos(conn, selection)
+    args.url = args.url or Settings.from_env().dagster_url
     webserver = DagsterWebserver(args.url)
     try:
         plan = plan_backfill(webserver, candidates, stages, stale_only=args.stale)
@@ -510,8 +512,10 @@ def _service_hits(args) -> list[dict] | None:
     import urllib.parse
     import urllib.request
 
-    url = os.environ.get("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000").rstrip("/")
-    token = os.environ.get("REELGRAPH_SERVICE_TOKEN", "").strip()
+    from video_analysis.runtime.settings import Settings
+
+    settings = Settings.from_env()
+    url, token = settings.service_url.rstrip("/"), settings.service_token or ""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     since, until = _when(args.since), _when(args.until)  # zoneless times are UTC, here as in --local
     params = {"q": args.query, "camera": args.camera, "since": since.isoformat() if since else None,
@@ -926,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--include-failed", action="store_true", help="also videos whose probe failed")
     backfill.add_argument("--dry-run", action="store_true", help="say what would run, launch nothing")
     backfill.add_argument("--title")
-    backfill.add_argument("--url", default=os.environ.get("REELGRAPH_DAGSTER_URL", "http://127.0.0.1:3000"),
+    backfill.add_argument("--url", default=None,
                           help="Dagster webserver (default $REELGRAPH_DAGSTER_URL or http://127.0.0.1:3000)")
     backfill.set_defaults(func=cmd_backfill)
 

@@ -1,11 +1,11 @@
 """The executor each deployment target runs steps with (see deploy/ and assets/placement.py)."""
 
-import os
+from video_analysis.runtime.settings import Settings
 
 
 def build_executor():
     """The executor named by $REELGRAPH_EXECUTOR: multiprocess (default), ecs, or k8s."""
-    choice = os.environ.get("REELGRAPH_EXECUTOR", "multiprocess")
+    choice = Settings.from_env().executor
     if choice == "ecs":
         from dagster_aws.ecs import ecs_executor
 

@@ -194,7 +194,7 @@ def test_executor_follows_the_environment(monkeypatch):
     monkeypatch.setenv("REELGRAPH_EXECUTOR", "multiprocess")
     assert build_executor() is None
     monkeypatch.setenv("REELGRAPH_EXECUTOR", "batch")
-    with pytest.raises(ValueError, match="multiprocess, ecs or k8s"):
+    with pytest.raises(ValueError, match="REELGRAPH_EXECUTOR must be one of multiprocess, ecs, k8s, not 'batch'"):
         build_executor()
 
 

@@ -14,6 +14,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+# Variables read through ``env`` where no Settings object exists yet (what docs/configuration.md says of them).
+READ_THROUGH_ENV = {
+    "REELGRAPH_HOME": ("<checkout>/.reelgraph", "the state folder: embedded database, inbox, cache, local Dagster "
+                       "instance (an installed package: ~/.local/share/reelgraph)"),
+    "REELGRAPH_CAMERAS": ("$REELGRAPH_HOME/cameras.yaml", "the cameras `reelgraph record` pulls"),
+}
+
+
 def env(name: str, default: str | None = None) -> str | None:
     """One environment variable, stripped (None or ``default`` when unset or blank): for the library's few
     settings read before a Settings object exists (the state folder, the cameras file)."""
@@ -31,13 +39,13 @@ def default_process_env(name: str, value: str) -> None:
 
 
 def postgres_shared_buffers() -> str | None:
-    """REELGRAPH_POSTGRES_SHARED_BUFFERS: the embedded server's cache (PostgreSQL units); None: an eighth of the
-    memory, 128 MB-4 GB."""
+    """REELGRAPH_POSTGRES_SHARED_BUFFERS: the embedded server's cache (PostgreSQL units, e.g. 2GB), kept across
+    restarts by autoprewarm; unset means an eighth of the memory, 128 MB-4 GB."""
     return _env("REELGRAPH_POSTGRES_SHARED_BUFFERS")
 
 
 def max_video_pixels(default: int) -> int:
-    """REELGRAPH_MAX_VIDEO_PIXELS: frames larger than this are refused."""
+    """REELGRAPH_MAX_VIDEO_PIXELS: frames larger than this are refused (unset: 33177600, 8K)."""
     value = _env("REELGRAPH_MAX_VIDEO_PIXELS", str(default))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"REELGRAPH_MAX_VIDEO_PIXELS must be a whole number of pixels >= 1, not {value!r}")
@@ -91,11 +99,19 @@ class Settings:
     database_url: str | None = field(default_factory=lambda: _env("REELGRAPH_DATABASE_URL"))
     # S3 bucket of raw footage; unset means the local inbox folder.
     s3_bucket: str | None = field(default_factory=lambda: _env("REELGRAPH_S3_BUCKET"))
+
+    # Only keys under this prefix are watched (and the recorder writes under its `cameras/`).
     s3_prefix: str = field(default_factory=lambda: _env("REELGRAPH_S3_PREFIX", "") or "")
+
+    # Another S3 endpoint than AWS's: MinIO, LocalStack, moto.
     s3_endpoint_url: str | None = field(
         default_factory=lambda: _env("REELGRAPH_S3_ENDPOINT_URL", _env("AWS_ENDPOINT_URL"))
     )
+
+    # The bucket's AWS region (credentials come from boto3's usual chain).
     aws_region: str | None = field(default_factory=lambda: _env("AWS_REGION", _env("AWS_DEFAULT_REGION")))
+
+    # The local inbox folder when no bucket is set; unset means `inbox/` in the state folder.
     inbox: str | None = field(default_factory=lambda: _env("REELGRAPH_INBOX"))
     # Upload sensor: objects modified more recently than this are still being written.
     settle_seconds: float = field(default_factory=lambda: float(_env("REELGRAPH_SETTLE_SECONDS", "5")))
@@ -191,6 +207,33 @@ class Settings:
 
     # Zones per camera (YAML); unset means <home>/zones.yaml when it exists.
     zones_file: str | None = field(default_factory=lambda: _env("REELGRAPH_ZONES"))
+
+    # Models: the profile (full, offline or auto: see Models), your own manifest instead of
+    # models/manifest.yaml, and a folder holding model files by name (picodet_s_416_coco.onnx,
+    # yolox_nano.onnx), read instead of downloading them, for air-gapped sites.
+    model_profile: str | None = field(default_factory=lambda: _env("REELGRAPH_MODEL_PROFILE", "auto"))
+    models_manifest: str | None = field(default_factory=lambda: _env("REELGRAPH_MODELS_MANIFEST"))
+    model_dir: str | None = field(default_factory=lambda: _env("REELGRAPH_MODEL_DIR"))
+
+    # How steps run: multiprocess (one machine), ecs or k8s (each step its own task or job; see Deployment),
+    # and what a GPU step asks for there: GPUs, the ECS capacity provider, memory (MiB) and CPU units.
+    executor: str = field(default_factory=lambda: _choice("REELGRAPH_EXECUTOR", "multiprocess",
+                                                          ("multiprocess", "ecs", "k8s")))
+    gpus_per_step: str = field(default_factory=lambda: _env("REELGRAPH_GPUS_PER_STEP", "1"))
+    ecs_gpu_capacity_provider: str = field(
+        default_factory=lambda: _env("REELGRAPH_ECS_GPU_CAPACITY_PROVIDER", "reelgraph-gpu"))
+    ecs_gpu_memory_mib: str = field(default_factory=lambda: _env("REELGRAPH_ECS_GPU_MEMORY_MIB", "15360"))
+    ecs_gpu_cpu_units: str = field(default_factory=lambda: _env("REELGRAPH_ECS_GPU_CPU_UNITS", "4096"))
+
+    # Failed runs and silent cameras are posted here as JSON (never logged: the URL carries a token).
+    alert_webhook: str | None = field(default_factory=lambda: _env("REELGRAPH_ALERT_WEBHOOK"))
+    # The sample clips `reelgraph dev` processes first; unset means ../shared/data/videos beside the checkout.
+    sample_videos: str | None = field(default_factory=lambda: _env("REELGRAPH_SAMPLE_VIDEOS"))
+
+    # `reelgraph search` asks a running `reelgraph serve` here first, sending this token (one of the service's
+    # REELGRAPH_SERVICE_TOKENS); without an answer it searches in its own process.
+    service_url: str = field(default_factory=lambda: _env("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000"))
+    service_token: str | None = field(default_factory=lambda: _env("REELGRAPH_SERVICE_TOKEN"))
 
     @property
     def cold_path(self) -> Path:
