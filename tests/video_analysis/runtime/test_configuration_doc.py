@@ -27,7 +27,8 @@ def test_every_variable_the_code_names_is_on_the_page_with_what_it_means():
 def test_a_setting_added_without_its_comment_shows_on_the_page_without_one():
     from video_analysis.runtime.configuration import entries
 
-    source = ("class Settings:\n    # Said.\n    said: str = field(default_factory=lambda: _env(\"REELGRAPH_SAID\", \"1\"))\n"
+    source = ("class Settings:\n    # Said.\n"
+              "    said: str = field(default_factory=lambda: _env(\"REELGRAPH_SAID\", \"1\"))\n"
               "\n    bare: str = field(default_factory=lambda: _env(\"REELGRAPH_BARE\"))\n")
     rows = [row for row in entries(source) if row[0][0] in ("REELGRAPH_SAID", "REELGRAPH_BARE")]
     assert rows == [(["REELGRAPH_SAID"], ["1"], "Said."), (["REELGRAPH_BARE"], [None], "")]
