@@ -75,8 +75,8 @@ def pytest_sessionstart(session):
 # The modules that take longest, longest first: `make test` runs the suite on two processes (pytest-xdist,
 # --dist loadscope), each taking whole modules in this order, so the long ones start at once, side by side,
 # and the short ones fill in around them. Order changes nothing else: no test depends on another's.
-LONGEST_FIRST = ("tests/test_dev_end_to_end.py", "tests/recording/test_cameras_under_dev.py",
-                 "tests/recording/test_live_streams.py", "tests/service/test_review.py",
+LONGEST_FIRST = ("tests/test_dev_end_to_end.py", "tests/video_analysis/recording/test_cameras_under_dev.py",
+                 "tests/video_analysis/recording/test_live_streams.py", "tests/service/test_review.py",
                  "tests/assets/test_understanding.py", "tests/test_cli.py")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_for
-from tests.recording.test_live_streams import RecorderProcess, _camera_status, _segments, _start_of
+from tests.video_analysis.recording.test_live_streams import RecorderProcess, _camera_status, _segments, _start_of
 from video_analysis.runtime.disk import DiskFloor, space
 from video_analysis.runtime.object_store import LocalFolderStore
 from video_analysis.store import catalog
