@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 
-from tests.streams import RtspCamera, ensure_rtsp_server  # noqa: E402
+from testbed.streams import RtspCamera, ensure_rtsp_server  # noqa: E402
 
 log = logging.getLogger("benchmarks.cameras")
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"

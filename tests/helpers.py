@@ -11,15 +11,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from testbed.system import apt_install, free_port  # noqa: F401 - the tests' and the benchmarks' one copy
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -32,12 +32,6 @@ MANIFEST = REPO / "models" / "manifest.yaml"
 # Counted by eye on a contact sheet of one-by-one-person-detection.mp4: six people cross the room one
 # at a time, in these intervals (seconds).
 PEOPLE_ON_SCREEN = [(8, 20), (24, 46), (52, 70), (76, 88), (94, 120), (124, 136)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_manifest(folder: Path, checkpoints: dict, profiles: dict) -> Path:
@@ -237,21 +231,6 @@ def ensure_chromium() -> tuple[str, str] | None:
     apt_install(["chromium", "chromium-driver"], found)
     return found()
 
-
-def apt_install(packages: list[str], present) -> None:
-    """``apt-get install`` of ``packages`` unless ``present()`` once the lock is held: one install at a time,
-    whatever the number of test processes (pytest -n), as apt refuses a second while one runs."""
-    import fcntl
-
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    with open(Path(tempfile.gettempdir()) / "reelgraph-tests-apt.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if present():
-            return
-        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-            subprocess.run(install, env=env, capture_output=True, timeout=900)
 
 
 def start_service(env: dict, log_path: Path, timeout_s: float = 120, host: str = "127.0.0.1",

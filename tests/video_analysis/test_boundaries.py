@@ -16,6 +16,9 @@ FORBIDDEN = {
     "assets": {"orchestration"},
     # The review service reads what the pipeline wrote, through the plain library: no Dagster in it.
     "service": {"dagster", "dagster_aws", "dagster_postgres", "resources", "assets", "orchestration"},
+    # Stand-in cameras and their helpers, shared by the tests and the benchmarks; neither imports the tests.
+    "testbed": {"tests", "dagster", "resources", "assets", "orchestration"},
+    "benchmarks": {"tests"},
 }
 
 

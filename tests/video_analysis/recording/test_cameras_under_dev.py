@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testbed.streams import HlsCamera, RtspCamera, ensure_rtsp_server
 from tests.helpers import REPO, DevStack, headless_chrome, start_service, wait_for
-from tests.streams import HlsCamera, RtspCamera, ensure_rtsp_server
 
 pytestmark = pytest.mark.slow
 

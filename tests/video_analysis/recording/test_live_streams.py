@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.streams import HlsCamera, RtspCamera, ensure_rtsp_server
 from tests.helpers import REELGRAPH, alert_sink, wait_for
-from tests.streams import HlsCamera, RtspCamera, ensure_rtsp_server
 from video_analysis.recording.cameras import Camera
 from video_analysis.recording.streams import StreamLost, StreamReader
 from video_analysis.runtime.keys import facts_from_key

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import REPO, apt_install, free_port
+from testbed.system import REPO, apt_install, free_port
 
 
 def ensure_rtsp_server() -> str | None:
@@ -97,7 +97,7 @@ class RtspCamera:
         # and nothing restarts it (the server took over 0.7 s to listen on a loaded machine)
         for port in (self.source_port, self.client_port):
             _wait_for_port(port, 20, self.server, self.folder / f"{self.name}-server.log")
-        self.feed = _start([sys.executable, "-m", "tests.stream_publisher", str(self.clip),
+        self.feed = _start([sys.executable, "-m", "testbed.publisher", str(self.clip),
                             f"rtsp://127.0.0.1:{self.source_port}/{self.name}"], self.folder / f"{self.name}-feed.log")
         return self
 
@@ -118,7 +118,7 @@ class HlsCamera:
         self.http = self.feed = None
 
     def up(self) -> HlsCamera:
-        self.feed = _start([sys.executable, "-m", "tests.stream_publisher", str(self.clip), str(self.folder)],
+        self.feed = _start([sys.executable, "-m", "testbed.publisher", str(self.clip), str(self.folder)],
                            self.folder.parent / f"{self.name}-feed.log")
         self.http = _start([sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
                             "--directory", str(self.folder)], self.folder.parent / f"{self.name}-http.log")

@@ -1,5 +1,5 @@
 """A simulated camera: a clip looped in real time, copied (never re-encoded) to an RTSP server or into a live
-HLS playlist. Run as ``python -m tests.stream_publisher CLIP TARGET``; TARGET is ``rtsp://...`` or a folder."""
+HLS playlist. Run as ``python -m testbed.publisher CLIP TARGET``; TARGET is ``rtsp://...`` or a folder."""
 
 import argparse
 import sys
