@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from testbed.streams import RtspCamera, ensure_rtsp_server  # noqa: E402
+from testbed.system import process_stat  # noqa: E402
 
 log = logging.getLogger("benchmarks.cameras")
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
@@ -66,11 +67,9 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        fields = process_stat(pid)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return total
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.system import descendants, running
 from tests.helpers import SENSOR_INTERVAL_S, DevStack
 
 pytestmark = pytest.mark.slow
@@ -50,19 +51,6 @@ def test_dropped_clip_is_materialized_by_the_sensor_on_its_own(dev, person_clip)
 
 
 # -- faults -------------------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found += [int(entry.name), *_children(int(entry.name))]
-    return found
-
-
 def _run_in_detections(dev, clip, name: str):
     """Drop ``clip`` as ``name`` and wait for its run to be in detections: (instance, run, worker pid)."""
     from dagster import DagsterRunStatus, RunsFilter
@@ -116,7 +104,7 @@ def _run_of(instance, name: str):
 
 def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(dev, bottle_clip, short_clip):
     instance, run, worker = _run_in_detections(dev, bottle_clip, "killed.mp4")
-    for pid in [worker, *_children(worker)]:  # the worker and its step process, as an OOM kill of the container
+    for pid in [worker, *descendants(worker)]:  # the worker and its step process, as an OOM kill of the container
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     # a new upload right after: it must not wait behind the dead run's GPU pool slot
@@ -136,7 +124,7 @@ def test_a_run_killed_during_detections_completes_on_its_own_and_blocks_nothing(
 
 def test_a_step_process_killed_alone_fails_its_step_and_the_retry_completes_the_video(dev, bottle_clip):
     instance, run, worker = _run_in_detections(dev, bottle_clip, "step-killed.mp4")
-    steps = dev.wait_for(lambda: [pid for pid in _children(worker)
+    steps = dev.wait_for(lambda: [pid for pid in descendants(worker)
                                   if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()], 60,
                          "the detections step process")
     for pid in steps:  # only the step: as an out-of-memory kill of the process holding the model
@@ -173,7 +161,7 @@ def test_an_empty_upload_fails_once_with_one_alert(dev):
 
 
 def test_a_killed_code_server_comes_back_and_ingestion_goes_on(dev, short_clip):
-    servers = [pid for pid in _children(dev.process.pid)
+    servers = [pid for pid in descendants(dev.process.pid)
                if b"api\x00grpc" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert servers, "no code server process found under reelgraph dev"
     for pid in servers:
@@ -283,22 +271,15 @@ def _bulk_import_and_backfills(dev, short_clip):
 
 
 # -- stopping ----------------------------------------------------------------------------------------
-def _running(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_sigterm_to_reelgraph_dev_alone_mid_run_stops_everything_and_the_next_start_retries_the_run(dev, bottle_clip):
     from dagster import DagsterRunStatus
 
     instance, run, worker = _run_in_detections(dev, bottle_clip, "stopped-mid-run.mp4")
-    started = [dev.process.pid, *_children(dev.process.pid)]  # webserver, daemon, code servers, the run
+    started = [dev.process.pid, *descendants(dev.process.pid)]  # webserver, daemon, code servers, the run
     assert worker in started and len(started) >= 5, started
     os.kill(dev.process.pid, signal.SIGTERM)  # to the process alone, as `docker stop` and systemd send it
     stopped_at = time.monotonic()
-    dev.wait_for(lambda: not [pid for pid in started if _running(pid)], 30, "every process of reelgraph dev gone")
+    dev.wait_for(lambda: not [pid for pid in started if running(pid)], 30, "every process of reelgraph dev gone")
     print(f"reelgraph dev and its {len(started) - 1} processes stopped in {time.monotonic() - stopped_at:.1f} s")
     assert dev.process.wait(5) == 0
     # the run in flight is failed at the stop (by its worker on SIGTERM, else by the recovery after it), not

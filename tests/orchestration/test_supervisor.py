@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from testbed.system import group_members
+
 # A parent that starts a grandchild, as `dagster dev` starts its webserver and code servers.
 FAMILY = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
           "time.sleep(600)")
@@ -43,31 +45,18 @@ def _supervised(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SUPERVISED, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
 
 
-def _members(group: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == group and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def test_a_hangup_to_the_supervisor_alone_stops_a_child_group_whole_grandchildren_included():
     supervisor = _supervised("family", "10", FAMILY)
     child = json.loads(supervisor.stdout.readline())["child"]
     deadline = time.monotonic() + 20
-    while len(_members(child)) < 2 and time.monotonic() < deadline:
+    while len(group_members(child)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(_members(child)) == 2 and os.getpgid(child) != os.getpgid(supervisor.pid)  # a group of its own
+    assert len(group_members(child)) == 2 and os.getpgid(child) != os.getpgid(supervisor.pid)  # a group of its own
     started = time.monotonic()
     os.kill(supervisor.pid, signal.SIGHUP)  # a closed terminal: to the supervisor alone
     assert supervisor.wait(10) == 0
     assert json.loads(supervisor.stdout.readline())["stopping"] == [signal.SIGHUP]
-    assert time.monotonic() - started < 5 and _members(child) == []
+    assert time.monotonic() - started < 5 and group_members(child) == []
 
 
 def test_a_child_started_after_the_stop_arrived_is_stopped_at_once():
