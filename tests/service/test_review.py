@@ -4,6 +4,7 @@ Both clips go through every stage once for this module; `reelgraph serve` runs a
 as a user would start it. Browser screenshots are kept in test-artifacts/ (or $REELGRAPH_TEST_ARTIFACTS).
 """
 
+import json
 import os
 import re
 import time
@@ -229,6 +230,35 @@ def test_a_request_waiting_on_a_locked_table_gets_503_within_the_lock_timeout(se
     assert served.client.get("/api/videos").status_code == 200
 
 
+def test_searches_beyond_the_eight_slots_get_429_at_once_while_eight_wait_on_a_locked_table(served, pg_dsn):
+    """Twelve searches at once while the tracks are locked: eight hold the search slots, waiting on the lock
+    until the service's lock timeout gives them 503; the other four are refused at once with 429."""
+    import threading
+
+    import psycopg
+
+    start = threading.Barrier(12)
+
+    def search(_):
+        start.wait()
+        began = time.monotonic()
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            answer = client.get("/api/search", params={"q": "bottle", "kind": "track"})
+        return answer.status_code, time.monotonic() - began
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with psycopg.connect(pg_dsn) as holder:
+        holder.execute("LOCK TABLE track_attributes IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(search, range(12)))
+        holder.rollback()
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [429] * 4 + [503] * 8, outcomes
+    assert all(seconds < 1.5 for code, seconds in outcomes if code == 429), outcomes  # refused, not queued
+    assert served.client.get("/api/search", params={"q": "bottle"}).status_code == 200  # slots free again
+
+
 def test_errors_name_the_video_never_where_the_store_keeps_it(served, pg_dsn, tmp_path):
     from datetime import datetime, timezone
 
@@ -363,6 +393,31 @@ def test_beyond_loopback_every_request_needs_the_token_and_a_known_host(guarded,
     assert httpx.get(guarded + "/api/health", headers={**bearer, "Host": "localhost"}).status_code == 200
     # the loopback service answers loopback names only, as it runs open
     assert served.client.get("/api/health", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_the_sign_in_cookie_is_secure_behind_an_https_proxy_and_not_over_plain_http(guarded):
+    """The cookie carries Secure when the request came through a trusted proxy over HTTPS (X-Forwarded-Proto
+    from REELGRAPH_SERVICE_FORWARDED_ALLOW_IPS, loopback by default), so a browser never sends it in clear."""
+    behind_https = httpx.post(guarded + "/api/session", json={"token": TOKEN},
+                              headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"})
+    plain = httpx.post(guarded + "/api/session", json={"token": TOKEN})
+    assert behind_https.status_code == plain.status_code == 204
+    secure = behind_https.headers["set-cookie"].lower()
+    assert "; secure" in secure and "httponly" in secure and "samesite=strict" in secure
+    assert "; secure" not in plain.headers["set-cookie"].lower()
+
+
+def test_reelgraph_search_sends_its_token_to_the_service_and_says_when_it_is_refused(guarded):
+    from tests.helpers import run_cli
+
+    sent = run_cli("-v", "search", "bottle", "--json",
+                   env_extra={"REELGRAPH_SERVICE_URL": guarded, "REELGRAPH_SERVICE_TOKEN": TOKEN}, check=True)
+    assert f"searched through the service at {guarded}" in sent.stderr and json.loads(sent.stdout)
+    refused = run_cli("-v", "search", "bottle", "--json",
+                      env_extra={"REELGRAPH_SERVICE_URL": guarded, "REELGRAPH_SERVICE_TOKEN": "not-the-token-sorry"},
+                      check=True)
+    assert "needs a token (REELGRAPH_SERVICE_TOKEN): searching here" in refused.stderr
+    assert json.loads(refused.stdout) == json.loads(sent.stdout)  # the same hits, found here
 
 
 def test_the_page_signs_in_with_a_token_and_searches(guarded, browser):
