@@ -217,3 +217,22 @@ def test_a_stream_without_keyframes_is_written_out_as_it_comes_not_held_in_memor
     # at most a couple of seconds of packets (one fragment) wait in memory at any time
     assert max(behind) < 200_000, behind
     assert probe_video(path).frame_count == writer.packets
+
+
+def test_a_camera_that_publishes_nothing_for_two_segment_lengths_is_silent_and_not_a_moment_before(cameras_db):
+    """Packets arrive but no segment is published (an upload path that fails, a writer stuck): after two
+    segment lengths since its last segment the camera is silent, and the silence says why."""
+    from datetime import datetime, timedelta, timezone
+
+    from video_analysis.store.cameras import CameraRow, camera_health, save_camera
+
+    now = datetime.now(timezone.utc)
+    for name, quiet_s in (("published-recently", 2 * 600 - 30), ("quiet-too-long", 2 * 600 + 30)):
+        save_camera(cameras_db, CameraRow(name, "rtsp://cam", 600, "recording", "stream", last_packet_at=now,
+                                          last_segment_at=now - timedelta(seconds=quiet_s)))
+    found = {c.name: c for c in camera_health(cameras_db, now=now)}
+    assert found["published-recently"].silent_since is None and found["published-recently"].silence is None
+    quiet = found["quiet-too-long"]
+    assert quiet.silent_since == now - timedelta(seconds=2 * 600 + 30)
+    assert quiet.silence.startswith("nothing published for 20 min") and quiet.silence.endswith(
+        "(two segments are 20 min)"), quiet.silence
