@@ -236,3 +236,71 @@ def test_a_camera_that_publishes_nothing_for_two_segment_lengths_is_silent_and_n
     assert quiet.silent_since == now - timedelta(seconds=2 * 600 + 30)
     assert quiet.silence.startswith("nothing published for 20 min") and quiet.silence.endswith(
         "(two segments are 20 min)"), quiet.silence
+
+
+def test_a_camera_that_cannot_be_reached_is_tried_again_after_1_2_4_8_then_every_10_s(tmp_path, monkeypatch):
+    """The backoff between connection attempts: doubling from 1 s, never above 10 s; one gap for the outage."""
+    from video_analysis.recording import recorder as recorder_module
+    from video_analysis.recording.streams import StreamLost
+
+    class Unreachable:
+        def __init__(self, camera, stop):
+            raise StreamLost("cannot open the stream: Connection refused")
+
+    class CountedStop(threading.Event):
+        """A stop that records each wait the recorder asks for, and stops it after seven."""
+
+        def __init__(self):
+            super().__init__()
+            self.waits = []
+
+        def wait(self, timeout=None):
+            self.waits.append(timeout)
+            if len(self.waits) >= 7:
+                self.set()
+            return self.is_set()
+
+    monkeypatch.setattr(recorder_module, "StreamReader", Unreachable)
+    camera = Camera("gate", "rtsp://127.0.0.1:9/stream")
+    board = HealthBoard(lambda: connect("postgresql://nobody@127.0.0.1:9/x"), [camera])
+    stop = CountedStop()
+    thread = recorder_module.CameraRecorder(camera, LocalFolderStore(tmp_path / "inbox"), tmp_path / "spool", board,
+                                            stop)
+    thread._record()
+    assert stop.waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    assert [event[0] for event in board._gap_events] == ["open"]  # one gap, however many attempts
+
+
+def test_an_rtsp_clock_more_than_5_minutes_off_is_replaced_by_the_receive_time():
+    """A camera whose own clock (RTCP sender reports) is wrong by more than CLOCK_TOLERANCE_S is not
+    believed: segments are named by when their packets arrived."""
+    from types import SimpleNamespace
+
+    from video_analysis.recording.streams import CLOCK_TOLERANCE_S, StreamReader
+
+    received = time.time()
+    for off_s, clock in ((CLOCK_TOLERANCE_S - 10, "stream"), (CLOCK_TOLERANCE_S + 10, "receive"),
+                         (-(CLOCK_TOLERANCE_S + 10), "receive")):
+        reader = object.__new__(StreamReader)  # the clock's choice alone: no connection needed
+        reader.camera = Camera("gate", "rtsp://127.0.0.1:9/stream")
+        reader.container = SimpleNamespace(start_time_realtime=(received + off_s) * 1e6)
+        anchor = reader._anchor(2.0, received)
+        assert reader.clock == clock, off_s
+        assert anchor == pytest.approx(received + off_s if clock == "stream" else received - 2.0)
+
+
+def test_rtsp_is_asked_for_over_tcp_then_over_udp_where_the_server_refuses_tcp(monkeypatch):
+    from video_analysis.recording import streams
+
+    asked = []
+
+    def server_without_tcp(url, options=None, **kwargs):
+        asked.append(options.get("rtsp_transport"))
+        if options.get("rtsp_transport") == "tcp":
+            raise av.error.InvalidDataError(1094995529, "461 Unsupported transport")
+        return "opened over udp"
+
+    monkeypatch.setattr(streams.av, "open", server_without_tcp)
+    reader = object.__new__(streams.StreamReader)
+    reader.camera = Camera("gate", "rtsp://127.0.0.1:9/stream")
+    assert reader._open() == "opened over udp" and asked == ["tcp", "udp"]
