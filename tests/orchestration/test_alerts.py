@@ -39,6 +39,14 @@ def test_a_failed_run_reaches_the_alert_sink_with_video_stage_and_error(dagster_
     assert "not a video file" in alert["errors"][0] and "not a video file" in alert["text"]
     assert "not a video file" in caplog.text
 
+    # the same failure of a run Dagster is about to retry (a crashed worker, an outage): logged, not posted
+    dagster_instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})
+    retried = dagster_instance.get_run_by_id(run.run_id)
+    context = build_run_status_sensor_context(sensor_name="failure_alert_sensor", dagster_instance=dagster_instance,
+                                              dagster_run=retried, dagster_event=failure).for_run_failure()
+    failure_alert_sensor(context)
+    assert len(webhook) == 1
+
 
 def test_an_unreachable_sink_does_not_raise(monkeypatch):
     from video_analysis.runtime.alerts import FailureAlert, send
