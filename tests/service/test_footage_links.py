@@ -75,3 +75,25 @@ def test_footage_gone_from_the_store_is_404_without_the_bucket(pg_dsn, footage):
     answer = browser.get(f"/api/videos/{partition}/video", follow_redirects=False)
     assert answer.status_code == 404 and partition in answer.json()["detail"]
     assert bucket not in answer.text and "s3://" not in answer.text, answer.text
+
+
+def test_a_request_that_waits_5_s_for_a_free_connection_gets_503_with_retry_after(pg_dsn, state_home):
+    """Every pooled connection busy (as under a burst): a request waits for one up to 5 s, then is told to come
+    back, instead of holding a worker thread for as long as the burst lasts."""
+    import time
+
+    database = PooledDatabase(pg_dsn, max_size=2, wait_s=5.0)  # as `reelgraph serve` builds it, with two connections
+    app = create_app(ServiceContext(database=database, store=ObjectStoreResource().store(), text_embedder=None,
+                                    text_model_name="none"))
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as browser:
+            assert browser.get("/api/videos").status_code == 200
+            with database.session(), database.session():  # every connection taken
+                started = time.monotonic()
+                busy = browser.get("/api/videos")
+                waited = time.monotonic() - started
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "5", busy.text
+            assert 5.0 <= waited < 5.0 + 3.0, waited
+            assert browser.get("/api/videos").status_code == 200  # the connections back: served again
+    finally:
+        database.close()
