@@ -139,14 +139,16 @@ def test_rtsp_and_hls_cameras_record_on_while_one_stream_is_down_for_30_s(
     for camera in ("front", "back", "yard"):
         segments = _segments(inbox, camera)
         assert len(segments) >= 4, (camera, segments)
-        # after the first, segments start on a boundary, at its first keyframe (a second apart here); a receive
-        # clock that settles after the segment began (HLS arrives a playlist segment at a time) names it by when
-        # its first frame was live, which may be up to a second before the boundary
+        # after the first, segments start on a boundary, at its first keyframe (a second apart here). HLS arrives
+        # a playlist segment (2 s here) at a time, so its receive clock settles only once a few have come: a
+        # segment is then named by when its first frame was live, up to a playlist segment before the boundary
+        # the recorder cut at (2 s seen on a loaded machine)
+        within = 2 if camera == "yard" else 1
         for path in segments[1:]:
             start = _start_of(path)
             if camera != "back" or not (down_at - SEGMENT_S < start.timestamp() < recovered + SEGMENT_S):
                 off = start.second % SEGMENT_S
-                assert min(off, SEGMENT_S - off) <= 1, (camera, path.name)
+                assert min(off, SEGMENT_S - off) <= within, (camera, path.name)
         probes = {p.name: probe_video(p) for p in segments}
         assert all(p.codec == "h264" and p.width == 768 for p in probes.values())
         # a segment from one boundary to the next is whole; the first after a (re)connection starts mid-way, and
