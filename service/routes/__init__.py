@@ -1,0 +1,1 @@
+"""The service's areas, one router each: session, search, videos, cameras."""
