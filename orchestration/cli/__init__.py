@@ -24,11 +24,8 @@ from orchestration.cli.searching import (  # noqa: F401
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="reelgraph", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _health_commands(commands) -> None:
+    """doctor, status"""
     commands.add_parser("doctor", help="check database, object store, models and GPU").set_defaults(func=cmd_doctor)
 
     status = commands.add_parser("status", help="one row per video with each stage's state")
@@ -41,15 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--days", type=int, default=14, help="with --storage: how many days back (default 14)")
     status.set_defaults(func=cmd_status)
 
+
+def _footage_commands(commands) -> None:
+    """process, forget, retention, register, backfill"""
     process = commands.add_parser("process", help="register local files and run every stage in-process")
     process.add_argument("files", nargs="+")
     process.add_argument("--prefix", default="", help="key prefix in the store, e.g. cameras/lobby/")
     process.set_defaults(func=cmd_process)
-
-    record = commands.add_parser("record", help="record live cameras (cameras.yaml) into segments for the pipeline")
-    record.add_argument("--cameras", help="cameras file (default $REELGRAPH_CAMERAS, else <state folder>/cameras.yaml)")
-    record.add_argument("--check", action="store_true", help="read the cameras file, print it and exit")
-    record.set_defaults(func=cmd_record)
 
     forget = commands.add_parser("forget", help="erase videos on request: footage, every derived row, an audit "
                                  "record of what went")
@@ -92,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
                           help="Dagster webserver (default $REELGRAPH_DAGSTER_URL or http://127.0.0.1:3000)")
     backfill.set_defaults(func=cmd_backfill)
 
+
+def _recording_commands(commands) -> None:
+    """record"""
+    record = commands.add_parser("record", help="record live cameras (cameras.yaml) into segments for the pipeline")
+    record.add_argument("--cameras", help="cameras file (default $REELGRAPH_CAMERAS, else <state folder>/cameras.yaml)")
+    record.add_argument("--check", action="store_true", help="read the cameras file, print it and exit")
+    record.set_defaults(func=cmd_record)
+
+
+def _searching_commands(commands) -> None:
+    """search, ask, serve"""
     find = commands.add_parser("search", help="hybrid (vector + full-text) search over tracks")
     find.add_argument("query")
     find.add_argument("--video", help="partition key or part of the object key")
@@ -110,14 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     find.add_argument("--json", action="store_true")
     find.set_defaults(func=cmd_search)
 
-    dev = commands.add_parser("dev", help="start the embedded services and the Dagster UI")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
-    dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
-    dev.add_argument("--no-record", dest="record", action="store_false",
-                     help="do not start `reelgraph record`, even with a cameras file in the state folder")
-    dev.set_defaults(func=cmd_dev)
-
     ask = commands.add_parser("ask", help="a question about the footage, answered from the matching rows, cited")
     ask.add_argument("question")
     ask.add_argument("--camera")
@@ -131,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
 
+
+def _dev_commands(commands) -> None:
+    """dev, index, db"""
+    dev = commands.add_parser("dev", help="start the embedded services and the Dagster UI")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--no-sample", dest="sample", action="store_false", help="do not place the sample clip")
+    dev.add_argument("--no-record", dest="record", action="store_false",
+                     help="do not start `reelgraph record`, even with a cameras file in the state folder")
+    dev.set_defaults(func=cmd_dev)
+
     index = commands.add_parser("index", help="vector indexes: drop before a large backfill, rebuild after it")
     index.add_argument("action", choices=["drop", "rebuild"])
     index.set_defaults(func=cmd_index)
@@ -140,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     database.add_argument("--show-password", action="store_true", help="print the URL with its password (for psql)")
     database.set_defaults(func=cmd_db)
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reelgraph", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_health_commands, _footage_commands, _recording_commands, _searching_commands, _dev_commands):
+        add(commands)
     args = parser.parse_args(argv)
     take_interrupts_back()
     from video_analysis.runtime.home import StateHome
