@@ -431,6 +431,15 @@ class DevStack:
 
         return wait_for(condition, timeout_s, what, context=context)
 
+    def sensor_ticks_since(self, sensor: str, since: float) -> int:
+        """Ticks of ``sensor`` the daemon finished after ``since`` (a Unix time): evidence that it ran, where a
+        test asserts that nothing more happened over some ticks (a fixed sleep proves no tick ran)."""
+        query = """query ($name: String!) { sensorOrError(sensorSelector: {repositoryLocationName: "reelgraph",
+          repositoryName: "__repository__", sensorName: $name}) {
+          ... on Sensor { sensorState { ticks(limit: 50) { timestamp status } } } } }"""
+        ticks = self.webserver.query(query, {"name": sensor})["sensorOrError"]["sensorState"]["ticks"]
+        return sum(1 for tick in ticks if tick["timestamp"] > since and tick["status"] != "STARTED")
+
     def completed(self, object_key: str) -> bool:
         """Every stage of the video done (embeddings and summaries run side by side: neither is last)."""
         return set(self.stage_states(object_key).values()) == {"done"} and len(self.stage_states(object_key)) == 6

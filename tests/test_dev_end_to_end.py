@@ -150,10 +150,12 @@ def test_an_empty_upload_fails_once_with_one_alert(dev):
     def empty_alerts():
         return [a for a in dev.alerts if (a.get("partition") or "").startswith("empty.mp4")]
 
-    # the alert sensor ticks every SENSOR_INTERVAL_S here, later when the daemon is busy: wait for its first
-    # alert, then for more than three more ticks, in which a second alert or a retried run would show
+    # wait for the first alert, then for three more ticks of the alert sensor (counted in Dagster's records of
+    # them, not guessed from a sleep), in which a second alert or a retried run would show
     dev.wait_for(empty_alerts, 120, "the failure alert")
-    time.sleep(4 * SENSOR_INTERVAL_S)
+    alerted_at = time.time()
+    dev.wait_for(lambda: dev.sensor_ticks_since("failure_alert_sensor", alerted_at) >= 3, 30 * SENSOR_INTERVAL_S,
+                 "three more ticks of the alert sensor")
     runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition", "").startswith("empty.mp4")]
     assert len(runs) == 1, [r.run_id for r in runs]
     alerts = empty_alerts()

@@ -97,7 +97,9 @@ def test_cameras_recorded_under_dev_are_analysed_and_their_day_is_shown(tmp_path
 
         assert all(alerted_before.count(c) <= 1 for c in streams), dev.alerts
         dev.wait_for(lambda: set(alerted_since()) >= set(streams), 90, "an alert per camera")
-        time.sleep(20)  # two more sensor ticks: still one alert each
+        alerted_at = time.time()  # two more ticks of the camera sensor (as Dagster records them): still one alert each
+        dev.wait_for(lambda: dev.sensor_ticks_since("camera_silence_sensor", alerted_at) >= 2, 120,
+                     "two more ticks of the camera sensor")
         assert sorted(a.get("camera") for a in dev.alerts if a.get("camera")) == \
             sorted(alerted_before + list(streams)), dev.alerts
         status = {c["name"]: c for c in json.loads(dev.cli("status", "--cameras", "--json"))}
