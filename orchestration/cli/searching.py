@@ -136,7 +136,7 @@ def load_search(answers: bool = False, serving: bool = False) -> LoadedSearch:
                               lock_timeout_ms=settings.service_lock_timeout_ms, wait_s=5.0)
     searcher = Searcher(database, embedder, model.name, image_embedder, image_model.name if image_model else None,
                         settings.search_min_similarity, settings.search_min_summary_similarity,
-                        settings.search_min_incident_similarity)
+                        settings.search_min_incident_similarity, site_timezone=settings.site_timezone)
     return LoadedSearch(settings, searcher, writer, writer_model.name if writer_model else None)
 
 

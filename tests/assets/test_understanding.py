@@ -521,3 +521,52 @@ def test_ranked_hits_of_fixed_queries_are_as_recorded(pg_dsn, processed, text_mo
             f"  {json.dumps(hit)}" for hit in hits) + "\n ]" for query, hits in found.items()) + "\n}\n")
     assert found == json.loads(GOLDEN.read_text())
     assert sum(len(hits) for hits in found.values()) >= 30
+
+
+def test_counting_questions_are_answered_exactly_from_a_line_drawn_across_the_room(processed, pg_dsn, text_model,
+                                                                                    monkeypatch, tmp_path):
+    """A line across the room of the person clip (six people walk through it, left to right, one at a time):
+    the summaries stage counts its crossings, and questions about counts are answered with the number, how
+    it was counted, and the moments cited; a place the zones file does not hold is "cannot answer"."""
+    from service.context import ServiceContext, answer
+    from video_analysis.store.db import PooledDatabase
+
+    zones = tmp_path / "zones.yaml"
+    zones.write_text('cameras:\n  "*":\n    - {name: aisle, line: [[0.7, 0.0], [0.7, 1.0]], in: left}\n')
+    monkeypatch.setenv("REELGRAPH_ZONES", str(zones))
+    person = processed.partitions["person"]
+    try:
+        _restore(processed, "person", summaries)  # the zones file changed: the summaries stage counts again
+        with connect(pg_dsn, autocommit=True) as conn:
+            rows = conn.execute("SELECT track_id, start_t, direction FROM counting_events WHERE partition_key = %s "
+                                "AND kind = 'crossing' AND name = 'aisle' ORDER BY start_t", (person,)).fetchall()
+        assert [direction for _, _, direction in rows] == ["in"] * 6, rows  # each walks it left to right once
+        for (_, at, _), (start, end) in zip(rows, PEOPLE_ON_SCREEN, strict=True):
+            assert start <= at <= end, (at, start, end)  # one crossing in each person's time on screen
+
+        model, embedder = text_model
+        database = PooledDatabase(pg_dsn, max_size=2)
+        context = ServiceContext(database=database, store=ObjectStoreResource().store(), text_embedder=embedder,
+                                 text_model_name=model.name)
+        try:
+            counted = answer(context, "How many people came in through the aisle today?", SearchFilters())
+            assert counted["answer"].startswith("6 people went in through aisle today (counted as crossings of "
+                                                "the line 'aisle', direction in)[1][2][3][4][5]"), counted
+            assert counted["generator"] == "count" and len(counted["citations"]) == 5
+            assert all(c["partition_key"] == person and c["clip_url"] for c in counted["citations"])
+            # over both clips: the six crossings' tracks, a fragment of one of them, and the arm the kitchen
+            # clip shows: the fragment (it starts where a track ended) is said to be likely the same person
+            with connect(pg_dsn, autocommit=True) as conn:
+                tracks = conn.execute("SELECT count(*) FROM tracks WHERE class_name = 'person'").fetchone()[0]
+            people = answer(context, "how many people?", SearchFilters())["answer"]
+            assert people.startswith(f"About {tracks - 1} people: {tracks} tracks, 1 of them likely the same person "
+                                     "seen again"), people
+            unknown = answer(context, "how many people came in through the back door?", SearchFilters())["answer"]
+            assert unknown.startswith("Cannot answer that from the footage") and "aisle" in unknown, unknown
+            searched = answer(context, "was anyone hanging around?", SearchFilters())
+            assert searched["generator"] != "count"  # not a counting question: answered from search, as before
+        finally:
+            database.close()
+    finally:
+        monkeypatch.delenv("REELGRAPH_ZONES")
+        _restore(processed, "person", summaries)

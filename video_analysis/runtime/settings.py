@@ -230,6 +230,10 @@ class Settings:
     # The sample clips `reelgraph dev` processes first; unset means ../shared/data/videos beside the checkout.
     sample_videos: str | None = field(default_factory=lambda: _env("REELGRAPH_SAMPLE_VIDEOS"))
 
+    # The site's time zone (an IANA name, e.g. Europe/Paris): where "today" and "between 14:00 and 15:00" in a
+    # counting question are read.
+    site_timezone: str = field(default_factory=lambda: _env("REELGRAPH_SITE_TIMEZONE", "UTC"))
+
     # `reelgraph search` asks a running `reelgraph serve` here first, sending this token (one of the service's
     # REELGRAPH_SERVICE_TOKENS); without an answer it searches in its own process.
     service_url: str = field(default_factory=lambda: _env("REELGRAPH_SERVICE_URL", "http://127.0.0.1:8000"))

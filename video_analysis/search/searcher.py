@@ -8,11 +8,13 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from video_analysis.events.answers import Answer, grounded_answer
 from video_analysis.search.events import EventHit, search_events
 from video_analysis.search.filters import SearchFilters
 from video_analysis.search.fusion import merged
+from video_analysis.search.questions import counted
 from video_analysis.search.tracks import SearchHit, search
 
 
@@ -63,6 +65,7 @@ class Searcher:
     min_incident_similarity: float | None = None
     # the second side of each search (events, while the caller's thread searches tracks)
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "search"))
+    site_timezone: str = "UTC"  # where "today" and "14:00" in a question are read
 
     def __post_init__(self):
         self.text_embedder = remembering(self.text_embedder)
@@ -105,6 +108,10 @@ class Searcher:
         """A grounded answer from the best ``facts`` hits, every sentence citing its video and time. ``writer``
         (a language model's write_answer) phrases it when present, one generation at a time under
         ``writer_lock`` (a model is not shared across threads)."""
+        with self.database.session() as conn:  # a counting question is counted exactly, not searched
+            count = counted(conn, question, site=ZoneInfo(self.site_timezone), filters=filters)
+        if count is not None:
+            return count
         hits = [hit.as_dict() for hit in self.find(question, filters, limit=facts)]
         with writer_lock or nullcontext():
             return grounded_answer(question, hits, writer, writer_name)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from video_analysis.events.counting import crossings, load_lines, visits
 from video_analysis.events.incidents import (
     PEOPLE,
     VEHICLES,
@@ -27,6 +28,7 @@ from video_analysis.store.outputs import (
     load_scene_evidence,
     load_tracks,
     person_colour_counts,
+    replace_counting,
     replace_embeddings,
     replace_summary,
     track_facts,
@@ -70,6 +72,9 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
             text, generator = narrated, summarizer_name or "vision-language model"
     with db.session() as conn:
         vector_index.lock_indexes(conn)  # first, as every writer of vectors: see lock_indexes
+        replace_counting(conn, partition_key, crossings(facts, load_lines(zones_file, video.camera), video.width,
+                                                        video.height),
+                         visits(facts, zones, video.width, video.height))
         replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                         facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__,
                                "peak_people": peak_people(facts), "normal_people": normal},

@@ -501,6 +501,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             CHECK (state IN ('connecting', 'recording', 'reconnecting', 'paused', 'stopped'));
         """,
     ),
+    (
+        17,
+        "counting: crossings of lines and visits to zones",
+        """
+        -- What counting questions are answered from: each crossing of a counting line (which way), and each stay
+        -- of a track in a zone (from, to), in seconds into the video; absolute times are the video's recording
+        -- time plus these. Recomputed from stored tracks by the summaries stage when the zones file changes.
+        CREATE TABLE counting_events (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            kind           text NOT NULL CHECK (kind IN ('crossing', 'visit')),
+            name           text NOT NULL,  -- the line or the zone
+            track_id       integer NOT NULL,
+            class_name     text NOT NULL,
+            start_t        double precision NOT NULL,
+            end_t          double precision NOT NULL,  -- a crossing's moment again
+            direction      text CHECK (direction IN ('in', 'out')),  -- crossings only
+            PRIMARY KEY (partition_key, kind, name, track_id, start_t)
+        );
+        CREATE INDEX counting_events_name ON counting_events (name, kind);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -84,6 +84,8 @@ def load_zones(path: Path | None, camera: str | None) -> list[Zone]:
     entries = [*cameras.get("*", []), *(cameras.get(camera, []) if camera else [])]
     zones = []
     for e in entries:
+        if "line" in e:
+            continue  # a counting line (events/counting.py), not an area
         loiter = e.get("loiter_seconds")
         if loiter is not None and (isinstance(loiter, bool) or not isinstance(loiter, int | float) or loiter < 0):
             raise ValueError(f"{path}: zone {e.get('name')!r}: loiter_seconds must be a number of seconds >= 0 "
