@@ -24,7 +24,8 @@ function card(hit) {
     element("p", {class: "what"}, hit.text || ""),
     element("p", {class: "where"}, `${hit.camera || "no camera"} · ${hit.object_key}`),
     element("p", {class: "when"}, `${when(hit)} (at ${seconds(hit.start_s)} in the video)`),
-    element("p", {class: "score"}, `score ${hit.score.toFixed(4)}`));
+    element("p", {class: `score ${hit.strength}`, title: `fused score ${hit.score.toFixed(4)}`},
+            `${hit.strength} match`));
   if (hit.footage === "expired") node.append(element("p", {class: "expired"}, "footage removed: facts only"));
   if (hit.similar_url) {
     const more = element("button", {type: "button", class: "more"}, "more like this");

@@ -84,6 +84,13 @@ def test_searching_bottle_puts_the_bottle_clip_first_with_what_a_card_needs(serv
     assert thumbnail.content[:2] == b"\xff\xd8"
     assert first["clip_url"].endswith(f"/video#t={first['start_s']}")
     assert "partition=" in first["dagster_url"]
+    # a strength a person can read, from how close in meaning the hit is; the fused score kept beside it
+    assert all(hit["strength"] in ("strong", "fair", "weak") for hit in answer["hits"])
+    assert first["similarity"] >= 0.45 and first["strength"] == "strong" and first["score"] > 0
+    for hit in answer["hits"]:
+        if hit["similarity"] is not None:
+            assert hit["strength"] == ("strong" if hit["similarity"] >= 0.45 else "fair" if hit["similarity"] >= 0.35
+                                       else "weak"), hit
 
 
 def test_the_video_is_served_with_range_requests(served, bottle_clip):
@@ -475,6 +482,7 @@ def test_search_bottle_then_click_plays_the_video_at_the_hit(served, browser):
                      interval_s=0.2)
     first = cards[0]
     assert first.get_attribute("data-partition") == served.partitions["kitchen"]
+    assert first.find_element(By.CSS_SELECTOR, ".score").text == "strong match"  # not a fused score
     assert "bottle" in first.find_element(By.TAG_NAME, "h3").text
     assert wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"),

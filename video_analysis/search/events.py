@@ -21,7 +21,7 @@ from video_analysis.search.filters import (
     search_transaction,
     vector_literal,
 )
-from video_analysis.search.fusion import SUMMARY_WEIGHT, reciprocal_rank_fusion
+from video_analysis.search.fusion import SUMMARY_WEIGHT, reciprocal_rank_fusion, strength
 
 # What each incident type means, in the words a query about it would use. A query is matched against the
 # mean of each type's phrases by meaning, so "a crowd of people" reaches crowding and "was anyone hanging
@@ -73,6 +73,7 @@ class EventHit:
                 "camera": self.camera, "incident_type": self.incident_type, "track_ids": list(self.track_ids),
                 "start_s": self.start_s, "end_s": self.end_s,
                 "starts_at": self.starts_at.isoformat() if self.starts_at else None, "score": self.score,
+                "strength": strength(self.similarity, self.score),
                 "similarity": self.similarity, "text": self.text}
 
 

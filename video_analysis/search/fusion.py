@@ -24,3 +24,14 @@ def merged(hits: list, limit: int) -> list:
     (cosines of one text model compare), then tracks before incidents before summaries."""
     ordered = sorted(hits, key=lambda hit: (-hit.score, -(hit.similarity or 0.0), KINDS.index(hit.kind)))
     return ordered[:limit]
+
+
+def strength(similarity: float | None, score: float) -> str:
+    """How good a match is, in words a person can read instead of a fused score: from the cosine between the
+    query and what the hit says (tracks' descriptions, incident types' meanings, summaries) where there is one,
+    else (a match by words alone) from whether it ranked near the top of its retriever. Calibrated on the
+    relevance benchmark (benchmarks/README.md): queries about what the clips hold find their best track at
+    0.45-0.55, queries about what is absent stay under 0.27, and the floor is 0.3."""
+    if similarity is not None:
+        return "strong" if similarity >= 0.45 else "fair" if similarity >= 0.35 else "weak"
+    return "fair" if score >= 1.0 / (RRF_K + 3) else "weak"

@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from video_analysis.search.filters import SearchFilters, narrow, pool_for, search_transaction, vector_literal
-from video_analysis.search.fusion import reciprocal_rank_fusion
+from video_analysis.search.fusion import reciprocal_rank_fusion, strength
 from video_analysis.search.retrievers import in_class_words, matching_words, nearest_tracks
 
 
@@ -43,6 +43,7 @@ class SearchHit:
                 "camera": self.camera, "track_id": self.track_id, "class_name": self.class_name,
                 "start_s": self.start_s, "end_s": self.end_s,
                 "starts_at": self.starts_at.isoformat() if self.starts_at else None, "score": self.score,
+                "strength": strength(self.similarity, self.score),
                 "text": self.description, "similarity": self.similarity}
 
 
