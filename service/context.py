@@ -4,7 +4,6 @@ shares: hits as the API returns them, answers, the slots that bound work in flig
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
@@ -13,41 +12,29 @@ from video_analysis.runtime.disk import DiskFloor
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.search import EventHit, Searcher, SearchFilters, SearchHit
 from video_analysis.store import catalog
-from video_analysis.store.db import Database, PooledDatabase
 
 MAX_QUERY_CHARS = 300
 MAX_LIMIT = 100
 
 
-@dataclass
-class ServiceContext:
-    """What the service needs, loaded once."""
+@dataclass(kw_only=True)
+class ServiceContext(Searcher):
+    """What the service needs, loaded once: a searcher (the pool, the models, the floors), and the store it
+    serves footage from, the answer writer, and the bounds on work in flight."""
 
-    database: Database | PooledDatabase
     store: ObjectStore
-    text_embedder: object
-    text_model_name: str
-    image_embedder: object | None = None
-    image_model_name: str | None = None
-    min_similarity: float | None = None
-    min_summary_similarity: float | None = None
-    min_incident_similarity: float | None = None
     answer_writer: object | None = None  # a language model with write_answer(question, facts) (full profile)
     answer_writer_name: str | None = None
     writer_lock: threading.Lock = field(default_factory=threading.Lock)
     dagster_url: str = "http://127.0.0.1:3000"
-    # the second side of each search (events, while the request's thread searches tracks)
-    workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "search"))
     # at most this many answers and searches at once; beyond them a request gets 429 (Settings)
     max_answers: int = 2
     max_searches: int = 8
     disk_floor: DiskFloor = field(default_factory=DiskFloor)  # the storage view's days left count to it
 
-    def __post_init__(self):
-        self.searcher = Searcher(self.database, self.text_embedder, self.text_model_name, self.image_embedder,
-                                 self.image_model_name, self.min_similarity, self.min_summary_similarity,
-                                 self.min_incident_similarity, self.workers)
-        self.text_embedder, self.image_embedder = self.searcher.text_embedder, self.searcher.image_embedder
+    @property
+    def searcher(self) -> Searcher:
+        return self
 
 
 def _video_path(partition_key: str) -> str:

@@ -152,10 +152,10 @@ def service_context(answers: bool = False, serving: bool = False):
         text_model_name=searcher.text_model_name, image_embedder=searcher.image_embedder,
         image_model_name=searcher.image_model_name, min_similarity=searcher.min_similarity,
         min_summary_similarity=searcher.min_summary_similarity,
-        min_incident_similarity=searcher.min_incident_similarity, answer_writer=loaded.writer,
-        answer_writer_name=loaded.writer_name, dagster_url=settings.dagster_url,
-        max_answers=settings.service_max_answers, max_searches=settings.service_max_searches,
-        disk_floor=settings.floor, workers=searcher.workers)
+        min_incident_similarity=searcher.min_incident_similarity, workers=searcher.workers,
+        site_timezone=searcher.site_timezone, answer_writer=loaded.writer, answer_writer_name=loaded.writer_name,
+        dagster_url=settings.dagster_url, max_answers=settings.service_max_answers,
+        max_searches=settings.service_max_searches, disk_floor=settings.floor)
 
 
 def _fast_query_embedder(embedder, settings):
