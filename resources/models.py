@@ -1,11 +1,40 @@
 """The model registry as a resource: resolves each task's checkpoint once per process and loads it."""
 
+import logging
+import threading
+from concurrent.futures import Future
+
 from dagster import ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from models import ModelRegistry, ModelUnavailableError, ResolvedModel
 from video_analysis.runtime.settings import Settings
 from video_analysis.vision.loaders import load_model
+
+log = logging.getLogger(__name__)
+
+# Loaded models, per process: Dagster hands each step its own copy of a resource, and an in-process run's steps
+# (and the next partitions of a batch) should find what an earlier one, or a load ahead, already loaded.
+_loaded: dict[tuple, Future] = {}
+_loaded_lock = threading.Lock()
+
+
+def _load_once(key: tuple, loader):
+    """``loader()``'s model for ``key``, loaded by the first caller; later callers (a thread loading ahead
+    included) wait for that one load. A failed load is forgotten, so the next caller tries, and raises, again."""
+    with _loaded_lock:
+        future = _loaded.get(key)
+        owner = future is None
+        if owner:
+            future = _loaded[key] = Future()
+    if owner:
+        try:
+            future.set_result(loader())
+        except BaseException as exc:
+            with _loaded_lock:
+                _loaded.pop(key, None)
+            future.set_exception(exc)
+    return future.result()
 
 
 class ModelRegistryResource(ConfigurableResource):
@@ -16,8 +45,6 @@ class ModelRegistryResource(ConfigurableResource):
         default=None, description="Model manifest. Defaults to $REELGRAPH_MODELS_MANIFEST, else models/manifest.yaml."
     )
 
-    _loaded: dict = PrivateAttr(default_factory=dict)
-
     def registry(self, allow_download: bool = True) -> ModelRegistry:
         cache = Settings.from_env().model_cache_dir()
         return ModelRegistry(cache, manifest=self.manifest, profile=self.profile, allow_download=allow_download)
@@ -26,15 +53,23 @@ class ModelRegistryResource(ConfigurableResource):
         return self.registry(allow_download).resolve(task)
 
     def load(self, task: str, allow_download: bool = True):
-        """(resolved checkpoint, loaded model); loaded once per process and reused across partitions."""
+        """(resolved checkpoint, loaded model); loaded once per process and reused across steps and partitions."""
         resolved = self.resolve(task, allow_download)
         settings = Settings.from_env()
         key = (task, resolved.path, settings.device, settings.text_runtime)
-        if key not in self._loaded:
-            self._loaded[key] = load_model(resolved.backend, resolved.path, resolved.config_path,
-                                           cache_dir=self.registry(allow_download).cache_dir, device=settings.device,
-                                           text_runtime=settings.text_runtime)
-        return resolved, self._loaded[key]
+        return resolved, _load_once(key, lambda: load_model(
+            resolved.backend, resolved.path, resolved.config_path, cache_dir=self.registry(allow_download).cache_dir,
+            device=settings.device, text_runtime=settings.text_runtime))
+
+    def preload(self, task: str) -> bool:
+        """Load ``task``'s model now, for a step later in this process, without downloading; False when that
+        failed, which is left for the step: it loads again and reports it."""
+        try:
+            self.load(task, allow_download=False)
+        except Exception as exc:  # noqa: BLE001 - the step that needs the model raises it
+            log.debug("loading %s ahead failed: %s", task, exc)
+            return False
+        return True
 
     def load_optional(self, task: str, allow_download: bool = True):
         """(resolved, model, None), or (None, None, reason) when this profile has no model for the task."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 from orchestration.cli.common import _say_recovered, _when, fetch_detector
@@ -30,6 +31,8 @@ def cmd_process(args) -> int:
     _say_recovered(instance)  # a killed earlier run must not hold the GPU pool slot this one needs
     store = ObjectStoreResource().store()
     database = PostgresResource()
+    resources = build_resources()
+    _load_ahead(resources["models"])
 
     failures = 0
     for name in args.files:
@@ -43,7 +46,7 @@ def cmd_process(args) -> int:
             catalog.register(conn, obj)
         instance.add_dynamic_partitions(VIDEOS_PARTITIONS_NAME, [obj.partition_key])
         result = materialize(VIDEO_STAGES, partition_key=obj.partition_key, instance=instance,
-                             resources=build_resources(), raise_on_error=False,
+                             resources=resources, raise_on_error=False,
                              tags={"reelgraph/object": obj.uri, "reelgraph/launched_by": "cli", **worker_tags()})
         if result.success:
             print(f"ok   {name} -> {obj.partition_key}")
@@ -52,6 +55,22 @@ def cmd_process(args) -> int:
             reasons = failure_reasons(result)
             print(f"FAIL {name} -> {obj.partition_key}: {' | '.join(reasons) or 'run failed'}")
     return 1 if failures else 0
+
+
+def _load_ahead(models) -> threading.Thread:
+    """The steps of these runs share this process, whose second core idles while Dagster sets a run up: the
+    detector, the trackers' library and the text model load there meanwhile, one after another (two threads
+    importing one package at once can deadlock on its module locks), so the steps find them loaded."""
+    from video_analysis.vision.tracking import import_tracker_library
+
+    def load() -> None:
+        models.preload("detector")
+        import_tracker_library().join()
+        models.preload("text_embedder")
+
+    thread = threading.Thread(target=load, name="load-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- register / backfill ---------------------------------------------------------------------------

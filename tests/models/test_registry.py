@@ -1,4 +1,5 @@
 import hashlib
+import threading
 
 import numpy as np
 import pytest
@@ -252,3 +253,40 @@ def test_the_model_cache_is_the_state_folders_unless_configured(tmp_path, monkey
     monkeypatch.setenv("REELGRAPH_MODEL_CACHE", str(tmp_path / "shared-models"))
     assert Settings.from_env().model_cache_dir() == tmp_path / "shared-models"
     assert ModelRegistryResource().registry().cache_dir == tmp_path / "shared-models"
+
+
+def test_a_model_loaded_ahead_is_the_one_every_later_run_of_the_process_gets(tmp_path, monkeypatch):
+    """`reelgraph process` loads the models on a thread while Dagster sets the run up: the steps of that run,
+    and of the next, must get that same model rather than load it again."""
+    import resources.models as model_resources
+    from resources import ModelRegistryResource
+
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
+    monkeypatch.setattr(model_resources, "_loaded", {})
+    loads = []
+    real_load_model = model_resources.load_model
+    monkeypatch.setattr(model_resources, "load_model", lambda *a, **k: loads.append(a[0]) or real_load_model(*a, **k))
+
+    ahead = ModelRegistryResource(profile="offline")
+    thread = threading.Thread(target=ahead.preload, args=("detector",))
+    thread.start()
+    _, first_run = ModelRegistryResource(profile="offline").load("detector")  # waits for the load under way
+    thread.join()
+    _, next_run = ModelRegistryResource(profile="offline").load("detector")
+    assert first_run is next_run
+    assert len(loads) == 1
+
+
+def test_a_model_that_cannot_be_loaded_ahead_is_reported_by_the_step_that_needs_it(tmp_path, monkeypatch):
+    from resources import ModelRegistryResource
+
+    monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
+    monkeypatch.setenv("REELGRAPH_MODEL_DIR", str(tmp_path / "nothing-here"))
+    full = ModelRegistryResource(profile="full")
+    assert full.preload("detector") is False  # nothing downloaded ahead, nothing raised on the side thread
+    with pytest.raises(ModelUnavailableError):
+        full.load("detector", allow_download=False)
+    with pytest.raises(ModelUnavailableError):  # tried again, not a remembered failure
+        full.load("detector", allow_download=False)

@@ -56,8 +56,11 @@ def import_tracker_library() -> threading.Thread:
     """Starts importing the trackers' library (Ultralytics, and torch with it: ~2 s in a fresh process) on a
     thread of its own, for a step that loads its detector meanwhile; the first tracker built waits for it (two
     threads importing the same package at once can deadlock on its module locks: Python then raises
-    `_DeadlockError` in one of them, which a detector that loads faster than the import made happen)."""
+    `_DeadlockError` in one of them, which a detector that loads faster than the import made happen). Started
+    once per process: a later call returns the same thread."""
     global _importing
+    if _importing is not None:
+        return _importing
     thread = threading.Thread(target=_import_tracker_library, name="import-trackers", daemon=True)
     _importing = thread
     thread.start()
