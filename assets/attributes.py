@@ -6,9 +6,9 @@ from dagster import AssetExecutionContext, MaterializeResult
 
 from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
+from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.events.incidents import zones_fingerprint
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import describe
 
 # Attributes that need a model; a profile without one reports them absent, never invented.

@@ -7,8 +7,8 @@ from pydantic import Field
 
 from assets.raw_video import raw_video
 from assets.video_stage import batch_setup, materialize_videos, model_code_version, video_stage_asset
+from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import detect
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 from video_analysis.vision.tiling import parse_tiles, tiles_fingerprint

@@ -11,7 +11,7 @@ environment so one image serves every cluster.
 
 import json
 
-from video_analysis.runtime.settings import Settings
+from configuration.settings import Settings
 
 GPU_POOL = "gpu"
 

@@ -3,8 +3,8 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import forget_partitions
+from configuration.settings import Settings
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis.runtime.settings import Settings
 from video_analysis.store import db
 from video_analysis.store.retention import load_retention, sweep
 

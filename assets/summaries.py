@@ -10,9 +10,9 @@ from assets.attributes import attributes
 from assets.detections import detections
 from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
+from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.events.incidents import load_rules, rules_fingerprint
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import summarize
 
 

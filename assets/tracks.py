@@ -6,8 +6,8 @@ from dagster import AssetExecutionContext, MaterializeResult
 
 from assets.detections import detections
 from assets.video_stage import materialize_videos, video_stage_asset
+from configuration.settings import Settings
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import track
 from video_analysis.vision.evidence import policies_fingerprint
 

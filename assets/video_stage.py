@@ -33,9 +33,9 @@ from dagster import (
 
 from assets.partitions import videos_partitions
 from assets.placement import GPU_POOL, gpu_op_tags
+from configuration.settings import Settings
 from resources import ModelRegistryResource, PostgresResource
 from video_analysis.runtime import disk
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import VIDEO_FAULTS, StageResult
 from video_analysis.store import catalog
 from video_analysis.store.quality import Finding

@@ -118,10 +118,10 @@ def bench_overhead(video: Path) -> None:
 
 def plain_pipeline(video: Path) -> None:
     """Every stage's library function in sequence (the same ones the assets call), no Dagster."""
+    from configuration.settings import Settings
     from models import ModelRegistry
     from video_analysis.events.incidents import IncidentRules
     from video_analysis.runtime.object_store import LocalFolderStore
-    from video_analysis.runtime.settings import Settings
     from video_analysis.stages import describe, detect, embed, ingest, summarize, track
     from video_analysis.store import catalog, db
     from video_analysis.vision.loaders import load_model

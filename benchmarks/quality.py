@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from configuration.settings import Settings  # noqa: E402
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score  # noqa: E402
 from video_analysis.evaluation.runs import track_footage, track_public_detections  # noqa: E402
-from video_analysis.runtime.settings import Settings  # noqa: E402
 from video_analysis.vision.frames import effective_sample_fps, sampling_period_s  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS  # noqa: E402
 from video_analysis.vision.tiling import with_tiles  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from video_analysis.runtime.settings import Settings, env
+from configuration.settings import Settings, env
 from video_analysis.store.outputs import ModelStamp
 
 log = logging.getLogger(__name__)

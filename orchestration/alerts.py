@@ -3,9 +3,9 @@
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
+from configuration.settings import Settings, sensor_interval_seconds
 from orchestration.failures import root_message
 from video_analysis.runtime.alerts import FailureAlert, send
-from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 
 WEBHOOK_ENV = "REELGRAPH_ALERT_WEBHOOK"
 

@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
+from configuration.settings import Settings, sensor_interval_seconds
 from resources import PostgresResource
 from video_analysis.runtime.alerts import CameraAlert, send
-from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 from video_analysis.store import cameras
 
 

@@ -3,6 +3,8 @@
 from dagster import Definitions
 
 from assets import ALL_ASSETS
+from configuration.process import prepare_process
+from configuration.settings import state_home
 from orchestration.alerts import failure_alert_sensor
 from orchestration.cameras import camera_silence_sensor
 from orchestration.executors import build_executor
@@ -15,10 +17,8 @@ from orchestration.jobs import (
 )
 from orchestration.sensors import video_upload_sensor
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.runtime.home import StateHome
-from video_analysis.runtime.process import prepare_process
 
-prepare_process(StateHome.from_env())
+prepare_process(state_home())
 
 
 def build_resources() -> dict:

@@ -1,6 +1,6 @@
 """The executor each deployment target runs steps with (see deploy/ and assets/placement.py)."""
 
-from video_analysis.runtime.settings import Settings
+from configuration.settings import Settings
 
 
 def build_executor():

@@ -1,9 +1,9 @@
 """The local Dagster instance: SQLite storage under the state folder, shared by the UI and the CLI."""
 
-import os
 import shutil
 from pathlib import Path
 
+from configuration.settings import default_process_env
 from video_analysis.runtime.home import StateHome
 
 LOCAL_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
@@ -15,7 +15,7 @@ def ensure_local_instance(home: StateHome) -> Path:
     A copy made earlier from deploy/local is refreshed when the project's file changes (an upgrade brings
     its fixes, such as crash recovery); a file the user wrote, without the project's first line, is kept.
     """
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home.dagster_home)))
+    dagster_home = Path(default_process_env("DAGSTER_HOME", str(home.dagster_home)))
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if LOCAL_CONFIG.exists():

@@ -13,10 +13,10 @@ from dagster import (
 )
 
 from assets.partitions import VIDEOS_PARTITIONS_NAME, videos_partitions
+from configuration.settings import Settings, sensor_interval_seconds
 from orchestration.jobs import process_video_job
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis.runtime.discovery import ScanCursor, scan
-from video_analysis.runtime.settings import Settings, sensor_interval_seconds
 from video_analysis.store import catalog
 
 

@@ -8,7 +8,7 @@ import psycopg
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from video_analysis.runtime.settings import Settings
+from configuration.settings import Settings
 from video_analysis.store import db
 
 
@@ -36,7 +36,8 @@ class PostgresResource(ConfigurableResource):
     def dsn(self) -> str:
         if self._dsn is None:
             settings = self._settings()
-            dsn = db.resolve_dsn(self.url or settings.database_url, settings.home.pgdata)
+            dsn = db.resolve_dsn(self.url or settings.database_url, settings.home.pgdata,
+                               settings.postgres_shared_buffers)
             db.prepare(dsn)
             self._dsn = dsn
         return self._dsn

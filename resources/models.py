@@ -7,8 +7,8 @@ from concurrent.futures import Future
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from configuration.settings import Settings
 from models import ModelRegistry, ModelUnavailableError, ResolvedModel
-from video_analysis.runtime.settings import Settings
 from video_analysis.vision.loaders import load_model
 
 log = logging.getLogger(__name__)

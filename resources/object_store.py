@@ -6,8 +6,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from configuration.settings import Settings
 from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
-from video_analysis.runtime.settings import Settings
 
 
 class ObjectStoreResource(ConfigurableResource):

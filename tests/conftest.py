@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from configuration.process import prepare_process
 from orchestration.cli import take_interrupts_back
 from tests.helpers import REPO, free_port, seeded_torch
 from video_analysis.runtime.home import StateHome
-from video_analysis.runtime.process import prepare_process
 
 SAMPLE_CLIPS = ("one-by-one-person-detection.mp4", "bottle-detection.mp4")
 

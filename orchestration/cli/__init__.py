@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         add(commands)
     args = parser.parse_args(argv)
     take_interrupts_back()
-    from video_analysis.runtime.home import StateHome
-    from video_analysis.runtime.process import prepare_process
+    from configuration.process import prepare_process
+    from configuration.settings import state_home
 
-    prepare_process(StateHome.from_env())
+    prepare_process(state_home())
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.func(args)

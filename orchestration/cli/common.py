@@ -13,7 +13,7 @@ SAMPLE_CLIP = "one-by-one-person-detection.mp4"
 
 
 def sample_videos_dir() -> Path | None:
-    from video_analysis.runtime.settings import Settings
+    from configuration.settings import Settings
 
     configured = Settings.from_env().sample_videos
     candidates = [Path(configured)] if configured else [CHECKOUT.parent / "shared" / "data" / "videos"]

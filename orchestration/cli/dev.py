@@ -25,11 +25,11 @@ def cmd_dev(args) -> int:
 def _dev(args, supervisor) -> int:
     from dagster import DagsterInstance
 
+    from configuration.settings import Settings
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.object_store import LocalFolderStore
     from video_analysis.runtime.redact import redact
-    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     home = settings.home.ensure()
@@ -63,9 +63,9 @@ def _dev(args, supervisor) -> int:
 
 def _start_recorder(home, supervisor):
     """`reelgraph record`, in its own process (analysis can never stall it), when a cameras file exists."""
-    from video_analysis.recording.cameras import cameras_path
+    from configuration.settings import cameras_file as configured_cameras_file
 
-    cameras_file = cameras_path(home.root)
+    cameras_file = configured_cameras_file(home)
     if not cameras_file.exists():
         return None
     print(f"recording the cameras of {cameras_file} (`reelgraph record`; --no-record to leave them)")
@@ -115,12 +115,12 @@ def cmd_index(args) -> int:
 
 
 def cmd_db(args) -> int:
+    from configuration.settings import Settings
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
     from video_analysis.runtime.redact import redact
-    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
-    server = EmbeddedPostgres(settings.home.ensure().pgdata)
+    server = EmbeddedPostgres(settings.home.ensure().pgdata, settings.postgres_shared_buffers)
     if args.action == "stop":
         server.stop()
         print("embedded PostgreSQL stopped")

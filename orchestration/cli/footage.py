@@ -17,12 +17,12 @@ def cmd_process(args) -> int:
 
     from assets import VIDEO_STAGES
     from assets.partitions import VIDEOS_PARTITIONS_NAME
+    from configuration.settings import Settings
     from orchestration.definitions import build_resources
     from orchestration.failures import failure_reasons
     from orchestration.instance import ensure_local_instance
     from orchestration.recovery import worker_tags
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import catalog
 
     settings = Settings.from_env()
@@ -77,10 +77,10 @@ def _load_ahead(models) -> threading.Thread:
 def cmd_register(args) -> int:
     from dagster import DagsterInstance
 
+    from configuration.settings import Settings
     from orchestration.backfill import register_objects
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     ensure_local_instance(settings.home.ensure())
@@ -94,9 +94,9 @@ def cmd_register(args) -> int:
 
 def cmd_backfill(args) -> int:
     from assets import VIDEO_STAGES
+    from configuration.settings import Settings
     from orchestration.backfill import DagsterWebserver, WebserverError, launch_backfill, plan_backfill
     from resources import PostgresResource
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import catalog
 
     chain = [a.key.to_user_string() for a in VIDEO_STAGES]
@@ -136,9 +136,9 @@ def cmd_forget(args) -> int:
     from dagster import DagsterInstance
 
     from assets.partitions import forget_partitions
+    from configuration.settings import Settings
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import erasure
     from video_analysis.store.db import connect
 
@@ -184,9 +184,9 @@ def cmd_retention(args) -> int:
     from dagster import DagsterInstance
 
     from assets.partitions import forget_partitions
+    from configuration.settings import Settings
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import retention
     from video_analysis.store.db import connect
 

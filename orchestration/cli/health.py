@@ -12,7 +12,7 @@ def _check_database(settings) -> tuple[bool, str]:
     from video_analysis.store import db, schema, vector_index
 
     try:
-        dsn = db.resolve_dsn(settings.database_url, settings.home.pgdata)
+        dsn = db.resolve_dsn(settings.database_url, settings.home.pgdata, settings.postgres_shared_buffers)
         db.prepare(dsn)
         with db.connect(dsn) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
@@ -87,7 +87,7 @@ def _check_runs(settings) -> tuple[bool, str]:
 
 
 def cmd_doctor(args) -> int:
-    from video_analysis.runtime.settings import Settings
+    from configuration.settings import Settings
 
     settings = Settings.from_env()
     settings.home.ensure()
@@ -129,9 +129,9 @@ def cmd_camera_status(args) -> int:
 
 def cmd_storage_status(args) -> int:
     """Footage bytes per camera, day and tier; free space of each tier and the days left at the current rate."""
+    from configuration.settings import Settings
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.disk import describe_bytes
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import storage
 
     settings = Settings.from_env()

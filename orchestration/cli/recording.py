@@ -14,18 +14,18 @@ def cmd_record(args) -> int:
     import signal
     import threading
 
+    from configuration.settings import Settings, cameras_file, environment
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.recording.cameras import CamerasFileError, cameras_path, load_cameras
+    from video_analysis.recording.cameras import CamerasFileError, load_cameras
     from video_analysis.recording.health import HealthBoard
     from video_analysis.recording.recorder import Recorder, RecorderBusy, RoomKeeper
-    from video_analysis.runtime.settings import Settings
     from video_analysis.store import db
 
     settings = Settings.from_env()
     home = settings.home.ensure()
-    path = Path(args.cameras) if args.cameras else cameras_path(home.root)
+    path = Path(args.cameras) if args.cameras else cameras_file(home)
     try:
-        cameras = load_cameras(path)
+        cameras = load_cameras(path, environment())
     except CamerasFileError as exc:
         print(f"reelgraph record: {exc}", file=sys.stderr)
         return 2

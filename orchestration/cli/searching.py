@@ -17,7 +17,7 @@ def _service_hits(args) -> list[dict] | None:
     import urllib.parse
     import urllib.request
 
-    from video_analysis.runtime.settings import Settings
+    from configuration.settings import Settings
 
     settings = Settings.from_env()
     url, token = settings.service_url.rstrip("/"), settings.service_token or ""
@@ -111,8 +111,8 @@ def load_search(answers: bool = False, serving: bool = False) -> LoadedSearch:
     answers (when the profile has one and its weights are cached). ``serving``: for a process answering many
     queries, which embeds them through ONNX Runtime on the service's thread count, also where the text model
     itself runs on a GPU (see Settings.text_runtime)."""
+    from configuration.settings import Settings
     from resources import ModelRegistryResource, PostgresResource
-    from video_analysis.runtime.settings import Settings
     from video_analysis.search import Searcher
     from video_analysis.store.db import PooledDatabase
 
@@ -200,9 +200,9 @@ def cmd_serve(args) -> int:
     import torch
     import uvicorn
 
+    from configuration.settings import Settings
     from service.access import AccessError, AccessPolicy, read_tokens
     from service.app import create_app
-    from video_analysis.runtime.settings import Settings
 
     settings = Settings.from_env()
     try:  # before any model loads: a bind that would expose the footage without a token stops here

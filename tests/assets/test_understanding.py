@@ -18,6 +18,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets import VIDEO_STAGES, attributes, embeddings, summaries
+from configuration.settings import Settings
 from orchestration.definitions import build_resources
 from orchestration.failures import failure_reasons
 from resources import ModelRegistryResource, ObjectStoreResource
@@ -30,7 +31,6 @@ from tests.helpers import (
     write_manifest,
 )
 from video_analysis.events.incidents import IncidentRules
-from video_analysis.runtime.settings import Settings
 from video_analysis.search import SearchFilters, search
 from video_analysis.stages import summarize
 from video_analysis.store.db import Database, connect

@@ -244,8 +244,8 @@ def test_a_model_upgrade_changes_the_stage_code_version(tmp_path, monkeypatch, t
 
 
 def test_the_model_cache_is_the_state_folders_unless_configured(tmp_path, monkeypatch):
+    from configuration.settings import Settings
     from resources import ModelRegistryResource
-    from video_analysis.runtime.settings import Settings
 
     monkeypatch.delenv("REELGRAPH_MODEL_CACHE", raising=False)
     monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "home"))

@@ -14,6 +14,7 @@ and only the redacted URL is ever logged or stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -21,7 +22,6 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from video_analysis.runtime.redact import redact
-from video_analysis.runtime.settings import env, environment
 
 CAMERAS_ENV = "REELGRAPH_CAMERAS"
 DEFAULT_SEGMENT_SECONDS = 600
@@ -89,9 +89,8 @@ class Camera:
         return f"Camera(name={self.name!r}, url={self.shown_url!r}, segment_seconds={self.segment_seconds})"
 
 
-def cameras_path(home_root: Path) -> Path:
-    """$REELGRAPH_CAMERAS, else ``cameras.yaml`` in the state folder."""
-    configured = env(CAMERAS_ENV)
+def cameras_path(home_root: Path, configured: str | None) -> Path:
+    """``configured`` ($REELGRAPH_CAMERAS), else ``cameras.yaml`` in the state folder."""
     return Path(configured).expanduser() if configured else home_root / "cameras.yaml"
 
 
@@ -132,9 +131,9 @@ def _check_url(url: str, where: str) -> None:
                                "password as %23, %40, %3A and %2F, or give the password through ${VARIABLE}")
 
 
-def load_cameras(path: Path, environ=None) -> list[Camera]:
-    """The cameras in ``path``, checked: names usable in object keys, a URL each, sane segment lengths."""
-    environ = environment() if environ is None else environ
+def load_cameras(path: Path, environ: Mapping[str, str]) -> list[Camera]:
+    """The cameras in ``path``, checked: names usable in object keys, a URL each, sane segment lengths;
+    ``${NAME}`` in a URL is taken from ``environ`` (the process's environment, which the caller passes)."""
     try:
         document = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError as exc:

@@ -204,8 +204,10 @@ def _server_folder(pgdata: Path) -> Path:
 
 
 class EmbeddedPostgres:
-    def __init__(self, pgdata: Path):
+    def __init__(self, pgdata: Path, shared_buffers: str | None = None):
+        """``shared_buffers``: the server's cache in PostgreSQL units (2GB, 512MB); None sizes it from memory."""
         requested = Path(pgdata).resolve()
+        self.shared_buffers = shared_buffers
         self.requested = requested
         self.pgdata = _server_folder(requested)
         self.logfile = self.pgdata.parent / "postgres.log"
@@ -539,9 +541,7 @@ class EmbeddedPostgres:
                                         f"({result.returncode}): {result.stderr.strip()[-2000:]}")
 
     def _memory_options(self) -> str:
-        from video_analysis.runtime.settings import postgres_shared_buffers
-
-        buffers = postgres_shared_buffers() or f"{shared_buffers_mb()}MB"
+        buffers = self.shared_buffers or f"{shared_buffers_mb()}MB"
         if not _SIZE.fullmatch(buffers):
             raise EmbeddedPostgresError(f"REELGRAPH_POSTGRES_SHARED_BUFFERS must be a size such as 2GB or 512MB, "
                                         f"not {buffers!r}")

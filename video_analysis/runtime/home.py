@@ -1,7 +1,8 @@
 """The one state folder that holds everything reelgraph keeps locally.
 
 Embedded database, inbox, download cache and the local Dagster instance all live under it, so
-two checkouts (or two test runs) never share state: point ``REELGRAPH_HOME`` somewhere else.
+two checkouts (or two test runs) never share state: point ``REELGRAPH_HOME`` somewhere else (read by
+`configuration.settings`, which passes it here).
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ class StateHome:
     root: Path
 
     @classmethod
-    def from_env(cls) -> StateHome:
-        from video_analysis.runtime.settings import env  # (settings builds on this module)
-
-        configured = env(HOME_ENV)
+    def at(cls, configured: str | None) -> StateHome:
+        """The folder ``configured`` ($REELGRAPH_HOME), else the checkout's or the user's default."""
         return cls(Path(configured).expanduser().resolve() if configured else _default_home())
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from video_analysis.runtime.object_store import ObjectChangedError, ObjectStore
-from video_analysis.runtime.settings import max_video_pixels
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
@@ -16,7 +15,8 @@ log = logging.getLogger(__name__)
 STAGE = "raw_video"
 
 
-def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | None = None) -> StageResult:
+def run(db: Database, partition_key: str, store: ObjectStore, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+        run_id: str | None = None) -> StageResult:
     """Probe the video; an unusable one is marked failed with the reason (backfills then leave it out).
 
     A store that is down or refuses access says nothing about the video: that error propagates and the
@@ -31,7 +31,7 @@ def run(db: Database, partition_key: str, store: ObjectStore, *, run_id: str | N
                                  "there is nothing to re-run")
     try:
         with store.local_copy(obj) as path:
-            probe = probe_video(path, max_video_pixels(DEFAULT_MAX_PIXELS))
+            probe = probe_video(path, max_pixels)
     except (VideoProbeError, ObjectChangedError) as exc:
         with db.session() as conn:
             catalog.mark_failed(conn, partition_key, str(exc))

@@ -14,12 +14,12 @@ from video_analysis.store.schema import migrate
 CONNECT_TIMEOUT_S = 10
 
 
-def resolve_dsn(url: str | None, pgdata: Path) -> str:
-    """The configured URL, or the embedded server's (started on demand)."""
+def resolve_dsn(url: str | None, pgdata: Path, shared_buffers: str | None = None) -> str:
+    """The configured URL, or the embedded server's (started on demand, with ``shared_buffers`` of cache)."""
     if url:
         # SQLAlchemy-style URLs (postgresql+psycopg2://) are accepted for convenience.
         return url.replace("postgresql+psycopg2://", "postgresql://").replace("postgresql+psycopg://", "postgresql://")
-    return EmbeddedPostgres(pgdata).start()
+    return EmbeddedPostgres(pgdata, shared_buffers).start()
 
 
 def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configuration.settings import Settings
 from models import ModelRegistry
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score
 from video_analysis.evaluation.runs import track_footage
-from video_analysis.runtime.settings import Settings
 from video_analysis.vision.detections import box_iou
 from video_analysis.vision.detectors import OpenCVSSDDetector, OpenVINOSSDDetector
 from video_analysis.vision.frames import iter_frames

@@ -46,7 +46,7 @@ cameras:
   signed: https://cdn.example.com/live/a9F3kQ7zR2mX8vB1nL4pW6tY/index.m3u8
   plain: http://10.0.0.8/live/stream1/index.m3u8
 """)
-    dvr, signed, plain = load_cameras(path)
+    dvr, signed, plain = load_cameras(path, {})
     assert dvr.shown_url == "rtsp://10.0.0.9:554/user=admin&password=***&channel=1&stream=0.sdp"
     assert signed.shown_url == "https://cdn.example.com/live/***/index.m3u8"
     assert plain.shown_url == "http://10.0.0.8/live/stream1/index.m3u8"
@@ -54,7 +54,7 @@ cameras:
 
     hashed = _write(tmp_path, "cameras:\n  gate: rtsp://viewer:Xq#Zz9word@10.0.0.7/stream1\n")
     with pytest.raises(CamerasFileError, match="does not parse: write '#'") as refused:
-        load_cameras(hashed)
+        load_cameras(hashed, {})
     assert "Xq" not in str(refused.value) and "Zz9word" not in str(refused.value)
 
 
@@ -75,7 +75,7 @@ def test_a_cameras_file_that_cannot_be_used_says_where_and_why(tmp_path, text, s
 
 def test_a_missing_cameras_file_says_how_to_give_one(tmp_path):
     with pytest.raises(CamerasFileError, match="REELGRAPH_CAMERAS"):
-        load_cameras(tmp_path / "nothing.yaml")
+        load_cameras(tmp_path / "nothing.yaml", {})
 
 
 def test_segments_end_on_wall_clock_boundaries_and_their_keys_carry_camera_and_start():

@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
+from configuration.settings import Settings
 from models import ModelRegistry
 from video_analysis.runtime.object_store import LocalFolderStore
-from video_analysis.runtime.settings import Settings
 from video_analysis.stages import MissingUpstreamError, describe, detect, embed, ingest, track
 from video_analysis.store import catalog
 from video_analysis.store.db import Database

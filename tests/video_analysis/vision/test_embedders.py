@@ -112,8 +112,8 @@ def test_a_model_pooled_otherwise_is_refused_and_not_exported(torch_embedder, tm
 
 
 def test_the_service_embeds_queries_through_torch_when_no_export_can_be_made(torch_embedder, monkeypatch, caplog):
+    from configuration.settings import Settings
     from orchestration.cli import _fast_query_embedder
-    from video_analysis.runtime.settings import Settings
     from video_analysis.vision.embedders import OnnxTextEmbedder
 
     def refuse(*args, **kwargs):

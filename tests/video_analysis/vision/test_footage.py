@@ -198,7 +198,7 @@ def test_a_frame_larger_than_the_decode_queue_s_bound_still_passes_one_at_a_time
 
 
 def test_frames_larger_than_the_configured_bound_are_refused_saying_so(tmp_path, monkeypatch):
-    from video_analysis.runtime.settings import max_video_pixels
+    from configuration.settings import max_video_pixels
     from video_analysis.vision.probe import DEFAULT_MAX_PIXELS
 
     path = write_video(tmp_path / "clip.mp4", 5, size=(64, 48))

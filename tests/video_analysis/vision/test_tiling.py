@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from video_analysis.runtime.settings import Settings
+from configuration.settings import Settings
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.frames import Frame
 from video_analysis.vision.tiling import (

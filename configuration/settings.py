@@ -14,7 +14,7 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
-# Variables read through ``env`` where no Settings object exists yet (what docs/configuration.md says of them).
+# Variables read by the functions beside Settings (what docs/configuration.md says of them).
 READ_THROUGH_ENV = {
     "REELGRAPH_HOME": ("<checkout>/.reelgraph", "the state folder: embedded database, inbox, cache, local Dagster "
                        "instance (an installed package: ~/.local/share/reelgraph)"),
@@ -22,9 +22,21 @@ READ_THROUGH_ENV = {
 }
 
 
+def state_home() -> StateHome:
+    """The state folder: $REELGRAPH_HOME, else the checkout's `.reelgraph` (or, installed, the user's)."""
+    return StateHome.at(_env("REELGRAPH_HOME"))
+
+
+def cameras_file(home: StateHome) -> Path:
+    """The cameras `reelgraph record` pulls: $REELGRAPH_CAMERAS, else `cameras.yaml` in the state folder."""
+    from video_analysis.recording.cameras import cameras_path
+
+    return cameras_path(home.root, _env("REELGRAPH_CAMERAS"))
+
+
 def env(name: str, default: str | None = None) -> str | None:
-    """One environment variable, stripped (None or ``default`` when unset or blank): for the library's few
-    settings read before a Settings object exists (the state folder, the cameras file)."""
+    """One variable of another library's (YOLO_OFFLINE, HF_HUB_OFFLINE), stripped; None or ``default`` when
+    unset or blank."""
     return _env(name, default)
 
 
@@ -33,15 +45,10 @@ def environment():
     return os.environ
 
 
-def default_process_env(name: str, value: str) -> None:
-    """Set a third-party library's variable for this process unless the user set it (prepare_process)."""
-    os.environ.setdefault(name, value)
-
-
-def postgres_shared_buffers() -> str | None:
-    """REELGRAPH_POSTGRES_SHARED_BUFFERS: the embedded server's cache (PostgreSQL units, e.g. 2GB), kept across
-    restarts by autoprewarm; unset means an eighth of the memory, 128 MB-4 GB."""
-    return _env("REELGRAPH_POSTGRES_SHARED_BUFFERS")
+def default_process_env(name: str, value: str) -> str:
+    """Set a third-party library's variable for this process unless the user set it (prepare_process, the
+    local Dagster instance); the value in force."""
+    return os.environ.setdefault(name, value)
 
 
 def max_video_pixels(default: int) -> int:
@@ -91,10 +98,13 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    home: StateHome = field(default_factory=StateHome.from_env)
+    home: StateHome = field(default_factory=state_home)
     # Where model weights, converted graphs and exports are cached; unset means `models/` in the state folder.
     # Several state folders (or machines, on a shared disk) can share one: every write is whole or absent.
     model_cache: str | None = field(default_factory=lambda: _env("REELGRAPH_MODEL_CACHE"))
+    # The embedded server's cache (PostgreSQL units, e.g. 2GB), kept across restarts by autoprewarm; unset means
+    # an eighth of the memory, 128 MB-4 GB.
+    postgres_shared_buffers: str | None = field(default_factory=lambda: _env("REELGRAPH_POSTGRES_SHARED_BUFFERS"))
     # PostgreSQL URL; unset means "start the embedded server under the state folder".
     database_url: str | None = field(default_factory=lambda: _env("REELGRAPH_DATABASE_URL"))
     # S3 bucket of raw footage; unset means the local inbox folder.

@@ -7,8 +7,8 @@ change how every other model in the process loads. The code location and the CLI
 
 from __future__ import annotations
 
+from configuration.settings import default_process_env
 from video_analysis.runtime.home import StateHome
-from video_analysis.runtime.settings import default_process_env
 
 
 def prepare_process(home: StateHome) -> None:

@@ -2,15 +2,15 @@
 
 import re
 
+from configuration.reference import reference
 from tests.helpers import REPO
-from video_analysis.runtime.configuration import reference
 
-CODE = ["video_analysis", "orchestration", "resources", "assets", "service", "models"]
+CODE = ["configuration", "video_analysis", "orchestration", "resources", "assets", "service", "models"]
 
 
 def test_the_configuration_page_is_what_the_settings_module_says():
     assert (REPO / "docs" / "configuration.md").read_text() == reference(), (
-        "docs/configuration.md is out of date: python -m video_analysis.runtime.configuration > docs/configuration.md")
+        "docs/configuration.md is out of date: python -m configuration.reference > docs/configuration.md")
 
 
 def test_every_variable_the_code_names_is_on_the_page_with_what_it_means():
@@ -25,7 +25,7 @@ def test_every_variable_the_code_names_is_on_the_page_with_what_it_means():
 
 
 def test_a_setting_added_without_its_comment_shows_on_the_page_without_one():
-    from video_analysis.runtime.configuration import entries
+    from configuration.reference import entries
 
     source = ("class Settings:\n    # Said.\n"
               "    said: str = field(default_factory=lambda: _env(\"REELGRAPH_SAID\", \"1\"))\n"

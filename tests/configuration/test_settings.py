@@ -1,6 +1,6 @@
 import pytest
 
-from video_analysis.runtime.settings import Settings
+from configuration.settings import Settings
 
 
 def test_the_answer_writer_setting_takes_auto_or_off_and_refuses_anything_else(monkeypatch):
@@ -16,22 +16,24 @@ def test_the_answer_writer_setting_takes_auto_or_off_and_refuses_anything_else(m
 def test_a_checkouts_state_folder_is_its_own_dot_reelgraph_unless_configured(monkeypatch, tmp_path):
     """Two clones on one machine keep apart: each one's state is `.reelgraph/` beside its code, where the README's
     inbox is, not a folder in the user's home that every clone would share."""
+    from configuration.settings import state_home
     from tests.helpers import REPO
-    from video_analysis.runtime.home import StateHome
 
     monkeypatch.delenv("REELGRAPH_HOME", raising=False)
-    assert StateHome.from_env().root == REPO / ".reelgraph"
+    assert state_home().root == REPO / ".reelgraph"
+    assert Settings.from_env().home.root == REPO / ".reelgraph"
     monkeypatch.setenv("REELGRAPH_HOME", str(tmp_path / "elsewhere"))
-    assert StateHome.from_env().root == tmp_path / "elsewhere"
+    assert state_home().root == tmp_path / "elsewhere"
 
 
 def test_an_installed_package_keeps_its_state_in_the_users_data_folder(monkeypatch, tmp_path):
     """Installed from a wheel the code sits in site-packages, with no checkout around it."""
     from pathlib import Path
 
+    from configuration.settings import state_home
     from video_analysis.runtime import home
 
     monkeypatch.delenv("REELGRAPH_HOME", raising=False)
     monkeypatch.setattr(home, "CHECKOUT", tmp_path / "site-packages")
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
-    assert home.StateHome.from_env().root == Path(tmp_path / "user" / ".local" / "share" / "reelgraph")
+    assert state_home().root == Path(tmp_path / "user" / ".local" / "share" / "reelgraph")

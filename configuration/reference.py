@@ -1,7 +1,7 @@
 """docs/configuration.md, written from the settings module itself: each variable, its default and the comment
 above the setting that reads it, so the reference cannot drift from the code.
 
-    python -m video_analysis.runtime.configuration > docs/configuration.md
+    python -m configuration.reference > docs/configuration.md
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from video_analysis.runtime import settings
+from configuration import settings
 
 READERS = {"_env", "_positive_int", "_choice"}
 HEADER = """# Configuration
 
-Every setting comes from the environment, read in one place (`video_analysis/runtime/settings.py`); this
-page is written from that module (`python -m video_analysis.runtime.configuration > docs/configuration.md`,
+Every setting comes from the environment, read in one place (`configuration/settings.py`); this
+page is written from that module (`python -m configuration.reference > docs/configuration.md`,
 and a test fails when it is out of date). Per-camera settings (zones, rules, tiles, track classes, retention)
 live in the zones file, and the cameras `reelgraph record` pulls in the cameras file: see the README.
 
@@ -58,8 +58,8 @@ def entries(source: str | None = None) -> list[tuple[list[str], list[str | None]
         ([name], [default], meaning) for name, (default, meaning) in settings.READ_THROUGH_ENV.items()]
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and _variables(node):
-            if node.name in ("sensor_interval_seconds", "env"):
-                continue  # documented with the setting that calls it / read for the names listed above
+            if node.name in ("sensor_interval_seconds", "state_home", "cameras_file", "env"):
+                continue  # documented with the setting that calls it / in READ_THROUGH_ENV
             doc = " ".join((ast.get_docstring(node) or "").split())
             name, default = _variables(node)[0]
             rows.append(([name], [default], doc.split(": ", 1)[1] if doc.startswith(name) and ": " in doc else doc))
