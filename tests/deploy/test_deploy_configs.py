@@ -312,3 +312,15 @@ def test_the_review_service_is_deployed_only_with_a_token():
     assert container["readinessProbe"]["httpGet"]["path"] == "/api/health"
     # the image that runs it carries the service package
     assert "COPY service service" in (REPO / "deploy/Dockerfile.analysis").read_text()
+
+
+def test_each_image_copies_every_package_the_project_installs():
+    """An image built without one of the project's packages installs, then fails at its first import."""
+    import tomllib
+
+    packages = [name.rstrip("*") for name in
+                tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for dockerfile, needless in (("Dockerfile.analysis", set()), ("Dockerfile.ingest", {"service"})):
+        text = (REPO / "deploy" / dockerfile).read_text()
+        missing = [p for p in packages if p not in needless and f"COPY {p} {p}" not in text]
+        assert not missing, f"deploy/{dockerfile} does not copy {missing}"
