@@ -318,8 +318,8 @@ def test_each_image_copies_every_package_the_project_installs():
     """An image built without one of the project's packages installs, then fails at its first import."""
     import tomllib
 
-    packages = [name.rstrip("*") for name in
-                tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]]
+    found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [name.rstrip("*") for name in found["include"]]
     for dockerfile, needless in (("Dockerfile.analysis", set()), ("Dockerfile.ingest", {"service"})):
         text = (REPO / "deploy" / dockerfile).read_text()
         missing = [p for p in packages if p not in needless and f"COPY {p} {p}" not in text]
