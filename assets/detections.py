@@ -9,7 +9,7 @@ from assets.raw_video import raw_video
 from assets.video_stage import batch_setup, materialize_videos, model_code_version, video_stage_asset
 from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.stages import detect
+from video_analysis.stages import detections as stage
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 from video_analysis.vision.tiling import parse_tiles, tiles_fingerprint
 from video_analysis.vision.tracking import import_tracker_library
@@ -46,15 +46,15 @@ def detections(context: AssetExecutionContext, config: DetectionConfig, database
     forced = config.tiles.strip() or None
     if forced is not None:
         parse_tiles(forced)
-    with batch_setup(context, database, detect.STAGE):
+    with batch_setup(context, database, stage.STAGE):
         if models.resolve("detector").backend != "ultralytics":  # which imports the same library itself
             import_tracker_library()  # while the detector loads: the pass runs a tracker along
         model, detector = models.load("detector")  # once for the whole batch
     db, store, settings = database.database(), object_store.store(), Settings.from_env()
     context.log.info("detector: %s", model.describe())
     yield from materialize_videos(
-        context, database, detect.STAGE,
-        lambda key: detect.run(db, key, store, detector, model.stamp, sample_fps=config.sample_fps,
+        context, database, stage.STAGE,
+        lambda key: stage.run(db, key, store, detector, model.stamp, sample_fps=config.sample_fps,
                                batch_size=config.batch_size, run_id=context.run.run_id,
                                tiles=forced or settings.detector_tiles,
                                zones_file=None if forced else settings.zones_path),

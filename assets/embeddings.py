@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets.attributes import attributes
 from assets.video_stage import batch_setup, materialize_videos, model_code_version, video_stage_asset
 from resources import ModelRegistryResource, PostgresResource
-from video_analysis.stages import embed
+from video_analysis.stages import embeddings as stage
 
 
 @video_stage_asset(
@@ -22,7 +22,7 @@ from video_analysis.stages import embed
 )
 def embeddings(context: AssetExecutionContext, database: PostgresResource,
                models: ModelRegistryResource) -> Iterator[MaterializeResult]:
-    with batch_setup(context, database, embed.STAGE):
+    with batch_setup(context, database, stage.STAGE):
         text_model, text_embedder = models.load("text_embedder")
         image_model, image_embedder, image_absent = models.load_optional("image_embedder")
     db = database.database()
@@ -33,7 +33,7 @@ def embeddings(context: AssetExecutionContext, database: PostgresResource,
     else:
         batch_metadata["image_embeddings"] = f"absent: {image_absent}"
     yield from materialize_videos(
-        context, database, embed.STAGE,
-        lambda key: embed.run(db, key, text_embedder, text_model.stamp, image_embedder=image_embedder,
+        context, database, stage.STAGE,
+        lambda key: stage.run(db, key, text_embedder, text_model.stamp, image_embedder=image_embedder,
                               image_model=image_model.stamp if image_model else None, run_id=context.run.run_id),
         batch_metadata)

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets.video_stage import materialize_videos, video_stage_asset
 from configuration.settings import max_video_pixels
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis.stages import ingest
+from video_analysis.stages import raw_video as stage
 from video_analysis.vision.probe import DEFAULT_MAX_PIXELS
 
 
@@ -21,6 +21,6 @@ from video_analysis.vision.probe import DEFAULT_MAX_PIXELS
 def raw_video(context: AssetExecutionContext, database: PostgresResource,
               object_store: ObjectStoreResource) -> Iterator[MaterializeResult]:
     db, store, max_pixels = database.database(), object_store.store(), max_video_pixels(DEFAULT_MAX_PIXELS)
-    yield from materialize_videos(context, database, ingest.STAGE,
-                                  lambda key: ingest.run(db, key, store, max_pixels=max_pixels,
+    yield from materialize_videos(context, database, stage.STAGE,
+                                  lambda key: stage.run(db, key, store, max_pixels=max_pixels,
                                                          run_id=context.run.run_id))

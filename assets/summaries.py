@@ -13,7 +13,7 @@ from assets.video_stage import batch_setup, materialize_videos, video_stage_asse
 from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
 from video_analysis.events.incidents import load_rules, rules_fingerprint
-from video_analysis.stages import summarize
+from video_analysis.stages import summaries as stage
 
 
 class SummaryConfig(Config):
@@ -47,12 +47,12 @@ def summaries(context: AssetExecutionContext, config: SummaryConfig, database: P
     zones_file = Settings.from_env().zones_path
     overrides = {name: value for name, value in config.model_dump().items() if value is not None}
     rules = replace(load_rules(zones_file), **overrides)
-    with batch_setup(context, database, summarize.STAGE):
+    with batch_setup(context, database, stage.STAGE):
         vlm_model, vlm, vlm_absent = models.load_optional("summarizer")
         text_model, text_embedder = models.load("text_embedder")
     db, store = database.database(), object_store.store()
     yield from materialize_videos(
-        context, database, summarize.STAGE,
-        lambda key: summarize.run(db, key, store, text_embedder, text_model.stamp, rules=rules, zones_file=zones_file,
+        context, database, stage.STAGE,
+        lambda key: stage.run(db, key, store, text_embedder, text_model.stamp, rules=rules, zones_file=zones_file,
                                   summarizer=vlm, summarizer_name=vlm_model.name if vlm_model else None,
                                   summarizer_absent=vlm_absent, run_id=context.run.run_id))

@@ -8,7 +8,7 @@ from assets.detections import detections
 from assets.video_stage import materialize_videos, video_stage_asset
 from configuration.settings import Settings
 from resources import ObjectStoreResource, PostgresResource
-from video_analysis.stages import track
+from video_analysis.stages import tracks as stage
 from video_analysis.vision.evidence import policies_fingerprint
 
 
@@ -26,5 +26,5 @@ from video_analysis.vision.evidence import policies_fingerprint
 def tracks(context: AssetExecutionContext, database: PostgresResource,
            object_store: ObjectStoreResource) -> Iterator[MaterializeResult]:
     db, store, settings = database.database(), object_store.store(), Settings.from_env()
-    yield from materialize_videos(context, database, track.STAGE, lambda key: track.run(
+    yield from materialize_videos(context, database, stage.STAGE, lambda key: stage.run(
         db, key, store, policy=settings.track_policy(), zones_file=settings.zones_path, run_id=context.run.run_id))

@@ -122,7 +122,12 @@ def plain_pipeline(video: Path) -> None:
     from models import ModelRegistry
     from video_analysis.events.incidents import IncidentRules
     from video_analysis.runtime.object_store import LocalFolderStore
-    from video_analysis.stages import describe, detect, embed, ingest, summarize, track
+    from video_analysis.stages import attributes as attributes_stage
+    from video_analysis.stages import detections as detections_stage
+    from video_analysis.stages import embeddings as embeddings_stage
+    from video_analysis.stages import raw_video as raw_video_stage
+    from video_analysis.stages import summaries as summaries_stage
+    from video_analysis.stages import tracks as tracks_stage
     from video_analysis.store import catalog, db
     from video_analysis.vision.loaders import load_model
 
@@ -141,12 +146,12 @@ def plain_pipeline(video: Path) -> None:
     key = obj.partition_key
     with database.session() as conn:
         catalog.register(conn, obj)
-    ingest.run(database, key, store)
-    detect.run(database, key, store, detector, detector_model.stamp, sample_fps=2.0)
-    track.run(database, key, store)
-    describe.run(database, key, store, profile=registry.requested_profile)
-    embed.run(database, key, embedder, text_model.stamp)
-    summarize.run(database, key, store, embedder, text_model.stamp, rules=IncidentRules())
+    raw_video_stage.run(database, key, store)
+    detections_stage.run(database, key, store, detector, detector_model.stamp, sample_fps=2.0)
+    tracks_stage.run(database, key, store)
+    attributes_stage.run(database, key, store, profile=registry.requested_profile)
+    embeddings_stage.run(database, key, embedder, text_model.stamp)
+    summaries_stage.run(database, key, store, embedder, text_model.stamp, rules=IncidentRules())
 
 
 def cut_clip(source: Path, target: Path, seconds: float) -> None:

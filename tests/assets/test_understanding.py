@@ -32,7 +32,7 @@ from tests.helpers import (
 )
 from video_analysis.events.incidents import IncidentRules
 from video_analysis.search import SearchFilters, search
-from video_analysis.stages import summarize
+from video_analysis.stages import summaries as summaries_stage
 from video_analysis.store.db import Database, connect
 from video_analysis.store.vector_index import description_index_name, index_name, summary_index_name
 
@@ -416,7 +416,7 @@ def test_a_valid_vlm_summary_replaces_the_template_and_names_its_model(processed
     model = AnswersWithJSON("Sure, here it is:\n" + json.dumps({"summary": written}) + "\nAnything else?")
     stamp_model, embedder = text_model
     try:
-        result = summarize.run(Database(pg_dsn), key, ObjectStoreResource().store(), embedder,
+        result = summaries_stage.run(Database(pg_dsn), key, ObjectStoreResource().store(), embedder,
                                stamp_model.stamp, rules=IncidentRules(), zones_file=Settings.from_env().zones_path,
                                summarizer=model, summarizer_name="stub-vlm-2b")
         # the model saw keyframes of the clip and the rules' facts, the templated summary among them

@@ -42,6 +42,19 @@ def test_the_lineage_shows_each_stage_fed_by_what_it_reads():
     assert parents("retention") == set()
 
 
+def test_each_stage_asset_runs_the_library_module_of_its_name():
+    """`assets/detections.py` runs `video_analysis/stages/detections.py`, whose STAGE is the asset's name: one
+    name from the UI to the code and the catalogue's stage records."""
+    import importlib
+
+    from assets import VIDEO_STAGES
+
+    for asset in VIDEO_STAGES:
+        name = asset.key.to_user_string()
+        assert importlib.import_module(f"video_analysis.stages.{name}").STAGE == name
+        assert importlib.import_module(f"assets.{name}").stage.STAGE == name
+
+
 def test_workspace_validates_with_the_dagster_cli():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

@@ -8,7 +8,12 @@ import pytest
 from configuration.settings import Settings
 from models import ModelRegistry
 from video_analysis.runtime.object_store import LocalFolderStore
-from video_analysis.stages import MissingUpstreamError, describe, detect, embed, ingest, track
+from video_analysis.stages import MissingUpstreamError
+from video_analysis.stages import attributes as attributes_stage
+from video_analysis.stages import detections as detections_stage
+from video_analysis.stages import embeddings as embeddings_stage
+from video_analysis.stages import raw_video as raw_video_stage
+from video_analysis.stages import tracks as tracks_stage
 from video_analysis.store import catalog
 from video_analysis.store.db import Database
 from video_analysis.vision.detectors import load_detector
@@ -29,7 +34,7 @@ def chain(db, pg_dsn, tmp_path, short_clip, state_home):
     detector_model = registry.resolve("detector")
     text_model = registry.resolve("text_embedder")
     database = Database(pg_dsn)
-    ingest.run(database, obj.partition_key, store)
+    raw_video_stage.run(database, obj.partition_key, store)
     return {
         "db": database, "key": obj.partition_key, "store": store, "detector_model": detector_model,
         "detector": load_model(detector_model.backend, detector_model.path, detector_model.config_path),
@@ -44,10 +49,10 @@ def _counts(db, key):
 
 def test_a_rerun_that_finds_nothing_replaces_the_tracks_and_what_describes_them(chain, db):
     c = chain
-    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
-    track.run(c["db"], c["key"], c["store"])
-    describe.run(c["db"], c["key"], c["store"], profile="offline")
-    embed.run(c["db"], c["key"], c["embedder"], c["text_model"].stamp)
+    detections_stage.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
+    tracks_stage.run(c["db"], c["key"], c["store"])
+    attributes_stage.run(c["db"], c["key"], c["store"], profile="offline")
+    embeddings_stage.run(c["db"], c["key"], c["embedder"], c["text_model"].stamp)
     before = _counts(db, c["key"])
     assert before["tracks"] > 0 and before["embeddings"] == before["tracks"]
 
@@ -55,8 +60,8 @@ def test_a_rerun_that_finds_nothing_replaces_the_tracks_and_what_describes_them(
     model = c["detector_model"]
     blind = load_detector(model.backend, model.path, model.config_path, confidence=1.01,
                           cache_dir=Settings.from_env().model_cache_dir())
-    assert detect.run(c["db"], c["key"], c["store"], blind, c["detector_model"].stamp, sample_fps=0).rows == 0
-    result = track.run(c["db"], c["key"], c["store"])
+    assert detections_stage.run(c["db"], c["key"], c["store"], blind, c["detector_model"].stamp, sample_fps=0).rows == 0
+    result = tracks_stage.run(c["db"], c["key"], c["store"])
 
     assert result.rows == 0
     assert _counts(db, c["key"]) == {"detections": 0, "tracks": 0, "track_attributes": 0, "embeddings": 0}
@@ -67,7 +72,7 @@ def test_a_rerun_that_finds_nothing_replaces_the_tracks_and_what_describes_them(
 
 def test_tracks_before_detections_is_a_clear_error(chain):
     with pytest.raises(MissingUpstreamError, match="detections have not been materialized"):
-        track.run(chain["db"], chain["key"], chain["store"])
+        tracks_stage.run(chain["db"], chain["key"], chain["store"])
 
 
 def test_loading_models_leaves_the_process_environment_alone(state_home, monkeypatch, tiny_yolo):
@@ -86,21 +91,21 @@ def test_only_tracks_of_the_cameras_classes_with_enough_evidence_are_kept(chain,
     from video_analysis.vision.evidence import TrackPolicy
 
     c = chain
-    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
-    everything = track.run(c["db"], c["key"], c["store"])
+    detections_stage.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp, sample_fps=0)
+    everything = tracks_stage.run(c["db"], c["key"], c["store"])
     classes = set(everything.metadata["per_class"])
     assert everything.rows > 0 and everything.metadata["left_out"] == {}
 
-    elsewhere = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})))
+    elsewhere = tracks_stage.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})))
     assert elsewhere.rows == 0 and set(elsewhere.metadata["left_out"]) == classes
     assert _counts(db, c["key"])["tracks"] == 0 and _counts(db, c["key"])["detections"] > 0  # detections stay
 
-    unsure = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(None, min_frames=10_000))
+    unsure = tracks_stage.run(c["db"], c["key"], c["store"], policy=TrackPolicy(None, min_frames=10_000))
     assert unsure.rows == 0
 
     zones = tmp_path / "zones.yaml"  # this camera's own list wins over the default
     zones.write_text("track_classes:\n  '*': [" + ", ".join(sorted(classes)) + "]\n")
-    again = track.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})), zones_file=zones)
+    again = tracks_stage.run(c["db"], c["key"], c["store"], policy=TrackPolicy(frozenset({"horse"})), zones_file=zones)
     assert again.rows == everything.rows
 
 
@@ -112,12 +117,13 @@ def test_track_pictures_come_from_the_detection_pass_without_seeking(chain, db):
     from video_analysis.vision.passes import track_thumbnails, track_video
 
     c = chain
-    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)
+    detections_stage.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)
     crops = db.execute("SELECT count(*) FROM sighting_crops WHERE partition_key = %s", (c["key"],)).fetchone()[0]
-    detect.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)  # a re-run replaces them
+    # a re-run replaces them
+    detections_stage.run(c["db"], c["key"], c["store"], c["detector"], c["detector_model"].stamp)
     assert db.execute("SELECT count(*) FROM sighting_crops WHERE partition_key = %s",
                       (c["key"],)).fetchone()[0] == crops > 0
-    result = track.run(c["db"], c["key"], c["store"])
+    result = tracks_stage.run(c["db"], c["key"], c["store"])
     assert result.rows > 0 and result.metadata["crops_from_detection_pass"] == result.rows
 
     stored = dict(db.execute("SELECT track_id, thumbnail_jpeg FROM tracks WHERE partition_key = %s", (c["key"],)))
@@ -151,9 +157,9 @@ def test_detection_runs_on_the_tiles_the_videos_camera_asks_for(chain, db, tmp_p
             return self.detector.detect(frames)
 
     plain_detector, tiled_detector = Counting(c["detector"]), Counting(c["detector"])
-    plain = detect.run(c["db"], c["key"], c["store"], plain_detector, c["detector_model"].stamp, sample_fps=1)
+    plain = detections_stage.run(c["db"], c["key"], c["store"], plain_detector, c["detector_model"].stamp, sample_fps=1)
     assert plain.metadata["tiles"] == recorded_tiles() == "off"
-    tiled = detect.run(c["db"], c["key"], c["store"], tiled_detector, c["detector_model"].stamp, sample_fps=1,
+    tiled = detections_stage.run(c["db"], c["key"], c["store"], tiled_detector, c["detector_model"].stamp, sample_fps=1,
                        tiles="off", zones_file=zones)
     assert tiled.metadata["tiles"] == recorded_tiles() == "3x2"
     # the same frames, each seen whole and as 6 tiles
