@@ -8,7 +8,7 @@ from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
 from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.events.incidents import zones_fingerprint
+from video_analysis.events.incident_rules import zones_fingerprint
 from video_analysis.stages import attributes as stage
 
 # Attributes that need a model; a profile without one reports them absent, never invented.

@@ -6,7 +6,8 @@ from assets.partitions import forget_partitions
 from configuration.settings import Settings
 from resources import ObjectStoreResource, PostgresResource
 from video_analysis.store import db
-from video_analysis.store.retention import load_retention, sweep
+from video_analysis.store.retention import sweep
+from video_analysis.store.retention_policy import load_retention
 
 
 @asset(

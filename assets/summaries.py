@@ -12,7 +12,7 @@ from assets.tracks import tracks
 from assets.video_stage import batch_setup, materialize_videos, video_stage_asset
 from configuration.settings import Settings
 from resources import ModelRegistryResource, ObjectStoreResource, PostgresResource
-from video_analysis.events.incidents import load_rules, rules_fingerprint
+from video_analysis.events.incident_rules import load_rules, rules_fingerprint
 from video_analysis.stages import summaries as stage
 
 

@@ -159,9 +159,11 @@ def main() -> None:
         detection_pass(args.pass_only)
         return
 
-    from video_analysis.vision.frames import DecodeReport, decode_stream, effective_sample_fps
+    from video_analysis.vision.decode_report import DecodeReport
+    from video_analysis.vision.frames import decode_stream
     from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
     from video_analysis.vision.probe import probe_video
+    from video_analysis.vision.sampling import effective_sample_fps
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     long = make_segment(args.source, args.workdir / f"segment-{args.minutes}min-1080p-gop{GOP}.mp4", args.minutes * 60)

@@ -120,8 +120,8 @@ def plain_pipeline(video: Path) -> None:
     """Every stage's library function in sequence (the same ones the assets call), no Dagster."""
     from configuration.settings import Settings
     from models import ModelRegistry
-    from video_analysis.events.incidents import IncidentRules
-    from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.events.incident_rules import IncidentRules
+    from video_analysis.runtime.local_store import LocalFolderStore
     from video_analysis.stages import attributes as attributes_stage
     from video_analysis.stages import detections as detections_stage
     from video_analysis.stages import embeddings as embeddings_stage

@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 from configuration.settings import Settings  # noqa: E402
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score  # noqa: E402
 from video_analysis.evaluation.runs import track_footage, track_public_detections  # noqa: E402
-from video_analysis.vision.frames import effective_sample_fps, sampling_period_s  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS  # noqa: E402
+from video_analysis.vision.sampling import effective_sample_fps, sampling_period_s  # noqa: E402
 from video_analysis.vision.tiling import with_tiles  # noqa: E402
 
 MOT = REPO.parent / "shared" / "data" / "mot"
@@ -68,7 +68,7 @@ def build_detector(profile: str, detector_path: str | None, imgsz: int, checkpoi
     """The profile's detector (or the manifest's ``checkpoint``) through the registry and the pipeline's loader,
     or a given Ultralytics export."""
     if detector_path:
-        from video_analysis.vision.detectors import UltralyticsDetector
+        from video_analysis.vision.ultralytics_detector import UltralyticsDetector
 
         return Path(detector_path).name, UltralyticsDetector(Path(detector_path), imgsz=imgsz)
     from models import ModelRegistry

@@ -44,8 +44,11 @@ def main() -> None:
     from psycopg.types.json import Jsonb
 
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
-    from video_analysis.runtime.object_store import LocalFolderStore
-    from video_analysis.store import catalog, db, retention
+    from video_analysis.runtime.local_store import LocalFolderStore
+    from video_analysis.store import catalog, db
+    from video_analysis.store.retention_apply import apply_retention
+    from video_analysis.store.retention_plan import plan_retention
+    from video_analysis.store.retention_policy import parse_retention
 
     dsn = db.resolve_dsn(None, home / "postgres")
     db.prepare(dsn)
@@ -74,7 +77,7 @@ def main() -> None:
                                   FROM (SELECT partition_key, row_number() OVER (ORDER BY partition_key) AS n
                                           FROM videos) v""", (Jsonb([{"type": "loitering"}]),))
             setup_s = time.perf_counter() - started
-            config = retention.parse_retention(POLICY)
+            config = parse_retention(POLICY)
             oldest_days = SPAN / timedelta(days=1)
             print(f"{args.segments:,} segments of {args.segment_kib} KiB, {CAMERAS} cameras, back {oldest_days:.0f} "
                   f"days (set up in {setup_s:.0f} s); {os.cpu_count()} CPUs\n")
@@ -83,9 +86,9 @@ def main() -> None:
             for name in ("first", "second (same day)"):
                 read0, written0 = process_io()
                 t0 = time.perf_counter()
-                plan = retention.plan_retention(conn, config, now)
+                plan = plan_retention(conn, config, now)
                 t1 = time.perf_counter()
-                result = retention.apply_retention(conn, store, plan)
+                result = apply_retention(conn, store, plan)
                 t2 = time.perf_counter()
                 read1, written1 = process_io()
                 print(f"| {name} | {t1 - t0:.2f} | {t2 - t1:.2f} | {result.moved_cold:,} | {result.expired:,} | "

@@ -118,7 +118,9 @@ def load_summaries(conn, n_videos: int, embedder, model_name: str, rng) -> None:
     video in five with an incident, so the events' retrievers search as many rows as a real store's."""
     from pgvector import Vector
 
-    from video_analysis.events.incidents import Incident, TrackFacts, incidents_json, summary_text
+    from video_analysis.events.incident_record import Incident, incidents_json
+    from video_analysis.events.incident_summary import summary_text
+    from video_analysis.events.track_facts import TrackFacts
 
     types = sorted(INCIDENT_DETAILS)
     texts, rows = {}, []

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 from configuration.settings import Settings  # noqa: E402
 from video_analysis.evaluation.mot import load_sequence, score  # noqa: E402
 from video_analysis.evaluation.runs import track_public_detections  # noqa: E402
-from video_analysis.vision.frames import sampling_period_s  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS  # noqa: E402
+from video_analysis.vision.sampling import sampling_period_s  # noqa: E402
 from video_analysis.vision.tracking import DEFAULT_TRACKER  # noqa: E402
 
 MOT = REPO.parent / "shared" / "data" / "mot"

@@ -24,13 +24,11 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from video_analysis.vision.detectors import (  # noqa: E402
-    OpenCVSSDDetector,
-    OpenVINOSSDDetector,
-    UltralyticsDetector,
-)
-from video_analysis.vision.frames import Frame, effective_sample_fps  # noqa: E402
+from video_analysis.vision.frames import Frame  # noqa: E402
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video  # noqa: E402
+from video_analysis.vision.sampling import effective_sample_fps  # noqa: E402
+from video_analysis.vision.ssd_detectors import OpenCVSSDDetector, OpenVINOSSDDetector  # noqa: E402
+from video_analysis.vision.ultralytics_detector import UltralyticsDetector  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "one-by-one-person-detection.mp4"
 BATCH = 8

@@ -7,7 +7,9 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from configuration.settings import Settings
-from video_analysis.runtime.object_store import LocalFolderStore, ObjectStore, S3Store
+from video_analysis.runtime.local_store import LocalFolderStore
+from video_analysis.runtime.object_store import ObjectStore
+from video_analysis.runtime.s3_store import S3Store
 
 
 class ObjectStoreResource(ConfigurableResource):

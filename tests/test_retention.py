@@ -12,15 +12,15 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.helpers import REELGRAPH, run_cli
-from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.runtime.local_store import LocalFolderStore
 from video_analysis.store import catalog
-from video_analysis.store.retention import (
+from video_analysis.store.retention import sweep
+from video_analysis.store.retention_plan import plan_retention
+from video_analysis.store.retention_policy import (
     RetentionConfigError,
     RetentionPolicy,
     load_retention,
     parse_retention,
-    plan_retention,
-    sweep,
 )
 
 POLICY = """

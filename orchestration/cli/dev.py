@@ -28,7 +28,7 @@ def _dev(args, supervisor) -> int:
     from configuration.settings import Settings
     from orchestration.instance import ensure_local_instance
     from resources import ObjectStoreResource, PostgresResource
-    from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.runtime.local_store import LocalFolderStore
     from video_analysis.runtime.redact import redact
 
     settings = Settings.from_env()

@@ -189,15 +189,17 @@ def cmd_retention(args) -> int:
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.store import retention
     from video_analysis.store.db import connect
+    from video_analysis.store.retention_policy import RetentionConfigError, load_retention
+    from video_analysis.store.s3_lifecycle import lifecycle_rules
 
     settings = Settings.from_env()
     try:
-        config = retention.load_retention(settings.zones_path)
-    except retention.RetentionConfigError as exc:
+        config = load_retention(settings.zones_path)
+    except RetentionConfigError as exc:
         print(f"reelgraph retention: {exc}", file=sys.stderr)
         return 2
     if args.lifecycle:
-        print(json.dumps(retention.lifecycle_rules(config, args.storage_class, settings.s3_prefix), indent=2))
+        print(json.dumps(lifecycle_rules(config, args.storage_class, settings.s3_prefix), indent=2))
         return 0
     if not config.configured:
         print(f"no retention policy ({settings.zones_path or 'no zones file'} has no `retention:` section): "

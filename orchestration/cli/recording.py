@@ -18,7 +18,9 @@ def cmd_record(args) -> int:
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.recording.cameras import CamerasFileError, load_cameras
     from video_analysis.recording.health import HealthBoard
-    from video_analysis.recording.recorder import Recorder, RecorderBusy, RoomKeeper
+    from video_analysis.recording.recorder import Recorder
+    from video_analysis.recording.room_keeper import RoomKeeper
+    from video_analysis.recording.spool_lock import RecorderBusy
     from video_analysis.store import db
 
     settings = Settings.from_env()
@@ -62,17 +64,18 @@ def cmd_record(args) -> int:
 
 def _recording_volumes(store, spool: Path) -> list[Path]:
     """The folders recording fills: its spool, and the store's folder when the store is local."""
-    from video_analysis.runtime.object_store import LocalFolderStore
+    from video_analysis.runtime.local_store import LocalFolderStore
 
     return [spool, *([store.root] if isinstance(store, LocalFolderStore) else [])]
 
 
 def _free_footage(database, store, wanted: int, volume: Path) -> int:
     """Retention at once, for a disk below its floor: the oldest analysed footage without incidents there."""
-    from video_analysis.store import db, retention
+    from video_analysis.store import db
+    from video_analysis.store.free_space import free_space
 
     with db.connect(database.dsn(), autocommit=True) as conn:
-        result = retention.free_space(conn, store, wanted, volume)
+        result = free_space(conn, store, wanted, volume)
     if result.expired:
         log.warning("disk below its floor: retention expired the footage of %d video(s) (%d bytes)", result.expired,
                     result.expired_bytes)

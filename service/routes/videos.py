@@ -9,7 +9,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from service.context import ARCHIVE_CLASSES, ServiceContext, _footage_note, _video_path
-from video_analysis.runtime.object_store import LocalFolderStore, ObjectStoreError, S3Store
+from video_analysis.runtime.local_store import LocalFolderStore
+from video_analysis.runtime.object_store import ObjectStoreError
+from video_analysis.runtime.s3_store import S3Store
 from video_analysis.store import catalog
 
 log = logging.getLogger("service.app")

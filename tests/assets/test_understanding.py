@@ -30,7 +30,7 @@ from tests.helpers import (
     sample_clips_processed,
     write_manifest,
 )
-from video_analysis.events.incidents import IncidentRules
+from video_analysis.events.incident_rules import IncidentRules
 from video_analysis.search import SearchFilters, search
 from video_analysis.stages import summaries as summaries_stage
 from video_analysis.store.db import Database, connect

@@ -13,7 +13,7 @@ HAS_CUDA = torch.cuda.is_available()
 def _devices(model) -> set[str]:
     """Where a loaded model runs: the detector's own device (Ultralytics moves YOLO's weights on its first
     predict), otherwise where the weights are."""
-    from video_analysis.vision.detectors import UltralyticsDetector
+    from video_analysis.vision.ultralytics_detector import UltralyticsDetector
 
     if isinstance(model, UltralyticsDetector):
         return {model.device}

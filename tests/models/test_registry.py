@@ -7,8 +7,9 @@ import pytest
 from models import ModelRegistry, ModelUnavailableError
 from models.registry import MANIFEST
 from tests.helpers import write_manifest
-from video_analysis.vision.detectors import UltralyticsDetector, load_detector
+from video_analysis.vision.detectors import load_detector
 from video_analysis.vision.frames import Frame
+from video_analysis.vision.ultralytics_detector import UltralyticsDetector
 
 
 def test_offline_profile_resolves_the_packaged_ssd_and_verifies_it(tmp_path):

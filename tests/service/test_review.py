@@ -573,15 +573,18 @@ def test_footage_removed_by_retention_leaves_its_facts_found_and_the_page_says_i
     from selenium.webdriver.common.by import By
 
     from resources import ObjectStoreResource
-    from video_analysis.store import db, retention
+    from video_analysis.store import db
+    from video_analysis.store.retention_apply import expire_footage
+    from video_analysis.store.retention_plan import plan_retention
+    from video_analysis.store.retention_policy import parse_retention
 
     person = served.partitions["person"]
     with db.connect(pg_dsn, autocommit=True) as conn:
-        [aged] = [a for a in retention.plan_retention(
-            conn, retention.parse_retention({"retention": {"uploads": {"retain_days": 1, "retain_incident_days": 2}}}),
+        [aged] = [a for a in plan_retention(
+            conn, parse_retention({"retention": {"uploads": {"retain_days": 1, "retain_incident_days": 2}}}),
             now=datetime.now(timezone.utc) + timedelta(days=10)).to_expire
             if a.partition_key == person]
-        assert retention.expire_footage(conn, ObjectStoreResource().store(), aged) > 0
+        assert expire_footage(conn, ObjectStoreResource().store(), aged) > 0
 
     details = served.client.get(f"/api/videos/{person}").json()
     assert details["footage"] == "expired" and details["video_url"] is None

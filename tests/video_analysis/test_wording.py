@@ -1,4 +1,6 @@
-from video_analysis.events.incidents import Incident, TrackFacts, summary_text
+from video_analysis.events.incident_record import Incident
+from video_analysis.events.incident_summary import summary_text
+from video_analysis.events.track_facts import TrackFacts
 from video_analysis.vision.attributes import TrackAttributes, describe
 from video_analysis.wording import count, listing
 

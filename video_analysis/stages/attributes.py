@@ -14,8 +14,8 @@ from video_analysis.store import catalog
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import StoredTrack, load_tracks, replace_attributes
 from video_analysis.vision.attributes import TrackAttributes, Zone, load_zones, track_attributes
-from video_analysis.vision.frames import frames_at
 from video_analysis.vision.images import decode_jpeg
+from video_analysis.vision.seeking import frames_at
 
 STAGE = "attributes"
 

@@ -17,9 +17,9 @@ from video_analysis.store.outputs import (
     replace_static_objects,
 )
 from video_analysis.vision.detectors import Detector
-from video_analysis.vision.frames import DecodeError
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS, detect_video
 from video_analysis.vision.tiling import tiles_for_camera, with_tiles
+from video_analysis.vision.video_streams import DecodeError
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from video_analysis.events.counting import crossings, load_lines, visits
-from video_analysis.events.incidents import (
-    PEOPLE,
-    VEHICLES,
-    IncidentRules,
-    detect_incidents,
-    incidents_json,
-    peak_people,
-    safety_score,
-    summary_text,
-)
+from video_analysis.events.crowding import peak_people
+from video_analysis.events.incident_record import incidents_json
+from video_analysis.events.incident_rules import IncidentRules
+from video_analysis.events.incident_summary import safety_score, summary_text
+from video_analysis.events.incidents import detect_incidents
+from video_analysis.events.track_facts import PEOPLE, VEHICLES
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality, vector_index
@@ -34,8 +30,8 @@ from video_analysis.store.outputs import (
     track_facts,
 )
 from video_analysis.vision.attributes import load_zones
-from video_analysis.vision.frames import frames_at
 from video_analysis.vision.narration import narrate
+from video_analysis.vision.seeking import frames_at
 
 STAGE = "summaries"
 

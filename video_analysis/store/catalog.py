@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from video_analysis.runtime.keys import facts_from_key
 from video_analysis.runtime.object_store import ObjectInfo
-from video_analysis.vision.frames import allowed_shortfall_s
+from video_analysis.vision.decode_report import allowed_shortfall_s
 from video_analysis.vision.probe import VideoProbe
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from video_analysis.events.incidents import SceneEvidence, TrackFacts
+from video_analysis.events.track_facts import SceneEvidence, TrackFacts
 from video_analysis.store import vector_index
 from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.detections import Detections

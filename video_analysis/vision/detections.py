@@ -7,8 +7,12 @@ Numpy arrays of equal length, boolean-mask indexable (supervision-style). It als
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: the type stays importable without the decoder
+    from video_analysis.vision.frames import Frame
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,19 @@ class Detections:
         if not parts:
             return cls.empty()
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
+
+    @classmethod
+    def from_frames(cls, frames: list[Frame], boxes: list[np.ndarray], scores: list[np.ndarray],
+                    classes: list[np.ndarray]) -> Detections:
+        """One frame's boxes, scores and class ids per frame (as a detector backend finds them), stacked."""
+        parts = []
+        for frame, xyxy, conf, cls_ids in zip(frames, boxes, scores, classes, strict=True):
+            n = len(conf)
+            parts.append(cls(
+                xyxy=xyxy.astype(np.float32).reshape(n, 4), confidence=conf.astype(np.float32),
+                class_id=cls_ids.astype(np.int32), frame_index=np.full(n, frame.index, np.int32),
+                timestamp=np.full(n, frame.timestamp, np.float64)))
+        return cls.concat(parts)
 
     def __len__(self) -> int:
         return len(self.confidence)

@@ -16,11 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from video_analysis.vision.decode_report import DecodeReport
 from video_analysis.vision.detections import Detections
 from video_analysis.vision.detectors import Detector
-from video_analysis.vision.frames import DecodeReport, batched, effective_sample_fps, frames_at, iter_frames
+from video_analysis.vision.frames import batched, iter_frames
 from video_analysis.vision.images import crop_key, decode_jpeg, draw_boxes, make_thumbnail
+from video_analysis.vision.sampling import effective_sample_fps
 from video_analysis.vision.scene import StaticObjectFinder, StaticRegion
+from video_analysis.vision.seeking import frames_at
 from video_analysis.vision.tracking import (
     DEFAULT_TRACKER,
     OnlineTracker,

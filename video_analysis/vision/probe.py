@@ -24,19 +24,18 @@ from pathlib import Path
 
 import av
 
-from video_analysis.vision.frames import (
+from video_analysis.vision.decode_report import allowed_shortfall_s
+from video_analysis.vision.frames import displayed_image, readable_packets
+from video_analysis.vision.images import make_thumbnail
+from video_analysis.vision.seeking import FrameCursor
+from video_analysis.vision.video_streams import (
     DecodeError,
-    FrameCursor,
-    _display,
-    allowed_shortfall_s,
     nominal_fps,
     open_video,
-    readable_packets,
     stream_info,
     time_origin,
     video_duration_s,
 )
-from video_analysis.vision.images import make_thumbnail
 
 # 8K UHD; larger frames are refused (REELGRAPH_MAX_VIDEO_PIXELS overrides).
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -255,4 +254,4 @@ def _sample_frames(container, stream, times: list[float]):
 
 def _sampled(frame):
     turns = int(round((getattr(frame, "rotation", 0) or 0) / 90.0)) % 4 * 90
-    return _display(frame.to_ndarray(format="bgr24"), frame), turns
+    return displayed_image(frame.to_ndarray(format="bgr24"), frame), turns

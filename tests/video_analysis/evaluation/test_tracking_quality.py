@@ -16,10 +16,10 @@ from models import ModelRegistry
 from video_analysis.evaluation.mot import load_sequence, read_boxes, score
 from video_analysis.evaluation.runs import track_footage
 from video_analysis.vision.detections import box_iou
-from video_analysis.vision.detectors import OpenCVSSDDetector, OpenVINOSSDDetector
 from video_analysis.vision.frames import iter_frames
 from video_analysis.vision.loaders import load_model
 from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
+from video_analysis.vision.ssd_detectors import OpenCVSSDDetector, OpenVINOSSDDetector
 
 REPO = Path(__file__).resolve().parents[3]
 # sequence: (MOTA, IDF1) floors at the defaults, offline profile (PicoDet-S; measured 71.4 / 75.2 and 80.0 / 81.9)

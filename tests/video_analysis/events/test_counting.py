@@ -3,7 +3,7 @@
 import pytest
 
 from video_analysis.events.counting import CountingLine, crossings, load_lines, occupancy, visits
-from video_analysis.events.incidents import TrackFacts
+from video_analysis.events.track_facts import TrackFacts
 from video_analysis.vision.attributes import Zone, load_zones
 
 W, H = 1000, 500

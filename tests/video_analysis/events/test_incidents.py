@@ -1,18 +1,12 @@
 import numpy as np
 import pytest
 
-from video_analysis.events.incidents import (
-    Incident,
-    IncidentRules,
-    SceneEvidence,
-    TrackFacts,
-    crowd_threshold,
-    detect_incidents,
-    load_rules,
-    rules_fingerprint,
-    safety_score,
-    summary_text,
-)
+from video_analysis.events.crowding import crowd_threshold
+from video_analysis.events.incident_record import Incident
+from video_analysis.events.incident_rules import IncidentRules, load_rules, rules_fingerprint
+from video_analysis.events.incident_summary import safety_score, summary_text
+from video_analysis.events.incidents import detect_incidents
+from video_analysis.events.track_facts import SceneEvidence, TrackFacts
 from video_analysis.vision.attributes import Zone, load_zones
 from video_analysis.vision.scene import StaticRegion
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def test_cameras_recorded_under_dev_are_analysed_and_their_day_is_shown(tmp_path
         finally:
             server.terminate()
             server.wait(30)
+
+        # `docker stop` and systemd signal `dev` alone: it passes SIGTERM on, and the recorder publishes the
+        # segment it has open before everything exits
+        streams["front"].up()
+        dev.wait_for(lambda: hidden("front"), 60, "front recording again")
+        os.kill(dev.process.pid, signal.SIGTERM)
+        dev.process.wait(60)
+        assert not hidden("front"), "the segment open at the stop was left unpublished"
+        published = sorted(p.name for p in (inbox / "front").glob("[0-9]*.mp4"))
+        assert len(published) == len(recorded["front"]) + 1, (recorded["front"], published)
     finally:
         for stream in streams.values():
             stream.down()

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import wait_for
 from tests.video_analysis.recording.test_live_streams import RecorderProcess, _camera_status, _segments, _start_of
 from video_analysis.runtime.disk import DiskFloor, space
-from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.runtime.local_store import LocalFolderStore
 from video_analysis.store import catalog
 from video_analysis.vision.probe import probe_video
 

@@ -22,7 +22,7 @@ from tests.helpers import REELGRAPH, alert_sink, wait_for
 from video_analysis.recording.cameras import Camera
 from video_analysis.recording.streams import StreamLost, StreamReader
 from video_analysis.runtime.keys import facts_from_key
-from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.runtime.local_store import LocalFolderStore
 from video_analysis.vision.probe import probe_video
 
 pytestmark = pytest.mark.slow

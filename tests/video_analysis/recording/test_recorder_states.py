@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import wait_for
+from video_analysis.recording.camera_recorder import failure_reason
 from video_analysis.recording.cameras import Camera
 from video_analysis.recording.health import HealthBoard
-from video_analysis.recording.recorder import Recorder, RecorderBusy, failure_reason
+from video_analysis.recording.recorder import Recorder
 from video_analysis.recording.segments import SegmentWriter
-from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.recording.spool_lock import RecorderBusy
+from video_analysis.runtime.local_store import LocalFolderStore
 from video_analysis.store import cameras
 from video_analysis.store.db import connect
 from video_analysis.vision.probe import probe_video
@@ -99,7 +101,7 @@ def test_a_failure_reason_names_the_file_not_the_spool_path_and_masks_secrets():
 
 
 def test_publishing_never_replaces_a_segment_and_one_that_cannot_be_published_holds_up_none(tmp_path):
-    from video_analysis.recording.recorder import Publisher
+    from video_analysis.recording.publisher import Publisher
     from video_analysis.recording.segments import spool_name
 
     store = LocalFolderStore(tmp_path / "inbox")
@@ -240,7 +242,7 @@ def test_a_camera_that_publishes_nothing_for_two_segment_lengths_is_silent_and_n
 
 def test_a_camera_that_cannot_be_reached_is_tried_again_after_1_2_4_8_then_every_10_s(tmp_path, monkeypatch):
     """The backoff between connection attempts: doubling from 1 s, never above 10 s; one gap for the outage."""
-    from video_analysis.recording import recorder as recorder_module
+    from video_analysis.recording import camera_recorder
     from video_analysis.recording.streams import StreamLost
 
     class Unreachable:
@@ -260,11 +262,11 @@ def test_a_camera_that_cannot_be_reached_is_tried_again_after_1_2_4_8_then_every
                 self.set()
             return self.is_set()
 
-    monkeypatch.setattr(recorder_module, "StreamReader", Unreachable)
+    monkeypatch.setattr(camera_recorder, "StreamReader", Unreachable)
     camera = Camera("gate", "rtsp://127.0.0.1:9/stream")
     board = HealthBoard(lambda: connect("postgresql://nobody@127.0.0.1:9/x"), [camera])
     stop = CountedStop()
-    thread = recorder_module.CameraRecorder(camera, LocalFolderStore(tmp_path / "inbox"), tmp_path / "spool", board,
+    thread = camera_recorder.CameraRecorder(camera, LocalFolderStore(tmp_path / "inbox"), tmp_path / "spool", board,
                                             stop)
     thread._record()
     assert stop.waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]

@@ -3,7 +3,9 @@ import time
 
 import pytest
 
-from video_analysis.runtime.object_store import LocalFolderStore, ObjectChangedError, S3Store
+from video_analysis.runtime.local_store import LocalFolderStore
+from video_analysis.runtime.object_store import ObjectChangedError
+from video_analysis.runtime.s3_store import S3Store
 
 
 def _all_keys(store, limit):
@@ -85,7 +87,8 @@ def test_s3_listing_passes_a_page_holding_only_folder_placeholders(s3_bucket, tm
 def test_s3_errors_say_whether_the_video_or_the_store_is_at_fault(s3_bucket, tmp_path, moto_endpoint):
     from botocore.exceptions import ClientError
 
-    from video_analysis.runtime.object_store import ObjectStoreAccessError, ObjectStoreUnavailableError, s3_error
+    from video_analysis.runtime.object_store import ObjectStoreAccessError, ObjectStoreUnavailableError
+    from video_analysis.runtime.s3_store import s3_error
 
     client, store = _s3_store(s3_bucket, tmp_path, moto_endpoint)
     client.put_object(Bucket=store.bucket, Key="a.mp4", Body=b"v")
@@ -146,7 +149,7 @@ def test_the_download_cache_never_evicts_a_file_a_step_holds_until_that_step_die
     store, (a, b, c) = _bounded_store(s3_bucket, tmp_path, moto_endpoint, max_bytes=15_000)
     holder = (
         "import sys, time\n"
-        "from video_analysis.runtime.object_store import S3Store\n"
+        "from video_analysis.runtime.s3_store import S3Store\n"
         f"store = S3Store({store.bucket!r}, cache_dir={str(tmp_path / 'cache')!r}, endpoint_url={moto_endpoint!r},"
         " region_name='us-east-1')\n"
         "with store.local_copy(store.head('bounded/a.mp4')):\n"

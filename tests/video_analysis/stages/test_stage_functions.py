@@ -7,7 +7,7 @@ import pytest
 
 from configuration.settings import Settings
 from models import ModelRegistry
-from video_analysis.runtime.object_store import LocalFolderStore
+from video_analysis.runtime.local_store import LocalFolderStore
 from video_analysis.stages import MissingUpstreamError
 from video_analysis.stages import attributes as attributes_stage
 from video_analysis.stages import detections as detections_stage

@@ -118,8 +118,8 @@ def test_the_state_folder_is_private_and_nothing_above_it_is_opened(tmp_path):
     import os
     import stat
 
-    from video_analysis.runtime.embedded_postgres import SERVER_USER
     from video_analysis.runtime.home import StateHome
+    from video_analysis.runtime.postgres_install import SERVER_USER
 
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)  # as /root is: nobody else may enter
@@ -181,12 +181,15 @@ def test_a_pid_file_naming_a_reused_pid_does_not_stop_the_server_starting(tmp_pa
 
 
 def test_the_server_caches_an_eighth_of_memory_and_keeps_its_cache_across_restarts(tmp_path, monkeypatch):
-    from video_analysis.runtime.embedded_postgres import EmbeddedPostgresError, shared_buffers_mb
+    from video_analysis.runtime.embedded_postgres import EmbeddedPostgresError
+    from video_analysis.runtime.postgres_memory import shared_buffers_mb
 
     assert shared_buffers_mb(24 * 2**30) == 3072 and shared_buffers_mb(512 * 2**20) == 128
     assert shared_buffers_mb(256 * 2**30) == 4096
-    server = EmbeddedPostgres(tmp_path / "state" / "postgres")
-    monkeypatch.setenv("REELGRAPH_POSTGRES_SHARED_BUFFERS", "96MB")
+    from configuration.settings import Settings
+
+    monkeypatch.setenv("REELGRAPH_POSTGRES_SHARED_BUFFERS", "96MB")  # what the entry points pass to the server
+    server = EmbeddedPostgres(tmp_path / "state" / "postgres", Settings.from_env().postgres_shared_buffers)
     try:
         with db.connect(server.start(), autocommit=True) as conn:
             assert conn.execute("SHOW shared_buffers").fetchone()[0] == "96MB"
@@ -200,9 +203,8 @@ def test_the_server_caches_an_eighth_of_memory_and_keeps_its_cache_across_restar
             assert time.monotonic() < deadline, server.logfile.read_text()[-2000:]
             time.sleep(0.2)
         server.stop()
-        monkeypatch.setenv("REELGRAPH_POSTGRES_SHARED_BUFFERS", "96MB; rm -rf /")
         try:
-            server.start()
+            EmbeddedPostgres(server.requested, "96MB; rm -rf /").start()
             raise AssertionError("a malformed size must not start the server")
         except EmbeddedPostgresError as exc:
             assert "REELGRAPH_POSTGRES_SHARED_BUFFERS" in str(exc)

@@ -1,7 +1,8 @@
 import numpy as np
 
 from video_analysis.vision.detections import Detections
-from video_analysis.vision.frames import Frame, iter_frames, sampled
+from video_analysis.vision.frames import Frame, iter_frames
+from video_analysis.vision.sampling import sampled
 from video_analysis.vision.tracking import TrackerSettings, assign_tracks, summarize_tracks
 
 
@@ -79,7 +80,7 @@ def test_a_track_born_after_the_first_frame_keeps_its_first_sighting():
 
 
 def test_sampling_steps_by_whole_frames_of_the_video():
-    from video_analysis.vision.frames import effective_sample_fps, sampling_period_s
+    from video_analysis.vision.sampling import effective_sample_fps, sampling_period_s
 
     assert sampling_period_s(6.0, 25.0) == 4 / 25 and effective_sample_fps(6.0, 25.0) == 6.25
     assert sampling_period_s(6.0, 30.0) == 5 / 30 and sampling_period_s(6.0, 15.0) == 3 / 15

@@ -11,10 +11,12 @@ import pytest
 
 from models import ModelRegistry
 from tests.media import corrupt_middle, write_audio_only, write_video
-from video_analysis.vision.frames import DecodeReport, _ByteBoundedQueue, decode_stream, frames_at, iter_frames
+from video_analysis.vision.decode_report import DecodeReport
+from video_analysis.vision.frames import _ByteBoundedQueue, decode_stream, iter_frames
 from video_analysis.vision.loaders import load_model
 from video_analysis.vision.passes import detect_video
 from video_analysis.vision.probe import VideoProbeError, probe_video
+from video_analysis.vision.seeking import frames_at
 
 
 def _decode(path):
