@@ -223,6 +223,33 @@ def test_a_burst_of_questions_gets_429_beyond_the_answer_slots_while_health_answ
     assert busy.status_code == 200  # the slots are free again once the burst is answered
 
 
+def test_exactly_two_questions_are_answered_at_once_and_the_rest_get_429_with_retry_after(served, pg_dsn):
+    """Six questions at once while the videos are locked: two hold the answer slots, waiting on the lock until
+    the service's lock timeout gives them 503; the other four are refused at once with 429 and Retry-After."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    start = threading.Barrier(6)
+
+    def ask(_):
+        start.wait()
+        began = time.monotonic()
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            answer = client.get("/api/ask", params={"q": "a person carrying a bottle"})
+        return answer.status_code, answer.headers.get("retry-after"), time.monotonic() - began
+
+    with psycopg.connect(pg_dsn) as holder:
+        holder.execute("LOCK TABLE videos IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(ask, range(6)))
+        holder.rollback()
+    assert sorted(code for code, _, _ in outcomes) == [429] * 4 + [503] * 2, outcomes
+    assert all(retry == "5" and seconds < 1.5 for code, retry, seconds in outcomes if code == 429), outcomes
+    assert served.client.get("/api/ask", params={"q": "anyone?"}).status_code == 200  # the slots are free again
+
+
 def test_a_request_waiting_on_a_locked_table_gets_503_within_the_lock_timeout(served, pg_dsn):
     import psycopg
 
