@@ -17,24 +17,40 @@ log = logging.getLogger(__name__)
 # (and the next partitions of a batch) should find what an earlier one, or a load ahead, already loaded.
 _loaded: dict[tuple, Future] = {}
 _loaded_lock = threading.Lock()
+# One model loads at a time in a process: two threads importing one package at once (transformers, torch) can
+# deadlock on its module locks, and a load ahead runs beside the steps.
+_loading = threading.RLock()
+
+
+def one_load_at_a_time() -> threading.RLock:
+    """Held while a model loads: what imports a model's libraries beside the steps holds it too."""
+    return _loading
 
 
 def _load_once(key: tuple, loader):
     """``loader()``'s model for ``key``, loaded by the first caller; later callers (a thread loading ahead
-    included) wait for that one load. A failed load is forgotten, so the next caller tries, and raises, again."""
-    with _loaded_lock:
-        future = _loaded.get(key)
-        owner = future is None
+    included) wait for that one load. A failed load is forgotten: a caller that waited on it loads again itself,
+    and raises its own error."""
+    while True:
+        with _loaded_lock:
+            future = _loaded.get(key)
+            owner = future is None
+            if owner:
+                future = _loaded[key] = Future()
         if owner:
-            future = _loaded[key] = Future()
-    if owner:
+            try:
+                with _loading:
+                    future.set_result(loader())
+            except BaseException as exc:
+                with _loaded_lock:
+                    _loaded.pop(key, None)
+                future.set_exception(exc)
         try:
-            future.set_result(loader())
-        except BaseException as exc:
-            with _loaded_lock:
-                _loaded.pop(key, None)
-            future.set_exception(exc)
-    return future.result()
+            return future.result()
+        except Exception:
+            if owner:
+                raise
+            # another thread's load failed (a load ahead, say): try here, where the error belongs
 
 
 class ModelRegistryResource(ConfigurableResource):

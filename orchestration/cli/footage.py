@@ -31,8 +31,7 @@ def cmd_process(args) -> int:
     _say_recovered(instance)  # a killed earlier run must not hold the GPU pool slot this one needs
     store = ObjectStoreResource().store()
     database = PostgresResource()
-    resources = build_resources()
-    _load_ahead(resources["models"])
+    resources, loading_ahead = build_resources(), None
 
     failures = 0
     for name in args.files:
@@ -41,6 +40,8 @@ def cmd_process(args) -> int:
             print(f"FAIL {name}: no such file")
             failures += 1
             continue
+        if loading_ahead is None:  # once there is a video to run
+            loading_ahead = _load_ahead(resources["models"])
         obj = store.put(path, args.prefix + path.name)
         with database.session() as conn:
             catalog.register(conn, obj)
@@ -54,6 +55,8 @@ def cmd_process(args) -> int:
             failures += 1
             reasons = failure_reasons(result)
             print(f"FAIL {name} -> {obj.partition_key}: {' | '.join(reasons) or 'run failed'}")
+    if loading_ahead is not None:
+        loading_ahead.join()  # never exit while it imports: an interpreter ending mid-import can crash
     return 1 if failures else 0
 
 
@@ -61,11 +64,13 @@ def _load_ahead(models) -> threading.Thread:
     """The steps of these runs share this process, whose second core idles while Dagster sets a run up: the
     detector, the trackers' library and the text model load there meanwhile, one after another (two threads
     importing one package at once can deadlock on its module locks), so the steps find them loaded."""
+    from resources.models import one_load_at_a_time
     from video_analysis.vision.tracking import import_tracker_library
 
     def load() -> None:
         models.preload("detector")
-        import_tracker_library().join()
+        with one_load_at_a_time():
+            import_tracker_library().join()
         models.preload("text_embedder")
 
     thread = threading.Thread(target=load, name="load-ahead", daemon=True)

@@ -291,3 +291,23 @@ def test_a_model_that_cannot_be_loaded_ahead_is_reported_by_the_step_that_needs_
         full.load("detector", allow_download=False)
     with pytest.raises(ModelUnavailableError):  # tried again, not a remembered failure
         full.load("detector", allow_download=False)
+
+
+def test_a_step_waiting_on_a_load_ahead_that_failed_loads_the_model_itself(monkeypatch):
+    import resources.models as model_resources
+
+    monkeypatch.setattr(model_resources, "_loaded", {})
+    started, release = threading.Event(), threading.Event()
+
+    def failing_ahead():
+        started.set()
+        release.wait(10)
+        raise ImportError("deadlock detected by the import system")  # what only the side thread hit
+
+    ahead = threading.Thread(target=lambda: pytest.raises(ImportError, model_resources._load_once, ("m",),
+                                                          failing_ahead))
+    ahead.start()
+    started.wait(10)
+    threading.Timer(0.3, release.set).start()
+    assert model_resources._load_once(("m",), lambda: "loaded by the step") == "loaded by the step"
+    ahead.join(10)

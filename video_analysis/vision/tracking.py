@@ -50,6 +50,7 @@ DEFAULT_TRACKER = TrackerSettings()
 
 
 _importing: threading.Thread | None = None  # the import started ahead, which a tracker built meanwhile waits for
+_starting = threading.Lock()
 
 
 def import_tracker_library() -> threading.Thread:
@@ -59,12 +60,13 @@ def import_tracker_library() -> threading.Thread:
     `_DeadlockError` in one of them, which a detector that loads faster than the import made happen). Started
     once per process: a later call returns the same thread."""
     global _importing
-    if _importing is not None:
-        return _importing
-    thread = threading.Thread(target=_import_tracker_library, name="import-trackers", daemon=True)
-    _importing = thread
-    thread.start()
-    return thread
+    with _starting:
+        if _importing is not None:
+            return _importing
+        thread = threading.Thread(target=_import_tracker_library, name="import-trackers", daemon=True)
+        _importing = thread
+        thread.start()
+        return thread
 
 
 def _wait_for_import_ahead() -> None:
