@@ -87,8 +87,16 @@ def test_reloads_that_do_not_help_stop_dev_loudly():
         watchdog.check()
 
 
-def _resetting_server():
-    """A real TCP server that accepts each connection and resets it (RST), as a crashing webserver does."""
+ANSWERS = {
+    "reset": None,  # the connection reset (RST), as a crashing webserver does
+    "truncated": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"data\": {",
+    "odd": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 22\r\n\r\n<html>starting</html>\n",
+}
+
+
+def _misbehaving_server(answer: str):
+    """A real TCP server that accepts each connection, counts it, and answers it badly: a reset, an answer cut
+    off mid-body, or a page that is not GraphQL's JSON."""
     import socket
     import struct
     import threading
@@ -96,6 +104,7 @@ def _resetting_server():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
+    connections = []
 
     def serve():
         while True:
@@ -103,29 +112,36 @@ def _resetting_server():
                 conn, _ = server.accept()
             except OSError:
                 return
+            connections.append(conn)
             conn.recv(1024)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if ANSWERS[answer] is None:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                conn.sendall(ANSWERS[answer])
             conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    return server
+    return server, connections
 
 
-def test_a_webserver_that_resets_connections_is_a_failed_check_and_the_watch_goes_on():
+@pytest.mark.parametrize("answer", sorted(ANSWERS))
+def test_a_webserver_that_answers_badly_is_a_failed_check_each_time_and_the_watch_goes_on(answer):
     import subprocess
     import sys
 
     from orchestration.backfill import DagsterWebserver, WebserverError
     from orchestration.watchdog import watch
 
-    server = _resetting_server()
+    server, connections = _misbehaving_server(answer)
     webserver = DagsterWebserver(f"http://127.0.0.1:{server.getsockname()[1]}", timeout_s=5)
     try:
         with pytest.raises(WebserverError, match="Dagster webserver"):
             webserver.query("{ version }")
+        asked = len(connections)
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); raise SystemExit(7)"])
-        # several checks against the resetting server while the child runs; the watch ends with the child's status
+        # several checks against the server while the child runs; the watch ends with the child's status
         assert watch(child, webserver, interval_s=0.3) == 7
+        assert len(connections) - asked >= 3, len(connections)  # it kept asking, each time a failed check
     finally:
         server.close()
 
