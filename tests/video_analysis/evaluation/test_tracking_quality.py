@@ -22,7 +22,7 @@ from video_analysis.vision.passes import DEFAULT_SAMPLE_FPS
 from video_analysis.vision.ssd_detectors import OpenCVSSDDetector, OpenVINOSSDDetector
 
 REPO = Path(__file__).resolve().parents[3]
-# sequence: (MOTA, IDF1) floors at the defaults, offline profile (PicoDet-S; measured 71.4 / 75.2 and 80.0 / 81.9)
+# sequence: (MOTA, IDF1) floors at the defaults, offline profile (PicoDet-S; measured 69.2 / 74.7 and 80.0 / 81.9)
 # Campus scores 18 frames: one box's error moves IDF1 by about a point, so its floor sits a point under 74
 FLOORS = {"TUD-Campus": (68.0, 73.0), "TUD-Stadtmitte": (77.0, 79.0)}
 # the offline profile's fallback where PicoDet's weights cannot be reached: the SSD a package ships
