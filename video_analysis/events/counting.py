@@ -65,6 +65,8 @@ def load_lines(path: Path | None, camera: str | None) -> list[CountingLine]:
         if "line" not in entry:
             continue
         points = entry["line"]
+        if not str(entry.get("name") or "").strip():
+            raise ValueError(f"{path}: a line without a name: {entry!r}")
         if (not isinstance(points, list) or len(points) != 2
                 or not all(isinstance(p, list | tuple) and len(p) == 2 for p in points)):
             raise ValueError(f"{path}: line {entry.get('name')!r}: two points [[x, y], [x, y]], not {points!r}")

@@ -4,7 +4,7 @@ at the counter?".
 
 A small parser turns the question into a structured query (what to count, which class, which line or zone,
 which camera, which time range in the site's time zone); the query runs as parameterised SQL over the stored
-facts (tracks, `counting_events`). No model writes SQL. The answer gives the number, how it was counted, and
+facts (search/counts.py). No model writes SQL. The answer gives the number, how it was counted, and
 cites rows a person can open. A question about counts or times that names nothing the facts hold is answered
 "cannot answer that from the footage", with what can be asked; any other question is left to search.
 """
@@ -17,7 +17,8 @@ from datetime import datetime, time, timedelta, timezone, tzinfo
 
 import psycopg
 
-from video_analysis.events.answers import Answer, Citation
+from video_analysis.events.answers import Answer
+from video_analysis.search.counts import answer_count
 
 CLASS_WORDS = {"people": "person", "persons": "person", "person": "person", "visitors": "person",
                "customers": "person", "cars": "car", "car": "car", "vehicles": "car", "trucks": "truck",
@@ -30,7 +31,6 @@ _OUT = re.compile(r"\b(?:went out|left|exited|out through|leave)\b")
 _CLOCK = r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?"
 _BETWEEN = re.compile(rf"\b(?:between|from)\s+{_CLOCK}\s+(?:and|to|until|-)\s+{_CLOCK}")
 _SINCE = re.compile(rf"\bsince\s+{_CLOCK}")
-CITED = 5  # rows cited with a count: enough to open and check, not the whole list
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,26 @@ def time_range(question: str, now: datetime, site: tzinfo) -> tuple[datetime | N
 
 
 def known_names(conn: psycopg.Connection) -> dict[str, str]:
-    """The lines and zones the facts hold, by name: name -> "crossing" or "visit"."""
-    return dict(conn.execute("SELECT DISTINCT ON (name) name, kind FROM counting_events ORDER BY name, kind"))
+    """The lines and zones the facts hold, by name: name -> "crossing" or "visit". One index probe a name (tracks'
+    rows, millions of them, have the name '')."""
+    return dict(conn.execute(
+        """WITH RECURSIVE names AS (
+               (SELECT name, kind FROM counting_events WHERE name > '' ORDER BY name, kind LIMIT 1)
+               UNION ALL
+               SELECT found.* FROM names, LATERAL (SELECT name, kind FROM counting_events WHERE name > names.name
+                                                   ORDER BY name, kind LIMIT 1) found)
+           SELECT name, kind FROM names"""))
 
 
 def known_cameras(conn: psycopg.Connection) -> set[str]:
-    return {c for c, in conn.execute("SELECT DISTINCT camera FROM videos WHERE camera IS NOT NULL")}
+    """The cameras of the footage: one index probe a camera."""
+    return {c for c, in conn.execute(
+        """WITH RECURSIVE cameras AS (
+               (SELECT camera FROM videos WHERE camera IS NOT NULL ORDER BY camera LIMIT 1)
+               UNION ALL
+               SELECT found.camera FROM cameras, LATERAL (SELECT camera FROM videos WHERE camera > cameras.camera
+                                                          ORDER BY camera LIMIT 1) found)
+           SELECT camera FROM cameras""")}
 
 
 def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime,
@@ -131,150 +145,6 @@ def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime
 _PLAIN = set("how many much were was did the a an on in at of to through into from between and since today yesterday "
              "this last past hour week morning afternoon evening am pm camera came come entered went left there "
              "been seen pass passed crossed cross by total overall".split())
-
-
-def _window(query: CountQuery) -> tuple[str, dict]:
-    """The query's camera and time range as tests on a row's video ``v`` and its moment ``at``."""
-    tests, params = [], {"camera": query.camera, "since": query.since, "until": query.until}
-    if query.camera:
-        tests.append("v.camera = %(camera)s")
-    if query.since:
-        tests.append("at_end >= %(since)s")
-    if query.until:
-        tests.append("at_start < %(until)s")
-    return (" AND ".join(tests) or "TRUE"), params
-
-
-_EVENTS = """
-WITH e AS (
-    SELECT e.*, v.object_key, v.camera,
-           coalesce(v.recorded_at, v.last_modified) + make_interval(secs => e.start_t) AS at_start,
-           coalesce(v.recorded_at, v.last_modified) + make_interval(secs => e.end_t) AS at_end
-    FROM counting_events e JOIN videos v USING (partition_key)
-    WHERE e.kind = %(kind)s AND e.name = %(name)s AND e.class_name = %(class_name)s AND v.superseded_by IS NULL
-)
-SELECT partition_key, object_key, track_id, start_t, end_t, direction FROM e v
-WHERE {window} AND (%(direction)s::text IS NULL OR direction = %(direction)s)
-ORDER BY at_start, partition_key, track_id
-"""
-
-_TRACKS = """
-WITH t AS (
-    SELECT t.partition_key, v.object_key, v.camera, t.track_id, t.first_t AS start_t, t.last_t AS end_t,
-           a.upper_color, a.lower_color, t.path -> 0 AS first_point, t.path -> -1 AS last_point,
-           t.best_y2 - t.best_y1 AS height,
-           coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.first_t) AS at_start,
-           coalesce(v.recorded_at, v.last_modified) + make_interval(secs => t.last_t) AS at_end
-    FROM tracks t JOIN videos v USING (partition_key)
-    LEFT JOIN track_attributes a USING (partition_key, track_id)
-    WHERE t.class_name = %(class_name)s AND v.superseded_by IS NULL
-)
-SELECT partition_key, object_key, track_id, start_t, end_t, upper_color, lower_color, first_point, last_point,
-       height, at_start FROM t v
-WHERE {window}
-ORDER BY at_start, partition_key, track_id
-"""
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
-def _noun(class_name: str, n: int) -> str:
-    return {"person": "person" if n == 1 else "people"}.get(class_name, class_name if n == 1 else class_name + "s")
-
-
-def _cite(rows: list[dict]) -> list[Citation]:
-    return [Citation(i, r["partition_key"], r["object_key"], round(r["start_t"], 1), round(r["end_t"], 1))
-            for i, r in enumerate(rows[:CITED], 1)]
-
-
-def _refs(citations: list[Citation]) -> str:
-    return "".join(f"[{c.ref}]" for c in citations)
-
-
-def likely_repeats(rows: list[dict], gap_s: float = 3.0, overlap_s: float = 1.0) -> int:
-    """Tracks that are likely the same one as the track before it, in the same video: starting within ``gap_s``
-    of that one's end (or overlapping it by at most ``overlap_s``: a track the tracker split in two), and either
-    where it ended (within a body height) or dressed alike (a person lost and found again)."""
-    repeats, by_video = 0, {}
-    for row in rows:
-        by_video.setdefault(row["partition_key"], []).append(row)
-    for tracks in by_video.values():
-        tracks.sort(key=lambda r: r["start_t"])
-        for before, after in zip(tracks, tracks[1:], strict=False):
-            if not -overlap_s <= after["start_t"] - before["end_t"] <= gap_s:
-                continue
-            alike = before["upper_color"] and (before["upper_color"], before["lower_color"]) == (
-                after["upper_color"], after["lower_color"])
-            end, start = before.get("last_point"), after.get("first_point")
-            near = bool(end and start) and ((end[1] - start[1]) ** 2 + (end[2] - start[2]) ** 2) ** 0.5 <= max(
-                before.get("height") or 0.0, after.get("height") or 0.0)
-            repeats += bool(alike or near)
-    return repeats
-
-
-def answer_count(conn: psycopg.Connection, question: str, query: CountQuery) -> Answer:
-    """The exact answer to a parsed counting question, with how it was counted and the rows it counted."""
-    window, params = _window(query)
-    params |= {"class_name": query.class_name, "name": query.name, "direction": query.direction}
-    where = f" on camera {query.camera}" if query.camera else ""
-    if query.what in ("crossings", "visits"):
-        kind = "crossing" if query.what == "crossings" else "visit"
-        rows = conn.execute(_EVENTS.format(window=window), {**params, "kind": kind}, prepare=False).fetchall()
-        rows = [dict(zip(("partition_key", "object_key", "track_id", "start_t", "end_t", "direction"), r,
-                         strict=True)) for r in rows]
-        cited = _cite(rows)
-        if query.what == "crossings":
-            way = {"in": "in through", "out": "out through", None: "across"}[query.direction]
-            how = (f"crossings of the line {query.name!r}" + (f", direction {query.direction}"
-                                                               if query.direction else ", both ways"))
-            text = (f"{len(rows)} {_noun(query.class_name, len(rows))} went {way} {query.name}{where}{query.span()} "
-                    f"(counted as {how}){_refs(cited)}.")
-        else:
-            tracks = len({(r["partition_key"], r["track_id"]) for r in rows})
-            text = (f"{_plural(len(rows), 'visit')} to {query.name}{where}{query.span()}, by "
-                    f"{tracks} {_noun(query.class_name, tracks)} (counted as entries into the zone){_refs(cited)}.")
-        return Answer(question, text, cited, generator="count")
-    if query.what == "dwell":
-        rows = conn.execute(_EVENTS.format(window=window), {**params, "kind": "visit"}, prepare=False).fetchall()
-        rows = [dict(zip(("partition_key", "object_key", "track_id", "start_t", "end_t", "direction"), r,
-                         strict=True)) for r in rows]
-        if not rows:
-            return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
-        rows.sort(key=lambda r: r["start_t"] - r["end_t"])  # longest first
-        stays = sorted(r["end_t"] - r["start_t"] for r in rows)
-        cited = _cite(rows)
-        median = stays[len(stays) // 2]
-        text = (f"{_plural(len(stays), 'stay')} in {query.name}{where}{query.span()}: median {median:.0f} s, "
-                f"longest {stays[-1]:.0f} s (the longest cited first){_refs(cited)}.")
-        return Answer(question, text, cited, generator="count")
-    rows = conn.execute(_TRACKS.format(window=window), params, prepare=False).fetchall()
-    rows = [dict(zip(("partition_key", "object_key", "track_id", "start_t", "end_t", "upper_color", "lower_color",
-                      "first_point", "last_point", "height", "at_start"), r, strict=True)) for r in rows]
-    if query.what == "busiest":
-        if not rows:
-            return Answer(question, f"No {_noun(query.class_name, 2)} were seen{where}{query.span()}.", [],
-                          generator="count")
-        hours: dict[datetime, list[dict]] = {}
-        for row in rows:
-            hours.setdefault(row["at_start"].replace(minute=0, second=0, microsecond=0), []).append(row)
-        hour, busiest = max(hours.items(), key=lambda item: (len(item[1]), -item[0].timestamp()))
-        cited = _cite(busiest)
-        text = (f"The busiest hour{where}{query.span()} was {hour:%Y-%m-%d %H:00}-{(hour + timedelta(hours=1)):%H:00} "
-                f"UTC, with {len(busiest)} {_noun(query.class_name, len(busiest))} (tracks starting in that hour)"
-                f"{_refs(cited)}.")
-        return Answer(question, text, cited, generator="count")
-    repeats = likely_repeats(rows) if query.class_name == "person" else 0
-    cited = _cite(rows)
-    if repeats:
-        text = (f"About {len(rows) - repeats} {_noun(query.class_name, len(rows) - repeats)}{where}{query.span()}: "
-                f"{len(rows)} tracks, {_plural(repeats, 'of them')} likely the same {query.class_name} seen again "
-                f"(starting where the one before ended, or dressed alike, within seconds){_refs(cited)}.")
-    else:
-        text = (f"{len(rows)} {_noun(query.class_name, len(rows))}{where}{query.span()} "
-                f"(counted as distinct tracks){_refs(cited)}.")
-    return Answer(question, text, cited, generator="count")
 
 
 def cannot_answer(question: str, why: str, names: dict[str, str]) -> Answer:

@@ -17,6 +17,7 @@ from video_analysis.events.track_facts import PEOPLE, VEHICLES
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality, vector_index
+from video_analysis.store.counting import replace_counting
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import (
     ModelStamp,
@@ -24,7 +25,6 @@ from video_analysis.store.outputs import (
     load_scene_evidence,
     load_tracks,
     person_colour_counts,
-    replace_counting,
     replace_embeddings,
     replace_summary,
     track_facts,

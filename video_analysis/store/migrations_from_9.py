@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from video_analysis.store.counting import HOURS, TRACK_ROWS
+
 # (version, description, SQL), in version order.
 MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
     (
@@ -233,5 +235,39 @@ MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
         );
         CREATE INDEX counting_events_name ON counting_events (name, kind);
         """,
+    ),
+    (
+        18,
+        "counting: a row per track and hourly tallies, so counts over months read hours, not rows",
+        """
+        -- A row per track beside the crossings and visits (name ''), marked when it is likely the track before it
+        -- seen again; and per video, hour, kind, name, class and direction how many rows began in that hour.
+        ALTER TABLE counting_events DROP CONSTRAINT counting_events_kind_check;
+        ALTER TABLE counting_events ADD CONSTRAINT counting_events_kind_check
+            CHECK (kind IN ('crossing', 'visit', 'track'));
+        ALTER TABLE counting_events ADD COLUMN likely_repeat boolean NOT NULL DEFAULT false;
+        CREATE TABLE counting_hours (
+            partition_key  text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            hour           timestamptz NOT NULL,  -- the UTC hour the counted moments began in
+            kind           text NOT NULL,
+            name           text NOT NULL,
+            class_name     text NOT NULL,
+            direction      text NOT NULL,  -- 'in' or 'out' for crossings, '' otherwise
+            n              integer NOT NULL,
+            repeats        integer NOT NULL,  -- of n, tracks likely the one before seen again
+            PRIMARY KEY (partition_key, hour, kind, name, class_name, direction)
+        );
+        CREATE INDEX counting_hours_by_hour ON counting_hours (kind, class_name, name, hour);
+        -- where counts over a time range find their videos
+        CREATE INDEX videos_moment ON videos ((coalesce(recorded_at, last_modified))) WHERE superseded_by IS NULL;
+        """
+        + TRACK_ROWS.format(where="t.partition_key IN (SELECT partition_key FROM summaries)") + ";"
+        + """
+        UPDATE counting_events e SET likely_repeat = true
+        WHERE kind = 'visit' AND EXISTS (SELECT 1 FROM counting_events b WHERE b.partition_key = e.partition_key
+                                         AND b.kind = 'visit' AND b.name = e.name AND b.track_id = e.track_id
+                                         AND b.start_t < e.start_t);
+        """
+        + HOURS.format(where="TRUE") + ";",
     ),
 ]

@@ -285,11 +285,3 @@ def replace_summary(conn: psycopg.Connection, partition_key: str, *, safety_scor
         conn, "summaries", partition_key,
         ("safety_score", "incident_count", "incidents", "summary", "facts", "generator"),
         [(safety_score, len(incidents), json.dumps(incidents), summary, json.dumps(facts), generator)])
-
-
-def replace_counting(conn: psycopg.Connection, partition_key: str, crossings: list, visits: list) -> int:
-    """A video's crossings of counting lines and visits to zones (events/counting.py), replacing the last."""
-    rows = [("crossing", c.line, c.track_id, c.class_name, c.t, c.t, c.direction) for c in crossings]
-    rows += [("visit", v.zone, v.track_id, v.class_name, v.start_t, v.end_t, None) for v in visits]
-    return replace_partition_rows(conn, "counting_events", partition_key,
-                                  ("kind", "name", "track_id", "class_name", "start_t", "end_t", "direction"), rows)

@@ -1,0 +1,118 @@
+"""Counting answers over rows written as the summaries stage writes them: the hourly tallies and the part-hour
+rows at a range's edges add up to exactly what counting every row would, and the fragments of one person are
+said to be likely the same person."""
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from video_analysis.events.counting import Crossing, Visit
+from video_analysis.search.counts import Counted, hourly
+from video_analysis.search.questions import CountQuery, counted
+from video_analysis.store.counting import replace_counting
+
+NOW = datetime(2026, 12, 7, 18, 0, tzinfo=timezone.utc)
+DAY = datetime(2026, 12, 7, tzinfo=timezone.utc)
+
+
+def add_video(conn, key: str, camera: str, at: datetime, tracks: list[tuple], superseded: bool = False) -> None:
+    """A ten-minute segment with tracks (track_id, first_t, last_t, (x, y) first, (x, y) last, upper colour)."""
+    conn.execute("INSERT INTO videos (partition_key, source, object_key, version, size_bytes, last_modified, camera, "
+                 "recorded_at, duration_s, status, superseded_by) VALUES (%s, 'local', %s, '1', 1, %s, %s, %s, 600, "
+                 "'ready', %s)", (key, f"cameras/{camera}/{key}.mp4", at, camera, at, "newer" if superseded else None))
+    for track_id, first, last, start, end, colour in tracks:
+        path = [[first, *start, 20, 80], [last, *end, 20, 80]]
+        conn.execute("INSERT INTO tracks (partition_key, track_id, class_name, first_t, last_t, frames_seen, "
+                     "mean_confidence, max_step_px, path, best_frame, best_x1, best_y1, best_x2, best_y2, model_name, "
+                     "model_version) VALUES (%s, %s, 'person', %s, %s, 5, 0.8, 5, %s, 0, 0, 0, 20, 80, 'm', '1')",
+                     (key, track_id, first, last, json.dumps(path)))
+        conn.execute("INSERT INTO track_attributes (partition_key, track_id, class_name, upper_color, lower_color, "
+                     "apparent_height, speed_px_s, speed_heights_s, motion, displacement_px, dwell_s, description, "
+                     "profile) VALUES (%s, %s, 'person', %s, 'black', 80, 1, 0.1, 'walking', 10, 1, 'a person', 'o')",
+                     (key, track_id, colour))
+
+
+def _replace(conn, key: str, crossings: list, visits: list) -> None:
+    """The counting facts written as the summaries stage writes them: in a transaction of their own."""
+    conn.autocommit = False
+    try:
+        replace_counting(conn, key, crossings, visits)
+        conn.commit()
+    finally:
+        conn.autocommit = True
+
+
+@pytest.fixture
+def lobby(db):
+    """Three segments of camera lobby (13:50, 14:00, 14:50) and one replaced by a newer upload (14:10): a track
+    every 50 s, each crossing the door once (in) and visiting the desk; in 14:00's segment track 3 is split by
+    the tracker (track 30 begins 1 s after it ends, where it ended) and track 5 visits the desk twice."""
+    for key, at, superseded in (("a", DAY.replace(hour=13, minute=50), False), ("b", DAY.replace(hour=14), False),
+                                ("c", DAY.replace(hour=14, minute=50), False),
+                                ("old", DAY.replace(hour=14, minute=10), True)):
+        tracks = [(i, 50.0 * i, 50.0 * i + 20, (100.0 * i, 300.0), (100.0 * i + 300, 300.0), "red" if i % 2 else "blue")
+                  for i in range(1, 12)]
+        if key == "b":
+            tracks.append((30, 171.0, 180.0, (600.0, 300.0), (700.0, 300.0), "green"))  # 3 ends at 170 s at x=600
+        add_video(db, key, "lobby", at, tracks, superseded)
+        visits = [Visit("desk", t[0], "person", t[1] + 2, t[2] - 2) for t in tracks]
+        if key == "b":
+            visits.append(Visit("desk", 5, "person", 268.0, 269.0))
+        _replace(db, key, [Crossing("door", t[0], "person", t[1] + 5, "in") for t in tracks], visits)
+    return db
+
+
+def _moments(conn, kind: str) -> list[datetime]:
+    return [at for at, in conn.execute(
+        "SELECT v.recorded_at + make_interval(secs => e.start_t) FROM counting_events e JOIN videos v "
+        "USING (partition_key) WHERE e.kind = %s AND v.superseded_by IS NULL", (kind,))]
+
+
+@pytest.mark.parametrize("since, until", [
+    (None, None),
+    (DAY.replace(hour=14), DAY.replace(hour=15)),  # whole hours only
+    (DAY.replace(hour=13, minute=55), DAY.replace(hour=14, minute=52)),  # part-hours at both edges
+    (DAY.replace(hour=14, minute=1), DAY.replace(hour=14, minute=4)),  # inside one hour
+    (DAY.replace(hour=13, minute=58, second=20), None),
+    (None, DAY.replace(hour=14, minute=55)),
+])
+def test_tallies_and_edge_rows_add_up_to_every_row_counted_and_a_rerun_counts_once(lobby, since, until):
+    _replace(lobby, "b", *_rows_of(lobby, "b"))  # the summaries stage run again: nothing doubles
+    query = CountQuery("people", since=since, until=until)
+    for kind, name in (("track", ""), ("crossing", "door"), ("visit", "desk")):
+        expected = sum((since is None or at >= since) and (until is None or at < until) for at in _moments(lobby, kind))
+        assert sum(n for n, _ in hourly(lobby, query, Counted(kind, name)).values()) == expected, (kind, since, until)
+
+
+def _rows_of(conn, key: str):
+    rows = conn.execute("SELECT kind, name, track_id, start_t, end_t, direction FROM counting_events "
+                        "WHERE partition_key = %s AND kind <> 'track'", (key,)).fetchall()
+    return ([Crossing(n, t, "person", s, d) for k, n, t, s, _, d in rows if k == "crossing"],
+            [Visit(n, t, "person", s, e) for k, n, t, s, e, _ in rows if k == "visit"])
+
+
+def test_counting_answers_say_the_number_how_it_was_counted_and_the_likely_repeats(lobby):
+    def ask(question):
+        return counted(lobby, question, now=NOW).text
+
+    # 33 tracks in the three current segments and the fragment: about 33 people
+    assert ask("How many people today?").startswith(
+        "About 33 people today: 34 tracks, 1 of them likely the same person seen again")
+    assert ask("How many people came in through the door between 14:00 and 15:00?").startswith(
+        "23 people went in through door between 14:00 and 15:00 today (counted as crossings of the line 'door', "
+        "direction in)[1][2][3][4][5]")  # 12 of 14:00's segment and 11 of 14:50's
+    assert ask("How many people visited the desk today?").startswith("35 visits to desk today, by 34 people")
+    assert ask("When was it busiest today?").startswith(
+        "The busiest hour today was 2026-12-07 14:00-15:00 UTC, with 23 people")  # 13:50's end before 14:00
+    assert ask("How long did people stay at the desk?").startswith("35 stays in desk: median 16 s, longest 16 s")
+    out = counted(lobby, "How many people went out through the door today?", now=NOW)
+    assert out.text.startswith("0 people went out") and not out.citations
+
+
+def test_the_rows_counted_are_cited_in_time_order_with_where_to_play_them(lobby):
+    answer = counted(lobby, "How many people came in through the door since 14:30?", now=NOW)
+    first = answer.citations[0]
+    assert (first.partition_key, first.start_s) == ("c", 55.0)  # 14:30 lies past segment b's last crossing (555 s)
+    assert first.object_key == "cameras/lobby/c.mp4"
+    assert [c.start_s for c in answer.citations] == sorted(c.start_s for c in answer.citations)
