@@ -25,9 +25,10 @@ daily_partitions = DailyPartitionsDefinition(start_date="2025-01-01", timezone="
     group_name="reports",
     kinds={"postgres"},
     owners=["team:video-platform"],
-    code_version="daily-report-v1",
+    code_version="daily-report-v2",
     description="Per camera and UTC day (table `camera_daily_reports`): videos, footage minutes, mean and "
-    "lowest safety score, incident counts by type, from the summaries of that day's camera segments.",
+    "lowest safety score, incident counts by type, from the summaries of that day's camera segments; people, "
+    "line crossings, zone entries and stays, busiest hour and peak, from their counting facts.",
 )
 def camera_daily_report(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     day = date.fromisoformat(context.partition_key)

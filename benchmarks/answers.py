@@ -107,7 +107,7 @@ def exact(value, label: dict) -> bool:
     return value == label["count"]
 
 
-def bench_clips(labels: Path) -> None:
+def bench_clips(labels: Path, home: Path | None = None) -> None:
     from resources import PostgresResource
     from video_analysis.search.questions import counted
 
@@ -115,7 +115,7 @@ def bench_clips(labels: Path) -> None:
     now = datetime.fromisoformat(str(spec["now"]))
     with tempfile.TemporaryDirectory(prefix="reelgraph-answers-") as scratch:
         started = time.perf_counter()
-        clip_of = process_segments(spec, Path(scratch))
+        clip_of = process_segments(spec, home or Path(scratch))
         print(f"{len(spec['segments'])} segments processed in {time.perf_counter() - started:.0f} s; "
               f"now = {now.isoformat()}\n")
         print("| question | hand count | answer states | exact | citations on screen | ms |")
@@ -164,8 +164,8 @@ def build_store(conn, tracks: int, end: datetime) -> dict:
         """INSERT INTO tracks (partition_key, track_id, class_name, first_t, last_t, frames_seen, mean_confidence,
                                max_step_px, path, best_frame, best_x1, best_y1, best_x2, best_y2, model_name,
                                model_version)
-           SELECT 'synthetic/' || i, k, CASE WHEN (k * 7919 + i) %% 5 <> 0 THEN 'person' ELSE 'car' END, s, s + d, 10, 0.7,
-                  5, jsonb_build_array(jsonb_build_array(s, x, 300, 20, 80),
+           SELECT 'synthetic/' || i, k, CASE WHEN (k * 7919 + i) %% 5 <> 0 THEN 'person' ELSE 'car' END, s, s + d,
+                  10, 0.7, 5, jsonb_build_array(jsonb_build_array(s, x, 300, 20, 80),
                                        jsonb_build_array(s + d, x + 200, 300, 20, 80)),
                   0, x, 220, x + 40, 300, 'synthetic', '1'
            FROM (SELECT i, k, random() * (%(seg_s)s - 70) AS s, 5 + random() * 60 AS d, random() * 600 AS x
@@ -253,13 +253,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--skip-clips", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--home", type=Path, help="state folder for the clips (default: a fresh temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.skip_scale:
         bench_scale([int(s) for s in args.sizes.split(",")], args.repeat)
     if not args.skip_clips:
         print()
-        bench_clips(args.labels)
+        bench_clips(args.labels, args.home)
 
 
 if __name__ == "__main__":

@@ -167,10 +167,12 @@ async function showDay(camera, date) {
   $("day").dataset.camera = camera;
   history.replaceState(null, "", `?camera=${encodeURIComponent(camera)}&day=${date}`);
   try {
-    const day = await getJSON(`/api/cameras/${encodeURIComponent(camera)}/day?day=${date}`);
+    const where = `/api/cameras/${encodeURIComponent(camera)}`;
+    const [day, counts] = await Promise.all([getJSON(`${where}/day?day=${date}`), getJSON(`${where}/counts?day=${date}`)]);
     const [from, to] = span(day);
     drawTimeline(day, from, to);
     drawScores(day, from, to);
+    drawCounts(counts, from, to);
     $("day-incidents").replaceChildren(...day.incidents.map((incident) => {
       const button = element("button", {type: "button", class: "incident", "data-start": incident.start_s},
         `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}` +

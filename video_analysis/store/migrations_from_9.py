@@ -260,6 +260,8 @@ MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
         CREATE INDEX counting_hours_by_hour ON counting_hours (kind, class_name, name, hour);
         -- where counts over a time range find their videos
         CREATE INDEX videos_moment ON videos ((coalesce(recorded_at, last_modified))) WHERE superseded_by IS NULL;
+        -- a camera's day counted: people, line crossings, zone entries and stays, its busiest hour and peak
+        ALTER TABLE camera_daily_reports ADD COLUMN counts jsonb NOT NULL DEFAULT '{}';
         """
         + TRACK_ROWS.format(where="t.partition_key IN (SELECT partition_key FROM summaries)") + ";"
         + """

@@ -1,10 +1,13 @@
-"""Per-camera daily roll-ups of the video summaries (camera segments keyed cameras/<camera>/<start>.mp4)."""
+"""Per-camera daily roll-ups of the video summaries and counts (camera segments keyed cameras/<camera>/<start>.mp4)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import psycopg
+from psycopg.types.json import Jsonb
+
+from video_analysis.store.camera_counts import camera_day_counts
 
 _ROLLUP = """
 WITH day_videos AS (
@@ -34,4 +37,25 @@ def replace_daily_report(conn: psycopg.Connection, day: date) -> list[dict]:
     conn.execute("DELETE FROM camera_daily_reports WHERE day = %s", (day,))
     columns = ["camera", "videos", "footage_minutes", "mean_safety_score", "min_safety_score", "incident_count",
                "incidents_by_type"]
-    return [dict(zip(columns, row, strict=True)) for row in conn.execute(_ROLLUP, {"day": day}).fetchall()]
+    rows = [dict(zip(columns, row, strict=True)) for row in conn.execute(_ROLLUP, {"day": day}).fetchall()]
+    for row in rows:
+        row["counts"] = day_in_counts(camera_day_counts(conn, row["camera"], day))
+        conn.execute("UPDATE camera_daily_reports SET counts = %s WHERE camera = %s AND day = %s",
+                     (Jsonb(row["counts"]), row["camera"], day))
+    return rows
+
+
+def day_in_counts(counted: dict) -> dict:
+    """What a daily report keeps of a camera's counted day: totals, the busiest hour, the peak, each zone's stays."""
+    lines: dict[str, dict[str, int]] = {}
+    for hour in counted["hours"]:
+        for name, ways in hour["lines"].items():
+            for way, n in ways.items():
+                lines.setdefault(name, {"in": 0, "out": 0})[way] += n
+    busiest = max(counted["hours"], key=lambda h: h["people"], default=None)
+    return {"people": counted["people"], "tracks": counted["tracks"], "lines": lines,
+            "zones": {name: {k: zone[k] for k in ("stays", "median_s", "longest_s")}
+                      for name, zone in counted["zones"].items()},
+            "busiest_hour": busiest["hour"] if busiest and busiest["people"] else None,
+            "busiest_hour_people": busiest["people"] if busiest else 0,
+            "peak_people": counted["peak_people"], "peak_at": counted["peak_at"]}
