@@ -11,6 +11,7 @@ function when(hit) {
 }
 
 function title(hit) {
+  if (hit.kind === "citation") return `[${hit.ref}]`;
   if (hit.kind === "incident") return `incident: ${hit.incident_type.replace("_", " ")}`;
   if (hit.kind === "summary") return "video summary";
   return `${hit.class_name} #${hit.track_id}`;
@@ -24,8 +25,7 @@ function card(hit) {
     element("p", {class: "what"}, hit.text || ""),
     element("p", {class: "where"}, `${hit.camera || "no camera"} · ${hit.object_key}`),
     element("p", {class: "when"}, `${when(hit)} (at ${seconds(hit.start_s)} in the video)`),
-    element("p", {class: `score ${hit.strength}`, title: `fused score ${hit.score.toFixed(4)}`},
-            `${hit.strength} match`));
+    element("p", {class: `score ${hit.strength}`}, `${hit.strength} match`));
   if (hit.footage === "expired") node.append(element("p", {class: "expired"}, "footage removed: facts only"));
   if (hit.similar_url) {
     const more = element("button", {type: "button", class: "more"}, "more like this");
@@ -57,13 +57,45 @@ async function runSearch(event) {
     }
   }
   $("status").textContent = "searching...";
+  $("answer").hidden = true;
   try {
+    const asked = QUESTION.test(params.get("q") || "") ? ask(params) : null;
     const answer = await getJSON(`/api/search?${params}`);
     show(answer.hits, answer.message);
     history.replaceState(null, "", `?${shown}`);
+    if (asked && await asked && !answer.hits.length) $("status").textContent = "answered from the counted facts";
   } catch (error) {
     $("results").replaceChildren();
     $("status").textContent = error.message;
+  }
+}
+
+// A question (how many..., when was..., was anyone...?) is also answered: the number or the sentences, each
+// citation a button that plays its moment.
+const QUESTION = /^\s*(how|when|what|which|who|where|why|was|were|is|are|did|does|do|has|have)\b|\?\s*$/i;
+
+async function ask(params) {
+  const wanted = new URLSearchParams();
+  for (const name of ["q", "camera", "since", "until"]) if (params.get(name)) wanted.set(name, params.get(name));
+  try {
+    const found = await getJSON(`/api/ask?${wanted}`);
+    const cited = new Map(found.citations.map((c) => [c.ref, c]));
+    const text = element("p", {id: "answer-text"});
+    for (const part of found.answer.split(/(\[\d+\])/)) {
+      const citation = /^\[(\d+)\]$/.test(part) ? cited.get(Number(part.slice(1, -1))) : null;
+      if (!citation) { text.append(part); continue; }
+      const button = element("button", {type: "button", class: "citation", "data-ref": citation.ref,
+                                        "data-start": citation.start_s}, part);
+      button.addEventListener("click", () => play({...citation, kind: "citation", start_s: citation.start_s}));
+      text.append(button);
+    }
+    $("answer").replaceChildren(text);
+    $("answer").dataset.generator = found.generator;
+    $("answer").hidden = false;
+    return found.generator === "count";
+  } catch (error) {
+    $("answer").replaceChildren(element("p", {}, error.message));
+    $("answer").hidden = false;
   }
 }
 
@@ -82,7 +114,8 @@ async function play(hit) {
   const video = $("video");
   $("player").hidden = false;
   $("player-title").textContent = `${title(hit)} in ${hit.object_key}, from ${seconds(hit.start_s)}`;
-  $("player-dagster").href = hit.dagster_url;
+  $("player-dagster").hidden = !hit.dagster_url;
+  if (hit.dagster_url) $("player-dagster").href = hit.dagster_url;
   const start = () => {
     video.currentTime = hit.start_s;
     video.play().catch(() => {});  // autoplay may be refused; the position is set either way

@@ -1,7 +1,7 @@
-"""A camera's day in counts, on the person clip recorded as camera `room` at 14:00: six people walk one at a time
-from the middle of the room (a door at 40-60% of the width) out to the right (counted by eye), across a line drawn
-at 70% of the width and through a walkway zone at 50-65%. The API gives the counts; the cameras page draws them in a real browser (screenshot kept
-in test-artifacts/camera-counts.png)."""
+"""A camera's day in counts, on the person clip recorded as camera `room` at 14:00: six people walk one at a
+time from the middle of the room (a door at 40-60% of the width) out to the right (counted by eye), across a line
+drawn at 70% of the width and through a walkway zone at 50-65%. The API gives the counts; the cameras page draws
+them and the search page answers counting questions, in a real browser (screenshots kept in test-artifacts/)."""
 
 import os
 from pathlib import Path
@@ -99,5 +99,38 @@ def test_the_cameras_page_draws_occupancy_counts_per_hour_and_stays(room):
         assert "walkway:" in browser.find_element(By.CSS_SELECTOR, "#dwell-charts figcaption").text
         browser.find_element(By.ID, "counts").location_once_scrolled_into_view  # noqa: B018 - scrolls the page
         browser.save_screenshot(str(ARTIFACTS / "camera-counts.png"))
+    finally:
+        browser.quit()
+
+
+def test_the_search_page_answers_a_count_with_citations_that_play_their_moment_and_refuses_what_it_cannot(room):
+    from selenium.webdriver.common.by import By
+
+    from tests.helpers import PEOPLE_ON_SCREEN
+
+    browser = headless_chrome()
+    try:
+        browser.get(room + "/?q=" + "How many people came in through the aisle?".replace(" ", "+"))
+        text = wait_for(lambda: browser.find_elements(By.ID, "answer-text"), 60, "the answer", interval_s=0.2)[0]
+        assert text.text.startswith("6 people went in through aisle (counted as crossings of the line 'aisle', "
+                                    "direction in)[1][2][3][4][5]"), text.text
+        assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'fused score') or contains(@title, 'fused')]")
+        third = browser.find_element(By.CSS_SELECTOR, "#answer .citation[data-ref='3']")
+        start = float(third.get_attribute("data-start"))
+        assert any(a <= start <= b for a, b in PEOPLE_ON_SCREEN[2:3]), start  # the third person's crossing
+        third.click()
+        at = wait_for(lambda: browser.execute_script(
+            "const v = document.getElementById('video');"
+            "return v.readyState >= 1 && !v.seeking && Math.abs(v.currentTime - arguments[0]) < 1"
+            " ? v.currentTime : null",
+            start), 30, "the video at the third crossing", interval_s=0.2)
+        assert abs(at - start) < 1
+        browser.save_screenshot(str(ARTIFACTS / "answer-count.png"))
+
+        browser.get(room + "/?q=" + "How many people came in through the back door?".replace(" ", "+"))
+        refused = wait_for(lambda: browser.find_elements(By.ID, "answer-text"), 60, "the refusal", interval_s=0.2)[0]
+        assert refused.text.startswith("Cannot answer that from the footage") and "aisle" in refused.text
+        assert not refused.find_elements(By.CSS_SELECTOR, ".citation")
+        browser.save_screenshot(str(ARTIFACTS / "answer-refused.png"))
     finally:
         browser.quit()

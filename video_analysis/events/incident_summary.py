@@ -17,10 +17,12 @@ def safety_score(incidents: list[Incident], rules: IncidentRules = IncidentRules
 
 
 def summary_text(duration_s: float, camera: str | None, tracks: list[TrackFacts], incidents: list[Incident],
-                 score: int, colours: Counter | None = None, partial_s: float | None = None) -> str:
+                 score: int, colours: Counter | None = None, partial_s: float | None = None,
+                 likely_repeats: int = 0) -> str:
     """The templated summary: facts only, every number traceable to a row.
 
     ``partial_s``: for partial footage, the seconds that decoded (the facts cover only those).
+    ``likely_repeats``: person tracks that are likely the track before them seen again (store/counting.py).
     """
     where = f"camera {camera}" if camera else "the footage"
     counts = Counter(t.class_name for t in tracks)
@@ -29,6 +31,9 @@ def summary_text(duration_s: float, camera: str | None, tracks: list[TrackFacts]
     span = (f"{partial_s:.0f} of {count(round(duration_s), 'second')} of {where} decoded (partial recording)"
             if partial_s is not None else f"{count(round(duration_s), 'second')} of {where}")
     sentences = [f"{span}: {listing(seen)} tracked." if seen else f"{span}: nothing tracked."]
+    if likely_repeats and counts["person"] > likely_repeats:
+        sentences[0] = (f"{sentences[0][:-1]} (about {counts['person'] - likely_repeats} different people: "
+                        f"{count(likely_repeats, 'track')} likely the same person seen again).")
     if colours:
         sentences.append("Most common clothing colours: " + ", ".join(c for c, _ in colours.most_common(3)) + ".")
     if incidents:

@@ -17,7 +17,7 @@ from video_analysis.events.track_facts import PEOPLE, VEHICLES
 from video_analysis.runtime.object_store import ObjectStore
 from video_analysis.stages import StageResult
 from video_analysis.store import catalog, quality, vector_index
-from video_analysis.store.counting import replace_counting
+from video_analysis.store.counting import likely_repeats, replace_counting
 from video_analysis.store.db import Database
 from video_analysis.store.outputs import (
     ModelStamp,
@@ -49,13 +49,14 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
         colours = person_colour_counts(conn, partition_key)
         scene = load_scene_evidence(conn, partition_key, (PEOPLE, *VEHICLES, *rules.unattended_classes))
         normal = catalog.camera_normal_people(conn, video.camera, partition_key, rules.crowd_history_videos)
+        repeats = likely_repeats(conn, partition_key)
     zones = load_zones(zones_file, video.camera)
     restricted = {z.name for z in zones if z.restricted}
     incidents = detect_incidents(facts, restricted, rules, scene, (video.width, video.height), zones=zones,
                                  normal_people=normal)
     score = safety_score(incidents, rules)
     partial_s = video.footage_s if video.status == "partial" else None
-    text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s)
+    text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s, repeats)
     generator, vlm_note = "template", f"absent ({summarizer_absent}); the templated summary stands"
     if summarizer is not None:
         with db.session() as conn:

@@ -21,10 +21,9 @@ MOMENT = "coalesce(v.recorded_at, v.last_modified) + make_interval(secs => e.sta
 # within 3 s after the track of its class before it in the video ended (or overlaps it by at most 1 s: a track
 # the tracker split), and either begins where that one ended (within a body height) or is dressed alike (a
 # person lost and found again).
-TRACK_ROWS = """
-INSERT INTO counting_events (partition_key, kind, name, track_id, class_name, start_t, end_t, likely_repeat)
-SELECT partition_key, 'track', '', track_id, class_name, first_t, last_t,
-       coalesce(gap BETWEEN -1 AND 3 AND (coalesce(alike, false) OR coalesce(near, false)), false)
+TRACK_FACTS = """
+SELECT partition_key, track_id, class_name, first_t, last_t,
+       coalesce(gap BETWEEN -1 AND 3 AND (coalesce(alike, false) OR coalesce(near, false)), false) AS likely_repeat
 FROM (
     SELECT t.partition_key, t.track_id, t.class_name, t.first_t, t.last_t,
            t.first_t - lag(t.last_t) OVER w AS gap,
@@ -38,6 +37,11 @@ FROM (
     WINDOW w AS (PARTITION BY t.partition_key, t.class_name ORDER BY t.first_t, t.track_id)
 ) rows
 """
+TRACK_ROWS = """
+INSERT INTO counting_events (partition_key, kind, name, track_id, class_name, start_t, end_t, likely_repeat)
+SELECT partition_key, 'track', '', track_id, class_name, first_t, last_t, likely_repeat FROM (
+""" + TRACK_FACTS + ") facts"
+
 
 # The hourly tallies (UTC hours) of the videos chosen by {where} (on videos `v`), from their counting rows.
 HOURS = f"""
@@ -48,6 +52,13 @@ FROM counting_events e JOIN videos v USING (partition_key)
 WHERE {{where}}
 GROUP BY 1, 2, 3, 4, 5, 6
 """
+
+
+def likely_repeats(conn: psycopg.Connection, partition_key: str, class_name: str = "person") -> int:
+    """How many of a video's tracks of ``class_name`` are likely the track before them seen again."""
+    facts = TRACK_FACTS.format(where="t.partition_key = %s")
+    return conn.execute(f"SELECT count(*) FILTER (WHERE likely_repeat) FROM ({facts}) f WHERE class_name = %s",
+                        (partition_key, class_name)).fetchone()[0]
 
 
 def replace_counting(conn: psycopg.Connection, partition_key: str, crossings: list, visits: list) -> int:

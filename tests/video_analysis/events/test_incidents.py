@@ -215,6 +215,10 @@ def test_score_and_summary():
     text = summary_text(139.4, "lobby", [_person(1, 0, 60), _person(2, 0, 9)], incidents, score)
     assert text.startswith("139 seconds of camera lobby: 2 people tracked.")
     assert "2 incidents (1 loitering, 1 running)" in text and text.endswith(f"Safety score {score}/100.")
+    fragmented = summary_text(139.4, "lobby", [_person(1, 0, 60), _person(2, 60, 70), _person(3, 80, 90)], [], 100,
+                              likely_repeats=1)
+    assert fragmented.startswith("139 seconds of camera lobby: 3 people tracked (about 2 different people: 1 track "
+                                 "likely the same person seen again).")
 
 
 def test_rules_and_zones_come_from_the_zones_file_and_their_hash_changes_with_them(tmp_path):
