@@ -93,7 +93,23 @@ def _with_footage(ctx: ServiceContext, hits: list[dict]) -> list[dict]:
         hit["footage"] = state
         if state == "expired":
             hit["clip_url"], hit["footage_note"] = None, _footage_note(state, at)
+    _with_scenes(ctx, [hit for hit in hits if hit["kind"] == "incident"])
     return hits
+
+
+def _with_scenes(ctx: ServiceContext, incidents: list[dict]) -> None:
+    """An incident's card shows its scene (the whole frame, its tracks boxed) where one was kept."""
+    if not incidents:
+        return
+    with ctx.database.session() as conn:
+        scenes = {(key, kind, round(start, 2)): scene for key, kind, start, scene in conn.execute(
+            "SELECT partition_key, incident_type, start_t, scene FROM scene_frames WHERE partition_key = ANY(%s)",
+            (list({hit["partition_key"] for hit in incidents}),))}
+    for hit in incidents:
+        scene = scenes.get((hit["partition_key"], hit["incident_type"], round(hit["start_s"], 2)))
+        if scene is not None:
+            hit["thumbnail_url"] = f"{_video_path(hit['partition_key'])}/incidents/{scene}/scene.jpg"
+            hit["scene_url"] = hit["thumbnail_url"]
 
 
 def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:

@@ -93,6 +93,12 @@ def router(ctx: ServiceContext) -> APIRouter:
         return validated_jpeg(ctx, request, "tracks", "partition_key = %s AND track_id = %s", (partition_key, track_id),
                               f"no thumbnail for track {track_id} of {partition_key}")
 
+    @routes.get("/api/videos/{partition_key:path}/incidents/{scene}/scene.jpg")
+    def incident_scene(request: Request, partition_key: str, scene: int) -> Response:
+        """The incident's scene: the whole frame at its moment, its tracks boxed, the zones and lines drawn."""
+        return validated_jpeg(ctx, request, "scene_frames", "partition_key = %s AND scene = %s", (partition_key, scene),
+                              f"no scene for incident {scene} of {partition_key}")
+
     @routes.get("/api/videos/{partition_key:path}/thumbnail.jpg")
     def video_thumbnail(request: Request, partition_key: str) -> Response:
         return validated_jpeg(ctx, request, "videos", "partition_key = %s", (partition_key,),

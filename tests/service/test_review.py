@@ -122,7 +122,21 @@ def test_an_event_query_finds_the_incident_by_meaning_at_its_moment(served):
         assert first["incident_type"] == "loitering" and first["partition_key"] == served.partitions["person"]
         # at the moment of one of the people who stand at the table for 20 s or more
         assert any(start - 2 <= first["start_s"] <= first["end_s"] <= end + 2 for start, end in PEOPLE_ON_SCREEN)
-        assert first["track_ids"] and served.client.get(first["thumbnail_url"]).status_code == 200
+        assert first["track_ids"] and first["thumbnail_url"] == first["scene_url"]
+        _assert_a_scene(served.client.get(first["scene_url"]))
+
+
+def _assert_a_scene(response) -> None:
+    """The whole frame of the person clip (768x432, served at 640 wide) with the incident's track boxed in orange."""
+    import cv2
+    import numpy as np
+
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[:2] == (360, 640)
+    blue, green, red = (image[..., i].astype(int) for i in range(3))
+    boxed = (blue < 90) & (abs(green - 140) < 40) & (red > 200)
+    assert boxed.sum() > 300, boxed.sum()  # the box's four sides, a few pixels thick
 
 
 def test_a_summary_is_found_by_its_words_and_ranks_below_the_tracks_it_sums_up(served):
@@ -575,6 +589,11 @@ def test_an_incident_card_opens_the_video_with_its_incidents_and_each_one_seeks(
     card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card.incident"), 60,
                     "an incident card", interval_s=0.2)[0]
     assert "loitering" in card.find_element(By.TAG_NAME, "h3").text
+    scene = card.find_element(By.TAG_NAME, "img")
+    assert "/incidents/" in scene.get_attribute("src")  # the scene, not one person's crop
+    assert wait_for(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", scene),
+                    30, "the scene loaded", interval_s=0.2) == 640
+    browser.save_screenshot(str(ARTIFACTS / "incident-card-scene.png"))
     card.click()
     incidents = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#player-incidents button"), 60,
                          "the video's incident list", interval_s=0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -29,11 +30,14 @@ from video_analysis.store.outputs import (
     replace_summary,
     track_facts,
 )
+from video_analysis.store.writer import replace_partition_rows
 from video_analysis.vision.attributes import load_zones
 from video_analysis.vision.narration import narrate
+from video_analysis.vision.scenes import box_at, draw_scene
 from video_analysis.vision.seeking import frames_at
 
 STAGE = "summaries"
+log = logging.getLogger(__name__)
 
 
 def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, text_model: ModelStamp, *,
@@ -57,6 +61,8 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
     score = safety_score(incidents, rules)
     partial_s = video.footage_s if video.status == "partial" else None
     text = summary_text(video.duration_s, video.camera, facts, incidents, score, colours, partial_s, repeats)
+    lines = load_lines(zones_file, video.camera)
+    scenes = incident_scenes(store, video.obj, partition_key, db, incidents, zones, lines)
     generator, vlm_note = "template", f"absent ({summarizer_absent}); the templated summary stands"
     if summarizer is not None:
         with db.session() as conn:
@@ -69,9 +75,10 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
             text, generator = narrated, summarizer_name or "vision-language model"
     with db.session() as conn:
         vector_index.lock_indexes(conn)  # first, as every writer of vectors: see lock_indexes
-        replace_counting(conn, partition_key, crossings(facts, load_lines(zones_file, video.camera), video.width,
-                                                        video.height),
+        replace_counting(conn, partition_key, crossings(facts, lines, video.width, video.height),
                          visits(facts, zones, video.width, video.height))
+        replace_partition_rows(conn, "scene_frames", partition_key,
+                               ("scene", "incident_type", "start_t", "t", "thumbnail_jpeg"), scenes)
         replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                         facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__,
                                "peak_people": peak_people(facts), "normal_people": normal},
@@ -95,3 +102,31 @@ def keyframes(video_path: Path, tracks: list[StoredTrack], count: int = 4) -> li
     longest = sorted(tracks, key=lambda t: t.summary.last_t - t.summary.first_t, reverse=True)[:count]
     frames = frames_at(video_path, {t.summary.best_t for t in longest if t.summary.best_t is not None})
     return [frames[t] for t in sorted(frames)]
+
+
+def incident_scenes(store: ObjectStore, obj, partition_key: str, db: Database, incidents, zones, lines) -> list[tuple]:
+    """Each incident's scene: the frame at its first moment of evidence (its start without one), with the boxes
+    of its tracks and the zones and lines drawn; rows (index, type, start, moment, JPEG). Footage that cannot be
+    read gives no scene, and the summary is written without them (cards then show a track's crop)."""
+    if not incidents:
+        return []
+    moments = [(i.evidence_t[0] if i.evidence_t else i.start_t) for i in incidents]
+    try:
+        with store.local_copy(obj) as path:
+            frames = frames_at(path, moments)
+    except Exception as error:  # noqa: BLE001 - a scene is an illustration: its absence is logged, not fatal
+        log.warning("no incident scenes for %s: %s", partition_key, error)
+        return []
+    with db.session() as conn:
+        paths = {t.summary.track_id: t.summary.path for t in load_tracks(conn, partition_key)}
+    rows = []
+    for index, (incident, moment) in enumerate(zip(incidents, moments, strict=True)):
+        frame = frames.get(moment)
+        if frame is None:
+            continue
+        boxes = {track: box for track in incident.track_ids
+                 if (box := box_at(paths.get(track, []), moment)) is not None}
+        caption = f"{incident.type.replace('_', ' ')} at {moment:.0f} s"
+        rows.append((index, incident.type, incident.start_t, moment,
+                     draw_scene(frame, boxes, zones, lines, caption)))
+    return rows

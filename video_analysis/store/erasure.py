@@ -25,7 +25,7 @@ from video_analysis.store import outputs, reports, vector_index
 
 # The tables whose rows belong to one video (each has partition_key), counted for the audit record.
 DERIVED_TABLES = ("detections", "tracks", "track_attributes", "embeddings", "static_objects", "sighting_crops",
-                  "counting_events", "counting_hours", "summaries", "stage_runs")
+                  "counting_events", "counting_hours", "scene_frames", "summaries", "stage_runs")
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
     ),
     (
         18,
-        "counting: a row per track and hourly tallies, so counts over months read hours, not rows",
+        "counting: a row per track and hourly tallies (counts over months read hours); incident scenes",
         """
         -- A row per track beside the crossings and visits (name ''), marked when it is likely the track before it
         -- seen again; and per video, hour, kind, name, class and direction how many rows began in that hour.
@@ -260,6 +260,16 @@ MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
         CREATE INDEX counting_hours_by_hour ON counting_hours (kind, class_name, name, hour);
         -- where counts over a time range find their videos
         CREATE INDEX videos_moment ON videos ((coalesce(recorded_at, last_modified))) WHERE superseded_by IS NULL;
+        -- each incident's scene: the frame at its moment with its tracks' boxes and the zones and lines drawn
+        CREATE TABLE scene_frames (
+            partition_key   text NOT NULL REFERENCES videos (partition_key) ON DELETE CASCADE,
+            scene           integer NOT NULL,  -- the incident's place in the summary's list
+            incident_type   text NOT NULL,
+            start_t         double precision NOT NULL,  -- the incident's start
+            t               double precision NOT NULL,  -- the frame's moment
+            thumbnail_jpeg  bytea NOT NULL,
+            PRIMARY KEY (partition_key, scene)
+        );
         -- a camera's day counted: people, line crossings, zone entries and stays, its busiest hour and peak
         ALTER TABLE camera_daily_reports ADD COLUMN counts jsonb NOT NULL DEFAULT '{}';
         """
