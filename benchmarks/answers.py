@@ -48,6 +48,7 @@ SCALE_QUESTIONS = [
     "When was it busiest today?",
     "When was camera cam5 busiest last week?",
     "How long did people stay at the counter yesterday?",
+    "How long did people stay at the counter?",
     "How many people visited the counter in the last hour?",
     "How many people came in through the back gate?",
 ]
@@ -200,10 +201,13 @@ def build_store(conn, tracks: int, end: datetime) -> dict:
     return {"segments": segments, "days": days, "load_s": time.perf_counter() - started}
 
 
-def bench_scale(sizes: list[int], repeat: int) -> None:
+def bench_scale(sizes: list[int], repeat: int, answerer: str) -> None:
+    import importlib
+
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
-    from video_analysis.search.questions import counted
     from video_analysis.store import db
+
+    counted = importlib.import_module(answerer).counted
 
     scratch = None
     dsn = os.environ.get("REELGRAPH_DATABASE_URL")
@@ -253,11 +257,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--skip-clips", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--answerer", default="video_analysis.search.questions",
+                        help="module whose counted() answers (another checkout's, to compare)")
     parser.add_argument("--home", type=Path, help="state folder for the clips (default: a fresh temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.skip_scale:
-        bench_scale([int(s) for s in args.sizes.split(",")], args.repeat)
+        bench_scale([int(s) for s in args.sizes.split(",")], args.repeat, args.answerer)
     if not args.skip_clips:
         print()
         bench_clips(args.labels, args.home)

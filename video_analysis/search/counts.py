@@ -91,21 +91,25 @@ def hourly(conn: psycopg.Connection, query, what: Counted) -> dict[datetime, tup
     return hours
 
 
-def first_rows(conn: psycopg.Connection, query, what: Counted, longest: bool = False) -> list[Citation]:
-    """The first rows counted (by their video's start, then their moment), or the longest stays first."""
-    order = "e.end_t - e.start_t DESC" if longest else "coalesce(v.recorded_at, v.last_modified), e.start_t"
+def first_rows(conn: psycopg.Connection, query, what: Counted) -> list[Citation]:
+    """The first rows counted, by their video's start, then their moment."""
+    order = "coalesce(v.recorded_at, v.last_modified), e.start_t"
     rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} ORDER BY {order} "
                         f"LIMIT {CITED}", _params(query, what, query.since, query.until), prepare=False).fetchall()
     return [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
 
 
-def stays(conn: psycopg.Connection, query, what: Counted) -> tuple[int, float, float]:
-    """(stays, median seconds, longest seconds) in a zone over the query's range."""
+def stays(conn: psycopg.Connection, query, what: Counted) -> tuple[int, float, float, list[Citation]]:
+    """(stays, median seconds, longest seconds, the longest cited first) in a zone over the query's range. Two
+    passes over the rows: one materialised pass was slower (a year of visits spills to disk)."""
+    params = _params(query, what, query.since, query.until)
     n, median, longest = conn.execute(
         f"SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY e.end_t - e.start_t), "
-        f"max(e.end_t - e.start_t) {_ROWS_OF}", _params(query, what, query.since, query.until), prepare=False
-    ).fetchone()
-    return int(n), float(median or 0.0), float(longest or 0.0)
+        f"max(e.end_t - e.start_t) {_ROWS_OF}", params, prepare=False).fetchone()
+    rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
+                        f"ORDER BY e.end_t - e.start_t DESC LIMIT {CITED}", params, prepare=False).fetchall()
+    cited = [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
+    return int(n), float(median or 0.0), float(longest or 0.0), cited
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -142,10 +146,9 @@ def answer_count(conn: psycopg.Connection, question: str, query) -> Answer:
                 f"{_noun(query.class_name, n - again)} (counted as entries into the zone){_refs(cited)}.")
     elif query.what == "dwell":
         what = Counted("visit", query.name)
-        n, median, longest = stays(conn, query, what)
+        n, median, longest, cited = stays(conn, query, what)
         if not n:
             return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
-        cited = first_rows(conn, query, what, longest=True)
         text = (f"{_plural(n, 'stay')} in {query.name}{where}{query.span()}: median {median:.0f} s, "
                 f"longest {longest:.0f} s (the longest cited first){_refs(cited)}.")
     elif query.what == "busiest":

@@ -106,6 +106,8 @@ def test_counting_answers_say_the_number_how_it_was_counted_and_the_likely_repea
     assert ask("When was it busiest today?").startswith(
         "The busiest hour today was 2026-12-07 14:00-15:00 UTC, with 23 people")  # 13:50's end before 14:00
     assert ask("How long did people stay at the desk?").startswith("35 stays in desk: median 16 s, longest 16 s")
+    shortest_stays = counted(lobby, "How long did people stay at the desk since 14:00?", now=NOW)
+    assert [round(c.end_s - c.start_s) for c in shortest_stays.citations] == [16] * 5  # the longest cited first
     out = counted(lobby, "How many people went out through the door today?", now=NOW)
     assert out.text.startswith("0 people went out") and not out.citations
 
