@@ -50,6 +50,9 @@ SCALE_QUESTIONS = [
     "How long did people stay at the counter yesterday?",
     "How long did people stay at the counter?",
     "How many people visited the counter in the last hour?",
+    "How many people in red today?",
+    "Who stayed longest at the counter yesterday?",
+    "Which camera saw the most people last week?",
     "How many people came in through the back gate?",
 ]
 CAMERAS, SEGMENT_S, TRACKS_PER_SEGMENT = 8, 600, 29
@@ -91,8 +94,11 @@ def stated(answer: str, label: dict) -> str | float | None:
     if "hour" in label:
         found = re.search(r"(\d\d:00)-\d\d:00", answer)
         return found.group(1) if found else None
+    if "camera" in label:
+        found = re.match(r"Camera (\S+) saw the most", answer)
+        return found.group(1) if found else None
     if "seconds" in label:
-        found = re.search(r"longest (\d+(?:\.\d+)?) s", answer)
+        found = re.search(r"(?:longest|was) (\d+(?:\.\d+)?) s", answer)
         return float(found.group(1)) if found else (0.0 if answer.startswith("Nobody") else None)
     found = re.search(r"^(?:About |No )?(\d+)?", answer)
     return int(found.group(1)) if found and found.group(1) else (0 if re.match(r"^(No |Nobody)", answer) else None)
@@ -103,6 +109,8 @@ def exact(value, label: dict) -> bool:
         return value == "refused"
     if "hour" in label:
         return value == label["hour"]
+    if "camera" in label:
+        return value == label["camera"]
     if "seconds" in label:
         return value is not None and abs(value - label["seconds"]) <= label.get("tolerance", 1.0)
     return value == label["count"]
@@ -136,7 +144,7 @@ def bench_clips(labels: Path, home: Path | None = None) -> None:
                     if answer else []
                 cited += len(on)
                 cited_right += sum(on)
-                want = label.get("count", label.get("seconds", label.get("hour", "refused")))
+                want = next((label[k] for k in ("count", "seconds", "hour", "camera") if k in label), "refused")
                 print(f"| {label['q']} | {want} | {value} | {'yes' if ok else 'NO'} | {sum(on)}/{len(on)} | "
                       f"{ms:.0f} |")
                 if not ok:

@@ -57,38 +57,46 @@ _ROWS_OF = f"""
                secs => (SELECT coalesce(max(duration_s), 0) FROM videos)) AND {MOMENT} >= %(since)s))
       AND (%(until)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) < %(until)s
                                                AND {MOMENT} < %(until)s))
+      AND (%(colour)s::text IS NULL OR EXISTS (
+               SELECT 1 FROM track_attributes a WHERE a.partition_key = e.partition_key AND a.track_id = e.track_id
+                 AND %(colour)s IN (a.upper_color, a.lower_color, a.color)))
 """
 
 _TALLIES = """
-SELECT h.hour, sum(h.n), sum(h.repeats) FROM counting_hours h JOIN videos v USING (partition_key)
+SELECT {by}, sum(h.n), sum(h.repeats) FROM counting_hours h JOIN videos v USING (partition_key)
 WHERE h.kind = %(kind)s AND h.class_name = %(class_name)s AND h.name = %(name)s
   AND (%(direction)s::text IS NULL OR h.direction = %(direction)s)
   AND v.superseded_by IS NULL AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
   AND (%(lo)s::timestamptz IS NULL OR h.hour >= %(lo)s) AND (%(hi)s::timestamptz IS NULL OR h.hour < %(hi)s)
-GROUP BY h.hour
+GROUP BY 1
 """
+_BY = {"hour": ("h.hour", f"date_trunc('hour', {MOMENT}, 'UTC')"), "camera": ("v.camera", "v.camera")}
 
 
 def _params(query, what: Counted, since=None, until=None) -> dict:
     return {"camera": query.camera, "kind": what.kind, "name": what.name, "class_name": query.class_name,
-            "direction": what.direction, "since": since, "until": until}
+            "direction": what.direction, "since": since, "until": until, "colour": query.colour}
 
 
-def hourly(conn: psycopg.Connection, query, what: Counted) -> dict[datetime, tuple[int, int]]:
-    """{UTC hour: (rows that began in it, of them likely repeats)} over the query's camera and time range."""
-    hours: dict[datetime, tuple[int, int]] = {}
+def hourly(conn: psycopg.Connection, query, what: Counted, by: str = "hour") -> dict:
+    """{UTC hour (or camera, ``by``): (rows that began in it, of them likely repeats)} over the query's camera,
+    time range and colour. A colour is on the rows only: a question about one is counted from them."""
+    tallies: dict = {}
     whole, edges = _split(query.since, query.until)
+    if query.colour:
+        whole, edges = None, [(query.since, query.until)]
+    tally, row = _BY[by]
     if whole is not None:
-        for hour, n, repeats in conn.execute(_TALLIES, {**_params(query, what), "lo": whole[0], "hi": whole[1]},
-                                             prepare=False):
-            hours[hour] = (int(n), int(repeats))
+        for key, n, repeats in conn.execute(_TALLIES.format(by=tally),
+                                            {**_params(query, what), "lo": whole[0], "hi": whole[1]}, prepare=False):
+            tallies[key] = (int(n), int(repeats))
     for since, until in edges:
-        for hour, n, repeats in conn.execute(
-                f"SELECT date_trunc('hour', {MOMENT}, 'UTC'), count(*), count(*) FILTER (WHERE e.likely_repeat) "
-                f"{_ROWS_OF} GROUP BY 1", _params(query, what, since, until), prepare=False):
-            was = hours.get(hour, (0, 0))
-            hours[hour] = (was[0] + n, was[1] + repeats)
-    return hours
+        for key, n, repeats in conn.execute(
+                f"SELECT {row}, count(*), count(*) FILTER (WHERE e.likely_repeat) {_ROWS_OF} GROUP BY 1",
+                _params(query, what, since, until), prepare=False):
+            was = tallies.get(key, (0, 0))
+            tallies[key] = (was[0] + n, was[1] + repeats)
+    return tallies
 
 
 def first_rows(conn: psycopg.Connection, query, what: Counted) -> list[Citation]:
@@ -120,6 +128,11 @@ def _noun(class_name: str, n: int) -> str:
     return {"person": "person" if n == 1 else "people"}.get(class_name, class_name if n == 1 else class_name + "s")
 
 
+def _who(query, n: int) -> str:
+    """"people", "person in red"."""
+    return _noun(query.class_name, n) + (f" in {query.colour}" if query.colour else "")
+
+
 def _refs(citations: list[Citation]) -> str:
     return "".join(f"[{c.ref}]" for c in citations)
 
@@ -127,7 +140,6 @@ def _refs(citations: list[Citation]) -> str:
 def answer_count(conn: psycopg.Connection, question: str, query) -> Answer:
     """The exact answer to a parsed counting question, with how it was counted and the rows it counted."""
     where = f" on camera {query.camera}" if query.camera else ""
-    noun = _noun(query.class_name, 2)
     if query.what == "crossings":
         what = Counted("crossing", query.name, query.direction)
         n = sum(count for count, _ in hourly(conn, query, what).values())
@@ -135,43 +147,70 @@ def answer_count(conn: psycopg.Connection, question: str, query) -> Answer:
         way = {"in": "in through", "out": "out through", None: "across"}[query.direction]
         how = f"crossings of the line {query.name!r}" + (
             f", direction {query.direction}" if query.direction else ", both ways")
-        text = (f"{n} {_noun(query.class_name, n)} went {way} {query.name}{where}{query.span()} "
+        text = (f"{n} {_who(query, n)} went {way} {query.name}{where}{query.span()} "
                 f"(counted as {how}){_refs(cited)}.")
     elif query.what == "visits":
         what = Counted("visit", query.name)
         tallies = hourly(conn, query, what).values()
-        n, again = sum(c for c, _ in tallies), sum(r for _, r in tallies)
+        n = sum(c for c, _ in tallies)
+        again = min(sum(r for _, r in tallies), n - 1) if n else 0
         cited = first_rows(conn, query, what)
         text = (f"{_plural(n, 'visit')} to {query.name}{where}{query.span()}, by {n - again} "
-                f"{_noun(query.class_name, n - again)} (counted as entries into the zone){_refs(cited)}.")
+                f"{_who(query, n - again)} (counted as entries into the zone){_refs(cited)}.")
     elif query.what == "dwell":
         what = Counted("visit", query.name)
         n, median, longest, cited = stays(conn, query, what)
         if not n:
             return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
-        text = (f"{_plural(n, 'stay')} in {query.name}{where}{query.span()}: median {median:.0f} s, "
+        by = f" by {_who(query, 2)}" if query.colour else ""
+        text = (f"{_plural(n, 'stay')} in {query.name}{by}{where}{query.span()}: median {median:.0f} s, "
                 f"longest {longest:.0f} s (the longest cited first){_refs(cited)}.")
+    elif query.what == "longest":
+        what = Counted("visit", query.name)
+        n, _, _, cited = stays(conn, query, what)
+        if not n:
+            return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
+        first, *rest = cited
+        text = (f"The longest stay in {query.name}{where}{query.span()} was {first.end_s - first.start_s:.0f} s, "
+                f"by the {_who(query, 1)} at [1]" + (", then " + ", ".join(
+                    f"{c.end_s - c.start_s:.0f} s[{c.ref}]" for c in rest) if rest else "")
+                + f" ({_plural(n, 'stay')} in all).")
+    elif query.what == "busiest_camera":
+        what = Counted("track")
+        per_camera = {c: n - r for c, (n, r) in hourly(conn, query, what, by="camera").items() if c and n}
+        if not per_camera:
+            return Answer(question, f"No {_who(query, 2)} were seen on any camera{query.span()}.", [],
+                          generator="count")
+        ranked = sorted(per_camera.items(), key=lambda item: (-item[1], item[0]))
+        top, n = ranked[0]
+        cited = first_rows(conn, replace(query, camera=top), what)
+        others = "; ".join(f"{c}: {k}" for c, k in ranked[1:4])
+        text = (f"Camera {top} saw the most {_who(query, 2)}{query.span()}: about {n}"
+                + (f" (then {others})" if others else "") + f"{_refs(cited)}.")
     elif query.what == "busiest":
         what = Counted("track")
         hours = {hour: count for hour, (count, _) in hourly(conn, query, what).items() if count}
         if not hours:
-            return Answer(question, f"No {noun} were seen{where}{query.span()}.", [], generator="count")
+            return Answer(question, f"No {_who(query, 2)} were seen{where}{query.span()}.", [], generator="count")
         hour, n = max(hours.items(), key=lambda item: (item[1], -item[0].timestamp()))
         cited = first_rows(conn, _within(query, hour), what)
         text = (f"The busiest hour{where}{query.span()} was {hour:%Y-%m-%d %H:00}-{(hour + _HOUR):%H:00} UTC, "
-                f"with {n} {_noun(query.class_name, n)} (tracks starting in that hour){_refs(cited)}.")
+                f"with {n} {_who(query, n)} (tracks starting in that hour){_refs(cited)}.")
     else:
         what = Counted("track")
         tallies = hourly(conn, query, what).values()
         n = sum(c for c, _ in tallies)
-        repeats = sum(r for _, r in tallies) if query.class_name == "person" else 0
+        # a track likely repeats the one before it, which may lie outside the range or wear another colour (the
+        # colour read off a fragment): at least one person stays counted, and a colour counts tracks
+        repeats = min(sum(r for _, r in tallies), n - 1) if query.class_name == "person" and n and not query.colour \
+            else 0
         cited = first_rows(conn, query, what)
         if repeats:
-            text = (f"About {n - repeats} {_noun(query.class_name, n - repeats)}{where}{query.span()}: {n} tracks, "
+            text = (f"About {n - repeats} {_who(query, n - repeats)}{where}{query.span()}: {_plural(n, 'track')}, "
                     f"{_plural(repeats, 'of them', 'of them')} likely the same {query.class_name} seen again "
                     f"(starting where the one before ended, or dressed alike, within seconds){_refs(cited)}.")
         else:
-            text = f"{n} {_noun(query.class_name, n)}{where}{query.span()} (counted as distinct tracks){_refs(cited)}."
+            text = f"{n} {_who(query, n)}{where}{query.span()} (counted as distinct tracks){_refs(cited)}."
     return Answer(question, text, cited, generator="count")
 
 

@@ -19,6 +19,7 @@ import psycopg
 
 from video_analysis.events.answers import Answer
 from video_analysis.search.counts import answer_count
+from video_analysis.vision.attributes import PALETTE
 
 CLASS_WORDS = {"people": "person", "persons": "person", "person": "person", "visitors": "person",
                "customers": "person", "cars": "car", "car": "car", "vehicles": "car", "trucks": "truck",
@@ -26,6 +27,10 @@ CLASS_WORDS = {"people": "person", "persons": "person", "person": "person", "vis
 _COUNT = re.compile(r"^\s*how many\b")
 _WHEN_BUSIEST = re.compile(r"^\s*when (?:was|is|were)\b.*\b(?:busiest|most crowded|fullest)\b")
 _HOW_LONG = re.compile(r"^\s*how long\b")
+_WHICH = re.compile(r"^\s*(?:which|who)\b")
+_LONGEST = re.compile(r"\b(?:stayed|stays|stay|waited|wait|spent)\b.*\blongest\b|\blongest (?:stay|wait|visit)\b")
+_MOST = re.compile(r"\b(?:busiest|most (?:people|visitors|customers|cars|vehicles|crowded)|most\b.*\bpeople)\b")
+COLOUR_WORDS = {**{c: c for c in PALETTE}, "grey": "gray"}
 _IN = re.compile(r"\b(?:came in|come in|entered|enter|went in|arrived|in through|into)\b")
 _OUT = re.compile(r"\b(?:went out|left|exited|out through|leave)\b")
 _CLOCK = r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?"
@@ -37,7 +42,7 @@ _SINCE = re.compile(rf"\bsince\s+{_CLOCK}")
 class CountQuery:
     """A counting question, read: what to count, of which class, where and when."""
 
-    what: str  # crossings | visits | people | busiest | dwell
+    what: str  # crossings | visits | people | busiest | dwell | longest | busiest_camera
     class_name: str = "person"
     name: str | None = None  # the line or zone asked about
     direction: str | None = None  # in | out (crossings)
@@ -45,6 +50,7 @@ class CountQuery:
     since: datetime | None = None
     until: datetime | None = None
     when: str = ""  # the time range as said back
+    colour: str | None = None  # worn (people) or painted (vehicles): "the person in red"
 
     def span(self) -> str:
         return f" {self.when}" if self.when else ""
@@ -116,7 +122,9 @@ def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime
     """The counting query ``question`` asks; a string saying why it cannot be answered when it asks a count
     the facts do not hold; None when it is no counting question (search answers it)."""
     text = question.lower().strip().rstrip("?")
-    if not (_COUNT.search(text) or _WHEN_BUSIEST.search(text) or _HOW_LONG.search(text)):
+    which = bool(_WHICH.search(text))
+    if not (_COUNT.search(text) or _WHEN_BUSIEST.search(text) or _HOW_LONG.search(text)
+            or (which and (_LONGEST.search(text) or ("camera" in text and _MOST.search(text))))):
         return None
     words = re.findall(r"[a-z][a-z0-9_-]*", text)
     class_name = next((CLASS_WORDS[w] for w in words if w in CLASS_WORDS), "person")
@@ -124,7 +132,14 @@ def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime
                 None)
     camera = next((c for c in cameras if re.search(rf"\b{re.escape(c.lower())}\b", text)), None)
     since, until, said = time_range(text, now, site)
-    query = CountQuery("people", class_name, name, None, camera, since, until, said)
+    colour = next((COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS), None)
+    query = CountQuery("people", class_name, name, None, camera, since, until, said, colour)
+    if which and "camera" in text and _MOST.search(text):
+        return replace(query, what="busiest_camera", camera=None)
+    if which:
+        if name is None or names[name] != "visit":
+            return "it asks who stayed longest, which is answered per zone: name one of the zones"
+        return replace(query, what="longest")
     if _WHEN_BUSIEST.search(text):
         return replace(query, what="busiest")
     if _HOW_LONG.search(text):
@@ -143,6 +158,7 @@ def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime
 
 
 _PLAIN = set("how many much were was did the a an on in at of to through into from between and since today yesterday "
+             "wearing dressed who which "
              "this last past hour week morning afternoon evening am pm camera came come entered went left there "
              "been seen pass passed crossed cross by total overall".split())
 
@@ -150,11 +166,12 @@ _PLAIN = set("how many much were was did the a an on in at of to through into fr
 def cannot_answer(question: str, why: str, names: dict[str, str]) -> Answer:
     lines = sorted(n for n, kind in names.items() if kind == "crossing")
     zones = sorted(n for n, kind in names.items() if kind == "visit")
-    can = ["how many people (on a camera, today, between 14:00 and 15:00...)", "when was it busiest"]
+    can = ["how many people (on a camera, today, between 14:00 and 15:00, in red...)", "when was it busiest",
+           "which camera saw the most people"]
     if lines:
         can.append(f"how many people came in through {lines[0]} (lines: {', '.join(lines)})")
     if zones:
-        can.append(f"how long did people stay in {zones[0]} (zones: {', '.join(zones)})")
+        can.append(f"how long did people stay in {zones[0]}, or who stayed longest (zones: {', '.join(zones)})")
     return Answer(question, f"Cannot answer that from the footage: {why}. You can ask: {'; '.join(can)}.", [],
                   generator="count")
 

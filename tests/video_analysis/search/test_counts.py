@@ -118,3 +118,23 @@ def test_the_rows_counted_are_cited_in_time_order_with_where_to_play_them(lobby)
     assert (first.partition_key, first.start_s) == ("c", 55.0)  # 14:30 lies past segment b's last crossing (555 s)
     assert first.object_key == "cameras/lobby/c.mp4"
     assert [c.start_s for c in answer.citations] == sorted(c.start_s for c in answer.citations)
+
+
+def test_a_colour_narrows_the_count_and_who_stayed_longest_and_which_camera_saw_most_are_answered(lobby):
+    def ask(question):
+        return counted(lobby, question, now=NOW)
+
+    # the odd tracks of each segment wear red: 6 a segment; the fragment (track 30) wears green
+    assert ask("How many people in red today?").text.startswith("18 people in red today (counted as distinct tracks)")
+    assert ask("How many people wearing green?").text.startswith("1 person in green (counted as distinct tracks)")
+    assert ask("How long did the person in red stay at the desk?").text.startswith(
+        "19 stays in desk by people in red: median 16 s, longest 16 s")  # track 5 (red) came back once
+    longest = ask("Who stayed longest at the desk?")
+    assert longest.text.startswith("The longest stay in desk was 16 s, by the person at [1], then 16 s[2]")
+    assert longest.text.endswith("(35 stays in all).") and len(longest.citations) == 5
+    add_video(lobby, "yard", "yard", DAY.replace(hour=15), [(1, 10.0, 20.0, (0.0, 0.0), (10.0, 0.0), "red")])
+    _replace(lobby, "yard", [], [])
+    busiest = ask("Which camera saw the most people today?")
+    assert busiest.text.startswith("Camera lobby saw the most people today: about 33 (then yard: 1)[1]"), busiest.text
+    assert {c.partition_key for c in busiest.citations} <= {"a", "b", "c"}
+    assert ask("Who stayed longest at the till?").text.startswith("Cannot answer that from the footage")

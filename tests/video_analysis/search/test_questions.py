@@ -47,3 +47,13 @@ def test_a_count_of_a_place_the_facts_do_not_hold_is_said_unanswerable_and_other
     assert read("was anyone hanging around?") is None
     assert read("a person in red") is None
     assert isinstance(read("how many people today"), CountQuery)
+
+
+def test_colours_and_which_questions_are_read():
+    assert read("how long did the person in red stay at the counter").colour == "red"
+    assert read("how many people wearing grey came in through the door").colour == "gray"
+    assert read("who stayed longest at the counter today").what == "longest"
+    assert read("which camera saw the most people yesterday").what == "busiest_camera"
+    assert read("which camera was busiest").what == "busiest_camera"
+    assert isinstance(read("who stayed longest at the till"), str)  # no such zone
+    assert read("who came in through the door") is None  # a question for search
