@@ -157,24 +157,20 @@ def answer_count(conn: psycopg.Connection, question: str, query) -> Answer:
         cited = first_rows(conn, query, what)
         text = (f"{_plural(n, 'visit')} to {query.name}{where}{query.span()}, by {n - again} "
                 f"{_who(query, n - again)} (counted as entries into the zone){_refs(cited)}.")
-    elif query.what == "dwell":
+    elif query.what in ("dwell", "longest"):
         what = Counted("visit", query.name)
         n, median, longest, cited = stays(conn, query, what)
         if not n:
             return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
-        by = f" by {_who(query, 2)}" if query.colour else ""
-        text = (f"{_plural(n, 'stay')} in {query.name}{by}{where}{query.span()}: median {median:.0f} s, "
-                f"longest {longest:.0f} s (the longest cited first){_refs(cited)}.")
-    elif query.what == "longest":
-        what = Counted("visit", query.name)
-        n, _, _, cited = stays(conn, query, what)
-        if not n:
-            return Answer(question, f"Nobody stayed in {query.name}{where}{query.span()}.", [], generator="count")
-        first, *rest = cited
-        text = (f"The longest stay in {query.name}{where}{query.span()} was {first.end_s - first.start_s:.0f} s, "
-                f"by the {_who(query, 1)} at [1]" + (", then " + ", ".join(
-                    f"{c.end_s - c.start_s:.0f} s[{c.ref}]" for c in rest) if rest else "")
-                + f" ({_plural(n, 'stay')} in all).")
+        if query.what == "dwell":
+            by = f" by {_who(query, 2)}" if query.colour else ""
+            text = (f"{_plural(n, 'stay')} in {query.name}{by}{where}{query.span()}: median {median:.0f} s, "
+                    f"longest {longest:.0f} s (the longest cited first){_refs(cited)}.")
+        else:
+            then = ", ".join(f"{c.end_s - c.start_s:.0f} s[{c.ref}]" for c in cited[1:])
+            text = (f"The longest stay in {query.name}{where}{query.span()} was {longest:.0f} s, by the "
+                    f"{_who(query, 1)} at [1]" + (f", then {then}" if then else "")
+                    + f" ({_plural(n, 'stay')} in all).")
     elif query.what == "busiest_camera":
         what = Counted("track")
         per_camera = {c: n - r for c, (n, r) in hourly(conn, query, what, by="camera").items() if c and n}
