@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed.system import apt_install, free_port  # noqa: F401 - the tests' and the benchmarks' one copy
+from tests.http_servers import S3Proxy, webhook_sink
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -115,69 +116,31 @@ class SensorHarness:
         return self.instance.get_dynamic_partitions(VIDEOS_PARTITIONS_NAME)
 
 
-class FlakyS3Proxy:
+class FlakyS3Proxy(S3Proxy):
     """A local HTTP proxy in front of moto's S3 that answers 503 SlowDown to the first ``failures`` GET
     requests for an object (listings and HEADs pass through), then forwards everything: a throttled or
     failing S3 as a client sees it. ``failures=None`` fails every object GET. ``put_delay_s`` holds each upload
     that long first (a slow uplink), counting those started and done."""
 
     def __init__(self, upstream: str, failures: int | None, put_delay_s: float = 0.0):
-        import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
+        self.failures, self.refused = failures, 0
+        self.put_delay_s, self.puts_started, self.puts_done = put_delay_s, 0, 0
+        super().__init__(upstream)
 
-        self.failures, self.refused, target = failures, 0, urlsplit(upstream)
-        self.put_delay_s, self.puts_started, self.puts_done = put_delay_s, 0, 0  # a slow uplink for uploads
-        proxy = self
+    def intercept(self, handler, body: bytes) -> bool:
+        is_object_get = handler.command == "GET" and "list-type" not in handler.path and handler.path.count("/") >= 2
+        if is_object_get and (self.failures is None or self.refused < self.failures):
+            self.refused += 1
+            handler.reply(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
+                               b"</Error>", "application/xml")
+            return True
+        if handler.command == "PUT" and self.put_delay_s:
+            self.puts_started += 1
+            time.sleep(self.put_delay_s)  # the upload's bytes on a slow link
+        return False
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                is_object_get = self.command == "GET" and "list-type" not in self.path and self.path.count("/") >= 2
-                if is_object_get and (proxy.failures is None or proxy.refused < proxy.failures):
-                    proxy.refused += 1
-                    payload = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                if self.command == "PUT" and proxy.put_delay_s:
-                    proxy.puts_started += 1
-                    time.sleep(proxy.put_delay_s)  # the upload's bytes on a slow link
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
-                response = conn.getresponse()
-                proxy.puts_done += self.command == "PUT"
-                data = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FlakyS3Proxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def forwarded(self, handler) -> None:
+        self.puts_done += handler.command == "PUT"
 
 
 KITCHEN_KEY = "cameras/kitchen/2026-01-15T08-00-00.mp4"  # the bottle clip, as a camera segment
@@ -281,27 +244,6 @@ def headless_chrome():
     return driver
 
 
-def alert_sink():
-    """A real HTTP endpoint standing for a Slack-style webhook; returns (the alerts it received, the server)."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    received: list[dict] = []
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return received, server
-
-
 def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0, context=lambda: ""):
     """Poll ``condition`` until it returns something truthy (returned); fail with ``what`` and ``context()``."""
     import time
@@ -336,10 +278,10 @@ class DevStack:
         shutil.copyfile(MANIFEST, self.manifest)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.alerts, self.alert_sink = alert_sink()
+        self.alerts, self.alert_sink = webhook_sink()
         self.env = {**os.environ, "REELGRAPH_HOME": str(self.home), "REELGRAPH_SETTLE_SECONDS": "1",
                     "REELGRAPH_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_S),
-                    "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.server_port}/hooks/T0/SECRET",
+                    "REELGRAPH_ALERT_WEBHOOK": f"http://127.0.0.1:{self.alert_sink.port}/hooks/T0/SECRET",
                     "REELGRAPH_VIDEOS_PER_RUN": "5", "REELGRAPH_MODELS_MANIFEST": str(self.manifest),
                     "DAGSTER_HOME": str(self.home / "dagster"), "REELGRAPH_DAGSTER_URL": self.url}
         for name in ("REELGRAPH_INBOX", "REELGRAPH_S3_BUCKET", "REELGRAPH_DATABASE_URL", "REELGRAPH_CAMERAS"):
@@ -400,7 +342,7 @@ class DevStack:
     def stop(self):
         self.end()
         self.server.discard()
-        self.alert_sink.shutdown()
+        self.alert_sink.close()
         self.log.close()
 
     def end(self):

@@ -1,12 +1,10 @@
 """Every deployment target's configuration loads, and GPU placement reaches only the GPU stages."""
 
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from dagster import DagsterInstance
 
 from assets import ALL_ASSETS
 from assets.placement import GPU_POOL
+from tests.http_servers import json_server
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_STAGES = {"detections", "embeddings"}
@@ -93,21 +92,6 @@ def test_aws_instance_launches_runs_on_ecs_with_postgres_storage_and_s3_logs(aws
         instance.dispose()
 
 
-class _TaskMetadata(http.server.BaseHTTPRequestHandler):
-    """ECS's task metadata endpoint, as the run's own task sees it."""
-
-    answer = b"{}"
-
-    def do_GET(self):  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.answer)
-
-    def log_message(self, *args):
-        pass
-
-
 def _step_task(ecs, cluster, step_key, log, timeout_s=120):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -126,15 +110,14 @@ def test_ecs_executor_puts_the_gpu_stage_on_a_gpu_task_and_the_cpu_stage_on_farg
     network = {"awsvpcConfiguration": {"subnets": [aws["subnet"]], "securityGroups": [aws["group"]]}}
     [run_task] = ecs.run_task(cluster=cluster, taskDefinition="reelgraph-analysis:1", networkConfiguration=network,
                               capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])["tasks"]
-    _TaskMetadata.answer = json.dumps({"TaskARN": run_task["taskArn"], "Cluster": cluster}).encode()
-    metadata = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TaskMetadata)
-    threading.Thread(target=metadata.serve_forever, daemon=True).start()
+    task = {"TaskARN": run_task["taskArn"], "Cluster": cluster}
+    metadata = json_server(lambda _: task, method="GET")  # ECS's task metadata endpoint, as the task sees it
 
     instance = _instance_from("aws", aws["home"], aws["edits"])
     instance.add_dynamic_partitions("videos", ["cameras/lobby/2026-01-15T08-00-00.mp4@0123456789ab"])
     instance.dispose()
     env = {**os.environ, "DAGSTER_HOME": str(aws["home"]),
-           "ECS_CONTAINER_METADATA_URI_V4": f"http://127.0.0.1:{metadata.server_port}"}
+           "ECS_CONTAINER_METADATA_URI_V4": f"http://127.0.0.1:{metadata.port}"}
     logs = {job: aws["home"] / f"{job}.log" for job in ("detections_on_ecs", "tracks_on_ecs")}
     runs = [subprocess.Popen([sys.executable, "-c", _EXECUTE.format(job=job)], cwd=REPO, env=env,
                              stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -145,7 +128,7 @@ def test_ecs_executor_puts_the_gpu_stage_on_a_gpu_task_and_the_cpu_stage_on_farg
     finally:
         for run in runs:  # the step tasks never run in moto: stop waiting for them
             os.killpg(run.pid, signal.SIGKILL)
-        metadata.shutdown()
+        metadata.close()
 
     [gpu_container] = gpu_task["overrides"]["containerOverrides"]
     assert gpu_container["resourceRequirements"] == [{"type": "GPU", "value": "1"}]

@@ -7,6 +7,7 @@ import pytest
 from models import ModelRegistry, ModelUnavailableError
 from models.registry import MANIFEST
 from tests.helpers import write_manifest
+from tests.http_servers import LocalServer
 from video_analysis.vision.detectors import load_detector
 from video_analysis.vision.frames import Frame
 from video_analysis.vision.ultralytics_detector import UltralyticsDetector
@@ -170,7 +171,6 @@ def weights_server(tmp_path):
     """A real HTTP server on loopback publishing a weights file, counting the requests for it."""
     import functools
     import http.server
-    import threading
 
     published = tmp_path / "published"
     published.mkdir()
@@ -185,11 +185,8 @@ def weights_server(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(published)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", published, requests
-    server.shutdown()
+    with LocalServer(functools.partial(Handler, directory=str(published))) as server:
+        yield server.url, published, requests
 
 
 def _url_manifest(folder, url, sha256, fallback_source):

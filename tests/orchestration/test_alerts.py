@@ -6,16 +6,17 @@ from dagster import DagsterEventType, build_run_status_sensor_context, materiali
 from assets import raw_video
 from orchestration.alerts import failure_alert_sensor
 from orchestration.definitions import build_resources
-from tests.helpers import SensorHarness, alert_sink
+from tests.helpers import SensorHarness
+from tests.http_servers import webhook_sink
 
 
 @pytest.fixture
 def webhook(monkeypatch):
     """A real HTTP endpoint that records what it receives."""
-    received, server = alert_sink()
-    monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hooks/reelgraph")
+    received, server = webhook_sink()
+    monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{server.port}/hooks/reelgraph")
     yield received
-    server.shutdown()
+    server.close()
 
 
 def test_a_failed_run_reaches_the_alert_sink_with_video_stage_and_error(dagster_instance, inbox, bad_files, db,

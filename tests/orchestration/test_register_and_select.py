@@ -8,6 +8,7 @@ from assets.partitions import VIDEOS_PARTITIONS_NAME
 from orchestration.backfill import register_objects
 from resources import ObjectStoreResource, PostgresResource
 from tests.helpers import SensorHarness
+from tests.http_servers import graphql_server
 from video_analysis.store import catalog
 
 KEYS = [
@@ -82,39 +83,20 @@ class RecordingWebserver:
     launch is recorded and accepted."""
 
     def __init__(self, partitions: list[str]):
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.launched: list[dict] = []
-        webserver = self
+        self.partitions = partitions
+        self.server = graphql_server(self.answer)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if "launchPartitionBackfill" in request["query"]:
-                    webserver.launched.append(request["variables"]["params"])
-                    data = {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess", "backfillId": "bf1"}}
-                else:
-                    data = {"assetNodes": [{"assetKey": key, "partitionKeys": partitions}
-                                           for key in request["variables"]["keys"]]}
-                body = json.dumps({"data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, request: dict) -> dict:
+        if "launchPartitionBackfill" in request["query"]:
+            self.launched.append(request["variables"]["params"])
+            return {"launchPartitionBackfill": {"__typename": "LaunchBackfillSuccess", "backfillId": "bf1"}}
+        return {"assetNodes": [{"assetKey": key, "partitionKeys": self.partitions}
+                               for key in request["variables"]["keys"]]}
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def test_backfill_from_a_stage_since_a_time_launches_that_stage_on_for_the_videos_recorded_since(db, capsys):

@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from tests.helpers import SensorHarness
+from tests.http_servers import S3Proxy
 from video_analysis.runtime.keys import partition_key_for
 
 
@@ -158,52 +159,21 @@ def test_twenty_s3_uploads_give_one_partition_per_object_version(sensor, s3_buck
     assert rows == (16, 16, 16)
 
 
-class SlowHeadsProxy:
+class SlowHeadsProxy(S3Proxy):
     """A local HTTP proxy in front of moto's S3 whose every HEAD takes ``delay_s`` (a slow or distant store);
     other requests pass at once. Counts the HEADs it received."""
 
     def __init__(self, upstream: str, delay_s: float):
-        import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
-
-        target, proxy = urlsplit(upstream), self
-        self.heads = 0
+        self.delay_s, self.heads = delay_s, 0
         self.head_paths: list[str] = []
+        super().__init__(upstream)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.command == "HEAD":
-                    proxy.heads += 1
-                    proxy.head_paths.append(self.path)
-                    time.sleep(delay_s)
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
-                response = conn.getresponse()
-                data = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection"):
-                        self.send_header(name, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def intercept(self, handler, body: bytes) -> bool:
+        if handler.command == "HEAD":
+            self.heads += 1
+            self.head_paths.append(handler.path)
+            time.sleep(self.delay_s)
+        return False
 
 
 def test_remembered_objects_are_looked_at_again_within_a_20_s_budget_per_tick(sensor, s3_bucket, moto_endpoint,

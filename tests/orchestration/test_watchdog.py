@@ -6,6 +6,7 @@ import time
 import pytest
 
 from orchestration.watchdog import CodeServerWatchdog, IngestionStopped
+from tests.http_servers import graphql_server
 
 UNREACHABLE = "dagster._core.errors.DagsterUserCodeUnreachableError: Unable to reach the user code server"
 STORE_DOWN = "ObjectStoreUnavailableError: cannot list s3://raw: the store is unavailable (SlowDown)"
@@ -151,43 +152,22 @@ class FailingTicksWebserver:
     be reached (fresh ticks at each look, so reloads never help), and every reload is accepted and counted."""
 
     def __init__(self):
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.reloads = 0
-        webserver = self
+        self.server = graphql_server(self.answer)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if "reloadRepositoryLocation" in request["query"]:
-                    webserver.reloads += 1
-                    data = {"reloadRepositoryLocation": {"__typename": "WorkspaceLocationEntry",
-                                                         "locationOrLoadError": {"__typename": "CodeLocation"}}}
-                else:
-                    now = time.time()
-                    ticks = [{"status": "FAILURE", "timestamp": now - i * 0.01, "error": {"message": UNREACHABLE}}
-                             for i in range(2)]
-                    data = {"sensorOrError": {"__typename": "Sensor",
-                                              "sensorState": {"status": "RUNNING", "ticks": ticks}}}
-                body = json.dumps({"data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, request: dict) -> dict:
+        if "reloadRepositoryLocation" in request["query"]:
+            self.reloads += 1
+            return {"reloadRepositoryLocation": {"__typename": "WorkspaceLocationEntry",
+                                                 "locationOrLoadError": {"__typename": "CodeLocation"}}}
+        now = time.time()
+        ticks = [{"status": "FAILURE", "timestamp": now - i * 0.01, "error": {"message": UNREACHABLE}}
+                 for i in range(2)]
+        return {"sensorOrError": {"__typename": "Sensor", "sensorState": {"status": "RUNNING", "ticks": ticks}}}
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def test_when_reloads_do_not_help_the_watch_stops_dagster_dev_and_exits_with_status_3(capsys):

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from testbed.streams import HlsCamera, RtspCamera, ensure_rtsp_server
-from tests.helpers import REELGRAPH, alert_sink, wait_for
+from tests.helpers import REELGRAPH, wait_for
+from tests.http_servers import webhook_sink
 from video_analysis.recording.cameras import Camera
 from video_analysis.recording.streams import StreamLost, StreamReader
 from video_analysis.runtime.keys import facts_from_key
@@ -171,8 +172,8 @@ def test_one_alert_per_outage_then_quiet_until_the_camera_recovers(cameras_db, m
     from video_analysis.store import cameras
     from video_analysis.store.cameras import CameraRow
 
-    alerts, sink = alert_sink()
-    monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{sink.server_port}/hooks/T0/SECRET")
+    alerts, sink = webhook_sink()
+    monkeypatch.setenv("REELGRAPH_ALERT_WEBHOOK", f"http://127.0.0.1:{sink.port}/hooks/T0/SECRET")
     monkeypatch.setenv("REELGRAPH_CAMERA_LOST_SECONDS", "60")
     now = datetime.now(timezone.utc)
     lost = datetime.fromtimestamp(now.timestamp() - 90, tz=timezone.utc)
