@@ -212,6 +212,7 @@ def build_store(conn, tracks: int, end: datetime) -> dict:
 def bench_scale(sizes: list[int], repeat: int, answerer: str) -> None:
     import importlib
 
+    from configuration.settings import Settings
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
     from video_analysis.store import db
 
@@ -221,7 +222,7 @@ def bench_scale(sizes: list[int], repeat: int, answerer: str) -> None:
     dsn = os.environ.get("REELGRAPH_DATABASE_URL")
     if not dsn:
         scratch = Path(tempfile.mkdtemp(prefix="reelgraph-answers-"))
-        dsn = EmbeddedPostgres(scratch / "postgres").start()
+        dsn = EmbeddedPostgres(scratch / "postgres", Settings.from_env().postgres_shared_buffers).start()
     now = datetime.now(timezone.utc).replace(hour=18, minute=0, second=0, microsecond=0)
     try:
         for n in sizes:

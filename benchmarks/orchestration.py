@@ -97,10 +97,12 @@ def bench_overhead(video: Path) -> None:
     home = scratch_home()
     os.environ["REELGRAPH_MODEL_PROFILE"] = "offline"
     os.environ["HF_HUB_OFFLINE"] = "1"
+    from configuration.settings import Settings
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
     from video_analysis.store import db
 
-    db.prepare(EmbeddedPostgres(home / "postgres").start())  # both sides find the server running
+    # both sides find the server running
+    db.prepare(EmbeddedPostgres(home / "postgres", Settings.from_env().postgres_shared_buffers).start())
     try:
         started = time.perf_counter()
         subprocess.run([str(Path(sys.executable).parent / "reelgraph"), "process", str(video)], check=True,
@@ -189,12 +191,13 @@ def bench_batches(video: Path, count: int, seconds: float) -> None:
                        "REELGRAPH_INBOX": str(home / "inbox")})
     from dagster import DagsterInstance
 
+    from configuration.settings import Settings
     from orchestration.backfill import register_objects
     from resources import ObjectStoreResource, PostgresResource
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
     from video_analysis.store import db
 
-    db.prepare(EmbeddedPostgres(home / "postgres").start())
+    db.prepare(EmbeddedPostgres(home / "postgres", Settings.from_env().postgres_shared_buffers).start())
     try:
         (home / "inbox").mkdir()
         cut_clip(video, home / "clip.mp4", seconds)

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from configuration.settings import Settings  # noqa: E402
 from video_analysis.runtime.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from video_analysis.store import db  # noqa: E402
 
@@ -121,7 +122,7 @@ def main() -> None:
     dsn = os.environ.get("REELGRAPH_DATABASE_URL")
     if not dsn:
         scratch = Path(tempfile.mkdtemp(prefix="reelgraph-bench-"))
-        server = EmbeddedPostgres(scratch / "postgres")
+        server = EmbeddedPostgres(scratch / "postgres", Settings.from_env().postgres_shared_buffers)
         dsn = server.start()
     try:
         db.prepare(dsn)

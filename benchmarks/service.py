@@ -254,12 +254,13 @@ def main() -> None:
     loaded = home / "loaded"
     os.environ.update({"REELGRAPH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
                        "REELGRAPH_MODEL_PROFILE": "offline"})
+    from configuration.settings import Settings
     from models import ModelRegistry
     from video_analysis.runtime.embedded_postgres import EmbeddedPostgres
     from video_analysis.store import db
     from video_analysis.vision.embedders import TextEmbedder
 
-    server = EmbeddedPostgres(home / "postgres")
+    server = EmbeddedPostgres(home / "postgres", Settings.from_env().postgres_shared_buffers)
     dsn = server.start()
     db.prepare(dsn)
     model = ModelRegistry(home / "models", profile="offline").resolve("text_embedder")
