@@ -115,8 +115,9 @@ def _with_scenes(ctx: ServiceContext, incidents: list[dict]) -> None:
 def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: int = 5) -> dict:
     """A grounded answer: built from the best few hits only, every sentence citing its video and time."""
     writer = ctx.answer_writer.write_answer if ctx.answer_writer is not None else None
+    phraser = getattr(ctx.answer_writer, "phrase_query", None)
     found = ctx.searcher.answer(question, filters, writer, ctx.answer_writer_name or "language model", facts,
-                                writer_lock=ctx.writer_lock)
+                                writer_lock=ctx.writer_lock, phraser=phraser)
     with ctx.database.session() as conn:
         states = catalog.footage_states(conn, {citation.partition_key for citation in found.citations})
     expired = {key for key, (state, _) in states.items() if state == "expired"}

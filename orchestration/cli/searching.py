@@ -183,7 +183,8 @@ def cmd_ask(args) -> int:
     writer = loaded.writer.write_answer if loaded.writer is not None else None
     found = loaded.searcher.answer(args.question, SearchFilters(camera=args.camera, since=_when(args.since),
                                                                 until=_when(args.until)),
-                                   writer, loaded.writer_name or "language model")
+                                   writer, loaded.writer_name or "language model",
+                                   phraser=getattr(loaded.writer, "phrase_query", None))
     if args.json:
         print(json.dumps({"question": found.question, "answer": found.text, "generator": found.generator,
                           "note": found.note, "citations": [c.__dict__ for c in found.citations]}, indent=2))

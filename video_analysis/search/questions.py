@@ -177,16 +177,24 @@ def cannot_answer(question: str, why: str, names: dict[str, str]) -> Answer:
 
 
 def counted(conn: psycopg.Connection, question: str, now: datetime | None = None, site: tzinfo = timezone.utc,
-            filters=None) -> Answer | None:
+            filters=None, phraser=None) -> Answer | None:
     """The answer to a counting question, or None when ``question`` is not one (search answers it).
-    ``filters`` (a camera, a time range given beside the question) narrow it where the question does not."""
-    names = known_names(conn)
-    query = parse(question, names, known_cameras(conn), now or datetime.now(timezone.utc), site)
+    ``filters`` (a camera, a time range given beside the question) narrow it where the question does not.
+    ``phraser`` (a language model's phrase_query, full profile) reads a question about quantities that the
+    rules do not (search/phrasing.py): its query is checked before it runs, and the answer's note says so."""
+    names, cameras, now = known_names(conn), known_cameras(conn), now or datetime.now(timezone.utc)
+    query, note = parse(question, names, cameras, now, site), None
+    if query is None and phraser is not None:
+        from video_analysis.search.phrasing import SOUNDS_COUNTED, read_query, vocabulary
+
+        if SOUNDS_COUNTED.search(question):
+            raw = phraser(question, vocabulary(names, cameras))
+            query, note = read_query(raw, names, cameras, now, site), f"read by the language model: {raw.strip()}"
     if query is None:
         return None
     if isinstance(query, str):
-        return cannot_answer(question, query, names)
+        return replace(cannot_answer(question, query, names), note=note)
     if filters is not None:
         query = replace(query, camera=query.camera or filters.camera, since=query.since or filters.since,
                         until=query.until or filters.until)
-    return answer_count(conn, question, query)
+    return replace(answer_count(conn, question, query), note=note)

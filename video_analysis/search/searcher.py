@@ -104,12 +104,18 @@ class Searcher:
 
     def answer(self, question: str, filters: SearchFilters = SearchFilters(),  # noqa: B008 (frozen)
                writer=None, writer_name: str = "language model", facts: int = 5,
-               writer_lock: threading.Lock | None = None) -> Answer:
+               writer_lock: threading.Lock | None = None, phraser=None) -> Answer:
         """A grounded answer from the best ``facts`` hits, every sentence citing its video and time. ``writer``
         (a language model's write_answer) phrases it when present, one generation at a time under
-        ``writer_lock`` (a model is not shared across threads)."""
+        ``writer_lock`` (a model is not shared across threads); ``phraser`` (its phrase_query) may read a counting
+        question the rules do not."""
+        def phrased(text: str, vocabulary: dict) -> str:
+            with writer_lock or nullcontext():
+                return phraser(text, vocabulary)
+
         with self.database.session() as conn:  # a counting question is counted exactly, not searched
-            count = counted(conn, question, site=ZoneInfo(self.site_timezone), filters=filters)
+            count = counted(conn, question, site=ZoneInfo(self.site_timezone), filters=filters,
+                            phraser=phrased if phraser is not None else None)
         if count is not None:
             return count
         hits = [hit.as_dict() for hit in self.find(question, filters, limit=facts)]

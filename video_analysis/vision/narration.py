@@ -29,6 +29,15 @@ ANSWER_PROMPT = (
 )
 
 
+QUERY_PROMPT = (
+    "Read the question about surveillance footage into a counting query. Answer with JSON only, with these keys: "
+    '"what" (one of {whats}), "class" (one of {classes}), "name" (one of {names}, or null), "direction" ("in", '
+    '"out" or null), "camera" (one of {cameras}, or null), "colour" (one of {colours}, or null), "time" (the '
+    'question\'s own words for when, such as "today" or "between 14:00 and 15:00", or null).\n'
+    "Question: {question}\nJSON:"
+)
+
+
 class InvalidSummary(ValueError):
     """The model's output is not the JSON summary asked for."""
 
@@ -77,7 +86,15 @@ class VisionLanguageSummarizer:
 
     def write_answer(self, question: str, facts: list[str]) -> str:
         """The model's answer to ``question`` from numbered ``facts`` (text only; validated by the caller)."""
-        content = [{"type": "text", "text": ANSWER_PROMPT.format(facts="\n".join(facts), question=question)}]
+        return self._text(ANSWER_PROMPT.format(facts="\n".join(facts), question=question))
+
+    def phrase_query(self, question: str, vocabulary: dict[str, list[str]]) -> str:
+        """The model's reading of a counting question as a JSON query over ``vocabulary``'s words (the kinds of
+        count, classes, lines and zones, cameras, colours): validated by search/phrasing.py, never run as SQL."""
+        return self._text(QUERY_PROMPT.format(question=question, **{k: ", ".join(v) for k, v in vocabulary.items()}))
+
+    def _text(self, text: str) -> str:
+        content = [{"type": "text", "text": text}]
         prompt = self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                     add_generation_prompt=True)
         inputs = self.processor(text=prompt, return_tensors="pt").to(self.device)

@@ -138,3 +138,48 @@ def test_a_colour_narrows_the_count_and_who_stayed_longest_and_which_camera_saw_
     assert busiest.text.startswith("Camera lobby saw the most people today: about 33 (then yard: 1)[1]"), busiest.text
     assert {c.partition_key for c in busiest.citations} <= {"a", "b", "c"}
     assert ask("Who stayed longest at the till?").text.startswith("Cannot answer that from the footage")
+
+
+def test_a_language_model_may_read_a_quantity_question_the_rules_do_not_and_its_query_is_checked_first(lobby):
+    """The full profile's phraser: its JSON query runs only when every word is one the facts hold. (The scripted
+    phraser stands for the language model; the real checkpoint's loader is exercised below.)"""
+    import json
+
+    asked = []
+
+    def phraser(answers):
+        def phrase(question, vocabulary):
+            asked.append((question, vocabulary))
+            return answers
+        return phrase
+
+    query = {"what": "crossings", "class": "person", "name": "door", "direction": "in", "camera": None,
+             "colour": None, "time": "between 14:00 and 15:00 today"}
+    read = counted(lobby, "What was the headcount at the door this afternoon?", now=NOW,
+                   phraser=phraser(f"Sure: {json.dumps(query)}"))
+    assert read.text.startswith("23 people went in through door between 14:00 and 15:00 today"), read.text
+    assert read.note.startswith("read by the language model: Sure: {") and read.citations
+    assert asked[-1][1]["names"] == ["desk", "door"] and "busiest_camera" in asked[-1][1]["whats"]
+
+    refused = {
+        "SELECT count(*) FROM tracks; DROP TABLE videos": "no query (no JSON object)",
+        json.dumps({**query, "sql": "DROP TABLE videos"}): "keys outside the vocabulary: sql",
+        json.dumps({**query, "name": "back door"}): "name 'back door'",
+        json.dumps({**query, "name": "desk"}): "a count of crossings needs a line by name",
+    }
+    for raw, why in refused.items():
+        answer = counted(lobby, "What was the headcount at the door?", now=NOW, phraser=phraser(raw))
+        assert answer.text.startswith("Cannot answer that from the footage") and why in answer.text, answer.text
+    before = len(asked)
+    assert counted(lobby, "was anyone near the door?", now=NOW, phraser=phraser("{}")) is None
+    assert len(asked) == before  # not a question about quantities: searched, without the model's latency
+
+
+def test_the_full_profile_checkpoint_phrases_queries_through_its_real_loader(lobby, tiny_vlm):
+    from video_analysis.vision.loaders import load_model
+
+    writer = load_model("transformers-image-text-to-text", tiny_vlm)
+    answer = counted(lobby, "What was the total footfall through the door today?", now=NOW,
+                     phraser=writer.phrase_query)
+    assert answer.note.startswith("read by the language model:")  # the model ran; a random one reads nothing
+    assert answer.text.startswith("Cannot answer that from the footage: the language model")
