@@ -63,6 +63,7 @@ CAMERAS, SEGMENT_S, TRACKS_PER_SEGMENT = 8, 600, 29
 def process_segments(spec: dict, home: Path) -> dict[str, str]:
     """Each labelled segment through ``reelgraph process``; {partition_key: clip file name}."""
     os.environ["REELGRAPH_HOME"] = str(home)
+    os.environ.pop("REELGRAPH_DATABASE_URL", None)  # the state folder's own embedded server, never a real store
     zones = home / "zones.yaml"
     zones.parent.mkdir(parents=True, exist_ok=True)
     zones.write_text(spec["zones"])
@@ -218,11 +219,9 @@ def bench_scale(sizes: list[int], repeat: int, answerer: str) -> None:
 
     counted = importlib.import_module(answerer).counted
 
-    scratch = None
-    dsn = os.environ.get("REELGRAPH_DATABASE_URL")
-    if not dsn:
-        scratch = Path(tempfile.mkdtemp(prefix="reelgraph-answers-"))
-        dsn = EmbeddedPostgres(scratch / "postgres", Settings.from_env().postgres_shared_buffers).start()
+    # always a scratch server of its own: the store is emptied for each size
+    scratch = Path(tempfile.mkdtemp(prefix="reelgraph-answers-"))
+    dsn = EmbeddedPostgres(scratch / "postgres", Settings.from_env().postgres_shared_buffers).start()
     now = datetime.now(timezone.utc).replace(hour=18, minute=0, second=0, microsecond=0)
     try:
         for n in sizes:
@@ -249,9 +248,8 @@ def bench_scale(sizes: list[int], repeat: int, answerer: str) -> None:
                           flush=True)
             print(f"| all questions | | {statistics.median(every):.1f} | {_p95(every):.1f} |")
     finally:
-        if scratch:
-            EmbeddedPostgres(scratch / "postgres").discard()
-            shutil.rmtree(scratch, ignore_errors=True)
+        EmbeddedPostgres(scratch / "postgres").discard()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _p95(values: list[float]) -> float:

@@ -102,11 +102,12 @@ def _with_scenes(ctx: ServiceContext, incidents: list[dict]) -> None:
     if not incidents:
         return
     with ctx.database.session() as conn:
-        scenes = {(key, kind, round(start, 2)): scene for key, kind, start, scene in conn.execute(
-            "SELECT partition_key, incident_type, start_t, scene FROM scene_frames WHERE partition_key = ANY(%s)",
-            (list({hit["partition_key"] for hit in incidents}),))}
+        rows = conn.execute("SELECT partition_key, incident_type, start_t, track_ids, scene FROM scene_frames "
+                            "WHERE partition_key = ANY(%s)", (list({hit["partition_key"] for hit in incidents}),))
+        scenes = {(key, kind, round(start, 2), tuple(tracks)): scene for key, kind, start, tracks, scene in rows}
     for hit in incidents:
-        scene = scenes.get((hit["partition_key"], hit["incident_type"], round(hit["start_s"], 2)))
+        scene = scenes.get((hit["partition_key"], hit["incident_type"], round(hit["start_s"], 2),
+                            tuple(hit["track_ids"])))
         if scene is not None:
             hit["thumbnail_url"] = f"{_video_path(hit['partition_key'])}/incidents/{scene}/scene.jpg"
             hit["scene_url"] = hit["thumbnail_url"]
@@ -120,10 +121,11 @@ def answer(ctx: ServiceContext, question: str, filters: SearchFilters, facts: in
                                 writer_lock=ctx.writer_lock, phraser=phraser)
     with ctx.database.session() as conn:
         states = catalog.footage_states(conn, {citation.partition_key for citation in found.citations})
-    expired = {key for key, (state, _) in states.items() if state == "expired"}
+    expired = {key: _footage_note(state, at) for key, (state, at) in states.items() if state == "expired"}
     return {"question": question, "answer": found.text, "generator": found.generator, "note": found.note,
             "citations": [{**citation.__dict__, "clip_url": None if citation.partition_key in expired
-                           else f"{_video_path(citation.partition_key)}/video#t={citation.start_s}"}
+                           else f"{_video_path(citation.partition_key)}/video#t={citation.start_s}",
+                           "footage_note": expired.get(citation.partition_key)}
                           for citation in found.citations]}
 
 

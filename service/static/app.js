@@ -74,11 +74,15 @@ async function runSearch(event) {
 // citation a button that plays its moment.
 const QUESTION = /^\s*(how|when|what|which|who|where|why|was|were|is|are|did|does|do|has|have)\b|\?\s*$/i;
 
+let asking = 0;  // the latest question asked: an answer to an earlier one arriving late is dropped
+
 async function ask(params) {
+  const mine = ++asking;
   const wanted = new URLSearchParams();
   for (const name of ["q", "camera", "since", "until"]) if (params.get(name)) wanted.set(name, params.get(name));
   try {
     const found = await getJSON(`/api/ask?${wanted}`);
+    if (mine !== asking) return false;
     const cited = new Map(found.citations.map((c) => [c.ref, c]));
     const text = element("p", {id: "answer-text"});
     for (const part of found.answer.split(/(\[\d+\])/)) {
@@ -94,6 +98,7 @@ async function ask(params) {
     $("answer").hidden = false;
     return found.generator === "count";
   } catch (error) {
+    if (mine !== asking) return false;
     $("answer").replaceChildren(element("p", {}, error.message));
     $("answer").hidden = false;
   }

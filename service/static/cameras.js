@@ -168,11 +168,12 @@ async function showDay(camera, date) {
   history.replaceState(null, "", `?camera=${encodeURIComponent(camera)}&day=${date}`);
   try {
     const where = `/api/cameras/${encodeURIComponent(camera)}`;
-    const [day, counts] = await Promise.all([getJSON(`${where}/day?day=${date}`), getJSON(`${where}/counts?day=${date}`)]);
+    const counted = getJSON(`${where}/counts?day=${date}`);  // its own request: the day shows without it
+    const day = await getJSON(`${where}/day?day=${date}`);
     const [from, to] = span(day);
     drawTimeline(day, from, to);
     drawScores(day, from, to);
-    drawCounts(counts, from, to);
+    counted.then((counts) => drawCounts(counts, from, to), () => { $("counts").hidden = true; });
     $("day-incidents").replaceChildren(...day.incidents.map((incident) => {
       const button = element("button", {type: "button", class: "incident", "data-start": incident.start_s},
         `${words(incident.type)} at ${clock(incident.at)}: ${incident.detail}` +

@@ -38,6 +38,11 @@ def _ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + _HOUR
 
 
+def _utc(key):
+    """An hour as UTC, whatever the database session's time zone (a camera's name stays as it is)."""
+    return key.astimezone(timezone.utc) if isinstance(key, datetime) else key
+
+
 def _split(since: datetime | None, until: datetime | None):
     """The range's whole UTC hours (from, to: None for open) and its part-hour edges [(from, to)]."""
     lo = _ceil(since) if since else None
@@ -48,13 +53,19 @@ def _split(since: datetime | None, until: datetime | None):
     return (lo, hi), edges
 
 
+# The rows of a kind in a range. A row that began in [since, until) lies in a video holding a tally for one of
+# the range's hours: the videos are found through the hourly tallies (an index), whatever their length.
 _ROWS_OF = f"""
     FROM videos v JOIN counting_events e USING (partition_key)
     WHERE v.superseded_by IS NULL AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
       AND e.kind = %(kind)s AND e.name = %(name)s AND e.class_name = %(class_name)s
       AND (%(direction)s::text IS NULL OR e.direction = %(direction)s)
-      AND (%(since)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) >= %(since)s - make_interval(
-               secs => (SELECT coalesce(max(duration_s), 0) FROM videos)) AND {MOMENT} >= %(since)s))
+      AND (%(since)s::timestamptz IS NULL OR (e.partition_key IN (
+               SELECT h.partition_key FROM counting_hours h
+               WHERE h.kind = %(kind)s AND h.class_name = %(class_name)s AND h.name = %(name)s
+                 AND h.hour >= date_trunc('hour', %(since)s::timestamptz, 'UTC')
+                 AND (%(until)s::timestamptz IS NULL OR h.hour < %(until)s))
+           AND {MOMENT} >= %(since)s))
       AND (%(until)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) < %(until)s
                                                AND {MOMENT} < %(until)s))
       AND (%(colour)s::text IS NULL OR EXISTS (
@@ -89,11 +100,12 @@ def hourly(conn: psycopg.Connection, query, what: Counted, by: str = "hour") -> 
     if whole is not None:
         for key, n, repeats in conn.execute(_TALLIES.format(by=tally),
                                             {**_params(query, what), "lo": whole[0], "hi": whole[1]}, prepare=False):
-            tallies[key] = (int(n), int(repeats))
+            tallies[_utc(key)] = (int(n), int(repeats))
     for since, until in edges:
         for key, n, repeats in conn.execute(
                 f"SELECT {row}, count(*), count(*) FILTER (WHERE e.likely_repeat) {_ROWS_OF} GROUP BY 1",
                 _params(query, what, since, until), prepare=False):
+            key = _utc(key)
             was = tallies.get(key, (0, 0))
             tallies[key] = (was[0] + n, was[1] + repeats)
     return tallies
@@ -115,7 +127,8 @@ def stays(conn: psycopg.Connection, query, what: Counted) -> tuple[int, float, f
         f"SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY e.end_t - e.start_t), "
         f"max(e.end_t - e.start_t) {_ROWS_OF}", params, prepare=False).fetchone()
     rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
-                        f"ORDER BY e.end_t - e.start_t DESC LIMIT {CITED}", params, prepare=False).fetchall()
+                        f"ORDER BY e.end_t - e.start_t DESC, e.partition_key, e.start_t LIMIT {CITED}", params,
+                        prepare=False).fetchall()
     cited = [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
     return int(n), float(median or 0.0), float(longest or 0.0), cited
 

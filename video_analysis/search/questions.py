@@ -132,7 +132,8 @@ def parse(question: str, names: dict[str, str], cameras: set[str], now: datetime
                 None)
     camera = next((c for c in cameras if re.search(rf"\b{re.escape(c.lower())}\b", text)), None)
     since, until, said = time_range(text, now, site)
-    colour = next((COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS), None)
+    named = set(re.findall(r"[a-z][a-z0-9_-]*", f"{name or ''} {camera or ''}".lower()))  # "red door" names a line
+    colour = next((COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS and w not in named), None)
     query = CountQuery("people", class_name, name, None, camera, since, until, said, colour)
     if which and "camera" in text and _MOST.search(text):
         return replace(query, what="busiest_camera", camera=None)

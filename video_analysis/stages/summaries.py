@@ -77,8 +77,9 @@ def run(db: Database, partition_key: str, store: ObjectStore, text_embedder, tex
         vector_index.lock_indexes(conn)  # first, as every writer of vectors: see lock_indexes
         replace_counting(conn, partition_key, crossings(facts, lines, video.width, video.height),
                          visits(facts, zones, video.width, video.height))
-        replace_partition_rows(conn, "scene_frames", partition_key,
-                               ("scene", "incident_type", "start_t", "t", "thumbnail_jpeg"), scenes)
+        if scenes is not None:  # footage that could not be read leaves the scenes kept before
+            replace_partition_rows(conn, "scene_frames", partition_key,
+                                   ("scene", "incident_type", "start_t", "track_ids", "t", "thumbnail_jpeg"), scenes)
         replace_summary(conn, partition_key, safety_score=score, incidents=incidents_json(incidents), summary=text,
                         facts={"tracks": Counter(f.class_name for f in facts), "rules": rules.__dict__,
                                "peak_people": peak_people(facts), "normal_people": normal},
@@ -104,10 +105,12 @@ def keyframes(video_path: Path, tracks: list[StoredTrack], count: int = 4) -> li
     return [frames[t] for t in sorted(frames)]
 
 
-def incident_scenes(store: ObjectStore, obj, partition_key: str, db: Database, incidents, zones, lines) -> list[tuple]:
+def incident_scenes(store: ObjectStore, obj, partition_key: str, db: Database, incidents, zones,
+                    lines) -> list[tuple] | None:
     """Each incident's scene: the frame at its first moment of evidence (its start without one), with the boxes
-    of its tracks and the zones and lines drawn; rows (index, type, start, moment, JPEG). Footage that cannot be
-    read gives no scene, and the summary is written without them (cards then show a track's crop)."""
+    of its tracks and the zones and lines drawn; rows (index, type, start, tracks, moment, JPEG). Footage that
+    cannot be read (gone to retention, damaged) gives None: the summary is written without new scenes, and the
+    scenes kept before stay (cards without one show a track's crop)."""
     if not incidents:
         return []
     moments = [(i.evidence_t[0] if i.evidence_t else i.start_t) for i in incidents]
@@ -116,7 +119,7 @@ def incident_scenes(store: ObjectStore, obj, partition_key: str, db: Database, i
             frames = frames_at(path, moments)
     except Exception as error:  # noqa: BLE001 - a scene is an illustration: its absence is logged, not fatal
         log.warning("no incident scenes for %s: %s", partition_key, error)
-        return []
+        return None
     with db.session() as conn:
         paths = {t.summary.track_id: t.summary.path for t in load_tracks(conn, partition_key)}
     rows = []
@@ -127,6 +130,6 @@ def incident_scenes(store: ObjectStore, obj, partition_key: str, db: Database, i
         boxes = {track: box for track in incident.track_ids
                  if (box := box_at(paths.get(track, []), moment)) is not None}
         caption = f"{incident.type.replace('_', ' ')} at {moment:.0f} s"
-        rows.append((index, incident.type, incident.start_t, moment,
+        rows.append((index, incident.type, incident.start_t, list(incident.track_ids), moment,
                      draw_scene(frame, boxes, zones, lines, caption)))
     return rows

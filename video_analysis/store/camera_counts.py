@@ -33,6 +33,7 @@ def _hours(conn: psycopg.Connection, camera: str, start: datetime, end: datetime
                WHERE v.camera = %s AND v.superseded_by IS NULL AND h.class_name = 'person'
                  AND h.hour >= %s AND h.hour < %s
                GROUP BY 1, 2, 3, 4 ORDER BY 1""", (camera, start, end)):
+        hour = hour.astimezone(timezone.utc)  # whatever the session's time zone
         row = hours.setdefault(hour, {"hour": hour.isoformat(), "people": 0, "tracks": 0, "lines": {}, "zones": {}})
         if kind == "track":
             row["people"], row["tracks"] = n - repeats, n
@@ -44,7 +45,8 @@ def _hours(conn: psycopg.Connection, camera: str, start: datetime, end: datetime
 
 
 def _spans(conn: psycopg.Connection, camera: str, start: datetime, end: datetime, kind: str):
-    """(name, from, to) in seconds since midnight of the day's rows of ``kind`` (people's tracks, or visits)."""
+    """(name, from, to) in seconds since midnight of the rows of ``kind`` (people's tracks, or visits) that
+    overlap the day: someone in view at midnight counts from 0."""
     return conn.execute(
         f"""SELECT e.name, extract(epoch FROM {MOMENT} - %(start)s)::float8,
                    extract(epoch FROM {MOMENT} - %(start)s)::float8 + e.end_t - e.start_t
@@ -53,7 +55,7 @@ def _spans(conn: psycopg.Connection, camera: str, start: datetime, end: datetime
               AND e.class_name = 'person' AND NOT (e.kind = 'track' AND e.likely_repeat)
               AND coalesce(v.recorded_at, v.last_modified) >= %(start)s - interval '1 day'
               AND coalesce(v.recorded_at, v.last_modified) < %(end)s
-              AND {MOMENT} >= %(start)s AND {MOMENT} < %(end)s""",
+              AND {MOMENT} + make_interval(secs => e.end_t - e.start_t) >= %(start)s AND {MOMENT} < %(end)s""",
         {"camera": camera, "start": start, "end": end, "kind": kind}).fetchall()
 
 
@@ -89,7 +91,8 @@ def camera_day_counts(conn: psycopg.Connection, camera: str, day: date) -> dict:
     zones = {}
     for name in sorted({name for name, _, _ in visits}):
         stays = [b - a for zone, a, b in visits if zone == name]
-        zones[name] = {"stays": len(stays), "median_s": round(float(np.median(stays)), 1),
+        # the lower middle, as counting answers take it (percentile_disc): a stay that happened, not a mean of two
+        zones[name] = {"stays": len(stays), "median_s": round(float(np.percentile(stays, 50, method="lower")), 1),
                        "longest_s": round(max(stays), 1), "distribution": dwell_distribution(stays),
                        "occupancy": occupancy([(a, b) for zone, a, b in visits if zone == name])}
     hours = _hours(conn, camera, start, end)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from video_analysis.store.counting import HOURS, TRACK_ROWS
-
 # (version, description, SQL), in version order.
 MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
     (
@@ -266,20 +264,45 @@ MIGRATIONS_FROM_9: list[tuple[int, str, str]] = [
             scene           integer NOT NULL,  -- the incident's place in the summary's list
             incident_type   text NOT NULL,
             start_t         double precision NOT NULL,  -- the incident's start
+            track_ids       integer[] NOT NULL,  -- the incident's tracks (two of a type may start together)
             t               double precision NOT NULL,  -- the frame's moment
             thumbnail_jpeg  bytea NOT NULL,
             PRIMARY KEY (partition_key, scene)
         );
         -- a camera's day counted: people, line crossings, zone entries and stays, its busiest hour and peak
         ALTER TABLE camera_daily_reports ADD COLUMN counts jsonb NOT NULL DEFAULT '{}';
-        """
-        + TRACK_ROWS.format(where="t.partition_key IN (SELECT partition_key FROM summaries)") + ";"
-        + """
+
+        -- the counting facts of the videos counted before this migration (the SQL of store/counting.py as it was
+        -- at this version: a migration keeps its own copy)
+        INSERT INTO counting_events (partition_key, kind, name, track_id, class_name, start_t, end_t, likely_repeat)
+        SELECT partition_key, 'track', '', track_id, class_name, first_t, last_t, likely_repeat FROM (
+        SELECT partition_key, track_id, class_name, first_t, last_t,
+               coalesce(gap BETWEEN -1 AND 3 AND (coalesce(alike, false) OR coalesce(near, false)), false)
+                   AS likely_repeat
+        FROM (
+            SELECT t.partition_key, t.track_id, t.class_name, t.first_t, t.last_t,
+                   t.first_t - lag(t.last_t) OVER w AS gap,
+                   lag(a.upper_color) OVER w IS NOT NULL AND a.upper_color = lag(a.upper_color) OVER w
+                       AND a.lower_color IS NOT DISTINCT FROM lag(a.lower_color) OVER w AS alike,
+                   sqrt(((t.path -> 0 ->> 1)::float8 - (lag(t.path -> -1 ->> 1) OVER w)::float8) ^ 2
+                        + ((t.path -> 0 ->> 2)::float8 - (lag(t.path -> -1 ->> 2) OVER w)::float8) ^ 2)
+                       <= greatest(t.best_y2 - t.best_y1, lag(t.best_y2 - t.best_y1) OVER w) AS near
+            FROM tracks t LEFT JOIN track_attributes a USING (partition_key, track_id)
+            WHERE t.partition_key IN (SELECT partition_key FROM summaries)
+            WINDOW w AS (PARTITION BY t.partition_key, t.class_name ORDER BY t.first_t, t.track_id)
+        ) rows
+        ) facts;
         UPDATE counting_events e SET likely_repeat = true
         WHERE kind = 'visit' AND EXISTS (SELECT 1 FROM counting_events b WHERE b.partition_key = e.partition_key
                                          AND b.kind = 'visit' AND b.name = e.name AND b.track_id = e.track_id
                                          AND b.start_t < e.start_t);
-        """
-        + HOURS.format(where="TRUE") + ";",
+        INSERT INTO counting_hours (partition_key, hour, kind, name, class_name, direction, n, repeats)
+        SELECT e.partition_key,
+               date_trunc('hour', coalesce(v.recorded_at, v.last_modified) + make_interval(secs => e.start_t), 'UTC'),
+               e.kind, e.name, e.class_name, coalesce(e.direction, ''), count(*),
+               count(*) FILTER (WHERE e.likely_repeat)
+        FROM counting_events e JOIN videos v USING (partition_key)
+        GROUP BY 1, 2, 3, 4, 5, 6;
+        """,
     ),
 ]

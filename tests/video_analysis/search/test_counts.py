@@ -183,3 +183,28 @@ def test_the_full_profile_checkpoint_phrases_queries_through_its_real_loader(lob
                      phraser=writer.phrase_query)
     assert answer.note.startswith("read by the language model:")  # the model ran; a random one reads nothing
     assert answer.text.startswith("Cannot answer that from the footage: the language model")
+
+
+def test_hours_are_utc_whatever_the_session_s_time_zone_and_rows_past_a_short_header_duration_count(lobby):
+    from video_analysis.store.camera_counts import camera_day_counts
+
+    lobby.execute("SET TimeZone = 'Asia/Kolkata'")  # +05:30: a server initialised on a host in India
+    assert counted(lobby, "When was it busiest today?", now=NOW).text.startswith(
+        "The busiest hour today was 2026-12-07 14:00-15:00 UTC")
+    assert [h["hour"] for h in camera_day_counts(lobby, "lobby", DAY.date())["hours"]] == [
+        "2026-12-07T13:00:00+00:00", "2026-12-07T14:00:00+00:00"]
+    # a container whose header says 60 s, holding ten minutes: its late crossings still count at the edges
+    lobby.execute("UPDATE videos SET duration_s = 60 WHERE partition_key = 'c'")
+    assert counted(lobby, "How many people came in through the door between 14:55 and 15:00?", now=NOW
+                   ).text.startswith("6 people went in")  # c's crossings at 305 s and on, 14:55:05 to 14:59:15
+
+
+def test_the_median_stay_is_the_same_in_the_answer_and_on_the_cameras_page(db):
+    from video_analysis.store.camera_counts import camera_day_counts
+
+    add_video(db, "v", "hall", DAY.replace(hour=9), [(1, 10.0, 40.0, (0.0, 0.0), (100.0, 0.0), "red"),
+                                                    (2, 50.0, 90.0, (0.0, 0.0), (100.0, 0.0), "blue")])
+    _replace(db, "v", [], [Visit("desk", 1, "person", 10.0, 19.0), Visit("desk", 2, "person", 50.0, 80.0)])
+    assert counted(db, "How long did people stay at the desk?", now=NOW).text.startswith(
+        "2 stays in desk: median 9 s, longest 30 s")
+    assert camera_day_counts(db, "hall", DAY.date())["zones"]["desk"]["median_s"] == 9.0
