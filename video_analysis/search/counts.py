@@ -53,18 +53,16 @@ def _split(since: datetime | None, until: datetime | None):
     return (lo, hi), edges
 
 
-# The rows of a kind in a range. A row that began in [since, until) lies in a video holding a tally for one of
-# the range's hours: the videos are found through the hourly tallies (an index), whatever their length.
+# The rows of a kind in a range. A row's moment is its video's start plus at most what was decoded of it (the
+# detection pass's covered_s; the header's duration may say less), so the videos are bounded through their
+# start (an index) by the longest video's span.
 _ROWS_OF = f"""
     FROM videos v JOIN counting_events e USING (partition_key)
     WHERE v.superseded_by IS NULL AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
       AND e.kind = %(kind)s AND e.name = %(name)s AND e.class_name = %(class_name)s
       AND (%(direction)s::text IS NULL OR e.direction = %(direction)s)
-      AND (%(since)s::timestamptz IS NULL OR (e.partition_key IN (
-               SELECT h.partition_key FROM counting_hours h
-               WHERE h.kind = %(kind)s AND h.class_name = %(class_name)s AND h.name = %(name)s
-                 AND h.hour >= date_trunc('hour', %(since)s::timestamptz, 'UTC')
-                 AND (%(until)s::timestamptz IS NULL OR h.hour < %(until)s))
+      AND (%(since)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) >= %(since)s - make_interval(
+               secs => (SELECT coalesce(max(greatest(duration_s, covered_s)), 0) + 60 FROM videos))
            AND {MOMENT} >= %(since)s))
       AND (%(until)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) < %(until)s
                                                AND {MOMENT} < %(until)s))
@@ -72,6 +70,7 @@ _ROWS_OF = f"""
                SELECT 1 FROM track_attributes a WHERE a.partition_key = e.partition_key AND a.track_id = e.track_id
                  AND %(colour)s IN (a.upper_color, a.lower_color, a.color)))
 """
+
 
 _TALLIES = """
 SELECT {by}, sum(h.n), sum(h.repeats) FROM counting_hours h JOIN videos v USING (partition_key)
@@ -114,7 +113,8 @@ def hourly(conn: psycopg.Connection, query, what: Counted, by: str = "hour") -> 
 def first_rows(conn: psycopg.Connection, query, what: Counted) -> list[Citation]:
     """The first rows counted, by their video's start, then their moment."""
     order = "coalesce(v.recorded_at, v.last_modified), e.start_t"
-    rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} ORDER BY {order} "
+    rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
+                        f"ORDER BY {order} "
                         f"LIMIT {CITED}", _params(query, what, query.since, query.until), prepare=False).fetchall()
     return [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
 

@@ -193,8 +193,8 @@ def test_hours_are_utc_whatever_the_session_s_time_zone_and_rows_past_a_short_he
         "The busiest hour today was 2026-12-07 14:00-15:00 UTC")
     assert [h["hour"] for h in camera_day_counts(lobby, "lobby", DAY.date())["hours"]] == [
         "2026-12-07T13:00:00+00:00", "2026-12-07T14:00:00+00:00"]
-    # a container whose header says 60 s, holding ten minutes: its late crossings still count at the edges
-    lobby.execute("UPDATE videos SET duration_s = 60 WHERE partition_key = 'c'")
+    # a container whose header says 60 s, holding ten minutes (decoded: 600 s): its late crossings still count
+    lobby.execute("UPDATE videos SET duration_s = 60, covered_s = 600")
     assert counted(lobby, "How many people came in through the door between 14:55 and 15:00?", now=NOW
                    ).text.startswith("6 people went in")  # c's crossings at 305 s and on, 14:55:05 to 14:59:15
 
