@@ -382,6 +382,14 @@ class DevStack:
         ticks = self.webserver.query(query, {"name": sensor})["sensorOrError"]["sensorState"]["ticks"]
         return sum(1 for tick in ticks if tick["timestamp"] > since and tick["status"] != "STARTED")
 
+    def sensor_tick_in_progress(self, sensor: str) -> bool:
+        """Whether the daemon is in the middle of a tick of ``sensor`` (stopping a sensor lets that tick finish)."""
+        query = """query ($name: String!) { sensorOrError(sensorSelector: {repositoryLocationName: "reelgraph",
+          repositoryName: "__repository__", sensorName: $name}) {
+          ... on Sensor { sensorState { ticks(limit: 1) { status } } } } }"""
+        ticks = self.webserver.query(query, {"name": sensor})["sensorOrError"]["sensorState"]["ticks"]
+        return bool(ticks) and ticks[0]["status"] == "STARTED"
+
     def completed(self, object_key: str) -> bool:
         """Every stage of the video done (embeddings and summaries run side by side: neither is last)."""
         return set(self.stage_states(object_key).values()) == {"done"} and len(self.stage_states(object_key)) == 6

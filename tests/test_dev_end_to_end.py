@@ -224,6 +224,9 @@ def _materialized_in(dev, runs, stage) -> Counter:
 def test_bulk_import_then_backfills_batch_videos_and_redo_only_stale_ones(dev, short_clip):
     sensor_id = dev.webserver.query(_SENSOR)["sensorOrError"]["id"]
     dev.webserver.query(_STOP_SENSOR, {"id": sensor_id})  # a bulk import: footage waits for a backfill
+    # a tick already under way when the sensor stopped would still see the import: let it end first (on a loaded
+    # machine a tick takes seconds)
+    dev.wait_for(lambda: not dev.sensor_tick_in_progress("video_upload_sensor"), 120, "the sensor's last tick")
     manifest = dev.manifest.read_text()
     try:
         _bulk_import_and_backfills(dev, short_clip)
