@@ -6,6 +6,10 @@ otherwise leave them running, holding the port and the pool slots. The superviso
 SIGHUP from the first moment of `reelgraph dev`, passes a stop to every child it started (SIGTERM to each
 group, SIGKILL to whatever is left after a grace period), and a child started after the stop arrived is
 stopped at once.
+
+Dagster's daemon is stopped first, and waited for: it launches run retries, and a run its worker fails at the
+stop would otherwise be retried at once, against code servers that are stopping too, and fail before it starts
+(the retry spent). Stopped first, the daemon leaves that failure to the next start's daemon, which retries it.
 """
 
 from __future__ import annotations
@@ -21,18 +25,15 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_GRACE_S = 15.0
+# Stopped before the rest of their group, and waited for (at most FIRST_STOP_WAIT_S): Dagster's daemon.
+FIRST_TO_STOP = b"dagster._daemon"
+FIRST_STOP_WAIT_S = 10.0
 
 
-def group_running(group: int) -> bool:
-    """Whether a process of the group still runs (zombies, which only wait to be reaped, do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(group, 0)
-            return True
-        except ProcessLookupError:
-            return False
-    for entry in proc.iterdir():
+def _group_pids(group: int) -> list[int]:
+    """The group's running processes (zombies, which only wait to be reaped, do not count)."""
+    found = []
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -40,8 +41,39 @@ def group_running(group: int) -> bool:
         except (OSError, IndexError):
             continue
         if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of the group still runs."""
+    if not Path("/proc").is_dir():
+        try:
+            os.killpg(group, 0)
             return True
-    return False
+        except ProcessLookupError:
+            return False
+    return bool(_group_pids(group))
+
+
+def _first_to_stop(group: int) -> list[int]:
+    if not Path("/proc").is_dir():
+        return []
+    pids = []
+    for pid in _group_pids(group):
+        try:
+            if FIRST_TO_STOP in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _reap(group: int) -> None:
@@ -87,9 +119,24 @@ class Supervisor:
     def _on_signal(self, signum, _frame) -> None:
         first = not self.stopping
         self.stopping.append(signum)  # first: a second signal while this one is handled finds it recorded
+        if first:
+            self._stop_first()
         self._pass_stop()
         if first:
             log.warning("%s: %s: stopping everything it started", self.name, signal.Signals(signum).name)
+
+    def _stop_first(self) -> None:
+        """SIGTERM to the daemons of every group, and wait for them to be gone (see the module's note)."""
+        daemons = [pid for process in self._groups for pid in _first_to_stop(process.pid)]
+        for pid in daemons:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + FIRST_STOP_WAIT_S
+        while daemons and time.monotonic() < deadline:
+            daemons = [pid for pid in daemons if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+            time.sleep(0.1)
 
     def _pass_stop(self) -> None:
         for process in self._groups:
@@ -109,6 +156,8 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """SIGTERM to every child (each group whole), SIGKILL to what is left after the grace period."""
+        if not self.stopping:  # a stop from the code, not a signal: the daemons first all the same
+            self._stop_first()
         self._pass_stop()
         deadline = time.monotonic() + self.grace_s
         for process in self._companions:

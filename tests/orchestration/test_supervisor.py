@@ -70,3 +70,33 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period():
     assert supervisor.wait(20) == 0
     ended = json.loads(supervisor.stdout.readline())
     assert ended["child_status"] == -signal.SIGKILL and 1.4 < ended["stop_s"] < 5
+
+
+# `dagster dev` and, in its group, a daemon and a run worker, each writing down when SIGTERM reached it; the
+# daemon takes a second to stop, as Dagster's does.
+DAEMON = ("import signal, sys, time  # python -m dagster._daemon run\n"
+          "def stop(*_):\n    open(sys.argv[1], 'a').write(f'daemon {time.time()}\\n'); time.sleep(1.0); sys.exit(0)\n"
+          "signal.signal(signal.SIGTERM, stop)\ntime.sleep(600)")
+WORKER = ("import signal, sys, time\n"
+          "def stop(*_):\n    open(sys.argv[1], 'a').write(f'worker {time.time()}\\n'); sys.exit(0)\n"
+          "signal.signal(signal.SIGTERM, stop)\ntime.sleep(600)")
+
+
+def test_the_daemon_is_stopped_and_gone_before_the_rest_of_its_group_is_told_to_stop(tmp_path):
+    """A run its worker fails at the stop must not be retried by a daemon still running, against code servers
+    that are stopping: the daemon goes first, and the next start's daemon retries the run."""
+    log = tmp_path / "stops.log"
+    dev = ("import subprocess, sys, time\n"
+           f"subprocess.Popen([sys.executable, '-c', {DAEMON!r}, {str(log)!r}])\n"
+           f"subprocess.Popen([sys.executable, '-c', {WORKER!r}, {str(log)!r}])\n"
+           "time.sleep(600)")
+    supervisor = _supervised("family", "10", dev)
+    child = json.loads(supervisor.stdout.readline())["child"]
+    deadline = time.monotonic() + 20
+    while len(group_members(child)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # their handlers are in place
+    os.kill(supervisor.pid, signal.SIGTERM)
+    assert supervisor.wait(20) == 0 and group_members(child) == []
+    stops = dict(line.split() for line in log.read_text().splitlines())
+    assert float(stops["worker"]) - float(stops["daemon"]) >= 1.0, stops  # told only once the daemon had stopped
