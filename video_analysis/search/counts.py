@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from video_analysis.events.answers import Answer, Citation
+from video_analysis.store.catalog import RECORDED_AT
 from video_analysis.store.counting import MOMENT
 
 CITED = 5  # rows cited with a count: enough to open and check, not the whole list
@@ -61,11 +62,10 @@ _ROWS_OF = f"""
     WHERE v.superseded_by IS NULL AND (%(camera)s::text IS NULL OR v.camera = %(camera)s)
       AND e.kind = %(kind)s AND e.name = %(name)s AND e.class_name = %(class_name)s
       AND (%(direction)s::text IS NULL OR e.direction = %(direction)s)
-      AND (%(since)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) >= %(since)s - make_interval(
+      AND (%(since)s::timestamptz IS NULL OR ({RECORDED_AT} >= %(since)s - make_interval(
                secs => (SELECT coalesce(max(greatest(duration_s, covered_s)), 0) + 60 FROM videos))
            AND {MOMENT} >= %(since)s))
-      AND (%(until)s::timestamptz IS NULL OR (coalesce(v.recorded_at, v.last_modified) < %(until)s
-                                               AND {MOMENT} < %(until)s))
+      AND (%(until)s::timestamptz IS NULL OR ({RECORDED_AT} < %(until)s AND {MOMENT} < %(until)s))
       AND (%(colour)s::text IS NULL OR EXISTS (
                SELECT 1 FROM track_attributes a WHERE a.partition_key = e.partition_key AND a.track_id = e.track_id
                  AND %(colour)s IN (a.upper_color, a.lower_color, a.color)))
@@ -112,10 +112,13 @@ def hourly(conn: psycopg.Connection, query, what: Counted, by: str = "hour") -> 
 
 def first_rows(conn: psycopg.Connection, query, what: Counted) -> list[Citation]:
     """The first rows counted, by their video's start, then their moment."""
-    order = "coalesce(v.recorded_at, v.last_modified), e.start_t"
-    rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
-                        f"ORDER BY {order} "
-                        f"LIMIT {CITED}", _params(query, what, query.since, query.until), prepare=False).fetchall()
+    return _cited(conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
+                               f"ORDER BY {RECORDED_AT}, e.start_t LIMIT {CITED}",
+                               _params(query, what, query.since, query.until), prepare=False).fetchall())
+
+
+def _cited(rows) -> list[Citation]:
+    """Rows (partition, object key, start, end) as citations [1]..[n]."""
     return [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
 
 
@@ -126,10 +129,9 @@ def stays(conn: psycopg.Connection, query, what: Counted) -> tuple[int, float, f
     n, median, longest = conn.execute(
         f"SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY e.end_t - e.start_t), "
         f"max(e.end_t - e.start_t) {_ROWS_OF}", params, prepare=False).fetchone()
-    rows = conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
-                        f"ORDER BY e.end_t - e.start_t DESC, e.partition_key, e.start_t LIMIT {CITED}", params,
-                        prepare=False).fetchall()
-    cited = [Citation(i, key, obj, round(start, 1), round(end, 1)) for i, (key, obj, start, end) in enumerate(rows, 1)]
+    cited = _cited(conn.execute(f"SELECT e.partition_key, v.object_key, e.start_t, e.end_t {_ROWS_OF} "
+                                f"ORDER BY e.end_t - e.start_t DESC, e.partition_key, e.start_t LIMIT {CITED}",
+                                params, prepare=False).fetchall())
     return int(n), float(median or 0.0), float(longest or 0.0), cited
 
 

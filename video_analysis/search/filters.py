@@ -13,9 +13,7 @@ from datetime import datetime
 
 import psycopg
 
-# When a video's footage began: its recording time from the key, else when it was uploaded. Every time
-# filter of search (tracks, incidents, summaries) is written on this one expression.
-RECORDED_AT = "coalesce(v.recorded_at, v.last_modified)"
+from video_analysis.store.catalog import RECORDED_AT
 
 CANDIDATES = 100  # per retriever, before fusion, at most
 EF_SEARCH = 2 * CANDIDATES

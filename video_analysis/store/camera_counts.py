@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import psycopg
 
+from video_analysis.store.catalog import RECORDED_AT
 from video_analysis.store.counting import MOMENT
 
 OCCUPANCY_STEP_S = 300  # one bar of the occupancy chart
@@ -53,8 +54,7 @@ def _spans(conn: psycopg.Connection, camera: str, start: datetime, end: datetime
             FROM counting_events e JOIN videos v USING (partition_key)
             WHERE v.camera = %(camera)s AND v.superseded_by IS NULL AND e.kind = %(kind)s
               AND e.class_name = 'person' AND NOT (e.kind = 'track' AND e.likely_repeat)
-              AND coalesce(v.recorded_at, v.last_modified) >= %(start)s - interval '1 day'
-              AND coalesce(v.recorded_at, v.last_modified) < %(end)s
+              AND {RECORDED_AT} >= %(start)s - interval '1 day' AND {RECORDED_AT} < %(end)s
               AND {MOMENT} + make_interval(secs => e.end_t - e.start_t) >= %(start)s AND {MOMENT} < %(end)s""",
         {"camera": camera, "start": start, "end": end, "kind": kind}).fetchall()
 

@@ -18,6 +18,10 @@ from video_analysis.runtime.object_store import ObjectInfo
 from video_analysis.vision.decode_report import allowed_shortfall_s
 from video_analysis.vision.probe import VideoProbe
 
+# When a video's footage began: its recording time from the key, else when it was uploaded. Every time filter
+# of search and every count over time is written on this one expression (``v`` is the video).
+RECORDED_AT = "coalesce(v.recorded_at, v.last_modified)"
+
 
 class UnknownVideoError(LookupError):
     """No video is registered under that partition key."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import psycopg
 
+from video_analysis.store.catalog import RECORDED_AT
 from video_analysis.store.writer import replace_partition_rows
 
 # When a row's moment happened: its video's recording time (the upload's time for files without one) plus its
 # seconds into the video. `v` is the video, `e` the counting row.
-MOMENT = "coalesce(v.recorded_at, v.last_modified) + make_interval(secs => e.start_t)"
+MOMENT = f"{RECORDED_AT} + make_interval(secs => e.start_t)"
 
 # A row per track of the videos chosen by {where} (on tracks `t`). A track is *likely a repeat* when it begins
 # within 3 s after the track of its class before it in the video ended (or overlaps it by at most 1 s: a track
