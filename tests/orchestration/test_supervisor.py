@@ -84,7 +84,7 @@ WORKER = ("import signal, sys, time\n"
           "    except OSError:\n        state = 'gone'\n"
           "    open(sys.argv[1], 'w').write('daemon running' if state not in ('Z', 'gone') else 'daemon gone')\n"
           "    sys.exit(0)\n"
-          "signal.signal(signal.SIGTERM, stop)\ntime.sleep(600)")
+          "signal.signal(signal.SIGTERM, stop)\nopen(sys.argv[1] + '.worker', 'w').write('up')\ntime.sleep(600)")
 
 
 def test_the_daemon_is_stopped_and_gone_before_the_rest_of_its_group_is_told_to_stop(tmp_path):
@@ -98,9 +98,10 @@ def test_the_daemon_is_stopped_and_gone_before_the_rest_of_its_group_is_told_to_
     supervisor = _supervised("family", "10", dev)
     child = json.loads(supervisor.stdout.readline())["child"]
     deadline = time.monotonic() + 20
-    while len(group_members(child)) < 3 and time.monotonic() < deadline:
+    ready = [Path(f"{log}.daemon"), Path(f"{log}.worker")]  # each writes its file once its handler is in place
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(0.5)  # their handlers are in place
+    assert all(path.exists() for path in ready)
     os.kill(supervisor.pid, signal.SIGTERM)
     assert supervisor.wait(20) == 0 and group_members(child) == []
     assert log.read_text() == "daemon gone"  # the worker was told to stop once the daemon was killed
